@@ -1,0 +1,40 @@
+-- name: migrations_create_table()!
+-- The tracking table of applied schema/ files (one row per file, keyed by name).
+CREATE TABLE IF NOT EXISTS pgstash_migrations (
+    name TEXT PRIMARY KEY,
+    checksum TEXT NOT NULL,
+    applied TIMESTAMPTZ NOT NULL DEFAULT CURRENT_TIMESTAMP
+);
+
+-- name: migrations_lock(lock_key)$
+-- Serialises migrate() across processes: a session advisory lock, held until unlocked.
+SELECT pg_advisory_lock(:lock_key);
+
+-- name: migrations_unlock(lock_key)$
+-- Releases the advisory lock taken by migrations_lock.
+SELECT pg_advisory_unlock(:lock_key);
+
+-- name: migrations_applied()
+-- Every applied migration with its checksum, in order (primary key scan).
+SELECT
+    name,
+    checksum,
+    applied
+FROM pgstash_migrations
+ORDER BY name;
+
+-- name: migrations_record(name, checksum)!
+-- Records one applied migration, in the same transaction as the migration itself.
+INSERT INTO pgstash_migrations (name, checksum)
+VALUES (:name, :checksum);
+
+-- name: migrations_tracking_exists()$
+-- Whether the tracking table exists yet (read-only probe used by `pgstash status`).
+SELECT to_regclass('pgstash_migrations') IS NOT NULL;
+
+-- name: extension_available(extension_name)$
+-- Whether the server can CREATE EXTENSION this name (pg_available_extensions).
+SELECT exists(
+    SELECT 1 FROM pg_available_extensions
+    WHERE name = :extension_name
+);

@@ -1,0 +1,76 @@
+"""Every error pgstash raises; all derive from `PgstashError`."""
+
+from __future__ import annotations
+
+__all__ = [
+    "ConfigurationError",
+    "DatabaseError",
+    "DimensionMismatchError",
+    "InstructionsNotFoundError",
+    "MigrationError",
+    "MissingArgumentError",
+    "PgstashError",
+    "SchemaMissingError",
+]
+
+
+class PgstashError(Exception):
+    """Base class of every pgstash error."""
+
+
+class ConfigurationError(PgstashError):
+    """pgstash is set up wrongly (no DSN, unreachable server, no current pool), or a stored
+    configuration does not fit the type it is loaded into."""
+
+
+class MigrationError(PgstashError):
+    """A migration could not be applied, or an applied migration's file has changed."""
+
+
+class SchemaMissingError(PgstashError):
+    """A table a call needs does not exist; the message names it and what creates it."""
+
+    def __init__(self, table: str, remedy: str) -> None:
+        super().__init__(f'table "{table}" does not exist: create it with {remedy}')
+        self.table = table
+        self.remedy = remedy
+
+
+class DimensionMismatchError(PgstashError, ValueError):
+    """A vector's dimension differs from the dimension of its table or of its batch."""
+
+    def __init__(self, expected: int, actual: int, where: str = "") -> None:
+        at = f" ({where})" if where else ""
+        super().__init__(f"expected vectors of dimension {expected}, got {actual}{at}")
+        self.expected = expected
+        self.actual = actual
+
+
+class InstructionsNotFoundError(PgstashError, LookupError):
+    """No instructions are stored under the name."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"no instructions named {name!r}; store them with define()")
+        self.name = name
+
+
+class MissingArgumentError(PgstashError, KeyError):
+    """A declared required argument of instructions was not given."""
+
+    def __init__(self, instructions: str, argument: str) -> None:
+        super().__init__(f"instructions {instructions!r} require the argument {argument!r}")
+        self.instructions = instructions
+        self.argument = argument
+
+    def __str__(self) -> str:  # KeyError would repr() the message
+        return str(self.args[0])
+
+
+class DatabaseError(PgstashError):
+    """A driver error, wrapped with the name of the query that failed and its SQLSTATE."""
+
+    def __init__(self, query: str, sqlstate: str | None, message: str) -> None:
+        state = f" [SQLSTATE {sqlstate}]" if sqlstate else ""
+        super().__init__(f"query {query!r} failed{state}: {message}")
+        self.query = query
+        self.sqlstate = sqlstate

@@ -1,0 +1,42 @@
+"""Fills the `{slot}` identifiers of template queries, and nothing else.
+
+This is the only place where text is put into SQL: identifiers that match
+`^[a-z_][a-z0-9_]{0,62}$`, double-quoted. Values never come here; they are bound parameters.
+"""
+
+from __future__ import annotations
+
+import re
+
+__all__ = ["IDENTIFIER", "quote_identifier", "render", "validate_identifier"]
+
+IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]{0,62}")
+_SLOT = re.compile(r"\{([a-z_]+)\}")
+
+
+def validate_identifier(name: object) -> str:
+    """`name` if it is a plain lower-case SQL identifier of at most 63 characters, else `ValueError`."""
+    if not isinstance(name, str) or IDENTIFIER.fullmatch(name) is None:
+        raise ValueError(
+            f"invalid table or identifier name {name!r}: use 1 to 63 characters of a-z, 0-9 "
+            "and _, not starting with a digit"
+        )
+    return name
+
+
+def quote_identifier(name: object) -> str:
+    """The validated identifier in double quotes."""
+    return f'"{validate_identifier(name)}"'
+
+
+def render(template: str, **slots: str) -> str:
+    """`template` with every `{slot}` replaced by its quoted identifier. A slot without a value,
+    or a value that is not a valid identifier, raises `ValueError`."""
+
+    def fill(match: re.Match[str]) -> str:
+        slot = match.group(1)
+        if slot not in slots:
+            raise ValueError(f"template slot {{{slot}}} has no value")
+        return quote_identifier(slots[slot])
+
+    return _SLOT.sub(fill, template)

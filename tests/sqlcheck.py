@@ -1,0 +1,34 @@
+"""PREPAREs named queries against a real database inside a rolled-back transaction."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+from pgstash import Postgres
+from pgstash.queries import Query
+
+# Slot values for template queries; each names a table the preparation creates first.
+TEMPLATE_SLOTS: dict[str, Mapping[str, str]] = {}
+
+# Statements run (inside the rolled-back transaction) before preparing template queries.
+TEMPLATE_SETUP: list[str] = []
+
+
+async def prepare_all(postgres: Postgres, queries: Iterable[Query]) -> int:
+    """PREPAREs each query (templates rendered with `TEMPLATE_SLOTS`) and rolls everything back.
+    A query naming a missing table or column raises `DatabaseError` with its name."""
+    count = 0
+    async with postgres.connection() as connection:
+        transaction = connection.transaction()
+        await transaction.start()
+        try:
+            for statement in TEMPLATE_SETUP:
+                await connection.execute(statement)
+            for named in queries:
+                sql = postgres.render(named, TEMPLATE_SLOTS[named.name]) if named.is_template else named.sql
+                with postgres.errors(named.name):
+                    await connection.prepare(sql)
+                count += 1
+        finally:
+            await transaction.rollback()
+    return count
