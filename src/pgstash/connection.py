@@ -138,7 +138,7 @@ class Postgres:
         retry = kind in _RETRYABLE_KINDS and self._connection.get() is None
         while True:
             try:
-                async with self.connection() as connection:
+                async with self.connection(name) as connection:
                     return await self._timed(name, kind, connection, sql, args)
             except DatabaseError as error:
                 if not (retry and isinstance(error.__cause__, _CONNECTION_LOST)):
@@ -195,13 +195,14 @@ class Postgres:
     # -- connections and transactions --------------------------------------------------------
 
     @contextlib.asynccontextmanager
-    async def connection(self) -> AsyncIterator[Any]:
-        """The transaction's connection when one is in scope, else one from the pool."""
+    async def connection(self, purpose: str = "acquire") -> AsyncIterator[Any]:
+        """The transaction's connection when one is in scope, else one from the pool; failing to
+        get one raises `DatabaseError` naming `purpose` (the query it was for)."""
         current = self._connection.get()
         if current is not None:
             yield current
             return
-        with self.errors("acquire"):
+        with self.errors(purpose):
             acquired = await self._pool.acquire()
         try:
             yield acquired
