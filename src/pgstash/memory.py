@@ -10,7 +10,8 @@ twice in one pipeline) is explained at the top of `queries/memory.sql`.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from functools import partial
 from typing import Any, TypeAlias
 
 import attrs
@@ -37,7 +38,7 @@ _text = validators.instance_of(str)
 
 
 def _mapping(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
-    if not isinstance(value, Mapping):
+    if not isinstance(value, dict | Mapping):  # dict first: the ABC check is slow
         raise TypeError(f"{attribute.name} must be a mapping, got {type(value).__name__}")
 
 
@@ -85,7 +86,6 @@ class ModelOutput:
 ModelContextElement: TypeAlias = ModelInput | ModelOutput
 
 ELEMENT_TAGS: Mapping[type, str] = {ModelInput: "model_input", ModelOutput: "model_output"}
-_TAGGED = frozenset(ELEMENT_TAGS.values())
 
 
 def _elements(values: Iterable[ModelContextElement]) -> tuple[ModelContextElement, ...]:
@@ -108,14 +108,41 @@ def _json_object(value: Any, _: Any) -> Mapping[str, Any]:
     return value
 
 
-def _element_converter() -> cattrs.Converter:
-    converter = cattrs.Converter()
-    def is_json_object(cl: Any) -> bool:
-        return bool(cl == Mapping[str, Any])
+def _as_decoded(value: Any, _: Any) -> Any:
+    """Stored strings are used as decoded; the classes' validators check their type."""
+    return value
 
-    converter.register_structure_hook_func(is_json_object, _json_object)
+
+def _is_json_object(cl: Any) -> bool:
+    return bool(cl == Mapping[str, Any])
+
+
+_TOOL_CALLS: Mapping[Any, type] = {
+    tuple[ToolRequest, ...]: ToolRequest,
+    tuple[ToolResponse, ...]: ToolResponse,
+}
+
+
+def _tuple_of(converter: cattrs.Converter, sequence: Any) -> Any:
+    cl = _TOOL_CALLS[sequence]
+    structure = converter.get_structure_hook(cl)
+
+    def structure_tuple(values: Any, _: Any) -> tuple[Any, ...]:
+        return tuple([structure(value, cl) for value in values]) if values else ()
+
+    return structure_tuple
+
+
+def _element_converter() -> cattrs.Converter:
+    """cattrs for elements <-> JSON: a tagged union on `"type"`. Recall structures thousands of
+    elements per second, so JSON objects and strings pass through as decoded (the attrs
+    validators check them) and empty tool lists skip the generic sequence machinery."""
+    converter = cattrs.Converter()
+    converter.register_structure_hook(str, _as_decoded)
+    converter.register_structure_hook_func(_is_json_object, _json_object)
     # A shallow copy: orjson checks the values when remember serialises the element.
-    converter.register_unstructure_hook_func(is_json_object, dict)
+    converter.register_unstructure_hook_func(_is_json_object, dict)
+    converter.register_structure_hook_factory(_TOOL_CALLS.__contains__, partial(_tuple_of, converter))
     configure_tagged_union(
         ModelContextElement, converter, tag_generator=ELEMENT_TAGS.__getitem__, tag_name="type"
     )
@@ -124,7 +151,15 @@ def _element_converter() -> cattrs.Converter:
 
 converter = _element_converter()
 _unstructure_element = converter.get_unstructure_hook(ModelContextElement)
-_structure_element = converter.get_structure_hook(ModelContextElement)
+# The union's members by tag, for element_of and recall's hot path.
+_STRUCTURE_BY_TAG = {tag: (converter.get_structure_hook(cl), cl) for cl, tag in ELEMENT_TAGS.items()}
+
+
+def _one_argument(structure: Callable[[Any, Any], Any], cl: type) -> Callable[[Any], ModelContextElement]:
+    return lambda content: structure(content, cl)
+
+
+_FROM_JSON = {tag: _one_argument(structure, cl) for tag, (structure, cl) in _STRUCTURE_BY_TAG.items()}
 
 
 def element_json(element: ModelContextElement) -> dict[str, Any]:
@@ -133,21 +168,39 @@ def element_json(element: ModelContextElement) -> dict[str, Any]:
     return unstructured
 
 
+def _described(error: BaseException, _: Any) -> str:
+    if isinstance(error, KeyError):
+        return "required field missing"
+    return str(error.args[0]) if error.args else type(error).__name__
+
+
+def elements_of(contents: Sequence[Any], identifier: str = "?") -> list[ModelContextElement]:
+    """The elements of stored JSON objects, in order; a bad one raises as in `element_of`."""
+    try:
+        return [_FROM_JSON[content["type"]](content) for content in contents]
+    except Exception:
+        for content in contents:  # the slow path finds the bad one and says what is wrong
+            element_of(content, identifier)
+        raise
+
+
 def element_of(content: Any, identifier: str = "?") -> ModelContextElement:
     """The element a stored JSON object holds; `MemoryElementError` names an unknown `type` or a
     shape that does not fit."""
     tag = content.get("type") if isinstance(content, dict) else None
-    if tag not in _TAGGED:
+    member = _STRUCTURE_BY_TAG.get(tag) if isinstance(tag, str) else None
+    if member is None:
         raise MemoryElementError(
             f"memory {identifier!r} holds an element of unknown type {tag!r}: pgstash reads "
-            f"{sorted(_TAGGED)}; remove or fix that row of memories_elements"
+            f"{sorted(_STRUCTURE_BY_TAG)}; remove or fix that row of memories_elements"
         )
+    structure, cl = member
     try:
-        element: ModelContextElement = _structure_element(content, ModelContextElement)
+        element: ModelContextElement = structure(content, cl)
     except Exception as error:
         detail: object = error
         if isinstance(error, cattrs.BaseValidationError):
-            detail = "; ".join(cattrs.transform_error(error))
+            detail = "; ".join(cattrs.transform_error(error, format_exception=_described))
         raise MemoryElementError(
             f"memory {identifier!r} holds a {tag!r} element that does not fit: {detail}"
         ) from error
@@ -254,7 +307,7 @@ class PostgresModelMemory:
         among them); an unlimited recall returns the whole history as stored."""
         window = _limit(limit, "limit") if limit is not None else self.recall_limit
         row = await self._postgres().run("memory_recall", identifier=self.identifier, element_limit=window)
-        context = [element_of(content, self.identifier) for content in row["context"]]
+        context = elements_of(row["context"], self.identifier)
         if window is not None:
             opening = (index for index, element in enumerate(context) if _opens_a_turn(element))
             del context[: next(opening, len(context))]
