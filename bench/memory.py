@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import uuid
 from typing import Any
 
@@ -92,7 +93,7 @@ async def round_trips(dsn: str, identifier: str) -> dict[str, int]:
         await memory.remember(*items, variables={"warm": True})
         await memory.recall(limit=RECALL_LIMIT)
         for inside in (False, True):
-            async with postgres.transaction() if inside else _nothing():
+            async with postgres.transaction() if inside else contextlib.nullcontext():
                 counter.reset()
                 await memory.remember(*items, variables={"n": 1})
                 counted[f"remember{' in transaction' if inside else ''}"] = counter.round_trips
@@ -100,14 +101,6 @@ async def round_trips(dsn: str, identifier: str) -> dict[str, int]:
                 await memory.recall(limit=RECALL_LIMIT)
                 counted[f"recall{' in transaction' if inside else ''}"] = counter.round_trips
     return counted
-
-
-class _nothing:
-    async def __aenter__(self) -> None:
-        return None
-
-    async def __aexit__(self, *exc: object) -> None:
-        return None
 
 
 async def run(dsn: str, scale: Scale) -> list[Result]:

@@ -8,7 +8,8 @@
 -- round trip, one implicit transaction, committed together at Sync): first with nothing to
 -- append, which creates or locks the memory row; then with the items, whose snapshot sees
 -- every remember committed before the lock was granted. Concurrent remembers on one memory
--- thus serialise, never interleave, and `created` increases strictly in commit order.
+-- thus serialise, never interleave, and `created` increases strictly in commit order. (This
+-- relies on READ COMMITTED, PostgreSQL's default, where each statement takes a new snapshot.)
 -- The conflict branch `DO UPDATE ... WHERE FALSE` locks the existing row (FOR NO KEY UPDATE,
 -- which foreign-key checks do not wait for) without writing a new version of it.
 

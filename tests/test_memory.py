@@ -50,7 +50,13 @@ CREATE TABLE memories_elements (
 
 QUESTION = ModelInput("What is the weather in Paris?", meta={"user": "ada"})
 CALL = ModelOutput("", tool_requests=(ToolRequest("call-1", "weather", {"city": "Paris"}),))
-RESULT = ModelInput("", tool_responses=(ToolResponse("call-1", "weather", "18 C, clouds"),))
+RESULT = ModelInput(
+    "",
+    tool_responses=(
+        ToolResponse("call-1", "weather", "18 C, clouds"),
+        ToolResponse("call-2", "radar", "radar offline", error=True),
+    ),
+)
 ANSWER = ModelOutput("18 degrees and cloudy.", meta={"model": "m-1", "tokens": 7})
 THANKS = ModelInput("Thanks!")
 WELCOME = ModelOutput("You are welcome.")
@@ -76,7 +82,8 @@ def test_elements_are_tagged_json_and_read_back_equal() -> None:
         "type": "model_input",
         "content": "",
         "tool_responses": [
-            {"identifier": "call-1", "tool": "weather", "content": "18 C, clouds", "error": False}
+            {"identifier": "call-1", "tool": "weather", "content": "18 C, clouds", "error": False},
+            {"identifier": "call-2", "tool": "radar", "content": "radar offline", "error": True},
         ],
         "meta": {},
     }
@@ -146,6 +153,8 @@ async def test_an_unknown_memory_recalls_empty_and_is_not_created(postgres: Post
 
 
 async def test_the_newest_variables_win_and_maintenance_only_ensures(postgres: Postgres) -> None:
+    await PostgresModelMemory("empty", postgres=postgres).remember()
+    assert await memory_exists(postgres, "empty")
     memory = PostgresModelMemory("vars", postgres=postgres)
     await memory.maintenance()
     assert await memory_exists(postgres, "vars")
@@ -370,7 +379,7 @@ def _plan_nodes(plan: dict[str, Any]) -> list[dict[str, Any]]:
     return nodes
 
 
-async def test_recall_is_served_by_the_identifier_created_indexes(postgres: Postgres) -> None:
+async def test_recall_and_remember_are_served_by_the_identifier_created_indexes(postgres: Postgres) -> None:
     await postgres.execute(
         "INSERT INTO memories (identifier) SELECT 'memory-' || m FROM generate_series(1, 1000) AS m"
     )
@@ -385,18 +394,25 @@ async def test_recall_is_served_by_the_identifier_created_indexes(postgres: Post
         "now() + i * interval '1 microsecond' FROM generate_series(1, 10000) AS i"
     )
     await postgres.execute("ANALYZE memories, memories_elements, memories_variables")
-    recall = query("memory_recall")
+    recall, remember = query("memory_recall"), query("memory_remember")
+    statements = [
+        (recall, {"identifier": "memory-500", "element_limit": 50}),
+        (recall, {"identifier": "memory-500", "element_limit": None}),
+        # remember finds the newest element and variables of the memory through the same indexes
+        (remember, {"identifier": "memory-500", "contents": [{"type": "model_input"}], "variables": {}}),
+    ]
     async with postgres.session(), postgres.connection() as connection:
         for mode in ("force_custom_plan", "force_generic_plan"):
             await connection.execute(f"SET plan_cache_mode = {mode}")
-            for limit in (50, None):
-                args = recall.arguments({"identifier": "memory-500", "element_limit": limit})
-                explained = await connection.fetchval(f"EXPLAIN (FORMAT JSON) {recall.sql}", *args)
+            for named, values in statements:
+                explained = await connection.fetchval(
+                    f"EXPLAIN (FORMAT JSON) {named.sql}", *named.arguments(values)
+                )
                 nodes = _plan_nodes(json.loads(explained)[0]["Plan"])
                 scans = {node.get("Index Name") for node in nodes if "Index" in node["Node Type"]}
-                assert "memories_elements_identifier_created_idx" in scans, (mode, limit, nodes)
-                assert "memories_variables_identifier_created_idx" in scans, (mode, limit, nodes)
-                assert not [node for node in nodes if node["Node Type"] == "Seq Scan"], (mode, limit, nodes)
+                assert "memories_elements_identifier_created_idx" in scans, (mode, values, nodes)
+                assert "memories_variables_identifier_created_idx" in scans, (mode, values, nodes)
+                assert not [node for node in nodes if node["Node Type"] == "Seq Scan"], (mode, values, nodes)
         await connection.execute("RESET plan_cache_mode")
     recalled = await PostgresModelMemory("memory-500", postgres=postgres).recall(limit=50)
     assert len(recalled.context) == 50
