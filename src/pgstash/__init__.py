@@ -7,10 +7,19 @@ from pgstash.errors import (
     DatabaseError,
     DimensionMismatchError,
     InstructionsNotFoundError,
+    MemoryElementError,
     MigrationError,
     MissingArgumentError,
     PgstashError,
     SchemaMissingError,
+)
+from pgstash.memory import (
+    ModelInput,
+    ModelMemoryRecall,
+    ModelOutput,
+    PostgresModelMemory,
+    ToolRequest,
+    ToolResponse,
 )
 from pgstash.migrations import migrate
 
@@ -19,12 +28,19 @@ __all__ = [
     "DatabaseError",
     "DimensionMismatchError",
     "InstructionsNotFoundError",
+    "MemoryElementError",
     "MigrationError",
     "MissingArgumentError",
+    "ModelInput",
+    "ModelMemoryRecall",
+    "ModelOutput",
     "PgstashError",
     "Postgres",
     "PostgresConnectionPool",
+    "PostgresModelMemory",
     "SchemaMissingError",
+    "ToolRequest",
+    "ToolResponse",
     "embedded",
     "migrate",
 ]

@@ -7,6 +7,7 @@ __all__ = [
     "DatabaseError",
     "DimensionMismatchError",
     "InstructionsNotFoundError",
+    "MemoryElementError",
     "MigrationError",
     "MissingArgumentError",
     "PgstashError",
@@ -64,6 +65,11 @@ class MissingArgumentError(PgstashError, KeyError):
 
     def __str__(self) -> str:  # KeyError would repr() the message
         return str(self.args[0])
+
+
+class MemoryElementError(PgstashError, ValueError):
+    """A stored memory element cannot be read back: an unknown `type` tag, or a shape that does
+    not fit its type. The message names the memory and the problem."""
 
 
 class DatabaseError(PgstashError):

@@ -1,0 +1,85 @@
+-- Conversational memory: the seed's memories, memories_elements and memories_variables tables.
+--
+-- Order. `created` is the only ordering column, so remember stamps it in SQL, never from the
+-- application's clock: after locking the memory row, each element gets
+-- greatest(clock_timestamp(), newest stored + 1 microsecond) + its position in microseconds.
+-- For that the newest stored row must be read after the lock is held, by a statement whose
+-- snapshot is taken then. remember therefore runs memory_remember twice in one pipeline (one
+-- round trip, one implicit transaction, committed together at Sync): first with nothing to
+-- append, which creates or locks the memory row; then with the items, whose snapshot sees
+-- every remember committed before the lock was granted. Concurrent remembers on one memory
+-- thus serialise, never interleave, and `created` increases strictly in commit order. (This
+-- relies on READ COMMITTED, PostgreSQL's default, where each statement takes a new snapshot.)
+-- The conflict branch `DO UPDATE ... WHERE FALSE` locks the existing row (FOR NO KEY UPDATE,
+-- which foreign-key checks do not wait for) without writing a new version of it.
+
+-- name: memory_remember(identifier, contents, variables)*!
+-- Creates or locks a memory; appends elements, variables after its newest (identifier indexes).
+WITH memory AS (
+    INSERT INTO memories AS existing (identifier)
+    VALUES (:identifier::TEXT)
+    ON CONFLICT (identifier) DO UPDATE
+        SET created = existing.created
+        WHERE FALSE
+),
+
+stamp AS (
+    SELECT
+        greatest(
+            clock_timestamp(),
+            (
+                SELECT max(e.created) FROM memories_elements AS e
+                WHERE e.identifier = :identifier::TEXT
+            ) + INTERVAL '1 microsecond',
+            (
+                SELECT max(v.created) FROM memories_variables AS v
+                WHERE v.identifier = :identifier::TEXT
+            ) + INTERVAL '1 microsecond'
+        ) AS created
+),
+
+elements AS (
+    INSERT INTO memories_elements (identifier, content, created)
+    SELECT
+        :identifier::TEXT AS identifier,
+        item.content,
+        stamp.created + (item.position - 1) * INTERVAL '1 microsecond' AS created
+    FROM stamp
+    CROSS JOIN unnest(:contents::JSONB[]) WITH ORDINALITY AS item (content, position)
+)
+
+INSERT INTO memories_variables (identifier, variables, created)
+SELECT
+    :identifier::TEXT AS identifier,
+    :variables::JSONB AS variables,
+    stamp.created
+FROM stamp
+WHERE :variables::JSONB IS NOT NULL;
+
+-- name: memory_recall(identifier, element_limit)^
+-- Newest variables, last elements (NULL: all) oldest first; both (identifier, created) indexes.
+SELECT
+    (
+        SELECT v.variables FROM memories_variables AS v
+        WHERE v.identifier = :identifier::TEXT
+        ORDER BY v.created DESC
+        LIMIT 1
+    ) AS variables,
+    array(
+        SELECT recent.content
+        FROM (
+            SELECT
+                e.content,
+                e.created
+            FROM memories_elements AS e
+            WHERE e.identifier = :identifier::TEXT
+            ORDER BY e.created DESC
+            LIMIT :element_limit::BIGINT
+        ) AS recent
+        ORDER BY recent.created
+    ) AS context;
+
+-- name: memory_forget(identifier)!
+-- Deletes a memory with its elements and variables (ON DELETE CASCADE; identifier indexes).
+DELETE FROM memories
+WHERE identifier = :identifier::TEXT;

@@ -1,0 +1,321 @@
+"""Conversational model memory on the seed's `memories`, `memories_elements` and
+`memories_variables` tables: `PostgresModelMemory` and the elements it stores.
+
+Elements are frozen attrs classes stored as JSON objects tagged by `"type"` (`"model_input"`,
+`"model_output"`), converted both ways by one cattrs converter with a tagged union. Every item of
+a `remember` is converted and serialised before anything is sent, so an item that is not JSON
+fails the call with nothing written. The ordering scheme (why `remember` runs its statement
+twice in one pipeline) is explained at the top of `queries/memory.sql`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from functools import partial
+from typing import Any, TypeAlias
+
+import attrs
+import cattrs
+import orjson
+from attrs import validators
+from cattrs.strategies import configure_tagged_union
+
+from pgstash.connection import Postgres, current_postgres
+from pgstash.errors import MemoryElementError
+from pgstash.queries import query
+
+__all__ = [
+    "ModelContextElement",
+    "ModelInput",
+    "ModelMemoryRecall",
+    "ModelOutput",
+    "PostgresModelMemory",
+    "ToolRequest",
+    "ToolResponse",
+]
+
+_text = validators.instance_of(str)
+
+
+def _mapping(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if not isinstance(value, dict | Mapping):  # dict first: the ABC check is slow
+        raise TypeError(f"{attribute.name} must be a mapping, got {type(value).__name__}")
+
+
+@attrs.frozen(slots=True)
+class ToolRequest:
+    """A tool call the model asked for."""
+
+    identifier: str = attrs.field(validator=_text)
+    tool: str = attrs.field(validator=_text)
+    arguments: Mapping[str, Any] = attrs.field(factory=dict, validator=_mapping)
+
+
+@attrs.frozen(slots=True)
+class ToolResponse:
+    """What a tool returned for the request with the same `identifier`."""
+
+    identifier: str = attrs.field(validator=_text)
+    tool: str = attrs.field(validator=_text)
+    content: str = attrs.field(validator=_text)
+    error: bool = attrs.field(default=False, validator=validators.instance_of(bool))
+
+
+@attrs.frozen(slots=True)
+class ModelInput:
+    """What went into the model: user content and the responses of the tools it requested."""
+
+    content: str = attrs.field(validator=_text)
+    tool_responses: tuple[ToolResponse, ...] = attrs.field(
+        default=(), converter=tuple, validator=validators.deep_iterable(validators.instance_of(ToolResponse))
+    )
+    meta: Mapping[str, Any] = attrs.field(factory=dict, validator=_mapping)
+
+
+@attrs.frozen(slots=True)
+class ModelOutput:
+    """What the model produced: content and the tools it wants called."""
+
+    content: str = attrs.field(validator=_text)
+    tool_requests: tuple[ToolRequest, ...] = attrs.field(
+        default=(), converter=tuple, validator=validators.deep_iterable(validators.instance_of(ToolRequest))
+    )
+    meta: Mapping[str, Any] = attrs.field(factory=dict, validator=_mapping)
+
+
+ModelContextElement: TypeAlias = ModelInput | ModelOutput
+
+ELEMENT_TAGS: Mapping[type, str] = {ModelInput: "model_input", ModelOutput: "model_output"}
+
+
+def _elements(values: Iterable[ModelContextElement]) -> tuple[ModelContextElement, ...]:
+    return tuple(values)
+
+
+@attrs.frozen(slots=True)
+class ModelMemoryRecall:
+    """A memory as recalled: its newest variables and its context, oldest element first."""
+
+    identifier: str = attrs.field(validator=_text)
+    variables: Mapping[str, Any] = attrs.field(validator=_mapping)
+    context: tuple[ModelContextElement, ...] = attrs.field(converter=_elements)
+
+
+def _json_object(value: Any, _: Any) -> Mapping[str, Any]:
+    """Stored JSON objects (meta, arguments) are used as decoded, not copied key by key."""
+    if not isinstance(value, dict):
+        raise ValueError(f"expected a JSON object, got {type(value).__name__}")
+    return value
+
+
+def _as_decoded(value: Any, _: Any) -> Any:
+    """Stored strings are used as decoded; the classes' validators check their type."""
+    return value
+
+
+def _is_json_object(cl: Any) -> bool:
+    return bool(cl == Mapping[str, Any])
+
+
+_TOOL_CALLS: Mapping[Any, type] = {
+    tuple[ToolRequest, ...]: ToolRequest,
+    tuple[ToolResponse, ...]: ToolResponse,
+}
+
+
+def _tuple_of(converter: cattrs.Converter, sequence: Any) -> Any:
+    cl = _TOOL_CALLS[sequence]
+    structure = converter.get_structure_hook(cl)
+
+    def structure_tuple(values: Any, _: Any) -> tuple[Any, ...]:
+        return tuple([structure(value, cl) for value in values]) if values else ()
+
+    return structure_tuple
+
+
+def _element_converter() -> cattrs.Converter:
+    """cattrs for elements <-> JSON: a tagged union on `"type"`. Recall structures thousands of
+    elements per second, so JSON objects and strings pass through as decoded (the attrs
+    validators check them) and empty tool lists skip the generic sequence machinery."""
+    converter = cattrs.Converter()
+    converter.register_structure_hook(str, _as_decoded)
+    converter.register_structure_hook_func(_is_json_object, _json_object)
+    # A shallow copy: orjson checks the values when remember serialises the element.
+    converter.register_unstructure_hook_func(_is_json_object, dict)
+    converter.register_structure_hook_factory(_TOOL_CALLS.__contains__, partial(_tuple_of, converter))
+    configure_tagged_union(
+        ModelContextElement, converter, tag_generator=ELEMENT_TAGS.__getitem__, tag_name="type"
+    )
+    return converter
+
+
+converter = _element_converter()
+_unstructure_element = converter.get_unstructure_hook(ModelContextElement)
+# The union's members by tag, for element_of and recall's hot path.
+_STRUCTURE_BY_TAG = {tag: (converter.get_structure_hook(cl), cl) for cl, tag in ELEMENT_TAGS.items()}
+
+
+def _one_argument(structure: Callable[[Any, Any], Any], cl: type) -> Callable[[Any], ModelContextElement]:
+    return lambda content: structure(content, cl)
+
+
+_FROM_JSON = {tag: _one_argument(structure, cl) for tag, (structure, cl) in _STRUCTURE_BY_TAG.items()}
+
+
+def element_json(element: ModelContextElement) -> dict[str, Any]:
+    """The JSON object an element is stored as, tagged by `"type"`."""
+    unstructured: dict[str, Any] = _unstructure_element(element)
+    return unstructured
+
+
+def _described(error: BaseException, _: Any) -> str:
+    if isinstance(error, KeyError):
+        return "required field missing"
+    return str(error.args[0]) if error.args else type(error).__name__
+
+
+def elements_of(contents: Sequence[Any], identifier: str = "?") -> list[ModelContextElement]:
+    """The elements of stored JSON objects, in order; a bad one raises as in `element_of`."""
+    try:
+        return [_FROM_JSON[content["type"]](content) for content in contents]
+    except Exception:
+        for content in contents:  # the slow path finds the bad one and says what is wrong
+            element_of(content, identifier)
+        raise
+
+
+def element_of(content: Any, identifier: str = "?") -> ModelContextElement:
+    """The element a stored JSON object holds; `MemoryElementError` names an unknown `type` or a
+    shape that does not fit."""
+    tag = content.get("type") if isinstance(content, dict) else None
+    member = _STRUCTURE_BY_TAG.get(tag) if isinstance(tag, str) else None
+    if member is None:
+        raise MemoryElementError(
+            f"memory {identifier!r} holds an element of unknown type {tag!r}: pgstash reads "
+            f"{sorted(_STRUCTURE_BY_TAG)}; remove or fix that row of memories_elements"
+        )
+    structure, cl = member
+    try:
+        element: ModelContextElement = structure(content, cl)
+    except Exception as error:
+        detail: object = error
+        if isinstance(error, cattrs.BaseValidationError):
+            detail = "; ".join(cattrs.transform_error(error, format_exception=_described))
+        raise MemoryElementError(
+            f"memory {identifier!r} holds a {tag!r} element that does not fit: {detail}"
+        ) from error
+    return element
+
+
+def _serialised(identifier: str, position: int, item: object) -> orjson.Fragment:
+    """The item as JSON, checked now so that a bad item fails `remember` before anything is sent."""
+    if not isinstance(item, ModelInput | ModelOutput):
+        raise TypeError(
+            f"memory {identifier!r}: item {position} is a {type(item).__name__}; remember takes "
+            "ModelInput and ModelOutput elements"
+        )
+    try:
+        return orjson.Fragment(orjson.dumps(element_json(item)))
+    except (TypeError, ValueError) as error:
+        raise TypeError(
+            f"memory {identifier!r}: item {position} ({type(item).__name__}) cannot be stored as JSON: "
+            f"{error}; use str, int, float, bool, None, lists and dicts with str keys; nothing was written"
+        ) from error
+
+
+def _serialised_variables(identifier: str, variables: object) -> orjson.Fragment:
+    if not isinstance(variables, Mapping):
+        raise TypeError(f"memory {identifier!r}: variables must be a mapping, got {type(variables).__name__}")
+    try:
+        return orjson.Fragment(orjson.dumps(dict(variables)))
+    except (TypeError, ValueError) as error:
+        raise TypeError(
+            f"memory {identifier!r}: variables cannot be stored as JSON: {error}; use str, int, float, "
+            "bool, None, lists and dicts with str keys; nothing was written"
+        ) from error
+
+
+def _limit(value: object, name: str) -> int | None:
+    if value is None:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ValueError(f"{name} must be a positive int (or None for no limit), got {value!r}")
+    return value
+
+
+def _validate_recall_limit(_: object, __: attrs.Attribute[int | None], value: int | None) -> None:
+    _limit(value, "recall_limit")
+
+
+def _validate_identifier(_: object, __: attrs.Attribute[str], value: str) -> None:
+    if not isinstance(value, str) or not value:
+        raise ValueError(f"a memory identifier must be a non-empty str, got {value!r}")
+
+
+def _opens_a_turn(element: ModelContextElement) -> bool:
+    """Whether a context may start here: a ModelInput that answers no tool request."""
+    return isinstance(element, ModelInput) and not element.tool_responses
+
+
+@attrs.frozen(slots=True, eq=False)
+class PostgresModelMemory:
+    """Durable conversational memory under one `identifier`.
+
+    Built without `postgres=`, it uses the current pool (`async with PostgresConnectionPool.of()`)
+    at call time. Inside `postgres.transaction()` its calls join that transaction.
+    """
+
+    identifier: str = attrs.field(validator=_validate_identifier)
+    postgres: Postgres | None = attrs.field(default=None, kw_only=True)
+    recall_limit: int | None = attrs.field(default=None, kw_only=True, validator=_validate_recall_limit)
+
+    def _postgres(self) -> Postgres:
+        return self.postgres if self.postgres is not None else current_postgres()
+
+    async def remember(
+        self, *items: ModelContextElement, variables: Mapping[str, Any] | None = None
+    ) -> None:
+        """Appends `items` in order, and a variables snapshot when `variables` is given, in one
+        transaction and one round trip, creating the memory if it does not exist. Items of
+        concurrent calls on one memory never interleave; recall order is commit order."""
+        contents = [_serialised(self.identifier, position, item) for position, item in enumerate(items, 1)]
+        snapshot = None if variables is None else _serialised_variables(self.identifier, variables)
+        await self._append(contents, snapshot)
+
+    async def maintenance(self, variables: Mapping[str, Any] | None = None) -> None:
+        """Ensures the memory exists, and stores a variables snapshot when `variables` is given."""
+        snapshot = None if variables is None else _serialised_variables(self.identifier, variables)
+        await self._append([], snapshot)
+
+    async def _append(self, contents: Sequence[orjson.Fragment], variables: orjson.Fragment | None) -> None:
+        # memory_remember runs first with nothing to append (create or lock the memory), then
+        # with the items: one pipeline, one implicit transaction (see queries/memory.sql).
+        named = query("memory_remember")
+        runs = [named.arguments({"identifier": self.identifier, "contents": [], "variables": None})]
+        if contents or variables is not None:
+            runs.append(
+                named.arguments({"identifier": self.identifier, "contents": contents, "variables": variables})
+            )
+        await self._postgres().run_sql(named.name, named.kind, named.sql, runs)
+
+    async def recall(self, limit: int | None = None) -> ModelMemoryRecall:
+        """The newest variables (`{}` when none) and the last `limit` elements (else
+        `recall_limit`, else all), oldest first, in one round trip.
+
+        A limited window is trimmed at its start until it begins with a `ModelInput` without
+        tool responses, so it may hold fewer than `limit` elements (none, when no such input is
+        among them); an unlimited recall returns the whole history as stored."""
+        window = _limit(limit, "limit") if limit is not None else self.recall_limit
+        row = await self._postgres().run("memory_recall", identifier=self.identifier, element_limit=window)
+        context = elements_of(row["context"], self.identifier)
+        if window is not None:
+            opening = (index for index, element in enumerate(context) if _opens_a_turn(element))
+            del context[: next(opening, len(context))]
+        variables = row["variables"]
+        return ModelMemoryRecall(
+            identifier=self.identifier, variables={} if variables is None else variables, context=context
+        )
+
+    async def forget(self) -> None:
+        """Deletes the memory, its elements and its variables."""
+        await self._postgres().run("memory_forget", identifier=self.identifier)

@@ -1,0 +1,25 @@
+"""The memory benchmark runs end to end at the tiny scale (its figures are read, not asserted)."""
+
+from __future__ import annotations
+
+import re
+
+from bench.common import Scale
+from bench.memory import run
+
+from pgstash import PostgresConnectionPool
+
+
+async def test_the_memory_benchmark_runs_and_cleans_up(database_dsn: str) -> None:
+    results = await run(database_dsn, Scale.tiny())
+    assert [result.workload for result in results] == [
+        "recall(limit=50) among 2,000 elements in 2 memories",
+        "remember(20 items, variables)",
+    ]
+    for result in results:
+        assert result.raw is not None and result.raw.p50 > 0 and result.pgstash.p50 > 0
+        trips = [int(count) for count in re.findall(r"(\d+) (?:\(|in a transaction)", result.note)]
+        assert trips == [2, 1], result.note  # measured on the wire: call + pool reset; 1 in a transaction
+    async with PostgresConnectionPool.of(dsn=database_dsn) as postgres:
+        assert await postgres.fetch_value("SELECT count(*) FROM memories") == 0
+        assert await postgres.fetch_value("SELECT count(*) FROM memories_elements") == 0
