@@ -1,6 +1,7 @@
 """pgstash: PostgreSQL persistence for LLM applications, as plain SQL a DBA can read."""
 
 from pgstash import embedded
+from pgstash.configurations import ConfigurationSnapshot, PostgresConfigurationRepository
 from pgstash.connection import Postgres, PostgresConnectionPool
 from pgstash.errors import (
     ConfigurationError,
@@ -12,18 +13,30 @@ from pgstash.errors import (
     PgstashError,
     SchemaMissingError,
 )
+from pgstash.instructions import (
+    InstructionsArgumentDeclaration,
+    InstructionsDeclaration,
+    InstructionsRevision,
+    PostgresInstructionsRepository,
+)
 from pgstash.migrations import migrate
 
 __all__ = [
     "ConfigurationError",
+    "ConfigurationSnapshot",
     "DatabaseError",
     "DimensionMismatchError",
+    "InstructionsArgumentDeclaration",
+    "InstructionsDeclaration",
     "InstructionsNotFoundError",
+    "InstructionsRevision",
     "MigrationError",
     "MissingArgumentError",
     "PgstashError",
     "Postgres",
+    "PostgresConfigurationRepository",
     "PostgresConnectionPool",
+    "PostgresInstructionsRepository",
     "SchemaMissingError",
     "embedded",
     "migrate",
