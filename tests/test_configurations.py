@@ -308,3 +308,17 @@ async def test_the_newest_snapshot_lookup_is_a_primary_key_scan(postgres: Postgr
 
     repository = PostgresConfigurationRepository(postgres)
     assert await repository.load_raw("config-4242") == {"i": 4242, "v": 10}
+
+
+async def test_a_loaded_mutable_configuration_is_the_callers_own(postgres: Postgres) -> None:
+    repository = PostgresConfigurationRepository(postgres)
+    await repository.define(Limits(5), "limits")
+    first = await repository.load(Limits, "limits")
+    assert first is not None
+    first.requests = 99
+    assert await repository.load(Limits, "limits") == Limits(5)
+    # a frozen one cannot change, so the cached snapshot's instance is shared
+    await repository.define(Generation("g"))
+    assert await repository.load(Generation) is await repository.load(Generation)
+    await repository.define(Generation("h"))
+    assert await repository.load(Generation) == Generation("h")

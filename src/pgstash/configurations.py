@@ -21,7 +21,7 @@ from cattrs.cols import (
 from cattrs.preconf.orjson import make_converter
 
 from pgstash.connection import Postgres
-from pgstash.documents import Documents, require_key
+from pgstash.documents import MISS, Documents, require_key
 from pgstash.errors import ConfigurationError
 
 __all__ = ["ConfigurationSnapshot", "PostgresConfigurationRepository", "converter"]
@@ -93,6 +93,28 @@ class ConfigurationSnapshot:
     created: datetime
 
 
+class _Stored:
+    """A snapshot as the cache holds it: its JSON, from which every load decodes objects of its
+    own, and the instance structured from it per frozen configuration type (shared)."""
+
+    __slots__ = ("json", "typed")
+
+    def __init__(self, json: bytes) -> None:
+        self.json = json
+        self.typed: dict[type, Any] = {}
+
+
+def _frozen(config_type: type) -> bool:
+    """Whether instances of the attrs class or dataclass are frozen."""
+    if dataclasses.is_dataclass(config_type):
+        return bool(config_type.__dataclass_params__.frozen)  # type: ignore[attr-defined]
+    inspect = getattr(attrs, "inspect", None)  # attrs >= 25.4
+    try:
+        return inspect is not None and bool(inspect(config_type).is_frozen)
+    except attrs.exceptions.NotAnAttrsClassError:  # a plain subclass of an attrs class
+        return False
+
+
 def _is_configuration_type(value: object) -> bool:
     return isinstance(value, type) and (attrs.has(value) or dataclasses.is_dataclass(value))
 
@@ -130,7 +152,7 @@ class PostgresConfigurationRepository:
             cache_limit=cache_limit,
             cache_expiration=cache_expiration,
         )
-        self._hooks: dict[type, Any] = {}
+        self._hooks: dict[type, tuple[Any, bool]] = {}
 
     @property
     def postgres(self) -> Postgres | None:
@@ -150,24 +172,33 @@ class PostgresConfigurationRepository:
     async def load(self, config_type: type[_C], identifier: str | None = None, *, default: Any = None) -> Any:
         """The newest snapshot of `identifier` (default: the type's name) structured into
         `config_type`; `default` when there is none. A snapshot that does not fit raises
-        `ConfigurationError` naming the identifier and the fields."""
+        `ConfigurationError` naming the identifier and the fields. A frozen class's instance is
+        made once per cached snapshot and shared by the loads that follow."""
         hook = self._hooks.get(config_type) if isinstance(config_type, type) else None
         if hook is None:
             hook = self._hook(config_type)
         key = config_type.__name__ if identifier is None else require_key(identifier, "identifier")
-        stored = await self._documents.read(key, self._fetch_newest(key))
+        documents = self._documents
+        stored = documents.cached(documents.pool(), key)
+        if stored is MISS:
+            stored = await documents.read(key, self._fetch_newest(key))
         if stored is None:
             return default
-        try:
-            return hook(orjson.loads(stored), config_type)
-        except Exception as error:
-            raise _misfit(key, config_type, error) from error
+        loaded = stored.typed.get(config_type)
+        if loaded is None:
+            try:
+                loaded = hook[0](orjson.loads(stored.json), config_type)
+            except Exception as error:
+                raise _misfit(key, config_type, error) from error
+            if hook[1]:
+                stored.typed[config_type] = loaded
+        return loaded
 
     async def load_raw(self, identifier: str) -> Mapping[str, Any] | None:
         """The newest snapshot of `identifier` as stored (a fresh copy each call), or None."""
         key = require_key(identifier, "identifier")
         stored = await self._documents.read(key, self._fetch_newest(key))
-        return None if stored is None else orjson.loads(stored)
+        return None if stored is None else orjson.loads(stored.json)
 
     async def define(self, config: Any, identifier: str | None = None) -> None:
         """Stores a new snapshot. `config` is an attrs or dataclass instance (identifier: its class
@@ -207,20 +238,20 @@ class PostgresConfigurationRepository:
 
     # -- internals -------------------------------------------------------------------------------
 
-    def _hook(self, config_type: type) -> Any:
+    def _hook(self, config_type: type) -> tuple[Any, bool]:
+        """The type's structure hook, and whether its instances may be shared (frozen)."""
         if not _is_configuration_type(config_type):
             raise TypeError(f"load() takes an attrs class or a dataclass, got {config_type!r}")
-        hook = self._hooks[config_type] = converter.get_structure_hook(config_type)
+        hook = self._hooks[config_type] = (converter.get_structure_hook(config_type), _frozen(config_type))
         return hook
 
     @staticmethod
     def _fetch_newest(key: str) -> Any:
-        """Reads the newest snapshot as JSON bytes (None when there is none): what the cache
-        holds, immutable, so that every load returns objects of its own."""
+        """Reads the newest snapshot (None when there is none) as the cache holds it."""
 
-        async def fetch(postgres: Postgres) -> bytes | None:
+        async def fetch(postgres: Postgres) -> _Stored | None:
             content = await postgres.run("configurations_newest", identifier=key)
-            return None if content is None else orjson.dumps(content)
+            return None if content is None else _Stored(orjson.dumps(content))
 
         return fetch
 
