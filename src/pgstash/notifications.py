@@ -37,6 +37,8 @@ class Listener:
     max_delay = 5.0
     ping_interval = 10.0  # an idle connection is probed this often, to notice a silent network
     ping_timeout = 5.0
+    connect_timeout = 10.0
+    first_wait = 2.0  # how long the first reader waits for the first connection before reading uncached
 
     def __init__(self, postgres: Postgres) -> None:
         self._postgres = postgres
@@ -58,12 +60,14 @@ class Listener:
         return None if connection is None or not self.listening else connection.get_server_pid()
 
     async def subscribe(self, cache: DocumentCache) -> None:
-        """Keeps `cache` invalidated from now on; starts listening on first use and waits for
-        the first connection attempt (if it fails, the cache serves nothing until a retry works)."""
+        """Keeps `cache` invalidated from now on; starts listening on first use and waits (at
+        most `first_wait`) for the first connection attempt. Until one succeeds the cache serves
+        nothing."""
         self._caches.add(cache)
         if self._task is None:
             self._task = asyncio.get_running_loop().create_task(self._run(), name="pgstash listener")
-        await self._attempted.wait()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._attempted.wait(), timeout=self.first_wait)
 
     def invalidate(self, store: str | None, key: str | None) -> None:
         """Forgets `key` (every key when None) in every cache of `store` (of every store when
@@ -92,7 +96,7 @@ class Listener:
         delay = self.first_delay
         while True:
             try:
-                connection = self._connection = await self._postgres.connect()
+                connection = self._connection = await self._postgres.connect(timeout=self.connect_timeout)
                 self._lost.clear()
                 connection.add_termination_listener(self._terminated)
                 await connection.add_listener(CHANNEL, self._notified)
