@@ -7,7 +7,8 @@ Without `--dsn` it runs on the embedded server in ./.pgstash. Workloads:
 - cached `load` / `resolve`: calls per second in one process (goal: above 200,000 for `load`); a
   frozen class is structured once per cached snapshot, a mutable one on every call;
 - uncached `load` / `resolve` (`cache_limit=0`): one round trip each, timed interleaved with raw
-  asyncpg running the same named statement on its own pool (goal: within 1.1x).
+  asyncpg running the same named statement on its own pool (goal: within 1.1x); and that statement
+  through `Postgres.run` alone, the part of the gap that is not the store's.
 """
 
 from __future__ import annotations
@@ -142,6 +143,13 @@ async def run(dsn: str, scale: Scale) -> list[Result]:
             raw_stats, our_stats = await interleaved(raw_load, uncached_load, scale.rounds)
             note = "goal: within 1.1x of raw"
             results.append(Result(STORE, "uncached load (1 round trip)", raw_stats, our_stats, note))
+
+            async def named_query() -> Any:
+                return await postgres.run("configurations_newest", identifier=identifier)
+
+            raw_stats, our_stats = await interleaved(raw_load, named_query, scale.rounds)
+            note = "the floor under load: the same statement through Postgres.run, no store"
+            results.append(Result(STORE, "Postgres.run of the same statement", raw_stats, our_stats, note))
 
             uncached_instructions = PostgresInstructionsRepository(postgres, cache_limit=0)
             newest_revision = query("instructions_newest").sql
