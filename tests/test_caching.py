@@ -9,8 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import sys
-import time
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Coroutine
 from typing import Any
 
 import pytest
@@ -26,24 +25,7 @@ from pgstash import (
 )
 from pgstash.caching import LRU, MISS, DocumentCache
 from pgstash.notifications import CHANNEL, Listener
-
-
-async def sneak(postgres: Postgres, identifier: str, content: dict[str, Any]) -> None:
-    await postgres.execute(
-        "INSERT INTO configurations (identifier, content, created) VALUES ($1, $2, clock_timestamp())",
-        identifier,
-        content,
-    )
-
-
-async def eventually(check: Callable[[], Awaitable[bool]], within: float = 1.0) -> float:
-    """Polls `check` until it holds; fails after `within` seconds. Returns the seconds it took."""
-    started = time.monotonic()
-    while not await check():
-        if time.monotonic() - started > within:
-            raise AssertionError(f"not within {within}s")
-        await asyncio.sleep(0.005)
-    return time.monotonic() - started
+from tests.caches import drained, eventually, sneak
 
 
 async def deafen(postgres: Postgres) -> None:
@@ -87,6 +69,7 @@ def test_lru_evicts_the_least_recently_used_and_expires_entries(clock: Clock) ->
 async def test_loads_are_served_from_the_cache(postgres: Postgres) -> None:
     repository = PostgresConfigurationRepository(postgres)
     await repository.define({"v": 1}, "app")
+    await drained(postgres)
     assert await repository.load_raw("app") == {"v": 1}
     await sneak(postgres, "app", {"v": 2})
     assert await repository.load_raw("app") == {"v": 1}
@@ -154,6 +137,7 @@ async def test_instructions_are_cached_and_invalidated_alike(postgres: Postgres)
     reader, writer = PostgresInstructionsRepository(postgres), PostgresInstructionsRepository(postgres)
     declaration = InstructionsDeclaration("hi", arguments=(InstructionsArgumentDeclaration("who"),))
     await writer.define(declaration, "Hi {who}")
+    await drained(postgres)
     assert await reader.resolve("hi", {"who": "Ada"}) == "Hi Ada"
     assert [d.name for d in await reader.available_instructions()] == ["hi"]
     await postgres.execute("INSERT INTO instructions (name, content) VALUES ('hi', 'sneaked {who}')")
@@ -194,6 +178,7 @@ async def test_a_define_in_another_process_reaches_this_cache_within_a_second(
 ) -> None:
     repository = PostgresConfigurationRepository(postgres)
     await repository.define({"from": "parent"}, "shared")
+    await drained(postgres)
     assert await repository.load_raw("shared") == {"from": "parent"}
     await sneak(postgres, "shared", {"from": "sneaked"})
     assert await repository.load_raw("shared") == {"from": "parent"}  # the cache is in use
@@ -287,6 +272,7 @@ def outside(coroutine: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
 async def test_a_rolled_back_define_leaves_nothing_in_any_cache(postgres: Postgres) -> None:
     repository = PostgresConfigurationRepository(postgres)
     await repository.define({"v": 1}, "app")
+    await drained(postgres)
     assert await repository.load_raw("app") == {"v": 1}
     with pytest.raises(RuntimeError):
         async with postgres.transaction():

@@ -21,6 +21,7 @@ from pgstash import (
     SchemaMissingError,
 )
 from pgstash.queries import query
+from tests.caches import drained
 
 
 @attrs.frozen
@@ -319,6 +320,7 @@ async def test_a_loaded_mutable_configuration_is_the_callers_own(postgres: Postg
     assert await repository.load(Limits, "limits") == Limits(5)
     # a frozen one cannot change, so the cached snapshot's instance is shared
     await repository.define(Generation("g"))
+    await drained(postgres)  # the define's own NOTIFY, which evicts once more
     assert await repository.load(Generation) is await repository.load(Generation)
     await repository.define(Generation("h"))
     assert await repository.load(Generation) == Generation("h")
