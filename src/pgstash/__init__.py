@@ -1,6 +1,7 @@
 """pgstash: PostgreSQL persistence for LLM applications, as plain SQL a DBA can read."""
 
 from pgstash import embedded
+from pgstash.configurations import ConfigurationSnapshot, PostgresConfigurationRepository
 from pgstash.connection import Postgres, PostgresConnectionPool
 from pgstash.errors import (
     ConfigurationError,
@@ -12,6 +13,12 @@ from pgstash.errors import (
     MissingArgumentError,
     PgstashError,
     SchemaMissingError,
+)
+from pgstash.instructions import (
+    InstructionsArgumentDeclaration,
+    InstructionsDeclaration,
+    InstructionsRevision,
+    PostgresInstructionsRepository,
 )
 from pgstash.memory import (
     ModelInput,
@@ -25,9 +32,13 @@ from pgstash.migrations import migrate
 
 __all__ = [
     "ConfigurationError",
+    "ConfigurationSnapshot",
     "DatabaseError",
     "DimensionMismatchError",
+    "InstructionsArgumentDeclaration",
+    "InstructionsDeclaration",
     "InstructionsNotFoundError",
+    "InstructionsRevision",
     "MemoryElementError",
     "MigrationError",
     "MissingArgumentError",
@@ -36,7 +47,9 @@ __all__ = [
     "ModelOutput",
     "PgstashError",
     "Postgres",
+    "PostgresConfigurationRepository",
     "PostgresConnectionPool",
+    "PostgresInstructionsRepository",
     "PostgresModelMemory",
     "SchemaMissingError",
     "ToolRequest",

@@ -1,0 +1,157 @@
+"""The cache-invalidation listener: one dedicated connection per pool, `LISTEN pgstash_documents`.
+
+Every `define` and `remove` of a versioned-document store sends, in its own transaction,
+`pg_notify('pgstash_documents', '{"store": ..., "key": ...}')` (`"key": null` means every key).
+PostgreSQL delivers it at commit to every listening connection, in every process. The listener
+evicts the key from each cache of that store on its pool.
+
+While the connection is down every cache of the pool is flushed and serves nothing (reads go to
+the database); the listener reconnects with exponential backoff and caches resume once it
+listens again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import weakref
+from typing import Any
+
+import asyncpg
+import orjson
+
+from pgstash.caching import DocumentCache
+from pgstash.connection import Postgres, logger
+from pgstash.queries import query
+
+__all__ = ["CHANNEL", "Listener"]
+
+CHANNEL = "pgstash_documents"
+
+
+class Listener:
+    """The pool's listening connection and the caches it keeps honest. Get it with
+    `Listener.of(postgres)`: one per pool, closed with the pool."""
+
+    first_delay = 0.05  # seconds before the first reconnection attempt, doubled up to max_delay
+    max_delay = 5.0
+    ping_interval = 10.0  # an idle connection is probed this often, to notice a silent network
+    ping_timeout = 5.0
+    connect_timeout = 10.0
+    first_wait = 2.0  # how long the first reader waits for the first connection before reading uncached
+
+    def __init__(self, postgres: Postgres) -> None:
+        self._postgres = postgres
+        self._caches: weakref.WeakSet[DocumentCache] = weakref.WeakSet()
+        self._connection: asyncpg.Connection | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._attempted = asyncio.Event()  # the first connection attempt has finished
+        self._lost = asyncio.Event()
+        self.listening = False
+
+    @classmethod
+    def of(cls, postgres: Postgres) -> Listener:
+        return postgres.shared("pgstash.notifications.listener", cls)
+
+    @property
+    def pid(self) -> int | None:
+        """The server process id of the listening connection (None while down)."""
+        connection = self._connection
+        return None if connection is None or not self.listening else connection.get_server_pid()
+
+    async def subscribe(self, cache: DocumentCache) -> None:
+        """Keeps `cache` invalidated from now on; starts listening on first use and waits (at
+        most `first_wait`) for the first connection attempt. Until one succeeds the cache serves
+        nothing."""
+        self._caches.add(cache)
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._run(), name="pgstash listener")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._attempted.wait(), timeout=self.first_wait)
+
+    def invalidate(self, store: str | None, key: str | None) -> None:
+        """Forgets `key` (every key when None) in every cache of `store` (of every store when
+        None) on this pool."""
+        for cache in list(self._caches):
+            if store is None or cache.store == store:
+                cache.invalidate(key)
+
+    def written(self, store: str, key: str, transaction: asyncpg.Connection) -> None:
+        """`key` of `store` is being written in the open transaction on `transaction`."""
+        for cache in list(self._caches):
+            if cache.store == store:
+                cache.written(key, transaction)
+
+    async def aclose(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._down()
+
+    # -- the connection's life ----------------------------------------------------------------
+
+    async def _run(self) -> None:
+        delay = self.first_delay
+        while True:
+            try:
+                connection = self._connection = await self._postgres.connect(timeout=self.connect_timeout)
+                self._lost.clear()
+                connection.add_termination_listener(self._terminated)
+                await connection.add_listener(CHANNEL, self._notified)
+                self._up()
+                delay = self.first_delay
+                self._attempted.set()
+                await self._watch(connection)
+                logger.warning("cache listener: connection lost; caches flushed, reconnecting")
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:
+                logger.warning("cache listener: %s; caches serve nothing, retrying in %.2fs", error, delay)
+            finally:
+                self._down()
+                self._attempted.set()
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, self.max_delay)
+
+    async def _watch(self, connection: asyncpg.Connection) -> None:
+        """Returns when the connection is lost (at once when the server closes it; a silent
+        network is noticed by the ping)."""
+        ping = query("notifications_ping").sql
+        while True:
+            try:
+                await asyncio.wait_for(self._lost.wait(), timeout=self.ping_interval)
+                return
+            except TimeoutError:
+                await connection.fetchval(ping, timeout=self.ping_timeout)
+
+    def _up(self) -> None:
+        self.listening = True
+        # values fetched while down may predate a NOTIFY that nobody heard: never store them
+        for cache in list(self._caches):
+            cache.flush()
+
+    def _down(self) -> None:
+        self.listening = False
+        for cache in list(self._caches):
+            cache.flush()
+        connection, self._connection = self._connection, None
+        if connection is not None and not connection.is_closed():
+            connection.terminate()
+
+    def _terminated(self, connection: Any) -> None:
+        if connection is self._connection:
+            self.listening = False
+            for cache in list(self._caches):
+                cache.flush()
+            self._lost.set()
+
+    def _notified(self, connection: Any, pid: int, channel: str, payload: object) -> None:
+        try:
+            message = orjson.loads(str(payload))
+            store, key = message["store"], message["key"]
+        except (orjson.JSONDecodeError, KeyError, TypeError):
+            logger.warning("cache listener: unexpected payload %r; flushing every cache", payload)
+            store, key = None, None
+        self.invalidate(store, key)
