@@ -7,11 +7,24 @@ embedded server and prints one markdown table. The smoke test runs every module 
 
 from __future__ import annotations
 
+import argparse
+import asyncio
+import contextlib
+import datetime
+import os
+import platform
+import shutil
 import statistics
+import sys
+import tempfile
 import time
 from collections.abc import Awaitable, Callable
+from urllib.parse import urlsplit, urlunsplit
 
+import asyncpg
 import attrs
+
+import pgstash
 
 
 @attrs.frozen
@@ -110,3 +123,71 @@ def markdown(results: list[Result]) -> str:
         ratio = "—" if result.ratio is None else f"{result.ratio:.2f}x"
         lines.append(f"| {result.store} | {result.workload} | {raw} | {ours} | {ratio} | {result.note} |")
     return "\n".join(lines)
+
+
+Runner = Callable[[str, Scale], Awaitable[list[Result]]]
+
+
+def machine() -> str:
+    """Cores, memory and Python of this machine, for the table's header."""
+    memory = ""
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        with open("/proc/meminfo") as meminfo:
+            kib = int(meminfo.readline().split()[1])
+        memory = f", {kib / 1024 / 1024:.0f} GiB memory"
+    return f"{os.cpu_count()} cores{memory}, {platform.machine()}, Python {platform.python_version()}"
+
+
+async def _fresh_database(server_dsn: str) -> str:
+    """Drops and creates `pgstash_bench` on the server; returns its DSN."""
+    admin = await asyncpg.connect(server_dsn)
+    try:
+        await admin.execute('DROP DATABASE IF EXISTS "pgstash_bench" WITH (FORCE)')
+        await admin.execute('CREATE DATABASE "pgstash_bench"')
+    finally:
+        await admin.close()
+    parts = urlsplit(server_dsn)
+    return urlunsplit(parts._replace(path="/pgstash_bench"))
+
+
+async def _versions(dsn: str) -> str:
+    connection = await asyncpg.connect(dsn)
+    try:
+        await connection.execute("CREATE EXTENSION IF NOT EXISTS vector")
+        server = await connection.fetchval("SHOW server_version")
+        vector = await connection.fetchval("SELECT extversion FROM pg_extension WHERE extname = 'vector'")
+    finally:
+        await connection.close()
+    return f"PostgreSQL {server}, pgvector {vector}"
+
+
+async def _run_all(runners: dict[str, Runner], server_dsn: str, scale: Scale) -> str:
+    results: list[Result] = []
+    dsn = await _fresh_database(server_dsn)
+    header = f"{datetime.date.today().isoformat()}, {machine()}, {await _versions(dsn)}, scale {scale.name}"
+    for name, runner in runners.items():
+        print(f"running {name} …", file=sys.stderr, flush=True)
+        results.extend(await runner(dsn, scale))
+    return f"{header}\n\n{markdown(results)}"
+
+
+def main(runners: dict[str, Runner], argv: list[str] | None = None) -> None:
+    """`python -m bench [--scale full|tiny] [--dsn DSN] [--only NAME ...]`: runs the workloads on a
+    fresh `pgstash_bench` database (of --dsn's server, else of an embedded server in a temporary
+    folder, deleted afterwards) and prints the header line and the markdown table."""
+    parser = argparse.ArgumentParser(prog="python -m bench", description=main.__doc__)
+    parser.add_argument("--scale", choices=("full", "tiny"), default="full")
+    parser.add_argument("--dsn", help="a superuser DSN of the server to use (default: an embedded one)")
+    parser.add_argument("--only", nargs="+", choices=sorted(runners), help="run only these stores")
+    options = parser.parse_args(argv)
+    scale = Scale.full() if options.scale == "full" else Scale.tiny()
+    chosen = {name: run for name, run in runners.items() if not options.only or name in options.only}
+    if options.dsn:
+        print(asyncio.run(_run_all(chosen, options.dsn, scale)))
+        return
+    folder = tempfile.mkdtemp(prefix="pgstash-bench-")
+    try:
+        with pgstash.embedded.start(os.path.join(folder, "data")) as server:
+            print(asyncio.run(_run_all(chosen, server.dsn, scale)))
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)

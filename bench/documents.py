@@ -13,8 +13,6 @@ Without `--dsn` it runs on the embedded server in ./.pgstash. Workloads:
 
 from __future__ import annotations
 
-import argparse
-import asyncio
 import dataclasses
 import time
 import uuid
@@ -25,7 +23,7 @@ import attrs
 import orjson
 
 import pgstash
-from bench.common import Result, Scale, Stats, interleaved, markdown
+from bench.common import Result, Scale, Stats, interleaved, main
 from pgstash import (
     InstructionsArgumentDeclaration,
     InstructionsDeclaration,
@@ -171,20 +169,5 @@ async def run(dsn: str, scale: Scale) -> list[Result]:
     return results
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--scale", choices=("full", "tiny"), default="full")
-    parser.add_argument("--dsn", help="a PostgreSQL DSN (default: the embedded server in ./.pgstash)")
-    options = parser.parse_args()
-    scale = Scale.full() if options.scale == "full" else Scale.tiny()
-    if options.dsn:
-        print(markdown(asyncio.run(run(options.dsn, scale))))
-        return
-    with pgstash.embedded.start() as server:
-        print(markdown(asyncio.run(run(server.dsn, scale))))
-
-
 if __name__ == "__main__":
-    main()
+    main({STORE: run})

@@ -13,8 +13,6 @@
 
 from __future__ import annotations
 
-import argparse
-import asyncio
 import contextlib
 import uuid
 from typing import Any
@@ -23,7 +21,7 @@ import asyncpg
 import orjson
 
 import pgstash
-from bench.common import Result, Scale, interleaved, markdown
+from bench.common import Result, Scale, interleaved, main
 from bench.roundtrips import RoundTripCounter
 from pgstash import ModelInput, ModelOutput, PostgresConnectionPool, PostgresModelMemory, ToolRequest
 from pgstash.memory import element_json
@@ -163,19 +161,5 @@ async def run(dsn: str, scale: Scale) -> list[Result]:
     ]
 
 
-async def _main(dsn: str | None, scale: Scale) -> None:
-    if dsn is not None:
-        print(markdown(await run(dsn, scale)))
-        return
-    async with pgstash.embedded.start() as server:
-        print(markdown(await run(server.dsn, scale)))
-
-
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--scale", choices=("tiny", "full"), default="full")
-    parser.add_argument("--dsn", default=None)
-    arguments = parser.parse_args()
-    asyncio.run(_main(arguments.dsn, Scale.tiny() if arguments.scale == "tiny" else Scale.full()))
+    main({"memory": run})

@@ -1,0 +1,17 @@
+"""`make bench`: every store's workloads against raw asyncpg, one markdown table.
+
+python -m bench [--scale full|tiny] [--dsn DSN] [--only documents memory ...]
+"""
+
+from __future__ import annotations
+
+from bench import documents, memory
+from bench.common import Runner, main
+
+RUNNERS: dict[str, Runner] = {
+    "documents": documents.run,
+    "memory": memory.run,
+}
+
+if __name__ == "__main__":
+    main(RUNNERS)
