@@ -7,13 +7,13 @@ ORDER BY created DESC
 LIMIT 1;
 
 -- name: configurations_identifiers()
--- Every identifier once, in order (index-only scan of the primary key, duplicates skipped).
+-- Every identifier once, in order (reads every row: no index skips duplicates; callers cache it).
 SELECT DISTINCT identifier
 FROM configurations
 ORDER BY identifier;
 
 -- name: configurations_history(identifier)
--- Every snapshot of one identifier, newest first (primary key, index scan backward).
+-- Every snapshot of one identifier, newest first (the identifier's range of the primary key).
 SELECT
     identifier,
     content,

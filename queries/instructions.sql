@@ -23,7 +23,7 @@ FROM instructions
 ORDER BY name DESC, created DESC;
 
 -- name: instructions_history(name)
--- Every revision of one name, newest first (primary key, index scan backward).
+-- Every revision of one name, newest first (the name's range of the primary key).
 SELECT
     name,
     description,

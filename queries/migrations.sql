@@ -15,7 +15,7 @@ SELECT pg_advisory_lock(:lock_key);
 SELECT pg_advisory_unlock(:lock_key);
 
 -- name: migrations_applied()
--- Every applied migration with its checksum, in order (primary key scan).
+-- Every applied migration with its checksum, in name order (one row per file: a few rows).
 SELECT
     name,
     checksum,
