@@ -83,22 +83,47 @@ async def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
+def file_header(source: str) -> list[str]:
+    """The comment lines that open a queries/ file, before its first `-- name:` line."""
+    header: list[str] = []
+    for line in source.splitlines():
+        if not line.startswith("--") or line.lstrip("- ").startswith("name:"):
+            break
+        header.append(line[2:].strip())
+    return header
+
+
 async def cmd_queries(args: argparse.Namespace) -> int:
     folder = resource_dir("queries")
     current = None
-    for named in sorted(catalogue().values(), key=lambda q: (str(q.source), q.name)):
+    for named in sorted(catalogue().values(), key=lambda q: str(q.source)):  # stable: file order
         if named.source != current:
             current = named.source
             print(f"\n{named.source.relative_to(folder)}")
+            for line in file_header(named.source.read_text(encoding="utf-8")):
+                print(f"  | {line}".rstrip())
         params = ", ".join(named.parameters)
         print(f"  {named.name}({params})\n      {named.doc}")
+        if args.sql:
+            print("\n".join(f"        {line}".rstrip() for line in named.sql.strip().splitlines()))
+    print("\nWhich method runs which query, and the indexes that serve them: docs/queries.md")
     return 0
+
+
+def configure_queries(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument(
+        "--sql", action="store_true", help="also print each statement as sent ($1, $2, ...), ready to EXPLAIN"
+    )
 
 
 COMMANDS: dict[str, tuple[str, Command, Callable[[argparse.ArgumentParser], None] | None]] = {
     "migrate": ("apply the schema/ migrations not yet applied", cmd_migrate, None),
     "status": ("migrations, tables with row counts and sizes, vector tables", cmd_status, None),
-    "queries": ("every named query with its doc line, by file: the DBA's catalogue", cmd_queries, None),
+    "queries": (
+        "every named query with its doc line, by file: the DBA's catalogue",
+        cmd_queries,
+        configure_queries,
+    ),
 }
 
 
