@@ -1,0 +1,352 @@
+"""docs/queries.md, the DBA's map from methods to named queries, checked against the code.
+
+The page names queries as `name(parameters)` in backticks, indexes as `..._pkey` / `..._idx`, tests
+as `test_...`, methods as `Class.method` in the first cell of a table row. Each claim of the page
+that the code can settle is settled here: the queries exist with those parameters, every query
+has a row, the indexes exist and serve the generic plans, each method runs the listed queries in
+that order with that many round trips, and the GRANTs are exactly what the stores need.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import re
+import secrets
+from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+import attrs
+import pytest
+from bench.roundtrips import RoundTripCounter
+
+from pgstash import (
+    DatabaseError,
+    ModelInput,
+    Postgres,
+    PostgresConfigurationRepository,
+    PostgresConnectionPool,
+    PostgresInstructionsRepository,
+    PostgresModelMemory,
+)
+from pgstash.cli import main
+from pgstash.migrations import applied
+from pgstash.notifications import Listener
+from pgstash.queries import catalogue
+from tests.sqlcheck import TEMPLATE_SETUP, TEMPLATE_SLOTS
+
+ROOT = Path(__file__).resolve().parent.parent
+DOC = ROOT / "docs" / "queries.md"
+
+QUERY_REF = re.compile(r"`([a-z_][a-z0-9_]*)\(((?:[a-z_][a-z0-9_]*(?:, )?)*)\)`")
+INDEX_REF = re.compile(r"`([a-z_][a-z0-9_]*_(?:pkey|idx))`")
+TEST_REF = re.compile(r"`(?:(tests/\w+\.py)::)?(test_\w+)`|`(tests/\w+\.py)`")
+METHOD_REF = re.compile(r"^`(\w+)\.(\w+)`$")
+STORES = (PostgresConfigurationRepository, PostgresInstructionsRepository, PostgresModelMemory)
+
+
+def doc() -> str:
+    return DOC.read_text(encoding="utf-8")
+
+
+def rows() -> Iterator[list[str]]:
+    """The cells of every table row of the page (header and rule rows included)."""
+    for line in doc().splitlines():
+        if line.startswith("|"):
+            yield [cell.strip() for cell in line.strip().strip("|").split("|")]
+
+
+def query_rows() -> dict[str, list[str]]:
+    """The rows whose first cell is a query: query name -> cells."""
+    found: dict[str, list[str]] = {}
+    for cells in rows():
+        match = QUERY_REF.fullmatch(cells[0])
+        if match:
+            assert match.group(1) not in found, f"{match.group(1)} has two rows in {DOC.name}"
+            found[match.group(1)] = cells
+    return found
+
+
+def method_rows() -> dict[str, list[str]]:
+    """The rows whose first cell is a store's method: "Class.method" -> cells."""
+    return {cells[0].strip("`"): cells for cells in rows() if METHOD_REF.fullmatch(cells[0])}
+
+
+# -- names ------------------------------------------------------------------------------------
+
+
+def test_every_query_named_on_the_page_exists_with_its_parameters() -> None:
+    queries = catalogue()
+    for match in QUERY_REF.finditer(doc()):
+        name, parameters = match.group(1), match.group(2)
+        assert name in queries, (
+            f"{DOC.name} mentions `{name}({parameters})`, but no query of queries/ has that name "
+            "(a renamed query? write SQL functions without parentheses)"
+        )
+        expected = ", ".join(queries[name].parameters)
+        assert parameters == expected, f"{DOC.name} writes `{name}({parameters})`; queries/ has ({expected})"
+
+
+def test_every_query_of_the_catalogue_has_a_row() -> None:
+    missing = sorted(set(catalogue()) - set(query_rows()))
+    assert not missing, f"{DOC.name} has no 'served by' row for {missing}: add one per query"
+
+
+def test_every_method_of_the_stores_has_a_row() -> None:
+    public = {
+        f"{store.__name__}.{name}"
+        for store in STORES
+        for name, member in vars(store).items()
+        if not name.startswith("_") and inspect.iscoroutinefunction(member)
+    }
+    assert set(method_rows()) == public
+
+
+def test_every_test_named_on_the_page_exists() -> None:
+    function = re.compile(r"^(?:async )?def (test_\w+)", re.M)
+    defined = {
+        path.relative_to(ROOT).as_posix(): set(function.findall(path.read_text()))
+        for path in (ROOT / "tests").glob("test_*.py")
+    }
+    everywhere = set().union(*defined.values())
+    for match in TEST_REF.finditer(doc()):
+        path, name, bare_path = match.groups()
+        if bare_path:
+            assert bare_path in defined, f"{DOC.name} names {bare_path}, which does not exist"
+        elif path:
+            assert name in defined.get(path, set()), f"{DOC.name} names {path}::{name}, which does not exist"
+        else:
+            assert name in everywhere, f"{DOC.name} names {name}, which no test file defines"
+
+
+# -- indexes ----------------------------------------------------------------------------------
+
+
+def plan_nodes(plan: dict[str, Any]) -> list[dict[str, Any]]:
+    nodes = [plan]
+    for child in plan.get("Plans", []):
+        nodes.extend(plan_nodes(child))
+    return nodes
+
+
+async def fill(postgres: Postgres) -> None:
+    """Enough rows that the planner prefers an index wherever one serves."""
+    await postgres.execute(
+        "INSERT INTO configurations (identifier, content, created) "
+        "SELECT 'config-' || i, jsonb_build_object('i', i), "
+        "       timestamptz '2024-01-01' + make_interval(secs => v) "
+        "FROM generate_series(1, 10000) AS i, generate_series(1, 10) AS v"
+    )
+    await postgres.execute(
+        "INSERT INTO instructions (name, content, created) "
+        "SELECT 'prompt-' || i, 'revision ' || v, timestamptz '2024-01-01' + make_interval(secs => v) "
+        "FROM generate_series(1, 10000) AS i, generate_series(1, 10) AS v"
+    )
+    await postgres.execute(
+        "INSERT INTO memories (identifier) SELECT 'memory-' || m FROM generate_series(1, 1000) AS m"
+    )
+    await postgres.execute(
+        "INSERT INTO memories_elements (identifier, content, created) "
+        "SELECT 'memory-' || (i % 1000 + 1), jsonb_build_object('type', 'model_input', 'content', 'n' || i), "
+        "now() + i * interval '1 microsecond' FROM generate_series(1, 100000) AS i"
+    )
+    await postgres.execute(
+        "INSERT INTO memories_variables (identifier, variables, created) "
+        "SELECT 'memory-' || (i % 1000 + 1), jsonb_build_object('i', i), "
+        "now() + i * interval '1 microsecond' FROM generate_series(1, 10000) AS i"
+    )
+    await postgres.execute("VACUUM ANALYZE")
+
+
+async def test_the_documented_indexes_serve_generic_plans(postgres: Postgres) -> None:
+    """Each row naming indexes is EXPLAINed as asyncpg's cached statements run it after five
+    executions: PREPAREd, with plan_cache_mode = force_generic_plan (EXPLAIN with bound values
+    would plan for those values instead)."""
+    existing = {row["indexname"] for row in await postgres.fetch("SELECT indexname FROM pg_indexes")}
+    named = set(INDEX_REF.findall(doc()))
+    assert named <= existing, f"{DOC.name} names indexes that migrate does not create: {named - existing}"
+    await fill(postgres)
+    checked = 0
+    async with postgres.transaction(), postgres.connection() as connection:
+        for statement in TEMPLATE_SETUP:
+            await connection.execute(statement)
+        await connection.execute("SET LOCAL plan_cache_mode = force_generic_plan")
+        for name, cells in query_rows().items():
+            indexes = set(INDEX_REF.findall(cells[1]))
+            if not indexes:
+                continue
+            named_query = catalogue()[name]
+            sql = named_query.sql
+            if named_query.is_template:
+                sql = postgres.render(named_query, TEMPLATE_SLOTS[name])
+            await connection.execute(f"PREPARE documented AS {sql}")
+            nulls = ", ".join("NULL" for _ in named_query.parameters)
+            explained = await connection.fetchval(
+                f"EXPLAIN (FORMAT JSON) EXECUTE documented{f'({nulls})' if nulls else ''}"
+            )
+            await connection.execute("DEALLOCATE documented")
+            nodes = plan_nodes(json.loads(explained)[0]["Plan"])
+            used = {node["Index Name"] for node in nodes if "Index Name" in node}
+            used.update(index for node in nodes for index in node.get("Conflict Arbiter Indexes", ()))
+            assert indexes <= used, f"{name}: {DOC.name} says {sorted(indexes)}, the plan uses {sorted(used)}"
+            scanned = [node["Relation Name"] for node in nodes if node["Node Type"] == "Seq Scan"]
+            assert not scanned, f"{name}: the generic plan reads {scanned} by a sequential scan"
+            checked += 1
+    assert checked >= 10
+
+
+# -- methods: queries in order, round trips ----------------------------------------------------
+
+
+@attrs.frozen
+class Documented:
+    model: str = "m"
+
+
+def method_calls(postgres: Postgres) -> dict[str, Callable[[], Awaitable[object]]]:
+    """Every documented method, called so that the next succeeds, with caches off so that every
+    read goes to the database (a cache hit runs no query)."""
+    configurations = PostgresConfigurationRepository(postgres, cache_limit=0)
+    instructions = PostgresInstructionsRepository(postgres, cache_limit=0)
+    memory = PostgresModelMemory("documented", postgres=postgres)
+    prefix = "PostgresConfigurationRepository."
+    calls: dict[str, Callable[[], Awaitable[object]]] = {
+        f"{prefix}define": lambda: configurations.define(Documented()),
+        f"{prefix}load": lambda: configurations.load(Documented),
+        f"{prefix}load_raw": lambda: configurations.load_raw("Documented"),
+        f"{prefix}configurations": configurations.configurations,
+        f"{prefix}history": lambda: configurations.history("Documented"),
+        f"{prefix}remove": lambda: configurations.remove("Documented"),
+    }
+    prefix = "PostgresInstructionsRepository."
+    calls |= {
+        f"{prefix}define": lambda: instructions.define("documented", "Hello {user}"),
+        f"{prefix}load": lambda: instructions.load("documented"),
+        f"{prefix}resolve": lambda: instructions.resolve("documented", {"user": "Ada"}),
+        f"{prefix}available_instructions": instructions.available_instructions,
+        f"{prefix}history": lambda: instructions.history("documented"),
+        f"{prefix}remove": lambda: instructions.remove("documented"),
+    }
+    prefix = "PostgresModelMemory."
+    calls |= {
+        f"{prefix}maintenance": memory.maintenance,
+        f"{prefix}remember": lambda: memory.remember(ModelInput("hello"), variables={"n": 1}),
+        f"{prefix}recall": lambda: memory.recall(limit=10),
+        f"{prefix}forget": memory.forget,
+    }
+    return calls
+
+
+async def test_each_method_runs_the_documented_queries(
+    database_dsn: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The named queries each method runs, in order (every statement is logged through
+    `Postgres.log` with its query's name), and its round trips counted on the wire."""
+    ran: list[str] = []
+    log = Postgres.log
+
+    def recording(self: Postgres, name: str, rows: int, seconds: float) -> None:
+        ran.append(name)
+        log(self, name, rows, seconds)
+
+    monkeypatch.setattr(Postgres, "log", recording)
+    monkeypatch.setattr(Listener, "ping_interval", 3600.0)  # no pings on the wire while counting
+    documented = method_rows()
+    async with (
+        RoundTripCounter(database_dsn) as counter,
+        PostgresConnectionPool.of(dsn=counter.dsn, min_size=1, max_size=1) as postgres,
+    ):
+        calls = method_calls(postgres)
+        assert set(calls) == set(documented)
+        for _ in range(2):  # prepares every statement on the one pooled connection
+            for call in calls.values():
+                await call()
+        for method, call in calls.items():
+            cells = documented[method]
+            expected = [match.group(1) for match in QUERY_REF.finditer(cells[1])]
+            trips = re.fullmatch(r"(\d+) / (\d+)", cells[2])
+            assert trips, f"{method}: round trips are written 'outside / inside', not {cells[2]!r}"
+            outside, inside = int(trips.group(1)), int(trips.group(2))
+            ran.clear()
+            counter.reset()
+            await call()
+            assert ran == expected, f"{method} runs {ran}; {DOC.name} says {expected}"
+            assert counter.round_trips == outside + 1, f"{method}: {counter.round_trips - 1} round trips"
+            async with postgres.transaction():
+                ran.clear()
+                counter.reset()
+                await call()
+                assert ran == expected, f"{method} in a transaction runs {ran}"
+                assert counter.round_trips == inside, f"{method} in a transaction: {counter.round_trips}"
+
+
+# -- roles ------------------------------------------------------------------------------------
+
+GRANT = re.compile(r"^GRANT ([A-Z, ]+) ON (\w+) TO pgstash_app;$", re.M)
+
+
+def as_role(dsn: str, role: str, password: str) -> str:
+    parts = urlsplit(dsn)
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"{role}:{password}@{host}"))
+
+
+async def denied(postgres: Postgres) -> list[DatabaseError]:
+    """Runs every store method and `pgstash status`'s migration read; the permission errors."""
+    calls = [*method_calls(postgres).values(), lambda: applied(postgres)]
+    errors: list[DatabaseError] = []
+    for call in calls:
+        try:
+            await call()
+        except DatabaseError as error:
+            assert error.sqlstate == "42501", error
+            errors.append(error)
+        except LookupError:  # resolve after a define that was denied
+            pass
+    return errors
+
+
+async def test_the_documented_grants_are_enough_and_each_is_needed(database_dsn: str) -> None:
+    grants = [
+        (table, privilege.strip())
+        for privileges, table in GRANT.findall(doc())
+        for privilege in privileges.split(",")
+    ]
+    assert grants, f"no GRANT ... TO pgstash_app; lines in {DOC.name}"
+    role, password = f"pgstash_app_{secrets.token_hex(4)}", secrets.token_hex(16)
+    admin = await asyncpg.connect(database_dsn)
+    await admin.execute(f"CREATE ROLE {role} LOGIN PASSWORD '{password}'")
+    try:
+        for table, privilege in grants:
+            await admin.execute(f"GRANT {privilege} ON {table} TO {role}")
+        async with PostgresConnectionPool.of(dsn=as_role(database_dsn, role, password)) as postgres:
+            assert await denied(postgres) == []
+            for table, privilege in grants:
+                await admin.execute(f"REVOKE {privilege} ON {table} FROM {role}")
+                errors = await denied(postgres)
+                await admin.execute(f"GRANT {privilege} ON {table} TO {role}")
+                assert any(f"permission denied for table {table}" in str(error) for error in errors), (
+                    f"{privilege} ON {table} is granted by {DOC.name} but no call needs it"
+                )
+    finally:
+        await admin.execute(f"DROP OWNED BY {role}")
+        await admin.execute(f"DROP ROLE {role}")
+        await admin.close()
+
+
+# -- the command ------------------------------------------------------------------------------
+
+
+def test_the_queries_command_lists_every_query_with_its_doc_line(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["queries"]) == 0
+    printed = capsys.readouterr().out
+    for named in catalogue().values():
+        assert f"  {named.name}({', '.join(named.parameters)})\n      {named.doc}\n" in printed
+    assert "| Conversational memory" in printed  # memory.sql's header comment, under its file
+    assert "$1" not in printed
+    assert main(["queries", "--sql"]) == 0
+    with_sql = capsys.readouterr().out
+    assert "WHERE identifier = $1" in with_sql and ":identifier" not in with_sql
