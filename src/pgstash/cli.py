@@ -19,7 +19,7 @@ from pgstash import embedded
 from pgstash.connection import DSN_VARIABLE, Postgres, PostgresConnectionPool
 from pgstash.errors import PgstashError
 from pgstash.migrations import applied, migrate, migrations
-from pgstash.queries import catalogue
+from pgstash.queries import catalogue, load_catalogue
 from pgstash.resources import resource_dir
 
 __all__ = ["main"]
@@ -94,12 +94,14 @@ def file_header(source: str) -> list[str]:
 
 
 async def cmd_queries(args: argparse.Namespace) -> int:
-    folder = resource_dir("queries")
+    root = resource_dir("queries").parent
+    templates = resource_dir("schema") / "templates"
+    every = [*catalogue().values(), *(load_catalogue(templates).values() if templates.is_dir() else ())]
     current = None
-    for named in sorted(catalogue().values(), key=lambda q: str(q.source)):  # stable: file order
+    for named in sorted(every, key=lambda q: str(q.source)):  # stable: file order
         if named.source != current:
             current = named.source
-            print(f"\n{named.source.relative_to(folder)}")
+            print(f"\n{named.source.relative_to(root).as_posix()}")
             for line in file_header(named.source.read_text(encoding="utf-8")):
                 print(f"  | {line}".rstrip())
         params = ", ".join(named.parameters)
