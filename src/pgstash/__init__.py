@@ -2,6 +2,7 @@
 
 from pgstash import embedded, embeddings
 from pgstash.connection import Postgres, PostgresConnectionPool
+from pgstash.embeddings import HashingEmbedding
 from pgstash.errors import (
     ConfigurationError,
     DatabaseError,
@@ -12,7 +13,6 @@ from pgstash.errors import (
     PgstashError,
     SchemaMissingError,
 )
-from pgstash.embeddings import HashingEmbedding
 from pgstash.filters import AttributeRequirement
 from pgstash.migrations import migrate
 from pgstash.vectors import PostgresVectorIndex

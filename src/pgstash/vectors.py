@@ -23,7 +23,9 @@ from typing import Any, TypeVar
 import asyncpg
 import attrs
 import cattrs
+import cattrs.preconf.orjson
 import numpy as np
+import orjson
 from numpy.typing import ArrayLike, NDArray
 
 from pgstash.connection import Postgres, current_postgres
@@ -103,14 +105,17 @@ def _finite_unit_checks(matrix: NDArray[np.float32], what: str) -> None:
 
 async def _until_connection_lost(connection: asyncpg.Connection, operation: Awaitable[_T]) -> _T:
     """Awaits `operation` on `connection`, but ends it when the connection closes: asyncpg's COPY
-    otherwise waits forever when its backend is terminated mid-copy."""
+    otherwise waits forever for the socket to drain when its backend is terminated mid-copy."""
+    # A pool's proxy detaches from its connection as soon as the connection dies, and then refuses
+    # every call; the connection itself is what must be listened to and cleaned up.
+    raw: asyncpg.Connection = getattr(connection, "_con", None) or connection
     lost: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
     def closed(_: object) -> None:
         if not lost.done():
             lost.set_result(None)
 
-    connection.add_termination_listener(closed)
+    raw.add_termination_listener(closed)
     task = asyncio.ensure_future(operation)
     try:
         await asyncio.wait((task, lost), return_when=asyncio.FIRST_COMPLETED)
@@ -118,17 +123,22 @@ async def _until_connection_lost(connection: asyncpg.Connection, operation: Awai
         task.cancel()
         raise
     finally:
-        connection.remove_termination_listener(closed)
+        raw.remove_termination_listener(closed)
         lost.cancel()
     if task.done():
         return task.result()
     task.cancel()
     await asyncio.wait({task}, timeout=5.0)
+    if task.done() and not task.cancelled():
+        task.exception()  # retrieved: the copy failed because the connection went away
+    raw.terminate()  # also ends the cancel request asyncpg now sends to the gone backend
     raise asyncpg.ConnectionDoesNotExistError("the connection closed during COPY; nothing was written")
 
 
 def _or_default_converter(converter: cattrs.Converter | None) -> cattrs.Converter:
-    return cattrs.Converter() if converter is None else converter
+    """The given converter, else cattrs' orjson preset: payloads JSON can hold (bytes as base85
+    text, sets as lists, ...) and back."""
+    return cattrs.preconf.orjson.make_converter() if converter is None else converter
 
 
 @attrs.frozen(slots=True)
@@ -138,7 +148,8 @@ class PostgresVectorIndex:
     `embedding` embeds texts and `image_embedding` images (bytes): async callables returning an
     `(n, d)` array-like. `mmr_multiplier`: how many candidates per result `rerank=True` weighs;
     `mmr_diversity`: MMR's trade-off (0 nearest first, 1 only diverse). `converter` turns models
-    into the stored payload and back.
+    into the stored payload and back (default: cattrs' orjson preset, so bytes, sets and
+    datetimes become JSON).
     """
 
     postgres: Postgres | None = None
@@ -271,10 +282,16 @@ class PostgresVectorIndex:
         with self._requires_table(name, model):
             async with postgres.connection() as connection:
                 with postgres.errors("vectors_copy"):
-                    await _until_connection_lost(
-                        connection,
-                        connection.copy_records_to_table(name, records=records, columns=_COPY_COLUMNS),
-                    )
+                    try:
+                        await _until_connection_lost(
+                            connection,
+                            connection.copy_records_to_table(name, records=records, columns=_COPY_COLUMNS),
+                        )
+                    except (TypeError, orjson.JSONEncodeError) as error:  # encoding a row; the COPY aborted
+                        raise TypeError(
+                            f"a payload or meta of {model.__name__} is not JSON ({error}); nothing was "
+                            "written: give PostgresVectorIndex a converter= that unstructures it to JSON"
+                        ) from error
         postgres.log("vectors_copy", len(records), time.perf_counter() - started)
         return len(records)
 
@@ -602,10 +619,10 @@ class PostgresVectorIndex:
 def _ready_vectors(items: list[Any], expected: int | None, name: str) -> NDArray[np.float32]:
     rows = [item.to_numpy() if hasattr(item, "to_numpy") else item for item in items]
     try:
-        matrix = np.asarray(rows, dtype=np.float32)
-    except (ValueError, TypeError):
-        matrix = np.empty((0, 0), dtype=np.float32)
-    if matrix.ndim == 2 and len(rows) > 0:
+        matrix: NDArray[np.float32] | None = np.asarray(rows, dtype=np.float32)
+    except (ValueError, TypeError):  # ragged, or not numbers: find the culprit below
+        matrix = None
+    if matrix is not None and matrix.ndim == 2 and matrix.shape[0] == len(rows):
         return matrix
     dimension = expected
     for position, row in enumerate(rows):
