@@ -58,7 +58,7 @@ SELECT concat_ws(
     END
 );
 
--- name: vectors_search(query_vector, requirements, candidates, max_distance)
+-- name: vectors_search(query_vector, requirements, candidates, max_distance, with_embeddings)
 -- The rows meeting the requirements nearest to the query by cosine distance, within max_distance,
 -- and how many candidates the scan found; HNSW/IVFFlat on embedding serve the ORDER BY ... LIMIT.
 WITH nearest AS MATERIALIZED (
@@ -74,9 +74,9 @@ WITH nearest AS MATERIALIZED (
 
 SELECT
     within.payload,
-    within.embedding,
     scanned.found,
-    1 - within.distance AS score
+    1 - within.distance AS score,
+    CASE WHEN :with_embeddings::BOOLEAN THEN within.embedding END AS embedding
 FROM (SELECT count(*) AS found FROM nearest) AS scanned
 LEFT JOIN nearest AS within ON within.distance <= :max_distance::FLOAT8
 ORDER BY within.distance;

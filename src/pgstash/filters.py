@@ -210,6 +210,8 @@ class Condition:
     sql: str
 
 
+# JSON null as a parameter: a bare None would bind SQL NULL, which no jsonb comparison matches.
+_JSON_NULL = orjson.Fragment(b"null")
 _PLACEHOLDER = re.compile(r"\$(\d+)")
 _WHERE = re.compile(r"\bWHERE\b(.*);\s*$", re.DOTALL)
 
@@ -218,19 +220,30 @@ def compose(sql: str, parameters: Sequence[str], bindings: Mapping[str, Any], ar
     """`sql` (a template's statement, `$n` naming `parameters[n-1]`) with each placeholder bound:
     a `Condition` goes in as parenthesised SQL, any other value is appended to `args` (once per
     name) and its placeholder renumbered to its position there."""
+    conditions = tuple((name, bound.sql) for name, bound in bindings.items() if isinstance(bound, Condition))
+    text, order = _composition(sql, tuple(parameters), conditions, len(args))
+    args.extend(bindings[name] for name in order)
+    return text
+
+
+@functools.lru_cache(maxsize=4096)
+def _composition(
+    sql: str, parameters: tuple[str, ...], conditions: tuple[tuple[str, str], ...], offset: int
+) -> tuple[str, tuple[str, ...]]:
+    """The composed text, and the names whose values follow the first `offset` arguments, in order
+    (the same for every call with the same shape, so it is computed once)."""
+    inserted = dict(conditions)
     numbers: dict[str, str] = {}
 
     def bind(match: re.Match[str]) -> str:
         name = parameters[int(match.group(1)) - 1]
-        bound = bindings[name]
-        if isinstance(bound, Condition):
-            return f"({bound.sql})"
+        if name in inserted:
+            return f"({inserted[name]})"
         if name not in numbers:
-            args.append(bound)
-            numbers[name] = f"${len(args)}"
+            numbers[name] = f"${offset + len(numbers) + 1}"
         return numbers[name]
 
-    return _PLACEHOLDER.sub(bind, sql)
+    return _PLACEHOLDER.sub(bind, sql), tuple(numbers)
 
 
 @functools.cache
@@ -286,4 +299,6 @@ def condition(requirement: object, args: list[Any]) -> str:
             bindings["pattern"] = _like_pattern(requirement.value)
         elif operator != "exists":
             bindings["value"] = requirement.value
+        if "value" in bindings and bindings["value"] is None:
+            bindings["value"] = _JSON_NULL
     return compose(sql, named.parameters, bindings, args)

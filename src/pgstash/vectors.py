@@ -93,14 +93,16 @@ def _version(text: str | None) -> tuple[int, ...]:
 
 
 def _finite_unit_checks(matrix: NDArray[np.float32], what: str) -> None:
+    """`ValueError` naming the first row with NaN or infinity, or with only zeros."""
+    if np.isfinite(matrix).all() and matrix.any(axis=1).all():
+        return
     finite = np.isfinite(matrix).all(axis=1)
     if not finite.all():
         raise ValueError(f"{what} {int(np.argmin(finite))} has NaN or infinite components")
     zero = ~matrix.any(axis=1)
-    if zero.any():
-        raise ValueError(
-            f"{what} {int(np.argmax(zero))} is all zeros: its cosine similarity to anything is undefined"
-        )
+    raise ValueError(
+        f"{what} {int(np.argmax(zero))} is all zeros: its cosine similarity to anything is undefined"
+    )
 
 
 async def _until_connection_lost(connection: asyncpg.Connection, operation: Awaitable[_T]) -> _T:
@@ -390,6 +392,7 @@ class PostgresVectorIndex:
                 "requirements": where,
                 "candidates": candidates,
                 "max_distance": math.inf if score_threshold is None else 1.0 - float(score_threshold),
+                "with_embeddings": rerank,
             },
             args,
         )
@@ -605,6 +608,8 @@ class PostgresVectorIndex:
             vector = (await self._embedded("embedding", [query]))[0]
         elif isinstance(query, bytes | bytearray | memoryview):
             vector = (await self._embedded("image_embedding", [bytes(query)]))[0]
+        elif isinstance(query, np.ndarray) and query.ndim == 1:
+            vector = query.astype(np.float32, copy=False)
         elif isinstance(query, list | tuple | np.ndarray) or hasattr(query, "to_numpy"):
             vector = _ready_vectors([query], None, "query")[0]
         else:
