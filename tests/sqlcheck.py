@@ -33,6 +33,7 @@ async def prepare_all(postgres: Postgres, queries: Iterable[Query]) -> int:
             await transaction.rollback()
     return count
 
+
 # The vector index (queries/vectors.sql, queries/filters.sql): every template names one table of the
 # seed's shape.
 TEMPLATE_SETUP.append(

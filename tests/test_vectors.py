@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import attrs
+import cattrs
 import numpy as np
 import pytest
 from numpy.typing import NDArray
@@ -266,6 +267,15 @@ async def test_bad_vectors_are_refused_before_anything_is_written(postgres: Post
         await index.index(Chunk, values=["not a chunk"], attribute="text")  # type: ignore[list-item]
     with pytest.raises(ValueError, match="one per value"):
         await index.index(Chunk, values=[Chunk("a", "b")], attribute="text", meta=[{}, {}])
+    with pytest.raises(ValueError, match="payload 1 holds a NUL"):
+        await index.index(Chunk, values=[Chunk("a", "b"), Chunk("c", "d\x00")], attribute="identifier")
+    with pytest.raises(TypeError, match="meta 0 is not JSON"):
+        await index.index(Chunk, values=[Chunk("a", "b")], attribute="text", meta={"when": object()})
+    plain = PostgresVectorIndex(postgres, converter=cattrs.Converter())  # leaves bytes as bytes
+    with pytest.raises(TypeError, match="payload 0 is not JSON"):
+        await plain.index(
+            HTTPDocument, values=[HTTPDocument("u", b"png")], attribute=lambda _: good, table="chunk"
+        )
     assert await postgres.fetch_value("SELECT count(*) FROM chunk") == 0
 
 

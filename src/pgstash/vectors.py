@@ -15,9 +15,10 @@ import functools
 import hashlib
 import math
 import re
+import struct
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
-from datetime import datetime, timedelta
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 import asyncpg
@@ -30,7 +31,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from pgstash.connection import Postgres, current_postgres
 from pgstash.errors import ConfigurationError, DatabaseError, DimensionMismatchError, SchemaMissingError
-from pgstash.filters import AttributeRequirement, Condition, compose, condition, json_value
+from pgstash.filters import AttributeRequirement, Condition, compose, condition
 from pgstash.mmr import maximal_marginal_relevance
 from pgstash.queries import Query, load_catalogue
 from pgstash.queries import query as named_query
@@ -45,8 +46,14 @@ TextEmbedding = Callable[[Sequence[str]], Awaitable[ArrayLike]]
 ImageEmbedding = Callable[[Sequence[bytes]], Awaitable[ArrayLike]]
 
 _CAMEL_BOUNDARY = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
-_COPY_COLUMNS = ("embedding", "payload", "meta", "created")
+# COPY column order: the fixed-size fields of a row first, then the JSON ones (see _copy_stream).
+_COPY_COLUMNS = ("embedding", "created", "meta", "payload")
 _MICROSECOND = timedelta(microseconds=1)
+_POSTGRES_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)  # timestamptz's binary zero
+_COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + struct.pack(">ii", 0, 0)
+_COPY_TRAILER = struct.pack(">h", -1)
+_COPY_BATCH = 2048  # rows per chunk handed to the connection
+_JSON_NUL = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")  # an escaped NUL, not an escaped backslash + "u0000"
 _FACTS_TTL = 30.0  # seconds a table's dimension and indexes are remembered between searches
 _HNSW_DEFAULT_EF_SEARCH = 40  # an HNSW scan without iterative scans yields at most ef_search rows
 _MAX_DIMENSION = 16_000  # pgvector's vector type
@@ -103,6 +110,67 @@ def _finite_unit_checks(matrix: NDArray[np.float32], what: str) -> None:
     raise ValueError(
         f"{what} {int(np.argmax(zero))} is all zeros: its cosine similarity to anything is undefined"
     )
+
+
+def _jsonb_field(value: Any, what: str, position: int) -> bytes:
+    """One jsonb field of binary COPY: its length, format version 1, the JSON text."""
+    try:
+        text = orjson.dumps(value)
+    except TypeError as error:
+        raise TypeError(
+            f"{what} {position} is not JSON ({error}); nothing was written: give PostgresVectorIndex "
+            "a converter= that unstructures the model to JSON values"
+        ) from None
+    if b"\\u0000" in text and _JSON_NUL.search(text):
+        raise ValueError(f"{what} {position} holds a NUL character, which PostgreSQL text cannot store")
+    return (len(text) + 1).to_bytes(4, "big") + b"\x01" + text
+
+
+def _payloads(items: Sequence[Any], unstructure: Callable[[Any], Any]) -> Iterator[bytes]:
+    """Each model's payload as a jsonb field, made while the COPY runs (so that the server
+    stores one batch while the next is encoded). One that is not JSON ends the COPY with a
+    `TypeError`, and the aborted COPY leaves nothing written."""
+    for position, item in enumerate(items):
+        yield _jsonb_field(unstructure(item), "payload", position)
+
+
+async def _copy_stream(
+    vectors: NDArray[np.float32], first: int, metas: Sequence[bytes], payloads: Iterator[bytes]
+) -> AsyncIterator[bytes]:
+    """The rows in PostgreSQL's binary COPY format, built a batch at a time: numpy lays out each
+    row's fixed part (field count, the vector as pgvector's binary `vector`, `created` as
+    microseconds since 2000-01-01, `first` plus the row's position), then its meta and payload
+    jsonb fields follow. No per-row encoder calls: asyncpg only forwards the bytes."""
+    count, dimension = vectors.shape
+    layout = np.dtype(
+        [
+            ("fields", ">i2"),
+            ("vector_size", ">i4"),
+            ("dimension", ">u2"),
+            ("unused", ">u2"),
+            ("vector", ">f4", (dimension,)),
+            ("created_size", ">i4"),
+            ("created", ">i8"),
+        ]
+    )
+    size = layout.itemsize
+    yield _COPY_HEADER
+    for start in range(0, count, _COPY_BATCH):
+        stop = min(count, start + _COPY_BATCH)
+        block = np.empty(stop - start, dtype=layout)
+        block["fields"] = len(_COPY_COLUMNS)
+        block["vector_size"] = 4 + 4 * dimension
+        block["dimension"] = dimension
+        block["unused"] = 0
+        block["vector"] = vectors[start:stop]
+        block["created_size"] = 8
+        block["created"] = np.arange(first + start, first + stop, dtype=np.int64)
+        fixed = memoryview(block.tobytes())
+        parts: list[bytes | memoryview] = []
+        for row in range(stop - start):
+            parts += (fixed[row * size : (row + 1) * size], metas[start + row], next(payloads))
+        yield b"".join(parts)
+    yield _COPY_TRAILER
 
 
 async def _until_connection_lost(connection: asyncpg.Connection, operation: Awaitable[_T]) -> _T:
@@ -272,30 +340,23 @@ class PostgresVectorIndex:
         postgres = self._postgres()
         facts = await self._facts(postgres, name, model, fresh=True)
         vectors = await self._vectors([select(item) for item in items], facts.dimension, name)
-        payloads = [self.converter.unstructure(item) for item in items]
-        base = facts.now
-        records = [
-            (row, payload, row_meta, base + offset * _MICROSECOND)
-            for offset, (row, payload, row_meta) in enumerate(
-                zip(vectors.astype(">f4", copy=False), payloads, metas, strict=True)
-            )
-        ]
+        first = (facts.now - _POSTGRES_EPOCH) // _MICROSECOND
+        payloads = _payloads(items, self.converter.unstructure)
         started = time.perf_counter()
         with self._requires_table(name, model):
             async with postgres.connection() as connection:
                 with postgres.errors("vectors_copy"):
-                    try:
-                        await _until_connection_lost(
-                            connection,
-                            connection.copy_records_to_table(name, records=records, columns=_COPY_COLUMNS),
-                        )
-                    except (TypeError, orjson.JSONEncodeError) as error:  # encoding a row; the COPY aborted
-                        raise TypeError(
-                            f"a payload or meta of {model.__name__} is not JSON ({error}); nothing was "
-                            "written: give PostgresVectorIndex a converter= that unstructures it to JSON"
-                        ) from error
-        postgres.log("vectors_copy", len(records), time.perf_counter() - started)
-        return len(records)
+                    await _until_connection_lost(
+                        connection,
+                        connection.copy_to_table(
+                            name,
+                            source=_copy_stream(vectors, first, metas, payloads),
+                            columns=_COPY_COLUMNS,
+                            format="binary",
+                        ),
+                    )
+        postgres.log("vectors_copy", len(items), time.perf_counter() - started)
+        return len(items)
 
     # -- search ----------------------------------------------------------------------------------
 
@@ -531,15 +592,15 @@ class PostgresVectorIndex:
         return facts
 
     @staticmethod
-    def _metas(meta: object, count: int) -> list[Any]:
+    def _metas(meta: object, count: int) -> list[bytes]:
         if meta is None:
-            return [{}] * count
+            return [_jsonb_field({}, "meta", 0)] * count
         if isinstance(meta, Mapping):
-            return [json_value(meta)] * count
+            return [_jsonb_field(meta, "meta", 0)] * count
         if isinstance(meta, Sequence) and not isinstance(meta, str | bytes):
             if len(meta) != count:
                 raise ValueError(f"meta has {len(meta)} mappings for {count} values; give one per value")
-            return [json_value(item) for item in meta]
+            return [_jsonb_field(item, "meta", position) for position, item in enumerate(meta)]
         raise TypeError(f"meta is a mapping or a sequence of mappings, not {type(meta).__name__}")
 
     @staticmethod
@@ -579,8 +640,16 @@ class PostgresVectorIndex:
     async def _vectors(self, selected: list[Any], expected: int | None, name: str) -> NDArray[np.float32]:
         """One validated float32 row per selected value: texts and images embedded in one call
         each, ready vectors taken as they are."""
-        texts = [i for i, item in enumerate(selected) if isinstance(item, str)]
-        images = [i for i, item in enumerate(selected) if isinstance(item, bytes | bytearray | memoryview)]
+        texts: list[int] = []
+        images: list[int] = []
+        ready: list[int] = []
+        for position, item in enumerate(selected):
+            if isinstance(item, str):
+                texts.append(position)
+            elif isinstance(item, bytes | bytearray | memoryview):
+                images.append(position)
+            else:
+                ready.append(position)
         parts: list[tuple[list[int], NDArray[np.float32]]] = []
         if texts:
             parts.append((texts, await self._embedded("embedding", [selected[i] for i in texts])))
@@ -588,18 +657,21 @@ class PostgresVectorIndex:
             parts.append(
                 (images, await self._embedded("image_embedding", [bytes(selected[i]) for i in images]))
             )
-        if len(texts) + len(images) < len(selected):
-            embedded = set(texts) | set(images)
-            ready = [i for i in range(len(selected)) if i not in embedded]
-            parts.append((ready, _ready_vectors([selected[i] for i in ready], expected, name)))
+        if ready:
+            items = selected if len(ready) == len(selected) else [selected[i] for i in ready]
+            parts.append((ready, _ready_vectors(items, expected, name)))
         dimension = expected if expected is not None else parts[0][1].shape[1]
-        matrix = np.empty((len(selected), dimension), dtype=np.float32)
-        for positions, part in parts:
+        for _, part in parts:
             if part.shape[1] != dimension:
                 raise DimensionMismatchError(dimension, part.shape[1], f'table "{name}"')
-            matrix[positions] = part
         if dimension < 1:
             raise ValueError("vectors need at least one dimension")
+        if len(parts) == 1:
+            matrix = parts[0][1]
+        else:
+            matrix = np.empty((len(selected), dimension), dtype=np.float32)
+            for positions, part in parts:
+                matrix[positions] = part
         _finite_unit_checks(matrix, "vector")
         return matrix
 
@@ -622,7 +694,8 @@ class PostgresVectorIndex:
 
 
 def _ready_vectors(items: list[Any], expected: int | None, name: str) -> NDArray[np.float32]:
-    rows = [item.to_numpy() if hasattr(item, "to_numpy") else item for item in items]
+    """The vectors as one (n, d) float32 matrix; a row that does not fit is named."""
+    rows = [item if type(item) is np.ndarray else _array_like(item) for item in items]
     try:
         matrix: NDArray[np.float32] | None = np.asarray(rows, dtype=np.float32)
     except (ValueError, TypeError):  # ragged, or not numbers: find the culprit below
@@ -644,6 +717,12 @@ def _ready_vectors(items: list[Any], expected: int | None, name: str) -> NDArray
         elif vector.shape[0] != dimension:
             raise DimensionMismatchError(dimension, vector.shape[0], f'vector {position} for "{name}"')
     raise ValueError(f"the vectors for {name!r} do not form an (n, d) matrix")
+
+
+def _array_like(item: Any) -> Any:
+    """pgvector's Vector and the like convert with to_numpy(); lists and tuples stay as they are."""
+    to_numpy = getattr(item, "to_numpy", None)
+    return to_numpy() if to_numpy is not None else item
 
 
 @contextlib.asynccontextmanager
