@@ -266,6 +266,18 @@ async def run(dsn: str, scale: Scale) -> list[Result]:
         raw = await asyncpg.connect(dsn)
         await register_codecs(raw)
         try:
+            raw_trip, pooled_trip = await interleaved(
+                lambda: raw.fetchval("SELECT 1"), lambda: postgres.fetch_value("SELECT 1"), scale.rounds
+            )
+            results.append(
+                Result(
+                    STORE,
+                    "pool round trip: SELECT 1",
+                    raw_trip,
+                    pooled_trip,
+                    "every pooled call also pays asyncpg's reset query when the connection goes back",
+                )
+            )
             await postgres.execute(f"DROP TABLE IF EXISTS {EXACT}")
             await index.create_table(Chunk, dimension=scale.dimension, index=None, table=EXACT)
             for count in sorted(set(scale.vectors) | set(scale.scaling)):
