@@ -37,7 +37,7 @@ TOPICS = 100  # an equality filter on one topic keeps 1% of the rows
 CLUSTERS = 100
 EXACT = "bench_vectors_exact"
 HNSW = "bench_vectors_hnsw"
-EF_SEARCH = (40, 100, 200)
+EF_SEARCH = (40, 100, 200, 400)
 
 
 @attrs.frozen

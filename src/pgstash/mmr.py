@@ -10,8 +10,10 @@ __all__ = ["maximal_marginal_relevance"]
 
 
 def _unit_rows(matrix: NDArray[np.float64]) -> NDArray[np.float64]:
-    norms = np.linalg.norm(matrix, axis=-1, keepdims=True)
-    return matrix / np.where(norms == 0.0, 1.0, norms)
+    norms = np.sqrt(np.einsum("ij,ij->i", matrix, matrix))
+    norms[norms == 0.0] = 1.0
+    result: NDArray[np.float64] = matrix / norms[:, None]
+    return result
 
 
 def maximal_marginal_relevance(
@@ -27,16 +29,15 @@ def maximal_marginal_relevance(
     if count == 0 or limit <= 0:
         return []
     rows = _unit_rows(matrix)
-    relevance = rows @ _unit_rows(np.asarray(query, dtype=np.float64))
-    closest_picked = np.full(count, -np.inf)
-    available = np.ones(count, dtype=bool)
+    relevance = (1.0 - diversity) * (rows @ _unit_rows(np.asarray(query, dtype=np.float64)[None, :])[0])
+    penalty = np.zeros(count)  # diversity * max cosine to a picked row (0 before any pick)
+    scores = relevance.copy()
     picked: list[int] = []
-    for _ in range(min(limit, count)):
-        redundancy = np.where(np.isfinite(closest_picked), closest_picked, 0.0)
-        scores = (1.0 - diversity) * relevance - diversity * redundancy
-        scores[~available] = -np.inf
+    for step in range(min(limit, count)):
         best = int(np.argmax(scores))
         picked.append(best)
-        available[best] = False
-        closest_picked = np.maximum(closest_picked, rows @ rows[best])
+        similarity = diversity * (rows @ rows[best])  # one row at a time: a full matmul costs more
+        penalty = similarity if step == 0 else np.maximum(penalty, similarity)
+        scores = relevance - penalty
+        scores[picked] = -np.inf
     return picked
