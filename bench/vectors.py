@@ -160,6 +160,15 @@ async def searches(
     exact_rounds = max(5, scale.rounds // 10)
     topic = AttributeRequirement.equal("topic", "topic-7")
     size = f"({count:,})"
+    async with postgres.session():  # one pinned connection: no pool acquire and reset per call
+        pinned = await versus_raw(
+            postgres,
+            raw,
+            f"search HNSW top-10, pinned connection {size}",
+            lambda: index.search(Chunk, query=query, limit=10, table=HNSW),
+            scale.rounds,
+            "pgstash inside postgres.session(), as raw uses one connection",
+        )
     return [
         await versus_raw(
             postgres,
@@ -191,6 +200,7 @@ async def searches(
             scale.rounds,
             "raw fetches the same 80 candidates without re-ranking",
         ),
+        pinned,
     ]
 
 
