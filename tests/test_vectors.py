@@ -312,7 +312,8 @@ async def test_a_terminated_copy_ends_in_an_error_not_a_hang(postgres: Postgres)
             index.index(Chunk, values=chunks, attribute=lambda c: vectors[c.rank]), timeout=60
         )
     assert await killer
-    assert failure.value.query == "vectors_copy" and str(failure.value.sqlstate).startswith("08")
+    assert failure.value.query == "vectors_copy"
+    assert str(failure.value.sqlstate).startswith("08") or failure.value.sqlstate == "57P01"  # lost, or told why
     assert await postgres.fetch_value("SELECT count(*) FROM chunk") == 0
 
 
