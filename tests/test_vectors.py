@@ -313,7 +313,9 @@ async def test_a_terminated_copy_ends_in_an_error_not_a_hang(postgres: Postgres)
         )
     assert await killer
     assert failure.value.query == "vectors_copy"
-    assert str(failure.value.sqlstate).startswith("08") or failure.value.sqlstate == "57P01"  # lost, or told why
+    assert (
+        str(failure.value.sqlstate).startswith("08") or failure.value.sqlstate == "57P01"
+    )  # lost, or told why
     assert await postgres.fetch_value("SELECT count(*) FROM chunk") == 0
 
 
