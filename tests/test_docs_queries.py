@@ -24,13 +24,16 @@ import pytest
 from bench.roundtrips import RoundTripCounter
 
 from pgstash import (
+    AttributeRequirement,
     DatabaseError,
+    HashingEmbedding,
     ModelInput,
     Postgres,
     PostgresConfigurationRepository,
     PostgresConnectionPool,
     PostgresInstructionsRepository,
     PostgresModelMemory,
+    PostgresVectorIndex,
 )
 from pgstash.cli import main
 from pgstash.migrations import applied
@@ -46,7 +49,12 @@ QUERY_REF = re.compile(r"`([a-z_][a-z0-9_]*)\(((?:[a-z_][a-z0-9_]*(?:, )?)*)\)`"
 INDEX_REF = re.compile(r"`([a-z_][a-z0-9_]*_(?:pkey|idx))`")
 TEST_REF = re.compile(r"`(?:(tests/\w+\.py)::)?(test_\w+)`|`(tests/\w+\.py)`")
 METHOD_REF = re.compile(r"^`(\w+)\.(\w+)`")  # then, optionally, the case the row describes
-STORES = (PostgresConfigurationRepository, PostgresInstructionsRepository, PostgresModelMemory)
+STORES = (
+    PostgresConfigurationRepository,
+    PostgresInstructionsRepository,
+    PostgresModelMemory,
+    PostgresVectorIndex,
+)
 
 
 def every_query() -> dict[str, Query]:
@@ -216,12 +224,21 @@ class Documented:
     model: str = "m"
 
 
+@attrs.frozen
+class Chunk:
+    text: str
+    topic: str
+
+
 def method_calls(postgres: Postgres) -> dict[str, Callable[[], Awaitable[object]]]:
     """Every documented method (by the first cell of its row), called so that the next succeeds,
     with caches off so that every read goes to the database (a cache hit runs no query)."""
     configurations = PostgresConfigurationRepository(postgres, cache_limit=0)
     instructions = PostgresInstructionsRepository(postgres, cache_limit=0)
     memory = PostgresModelMemory("documented", postgres=postgres)
+    vectors = PostgresVectorIndex(postgres, embedding=HashingEmbedding(16))
+    chunks = [Chunk(f"passage {i} on postgres", topic=f"topic-{i % 3}") for i in range(30)]
+    topic = AttributeRequirement.equal("topic", "topic-1")
     prefix = "`PostgresConfigurationRepository."
     calls: dict[str, Callable[[], Awaitable[object]]] = {
         f"{prefix}define`": lambda: configurations.define(Documented()),
@@ -246,6 +263,24 @@ def method_calls(postgres: Postgres) -> dict[str, Callable[[], Awaitable[object]
         f"{prefix}remember`": lambda: memory.remember(ModelInput("hello"), variables={"n": 1}),
         f"{prefix}recall`": lambda: memory.recall(limit=10),
         f"{prefix}forget`": memory.forget,
+    }
+    prefix = "`PostgresVectorIndex."
+    calls |= {
+        f'{prefix}create_table`, `index="hnsw"`': lambda: vectors.create_table(Chunk, dimension=16),
+        f'{prefix}create_table`, `index="ivfflat"`': lambda: vectors.create_table(
+            Chunk, dimension=16, index="ivfflat", table="chunk_ivfflat"
+        ),
+        f"{prefix}create_table`, `index=None`": lambda: vectors.create_table(
+            Chunk, dimension=16, index=None, table="chunk_exact"
+        ),
+        f"{prefix}index`": lambda: vectors.index(Chunk, values=chunks, attribute="text"),
+        f"{prefix}search`, a query": lambda: vectors.search(Chunk, query="postgres", limit=5),
+        f"{prefix}search`, a query and requirements": lambda: vectors.search(
+            Chunk, query="postgres", limit=5, requirements=topic
+        ),
+        f"{prefix}search`, no query": lambda: vectors.search(Chunk, limit=5, requirements=topic),
+        f"{prefix}search_scored`, a query": lambda: vectors.search_scored(Chunk, query="postgres", limit=5),
+        f"{prefix}delete`": lambda: vectors.delete(Chunk, requirements=topic),
     }
     return calls
 
@@ -335,6 +370,8 @@ async def test_the_documented_grants_are_enough_and_each_is_needed(database_dsn:
     unread = [line for line in doc().splitlines() if line.startswith("GRANT ") and not GRANT.fullmatch(line)]
     assert not unread, f"GRANT lines this test cannot read: {unread}"
     role, password = f"pgstash_app_{secrets.token_hex(4)}", secrets.token_hex(16)
+    async with PostgresConnectionPool.of(dsn=database_dsn) as owner:  # the owner makes the vector table
+        await method_calls(owner)['`PostgresVectorIndex.create_table`, `index="hnsw"`']()
     admin = await asyncpg.connect(database_dsn)
     await admin.execute(f"CREATE ROLE {role} LOGIN PASSWORD '{password}'")
     try:
@@ -342,6 +379,9 @@ async def test_the_documented_grants_are_enough_and_each_is_needed(database_dsn:
             await admin.execute(f"GRANT {privilege} ON {table} TO {role}")
         async with PostgresConnectionPool.of(dsn=as_role(database_dsn, role, password)) as postgres:
             assert await denied(postgres) == []
+            with pytest.raises(DatabaseError) as refused:  # DDL is the owner's
+                await method_calls(postgres)['`PostgresVectorIndex.create_table`, `index="hnsw"`']()
+            assert refused.value.sqlstate == "42501"
             for table, privilege in grants:
                 await admin.execute(f"REVOKE {privilege} ON {table} FROM {role}")
                 errors = await denied(postgres)
