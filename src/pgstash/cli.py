@@ -118,6 +118,30 @@ def configure_queries(sub: argparse.ArgumentParser) -> None:
     )
 
 
+async def cmd_demo(args: argparse.Namespace) -> int:
+    from pgstash import demo
+
+    async with connect(args) as postgres:
+        return await demo.run(postgres, passages_limit=args.limit)
+
+
+def configure_demo(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument("--limit", type=int, default=None, help="index at most this many docstrings")
+
+
+async def cmd_vector(args: argparse.Namespace) -> int:
+    from pgstash import vector_cli
+
+    async with connect(args) as postgres:
+        return await vector_cli.run(postgres, args)
+
+
+def configure_vector(sub: argparse.ArgumentParser) -> None:
+    from pgstash import vector_cli
+
+    vector_cli.configure(sub)
+
+
 COMMANDS: dict[str, tuple[str, Command, Callable[[argparse.ArgumentParser], None] | None]] = {
     "migrate": ("apply the schema/ migrations not yet applied", cmd_migrate, None),
     "status": ("migrations, tables with row counts and sizes, vector tables", cmd_status, None),
@@ -126,6 +150,8 @@ COMMANDS: dict[str, tuple[str, Command, Callable[[argparse.ArgumentParser], None
         cmd_queries,
         configure_queries,
     ),
+    "demo": ("configurations, instructions, memory and vector search end to end", cmd_demo, configure_demo),
+    "vector": ("vector tables: create-table NAME, ingest NAME FILE.jsonl", cmd_vector, configure_vector),
 }
 
 
