@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from bench.__main__ import RUNNERS
 from bench.common import main
 
