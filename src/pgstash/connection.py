@@ -49,10 +49,11 @@ _MISSING_RELATION = re.compile(r'relation "(?:[^"]+\.)?([^"]+)" does not exist')
 
 def connection_lost(error: BaseException | None) -> bool:
     """Whether `error` (a driver error, or a `DatabaseError` wrapping one) means the connection
-    is gone."""
+    is gone. A timeout is not: the server is there, the statement was too slow (and retrying it
+    would double the load that made it slow)."""
     if isinstance(error, DatabaseError):
         error = error.__cause__
-    return isinstance(error, _CONNECTION_LOST)
+    return isinstance(error, _CONNECTION_LOST) and not isinstance(error, TimeoutError)
 
 
 def _usable(connection: asyncpg.Connection | asyncpg.pool.PoolConnectionProxy) -> bool:

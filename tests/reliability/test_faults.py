@@ -169,6 +169,45 @@ async def test_a_read_is_retried_only_once(database_dsn: str, template_ready: st
         assert (await memory.recall()).context == ()
 
 
+# -- statement timeouts -----------------------------------------------------------------------
+
+
+async def test_a_store_call_that_times_out_names_its_query_and_is_not_retried(
+    database_dsn: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """tests/test_connection.py covers raw SQL; here named store calls, blocked behind a lock."""
+    blocker = await asyncpg.connect(database_dsn)
+    async with PostgresConnectionPool.of(dsn=database_dsn, command_timeout=0.3) as postgres:
+        configurations = PostgresConfigurationRepository(postgres, cache_limit=0)
+        memory = PostgresModelMemory("m", postgres=postgres)
+        await configurations.define({"v": 1}, "app")
+        before = await counts(postgres)
+        try:
+            async with blocker.transaction():
+                await blocker.execute(
+                    "LOCK TABLE configurations, memories, memories_elements IN ACCESS EXCLUSIVE MODE"
+                )
+                calls = {
+                    "configurations_newest": configurations.load_raw("app"),
+                    "configurations_insert": configurations.define({"v": 2}, "app"),
+                    "memory_remember": memory.remember(ModelInput("late")),
+                    "memory_recall": memory.recall(),
+                }
+                for name, call in calls.items():
+                    with pytest.raises(DatabaseError) as failure:
+                        await call
+                    assert failure.value.query == name
+                    assert failure.value.sqlstate == "57014"
+                    assert f"query {name!r}" in str(failure.value)
+                    assert "command_timeout" in str(failure.value)
+        finally:
+            await blocker.close()
+        # a timeout is not a lost connection: nothing was run a second time
+        assert not [record for record in caplog.records if "retrying" in record.getMessage()]
+        assert await counts(postgres) == before
+        assert await configurations.load_raw("app") == {"v": 1}  # the same pool, lock gone
+
+
 # -- backends killed at random under load -----------------------------------------------------
 
 
