@@ -220,8 +220,16 @@ class Postgres:
         if current is not None:
             yield current
             return
-        with self.errors(purpose):
-            acquired = await self._pool.acquire()
+        try:
+            with self.errors(purpose):
+                acquired = await self._pool.acquire()
+        except DatabaseError as error:
+            cause = error.__cause__
+            if isinstance(cause, OSError) and not isinstance(cause, TimeoutError):
+                raise DatabaseError(
+                    purpose, "08001", f"cannot connect to PostgreSQL at {redact(self.dsn)}: {cause}"
+                ) from cause
+            raise
         try:
             yield acquired
         except BaseException as error:
