@@ -232,7 +232,7 @@ class Postgres:
             raise
         try:
             yield acquired
-        except BaseException as error:
+        except DatabaseError as error:
             if connection_lost(error) and _usable(acquired):
                 # its protocol state is unknown (asyncpg may raise InternalClientError on its
                 # next use): never hand it to the next caller

@@ -169,6 +169,21 @@ async def test_a_read_is_retried_only_once(database_dsn: str, template_ready: st
         assert (await memory.recall()).context == ()
 
 
+async def test_the_callers_own_error_in_a_transaction_rolls_back_and_keeps_the_connection(
+    database_dsn: str,
+) -> None:
+    """Only a lost connection is dropped: an OSError of the caller's own is not one."""
+    async with PostgresConnectionPool.of(dsn=database_dsn, min_size=1, max_size=1) as postgres:
+        configurations = PostgresConfigurationRepository(postgres)
+        pid = await postgres.fetch_value("SELECT pg_backend_pid()")
+        with pytest.raises(FileNotFoundError):
+            async with postgres.transaction():
+                await configurations.define({"v": 1}, "app")
+                raise FileNotFoundError("the caller's own")
+        assert await configurations.load_raw("app") is None
+        assert await postgres.fetch_value("SELECT pg_backend_pid()") == pid
+
+
 # -- statement timeouts -----------------------------------------------------------------------
 
 
