@@ -26,6 +26,7 @@ from pgstash import (
     ToolRequest,
     ToolResponse,
 )
+from pgstash.templates import render
 from tests.conftest import TEMPLATE_DATABASE, _clone, _drop, with_database
 from tests.reliability.faults import counts
 
@@ -177,3 +178,17 @@ def test_memory_stores_hostile_identifiers_and_contents_as_data(
         await database.intact(postgres)
 
     database.run(check)
+
+
+async def test_no_identifier_can_name_a_system_catalog(postgres: Postgres) -> None:
+    """pg_catalog is searched before every schema: a vector table called "pg_class" (a model
+    class `PgClass`) would make `DELETE FROM "pg_class"` empty the system catalog of a superuser's
+    database. Every name of a pg_catalog relation is refused, and every pg_ name with it."""
+    catalog = await postgres.fetch(
+        "SELECT relname::text AS name FROM pg_class WHERE relnamespace = 'pg_catalog'::regnamespace"
+    )
+    assert len(catalog) > 100
+    for row in catalog:
+        with pytest.raises(ValueError, match="nor with pg_"):
+            render("DELETE FROM {table}", table=row["name"])
+    assert render("DELETE FROM {table}", table="pgvector_chunk") == 'DELETE FROM "pgvector_chunk"'
