@@ -33,3 +33,15 @@ WHERE
     AND c.relkind = 'r'
     AND n.nspname = current_schema()
 ORDER BY c.relname;
+
+-- name: vector_table_dimension(table_name)$
+-- The declared dimension of a table's `embedding` column, or NULL without such a table (catalogs).
+SELECT a.atttypmod AS dimension
+FROM pg_attribute AS a
+INNER JOIN pg_class AS c ON a.attrelid = c.oid
+INNER JOIN pg_namespace AS n ON c.relnamespace = n.oid
+WHERE
+    a.attname = 'embedding'
+    AND c.relname = :table_name
+    AND c.relkind = 'r'
+    AND n.nspname = current_schema();

@@ -32,3 +32,36 @@ async def prepare_all(postgres: Postgres, queries: Iterable[Query]) -> int:
         finally:
             await transaction.rollback()
     return count
+
+
+# The vector index (queries/vectors.sql, queries/filters.sql): every template names one table of the
+# seed's shape.
+TEMPLATE_SETUP.append(
+    "CREATE TABLE vector_sample (id UUID NOT NULL DEFAULT gen_random_uuid(), embedding VECTOR(3) NOT NULL, "
+    "payload JSONB NOT NULL, meta JSONB NOT NULL, created TIMESTAMPTZ NOT NULL DEFAULT CURRENT_TIMESTAMP)"
+)
+TEMPLATE_SLOTS.update(
+    {
+        name: {"table": "vector_sample"}
+        for name in (
+            "vectors_search",
+            "vectors_newest",
+            "vectors_delete",
+            "filter_everything",
+            "filter_equal",
+            "filter_not_equal",
+            "filter_greater",
+            "filter_greater_or_equal",
+            "filter_less",
+            "filter_less_or_equal",
+            "filter_contained_in",
+            "filter_contains",
+            "filter_contains_any",
+            "filter_text_match",
+            "filter_exists",
+            "filter_and",
+            "filter_or",
+            "filter_not",
+        )
+    }
+)

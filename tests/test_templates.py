@@ -35,3 +35,10 @@ def test_nothing_but_the_whitelist_gets_through(name: str) -> None:
     else:
         with pytest.raises(ValueError):
             render("{t}", t=name)
+
+
+def test_an_integer_slot_is_written_as_digits() -> None:
+    assert render("VECTOR({dimension}) ON {table}", dimension=384, table="chunk") == 'VECTOR(384) ON "chunk"'
+    for bad in (-1, True, 3.0, "384"):
+        with pytest.raises(ValueError):
+            render("VECTOR({dimension})", dimension=bad)  # type: ignore[arg-type]

@@ -1,8 +1,9 @@
 """pgstash: PostgreSQL persistence for LLM applications, as plain SQL a DBA can read."""
 
-from pgstash import embedded
+from pgstash import embedded, embeddings
 from pgstash.configurations import ConfigurationSnapshot, PostgresConfigurationRepository
 from pgstash.connection import Postgres, PostgresConnectionPool
+from pgstash.embeddings import HashingEmbedding
 from pgstash.errors import (
     ConfigurationError,
     DatabaseError,
@@ -14,6 +15,7 @@ from pgstash.errors import (
     PgstashError,
     SchemaMissingError,
 )
+from pgstash.filters import AttributeRequirement
 from pgstash.instructions import (
     InstructionsArgumentDeclaration,
     InstructionsDeclaration,
@@ -29,12 +31,15 @@ from pgstash.memory import (
     ToolResponse,
 )
 from pgstash.migrations import migrate
+from pgstash.vectors import PostgresVectorIndex
 
 __all__ = [
+    "AttributeRequirement",
     "ConfigurationError",
     "ConfigurationSnapshot",
     "DatabaseError",
     "DimensionMismatchError",
+    "HashingEmbedding",
     "InstructionsArgumentDeclaration",
     "InstructionsDeclaration",
     "InstructionsNotFoundError",
@@ -51,9 +56,11 @@ __all__ = [
     "PostgresConnectionPool",
     "PostgresInstructionsRepository",
     "PostgresModelMemory",
+    "PostgresVectorIndex",
     "SchemaMissingError",
     "ToolRequest",
     "ToolResponse",
     "embedded",
+    "embeddings",
     "migrate",
 ]

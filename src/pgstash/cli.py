@@ -95,10 +95,36 @@ async def cmd_queries(args: argparse.Namespace) -> int:
     return 0
 
 
+async def cmd_demo(args: argparse.Namespace) -> int:
+    from pgstash import demo
+
+    async with connect(args) as postgres:
+        return await demo.run(postgres, passages_limit=args.limit)
+
+
+def configure_demo(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument("--limit", type=int, default=None, help="index at most this many docstrings")
+
+
+async def cmd_vector(args: argparse.Namespace) -> int:
+    from pgstash import vector_cli
+
+    async with connect(args) as postgres:
+        return await vector_cli.run(postgres, args)
+
+
+def configure_vector(sub: argparse.ArgumentParser) -> None:
+    from pgstash import vector_cli
+
+    vector_cli.configure(sub)
+
+
 COMMANDS: dict[str, tuple[str, Command, Callable[[argparse.ArgumentParser], None] | None]] = {
     "migrate": ("apply the schema/ migrations not yet applied", cmd_migrate, None),
     "status": ("migrations, tables with row counts and sizes, vector tables", cmd_status, None),
     "queries": ("every named query with its doc line, by file: the DBA's catalogue", cmd_queries, None),
+    "demo": ("configurations, instructions, memory and vector search end to end", cmd_demo, configure_demo),
+    "vector": ("vector tables: create-table NAME, ingest NAME FILE.jsonl", cmd_vector, configure_vector),
 }
 
 

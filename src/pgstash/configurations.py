@@ -215,9 +215,7 @@ class PostgresConfigurationRepository:
             key = type(config).__name__ if identifier is None else require_key(identifier, "identifier")
             content = _json_object(converter.unstructure(config), key)
         else:
-            raise TypeError(
-                f"a configuration is an attrs or dataclass instance or a Mapping, got {config!r}"
-            )
+            raise TypeError(f"a configuration is an attrs or dataclass instance or a Mapping, got {config!r}")
 
         async def insert(postgres: Postgres) -> None:
             await postgres.run("configurations_insert", identifier=key, content=content)

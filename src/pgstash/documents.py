@@ -47,8 +47,16 @@ class Documents:
     """One repository's access to a versioned-document table: `store` names it in NOTIFY
     payloads, `lock` is the store's lock query (taking the key as `key_parameter`)."""
 
-    __slots__ = ("_bound", "_cache", "cache_expiration", "cache_limit", "key_parameter", "lock", "postgres",
-                 "store")
+    __slots__ = (
+        "_bound",
+        "_cache",
+        "cache_expiration",
+        "cache_limit",
+        "key_parameter",
+        "lock",
+        "postgres",
+        "store",
+    )
 
     def __init__(
         self,

@@ -62,13 +62,23 @@ class ToolResponse:
     error: bool = attrs.field(default=False, validator=validators.instance_of(bool))
 
 
+def _responses(value: Iterable[ToolResponse]) -> tuple[ToolResponse, ...]:
+    return tuple(value)
+
+
+def _requests(value: Iterable[ToolRequest]) -> tuple[ToolRequest, ...]:
+    return tuple(value)
+
+
 @attrs.frozen(slots=True)
 class ModelInput:
     """What went into the model: user content and the responses of the tools it requested."""
 
     content: str = attrs.field(validator=_text)
     tool_responses: tuple[ToolResponse, ...] = attrs.field(
-        default=(), converter=tuple, validator=validators.deep_iterable(validators.instance_of(ToolResponse))
+        default=(),
+        converter=_responses,
+        validator=validators.deep_iterable(validators.instance_of(ToolResponse)),
     )
     meta: Mapping[str, Any] = attrs.field(factory=dict, validator=_mapping)
 
@@ -79,7 +89,9 @@ class ModelOutput:
 
     content: str = attrs.field(validator=_text)
     tool_requests: tuple[ToolRequest, ...] = attrs.field(
-        default=(), converter=tuple, validator=validators.deep_iterable(validators.instance_of(ToolRequest))
+        default=(),
+        converter=_requests,
+        validator=validators.deep_iterable(validators.instance_of(ToolRequest)),
     )
     meta: Mapping[str, Any] = attrs.field(factory=dict, validator=_mapping)
 
@@ -273,9 +285,7 @@ class PostgresModelMemory:
     def _postgres(self) -> Postgres:
         return self.postgres if self.postgres is not None else current_postgres()
 
-    async def remember(
-        self, *items: ModelContextElement, variables: Mapping[str, Any] | None = None
-    ) -> None:
+    async def remember(self, *items: ModelContextElement, variables: Mapping[str, Any] | None = None) -> None:
         """Appends `items` in order, and a variables snapshot when `variables` is given, in one
         transaction and one round trip, creating the memory if it does not exist. Items of
         concurrent calls on one memory never interleave; recall order is commit order."""

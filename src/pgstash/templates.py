@@ -1,7 +1,9 @@
 """Fills the `{slot}` identifiers of template queries, and nothing else.
 
 This is the only place where text is put into SQL: identifiers that match
-`^[a-z_][a-z0-9_]{0,62}$`, double-quoted. Values never come here; they are bound parameters.
+`^[a-z_][a-z0-9_]{0,62}$`, double-quoted, and non-negative integers written as digits (a vector
+column's dimension, which DDL cannot take as a parameter). Values never come here; they are bound
+parameters.
 """
 
 from __future__ import annotations
@@ -32,14 +34,19 @@ def quote_identifier(name: object) -> str:
     return f'"{validate_identifier(name)}"'
 
 
-def render(template: str, **slots: str) -> str:
-    """`template` with every `{slot}` replaced by its quoted identifier. A slot without a value,
-    or a value that is not a valid identifier, raises `ValueError`."""
+def render(template: str, **slots: str | int) -> str:
+    """`template` with every `{slot}` replaced by its quoted identifier, or by the digits of a
+    non-negative `int`. A slot without a value, or a value that is neither, raises `ValueError`."""
 
     def fill(match: re.Match[str]) -> str:
         slot = match.group(1)
         if slot not in slots:
             raise ValueError(f"template slot {{{slot}}} has no value")
-        return quote_identifier(slots[slot])
+        value = slots[slot]
+        if isinstance(value, int) and not isinstance(value, bool):
+            if value < 0:
+                raise ValueError(f"template slot {{{slot}}} takes a non-negative integer, got {value}")
+            return str(value)
+        return quote_identifier(value)
 
     return _SLOT.sub(fill, template)

@@ -1,0 +1,180 @@
+"""`pgstash demo`: the seed's "Putting it together", end to end on real data.
+
+One connection scope; configurations, instructions, memory and vector search on the docstrings of
+the standard library, embedded with the lexical `HashingEmbedding`. Prints what happened, with timings.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import attrs
+
+from pgstash.configurations import PostgresConfigurationRepository
+from pgstash.connection import Postgres
+from pgstash.corpus import Passage, stdlib_passages
+from pgstash.embeddings import HashingEmbedding
+from pgstash.filters import AttributeRequirement
+from pgstash.instructions import (
+    InstructionsArgumentDeclaration,
+    InstructionsDeclaration,
+    PostgresInstructionsRepository,
+)
+from pgstash.memory import ModelInput, ModelOutput, PostgresModelMemory, ToolRequest, ToolResponse
+from pgstash.migrations import migrate
+from pgstash.vectors import PostgresVectorIndex
+
+DIMENSION = 384
+BATCH = 500
+
+
+@attrs.frozen
+class AssistantSettings:
+    model: str = "small-model"
+    temperature: float = 0.2
+    max_tokens: int = 512
+    search_limit: int = 5
+
+
+class Timings:
+    def __init__(self) -> None:
+        self.rows: list[tuple[str, str]] = []
+
+    @contextmanager
+    def step(self, name: str) -> Iterator[None]:
+        started = time.perf_counter()
+        yield
+        self.rows.append((name, f"{(time.perf_counter() - started) * 1000:.1f} ms"))
+
+
+def heading(text: str) -> None:
+    print(f"\n== {text} ==")
+
+
+def progress(done: int, total: int, started: float) -> None:
+    width = 30
+    filled = width * done // max(total, 1)
+    rate = done / max(time.perf_counter() - started, 1e-9)
+    sys.stderr.write(
+        f"\r  indexing [{'#' * filled}{'.' * (width - filled)}] {done}/{total} ({rate:,.0f} rows/s)"
+    )
+    if done >= total:
+        sys.stderr.write("\n")
+    sys.stderr.flush()
+
+
+def first_line(text: str, width: int = 70) -> str:
+    line = text.strip().splitlines()[0]
+    return line if len(line) <= width else line[: width - 1] + "…"
+
+
+def table(rows: Sequence[Sequence[Any]], header: Sequence[str]) -> str:
+    """A plain-text table, columns padded to their widest cell."""
+    cells = [[str(cell) for cell in header], *[[str(cell) for cell in row] for row in rows]]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in cells]
+    lines.insert(1, "  ".join("-" * width for width in widths))
+    return "\n".join(lines)
+
+
+async def run(postgres: Postgres, passages_limit: int | None = None) -> int:
+    """Runs the demo on `postgres` (the current pool)."""
+    timings = Timings()
+    if True:
+        heading("schema")
+        with timings.step("migrate"):
+            applied = await migrate(postgres)
+        print("applied " + ", ".join(applied) if applied else "the schema is current")
+
+        heading("configurations")
+        configurations = PostgresConfigurationRepository()
+        with timings.step("configuration define"):
+            await configurations.define(AssistantSettings(temperature=0.1))
+        with timings.step("configuration load (database)"):
+            loaded = await configurations.load(AssistantSettings)
+        with timings.step("configuration load (cached)"):
+            await configurations.load(AssistantSettings)
+        history = await configurations.history("AssistantSettings")
+        print(f"loaded {loaded!r}; {len(history)} snapshot(s) kept")
+
+        heading("instructions")
+        instructions = PostgresInstructionsRepository()
+        declaration = InstructionsDeclaration(
+            "librarian",
+            description="Answers questions about the Python standard library",
+            arguments=(
+                InstructionsArgumentDeclaration("topic", description="what the user asks about"),
+                InstructionsArgumentDeclaration("tone", required=False),
+            ),
+        )
+        with timings.step("instructions define"):
+            await instructions.define(
+                declaration,
+                "You are a librarian of the Python standard library. Answer about {topic}. {tone}"
+                " Cite module names in {{braces}}.",
+            )
+        with timings.step("instructions resolve"):
+            resolved = await instructions.resolve("librarian", {"topic": "reading files"})
+        print(resolved)
+
+        heading("memory")
+        memory = PostgresModelMemory("demo-session", recall_limit=20)
+        await memory.forget()
+        with timings.step("memory remember (4 elements)"):
+            await memory.remember(
+                ModelInput("How do I read a file line by line?"),
+                ModelOutput(
+                    "", tool_requests=(ToolRequest("call-1", "search_docs", {"query": "read lines"}),)
+                ),
+                ModelInput(
+                    "", tool_responses=(ToolResponse("call-1", "search_docs", "io.TextIOBase.readline"),)
+                ),
+                ModelOutput("Iterate over the file object, or call readline()."),
+                variables={"user": "demo", "turns": 1},
+            )
+        with timings.step("memory recall"):
+            recall = await memory.recall(limit=4)
+        print(f"variables {recall.variables}; a window of 4 holds {len(recall.context)} element(s):")
+        for element in recall.context:
+            print(f"  {type(element).__name__}: {element.content or '(tool exchange)'}")
+
+        heading("vector index")
+        passages = stdlib_passages(limit=passages_limit)
+        print(f"{len(passages)} docstrings from {len({p.module for p in passages})} standard-library modules")
+        index = PostgresVectorIndex(embedding=HashingEmbedding(DIMENSION))
+        await index.create_table(Passage, dimension=DIMENSION)
+        await index.delete(Passage, everything=True)
+        started = time.perf_counter()
+        with timings.step(f"vector index ({len(passages)} passages)"):
+            for offset in range(0, len(passages), BATCH):
+                await index.index(Passage, values=passages[offset : offset + BATCH], attribute="text")
+                progress(min(offset + BATCH, len(passages)), len(passages), started)
+
+        searches: Sequence[tuple[str, str, dict[str, Any]]] = (
+            ("read a file line by line", "plain", {}),
+            (
+                "parse command line arguments",
+                "only functions: kind == 'function'",
+                {"requirements": AttributeRequirement.equal("kind", "function")},
+            ),
+            ("compress data with gzip", "score >= 0.25", {"score_threshold": 0.25}),
+            ("json encoder", "MMR re-ranked", {"rerank": True}),
+        )
+        for text, described, options in searches:
+            with timings.step(f"search {text!r}"):
+                found = await index.search_scored(Passage, query=text, limit=5, **options)
+            heading(f"search {text!r} ({described})")
+            print(
+                table(
+                    [(f"{score:.3f}", p.name, first_line(p.text)) for p, score in found],
+                    ("score", "name", "docstring"),
+                )
+            )
+
+    heading("timings")
+    print(table(timings.rows, ("step", "time")))
+    return 0
