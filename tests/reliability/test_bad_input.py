@@ -11,8 +11,10 @@ import attrs
 import pytest
 
 from pgstash import (
+    AttributeRequirement,
     ConfigurationError,
     DatabaseError,
+    DimensionMismatchError,
     InstructionsDeclaration,
     ModelInput,
     ModelOutput,
@@ -20,9 +22,11 @@ from pgstash import (
     PostgresConfigurationRepository,
     PostgresInstructionsRepository,
     PostgresModelMemory,
+    PostgresVectorIndex,
+    SchemaMissingError,
     ToolRequest,
 )
-from tests.reliability.faults import counts
+from tests.reliability.faults import TABLES, counts
 
 
 @attrs.frozen
@@ -120,3 +124,104 @@ async def test_a_configuration_that_does_not_fit_its_type_names_the_identifier_a
         await repository.load(Settings)
     assert await counts(postgres) == before
     assert await repository.load_raw("Settings") == {"temperature": "hot", "model": "m"}
+
+
+# -- the vector index -------------------------------------------------------------------------
+
+
+@attrs.frozen
+class Doc:
+    text: str
+    extra: Any = None
+
+
+@attrs.frozen
+class Uncreated:
+    text: str
+
+
+def vectors(postgres: Postgres) -> PostgresVectorIndex:
+    return PostgresVectorIndex(postgres)
+
+
+def ready(*rows: list[float]) -> Callable[[Doc], list[float]]:
+    """An `attribute` giving the i-th document the i-th vector."""
+    by_text = {f"d{i}": row for i, row in enumerate(rows)}
+    return lambda doc: by_text[doc.text]
+
+
+def docs(count: int, extra: Any = None) -> list[Doc]:
+    return [Doc(f"d{i}", extra) for i in range(count)]
+
+
+VECTOR_CASES: list[tuple[str, Call, type[Exception] | tuple[type[Exception], ...], str]] = [
+    ("a vector of the wrong dimension",
+     lambda pg: vectors(pg).index(Doc, values=docs(1), attribute=ready([1.0, 0.0])),
+     DimensionMismatchError, "expected vectors of dimension 3, got 2"),
+    ("one wrong vector after good ones",
+     lambda pg: vectors(pg).index(Doc, values=docs(3), attribute=ready([1, 0, 0], [0, 1, 0], [1, 0, 0, 0])),
+     DimensionMismatchError, "dimension 3, got 4"),
+    ("NaN in a vector",
+     lambda pg: vectors(pg).index(Doc, values=docs(2), attribute=ready([1, 0, 0], [NAN, 0, 1])),
+     ValueError, "NaN or infinite"),
+    ("Infinity in a vector",
+     lambda pg: vectors(pg).index(Doc, values=docs(1), attribute=ready([INF, 0, 1])), ValueError,
+     "NaN or infinite"),
+    ("a query vector with NaN",
+     lambda pg: vectors(pg).search(Doc, query=[NAN, 0, 1]), ValueError, "NaN or infinite"),
+    ("a query vector of the wrong dimension",
+     lambda pg: vectors(pg).search(Doc, query=[1, 0]), DimensionMismatchError, "dimension 3, got 2"),
+    ("limit 0", lambda pg: vectors(pg).search(Doc, query=[1, 0, 0], limit=0), ValueError, "limit"),
+    ("limit -1", lambda pg: vectors(pg).search(Doc, limit=-1), ValueError, "limit"),
+    ("score_threshold above 1",
+     lambda pg: vectors(pg).search(Doc, query=[1, 0, 0], score_threshold=1.5), ValueError, "[-1, 1]"),
+    ("score_threshold below -1",
+     lambda pg: vectors(pg).search(Doc, query=[1, 0, 0], score_threshold=-1.01), ValueError, "[-1, 1]"),
+    ("score_threshold NaN",
+     lambda pg: vectors(pg).search(Doc, query=[1, 0, 0], score_threshold=NAN), ValueError, "[-1, 1]"),
+    ("a payload JSON cannot hold",
+     lambda pg: vectors(pg).index(Doc, values=docs(2, extra=object()), attribute=ready([1, 0, 0], [0, 1, 0])),
+     TypeError, "payload 0 is not JSON"),
+    ("NaN in a payload",
+     lambda pg: vectors(pg).index(Doc, values=docs(1, extra={"x": NAN}), attribute=ready([1, 0, 0])),
+     ValueError, "payload 0 cannot be stored as JSON: nan at $.extra.x"),
+    ("Infinity in meta",
+     lambda pg: vectors(pg).index(Doc, values=docs(1), attribute=ready([1, 0, 0]), meta={"w": INF}),
+     ValueError, "inf"),
+    ("NaN in a requirement",
+     lambda pg: vectors(pg).search(Doc, requirements=AttributeRequirement.equal("extra", NAN)), ValueError,
+     "not a JSON number"),
+    ("delete without requirements", lambda pg: vectors(pg).delete(Doc), ValueError, "everything=True"),
+    ("a model whose table does not exist (index)",
+     lambda pg: vectors(pg).index(Uncreated, values=[Uncreated("x")], attribute=lambda _: [1, 0, 0]),
+     SchemaMissingError, 'table "uncreated" does not exist: create it with `await PostgresVectorIndex()'),
+    ("a model whose table does not exist (search)",
+     lambda pg: vectors(pg).search(Uncreated, query=[1, 0, 0]), SchemaMissingError, "create_table(Uncreated"),
+    ("a model whose table does not exist (delete)",
+     lambda pg: vectors(pg).delete(Uncreated, everything=True), SchemaMissingError, "create_table(Uncreated"),
+    ("a table name outside the whitelist",
+     lambda pg: vectors(pg).search(Doc, query=[1, 0, 0], table="doc; DROP TABLE doc"), ValueError,
+     "invalid table"),
+    ("a table name PostgreSQL resolves to a system catalog",
+     lambda pg: vectors(pg).delete(Doc, everything=True, table="pg_class"), ValueError, "nor with pg_"),
+]
+
+
+@pytest.mark.parametrize(("case", "call", "error", "words"), VECTOR_CASES, ids=[c[0] for c in VECTOR_CASES])
+async def test_bad_vector_input_is_refused_with_a_clear_error_and_writes_nothing(
+    postgres: Postgres, case: str, call: Call, error: type[Exception], words: str
+) -> None:
+    await vectors(postgres).create_table(Doc, dimension=3)
+    await vectors(postgres).index(Doc, values=[Doc("kept")], attribute=lambda _: [1.0, 1.0, 1.0])
+    before = await counts(postgres, (*TABLES, "doc"))
+    with pytest.raises(error) as failure:
+        await call(postgres)
+    assert words in str(failure.value), f"{case}: {failure.value}"
+    assert await counts(postgres, (*TABLES, "doc")) == before
+
+
+async def test_indexing_nothing_is_a_no_op_returning_zero(postgres: Postgres) -> None:
+    assert await vectors(postgres).index(Uncreated, values=[], attribute="text") == 0  # no table needed
+    await vectors(postgres).create_table(Doc, dimension=3)
+    assert await vectors(postgres).index(Doc, values=iter([]), attribute="text") == 0
+    assert await postgres.fetch_value("SELECT count(*) FROM doc") == 0
