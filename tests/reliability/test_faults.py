@@ -12,6 +12,8 @@ import random
 from typing import Any
 
 import asyncpg
+import attrs
+import numpy as np
 import pytest
 
 from pgstash import (
@@ -24,6 +26,7 @@ from pgstash import (
     PostgresConnectionPool,
     PostgresInstructionsRepository,
     PostgresModelMemory,
+    PostgresVectorIndex,
 )
 from tests.reliability.faults import (
     STALL,
@@ -290,3 +293,36 @@ async def test_backends_killed_at_random_fail_calls_only_with_database_errors(da
         await instructions.define("greet", "hi {name}")
         assert await instructions.resolve("greet", {"name": "x"}) == "hi x"
 
+
+
+# -- the vector index: a large index killed in the middle of its COPY -------------------------
+
+
+@attrs.frozen
+class Passage:
+    text: str
+    number: int
+
+
+async def test_a_large_index_killed_mid_copy_ends_in_an_error_and_writes_nothing(postgres: Postgres) -> None:
+    """asyncpg's COPY waits forever for its socket to drain when the backend dies with the client
+    blocked on a full send buffer: here the server stalls on row 15000 of 20000 (megabytes
+    still to send), then is terminated. The call must end, in an error, with no row written."""
+    rng = np.random.default_rng(1)
+    vectors = rng.standard_normal((20_000, 64)).astype(np.float32)
+    index = PostgresVectorIndex(postgres)
+    await index.create_table(Passage, dimension=64, index=None)  # the COPY is what is tested
+    await index.index(Passage, values=[Passage("before", 0)], attribute=lambda p: vectors[p.number])
+    await stall_inserts(postgres, "passage")
+    passages = [Passage(STALL if n == 15_000 else f"passage {n}", n) for n in range(20_000)]
+
+    error = await killed_midway(
+        postgres, index.index(Passage, values=passages, attribute=lambda p: vectors[p.number])
+    )
+
+    assert lost(error, "vectors_copy"), error
+    assert await postgres.fetch_value("SELECT count(*) FROM passage") == 1
+    await postgres.execute("DROP TRIGGER reliability_stall ON passage")
+    assert await index.index(Passage, values=passages[:100], attribute=lambda p: vectors[p.number]) == 100
+    found = await index.search(Passage, query=vectors[42], limit=1)
+    assert found == [passages[42]]
