@@ -1,4 +1,4 @@
-"""Load: 100 concurrent tasks mixing every store on a pool of 10, for a fixed count of
+"""Load: 100 concurrent tasks mixing the four stores on a pool of 10, for a fixed count of
 operations. Zero errors, every write accounted for by a count afterwards, and the latency
 percentiles printed (never asserted: speed is measured in bench/)."""
 
@@ -11,9 +11,12 @@ from collections import defaultdict
 from collections.abc import Awaitable
 from typing import Any
 
+import attrs
 import pytest
 
 from pgstash import (
+    AttributeRequirement,
+    HashingEmbedding,
     InstructionsArgumentDeclaration,
     InstructionsDeclaration,
     ModelInput,
@@ -22,12 +25,20 @@ from pgstash import (
     PostgresConnectionPool,
     PostgresInstructionsRepository,
     PostgresModelMemory,
+    PostgresVectorIndex,
 )
-from tests.reliability.faults import counts
+from tests.reliability.faults import TABLES, counts
 
 TASKS = 100
 STEPS = 24  # per task: 2400 operations in all
+KINDS = 8
 CONFIGS, PROMPTS, MEMORIES = 10, 10, 20
+
+
+@attrs.frozen
+class Chunk:
+    text: str
+    task: int
 
 
 def declared(name: str) -> InstructionsDeclaration:
@@ -45,6 +56,8 @@ async def test_a_hundred_tasks_on_a_pool_of_ten_lose_nothing(
     async with PostgresConnectionPool.of(dsn=database_dsn, min_size=10, max_size=10) as postgres:
         configurations = PostgresConfigurationRepository(postgres)
         instructions = PostgresInstructionsRepository(postgres)
+        vectors = PostgresVectorIndex(postgres, embedding=HashingEmbedding(64))
+        await vectors.create_table(Chunk, dimension=64)
         for n in range(PROMPTS):
             await instructions.define(declared(f"prompt-{n}"), "Hello {name}")
         before = await counts(postgres)
@@ -62,7 +75,7 @@ async def test_a_hundred_tasks_on_a_pool_of_ten_lose_nothing(
             memory = PostgresModelMemory(f"memory-{number % MEMORIES}", postgres=postgres)
             config, prompt = f"config-{number % CONFIGS}", f"prompt-{number % PROMPTS}"
             tag = f"{number}/{step}"
-            kind = (number + step) % 6
+            kind = (number + step) % KINDS
             if kind == 0:
                 await timed("config define", configurations.define({"tag": tag}, config))
                 writes["configurations"] += 1
@@ -80,8 +93,17 @@ async def test_a_hundred_tasks_on_a_pool_of_ten_lose_nothing(
                 await timed("remember", memory.remember(*items, variables=variables))
                 writes["memories_elements"] += 2
                 writes["memories_variables"] += variables is not None
-            else:
+            elif kind == 5:
                 await timed("recall", memory.recall(limit=6))
+            elif kind == 6:
+                chunks = [Chunk(f"chunk {tag} part {part}", number) for part in range(4)]
+                await timed("vector index", vectors.index(Chunk, values=chunks, attribute="text"))
+                writes["chunk"] += len(chunks)
+            else:
+                mine = AttributeRequirement.equal("task", number)
+                search = vectors.search(Chunk, query=tag, limit=4, requirements=mine)
+                found = await timed("vector search", search)
+                assert all(chunk.task == number for chunk in found)
 
         async def task(number: int) -> None:
             for n in range(STEPS):
@@ -95,13 +117,14 @@ async def test_a_hundred_tasks_on_a_pool_of_ten_lose_nothing(
         elapsed = time.perf_counter() - started
 
         assert errors == []
-        after = await counts(postgres)
+        after = await counts(postgres, (*TABLES, "chunk"))
         assert after == {
             "configurations": before["configurations"] + writes["configurations"],
             "instructions": before["instructions"] + writes["instructions"],
             "memories": MEMORIES,
             "memories_elements": writes["memories_elements"],
             "memories_variables": writes["memories_variables"],
+            "chunk": writes["chunk"],
         }
         # every remember's pair is whole and adjacent: concurrent remembers never interleave
         for n in range(MEMORIES):

@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import attrs
 import pytest
 
 import pgstash
@@ -23,10 +24,16 @@ from pgstash import (
     PostgresConnectionPool,
     PostgresInstructionsRepository,
     PostgresModelMemory,
+    PostgresVectorIndex,
 )
 from pgstash.embedded import EmbeddedServer
 from pgstash.notifications import Listener
 from tests.reliability.faults import eventually
+
+
+@attrs.frozen
+class Note:
+    text: str
 
 
 @pytest.fixture
@@ -51,6 +58,9 @@ async def test_calls_fail_clearly_while_the_server_is_down_and_work_again_after(
         configurations = PostgresConfigurationRepository(postgres)
         instructions = PostgresInstructionsRepository(postgres)
         memory = PostgresModelMemory("chat", postgres=postgres)
+        vectors = PostgresVectorIndex(postgres)
+        await vectors.create_table(Note, dimension=3)
+        await vectors.index(Note, values=[Note("before")], attribute=lambda _: [1.0, 0.0, 0.0])
         await configurations.define({"v": 1}, "app")
         await instructions.define("greet", "hello {name}")
         await memory.remember(ModelInput("before"))
@@ -64,12 +74,17 @@ async def test_calls_fail_clearly_while_the_server_is_down_and_work_again_after(
             return not listener.listening
 
         await eventually(down)
+        def unit_z(_: Note) -> list[float]:
+            return [0.0, 0.0, 1.0]
+
         calls: dict[str, Callable[[], Awaitable[Any]]] = {
             "configurations_newest": lambda: configurations.load_raw("app"),  # not from the cache
             "instructions_newest": lambda: instructions.resolve("greet", {"name": "x"}),
             "memory_recall": lambda: memory.recall(),
             "memory_remember": lambda: memory.remember(ModelInput("while down")),
             "begin": lambda: configurations.define({"v": 2}, "app"),
+            "vectors_table_facts": lambda: vectors.index(Note, values=[Note("x")], attribute=unit_z),
+            "vectors_search": lambda: vectors.search(Note, query=[1.0, 0.0, 0.0]),
             "sql": lambda: postgres.fetch_value("SELECT 1"),
         }
         for name, call in calls.items():
@@ -89,6 +104,8 @@ async def test_calls_fail_clearly_while_the_server_is_down_and_work_again_after(
         assert await configurations.load_raw("app") == {"v": 1}  # nothing replayed
         assert [element.content for element in (await memory.recall()).context] == ["before"]
         assert await instructions.resolve("greet", {"name": "x"}) == "hello x"
+        assert await vectors.search(Note, query=[1.0, 0.0, 0.0]) == [Note("before")]
+        assert await vectors.index(Note, values=[Note("after")], attribute=lambda _: [0.0, 1.0, 0.0]) == 1
         await memory.remember(ModelInput("after"))
         await configurations.define({"v": 3}, "app")
         assert await configurations.load_raw("app") == {"v": 3}
