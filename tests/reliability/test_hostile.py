@@ -9,11 +9,13 @@ import asyncio
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
+import attrs
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pgstash import (
+    AttributeRequirement,
     InstructionsArgumentDeclaration,
     InstructionsDeclaration,
     ModelInput,
@@ -23,12 +25,13 @@ from pgstash import (
     PostgresConnectionPool,
     PostgresInstructionsRepository,
     PostgresModelMemory,
+    PostgresVectorIndex,
     ToolRequest,
     ToolResponse,
 )
-from pgstash.templates import render
+from pgstash.templates import IDENTIFIER, render
 from tests.conftest import TEMPLATE_DATABASE, _clone, _drop, with_database
-from tests.reliability.faults import counts
+from tests.reliability.faults import TABLES, counts
 
 PIECES = [
     "'", "''", '"', "\\", "\\'", "$1", "$2::text", "$$", "$tag$", "{}", "{0}", "{", "}", "{{", "%", "%s",
@@ -56,15 +59,14 @@ class Database:
     def run(self, work: Callable[[Postgres], Awaitable[Any]]) -> Any:
         return self.runner.run(work(self.postgres))
 
-    async def intact(self, postgres: Postgres) -> None:
+    async def intact(self, postgres: Postgres, *extra: str) -> None:
+        """The canary's row is there, and no table came or went (but `extra`)."""
         assert await postgres.fetch_value("SELECT string_agg(word, ',') FROM canary") == "tweet"
         tables = await postgres.fetch_value(
             "SELECT array_agg(relname::text ORDER BY relname) FROM pg_class "
             "WHERE relnamespace = 'public'::regnamespace AND relkind = 'r'"
         )
-        assert tables == ["canary", *sorted(["configurations", "instructions", "memories",
-                                              "memories_elements", "memories_variables",
-                                              "pgstash_migrations"])]
+        assert tables == sorted([*TABLES, "canary", "pgstash_migrations", *extra])
 
 
 @pytest.fixture
@@ -192,3 +194,91 @@ async def test_no_identifier_can_name_a_system_catalog(postgres: Postgres) -> No
         with pytest.raises(ValueError, match="nor with pg_"):
             render("DELETE FROM {table}", table=row["name"])
     assert render("DELETE FROM {table}", table="pgvector_chunk") == 'DELETE FROM "pgvector_chunk"'
+
+
+# -- the vector index: table names, filter paths and values -----------------------------------
+
+
+@attrs.frozen
+class Row:
+    data: dict[str, Any]
+    number: int
+
+
+KEYWORDS = [
+    "select", "user", "order", "table", "from", "where", "group", "limit", "end", "null", "true",
+    "current_user", "session_user", "_", "a" * 63, "x1", "row",
+]
+
+
+@EXAMPLES
+@given(name=st.one_of(st.sampled_from(KEYWORDS), hostile))
+def test_vector_table_names_are_plain_identifiers_or_refused(database: Database, name: str) -> None:
+    async def check(postgres: Postgres) -> None:
+        index = PostgresVectorIndex(postgres)
+        try:
+            await index.create_table(Row, dimension=3, index=None, table=name)
+        except ValueError:
+            assert not IDENTIFIER.fullmatch(name), f"a plain identifier was refused: {name!r}"
+            await database.intact(postgres)
+            return
+        assert IDENTIFIER.fullmatch(name)
+        row = Row({"name": name}, 1)
+        assert await index.index(Row, values=[row], attribute=lambda _: [1.0, 0.0, 0.0], table=name) == 1
+        assert await index.search(Row, query=[1.0, 0.0, 0.0], table=name) == [row]
+        assert await postgres.fetch_value("SELECT to_regclass(quote_ident($1)) IS NOT NULL", name)
+        assert await index.delete(Row, everything=True, table=name) == 1
+        await postgres.execute(f'DROP TABLE "{name}"')  # the name is a plain identifier: safe
+        await database.intact(postgres)
+
+    database.run(check)
+
+
+def _at(payload: Any, path: tuple[str, ...]) -> tuple[bool, Any]:
+    """Whether the payload has the key path, and the value there."""
+    for key in path:
+        if not isinstance(payload, dict) or key not in payload:
+            return False, None
+        payload = payload[key]
+    return True, payload
+
+
+@EXAMPLES
+@given(key=hostile, value=hostile, other=hostile, dotted=st.booleans())
+def test_filter_paths_and_values_are_data(
+    database: Database, key: str, value: str, other: str, dotted: bool
+) -> None:
+    rows = [Row({key: value}, 0), Row({key: other}, 1), Row({other: value}, 2), Row({key: [value, 3]}, 3)]
+    path: Any = f"data.{key}" if dotted else ("data", key)
+    keys = tuple(path.split(".")) if dotted else path
+
+    def expected(test: Callable[[bool, Any], bool]) -> set[int]:
+        return {row.number for row in rows if test(*_at(attrs.asdict(row), keys))}
+
+    checks: list[tuple[AttributeRequirement, set[int] | None]] = [
+        (AttributeRequirement.equal(path, value), expected(lambda has, at: has and at == value)),
+        (~AttributeRequirement.equal(path, value), expected(lambda has, at: not (has and at == value))),
+        (AttributeRequirement.exists(path), expected(lambda has, at: has)),
+        (AttributeRequirement.contained_in(path, [value, other]),
+         expected(lambda has, at: has and at in (value, other))),
+        (AttributeRequirement.contains(path, value),
+         expected(lambda has, at: has and isinstance(at, list) and value in at)),
+        (AttributeRequirement.text_match(path, value), None),  # case folding: checked below
+    ]
+
+    async def check(postgres: Postgres) -> None:
+        index = PostgresVectorIndex(postgres)
+        await index.create_table(Row, dimension=3)
+        await index.index(Row, values=rows, attribute=lambda row: [1.0, row.number, 0.5])
+        try:
+            for requirement, wanted in checks:
+                found = {row.number for row in await index.search(Row, requirements=requirement, limit=10)}
+                if wanted is not None:
+                    assert found == wanted, requirement
+                else:  # a field equal to the text holds it, whatever the case folding
+                    assert expected(lambda has, at: has and at == value) <= found, requirement
+        finally:
+            await index.delete(Row, everything=True)
+        await database.intact(postgres, "row")
+
+    database.run(check)
