@@ -11,11 +11,14 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
+import attrs
 import pytest
 
 import pgstash
 from pgstash import (
+    AttributeRequirement,
     DatabaseError,
+    HashingEmbedding,
     MigrationError,
     ModelInput,
     ModelOutput,
@@ -23,6 +26,7 @@ from pgstash import (
     PostgresConnectionPool,
     PostgresInstructionsRepository,
     PostgresModelMemory,
+    PostgresVectorIndex,
 )
 from pgstash.notifications import Listener
 from tests.caches import drained
@@ -31,13 +35,20 @@ README = Path(__file__).resolve().parents[2] / "README.md"
 PASSWORD = "reliability-secret"
 
 
-def deployment_grants() -> str:
-    """The SQL block of the README's Deployment section."""
+@attrs.frozen
+class Chunk:
+    text: str
+    group: int
+
+
+def deployment_grants() -> list[str]:
+    """The SQL blocks of the README's Deployment section: the tables of migrate, then a vector
+    table's (`chunk`)."""
     text = README.read_text(encoding="utf-8")
     section = text[text.index("\n## Deployment\n") :]
-    block = re.search(r"```sql\n(.*?)```", section, re.S)
-    assert block is not None, "the README's Deployment section has no sql block"
-    return block.group(1)
+    blocks = re.findall(r"```sql\n(.*?)```", section, re.S)
+    assert len(blocks) == 2, "the README's Deployment section has two sql blocks"
+    return blocks
 
 
 def as_role(dsn: str, role: str) -> str:
@@ -73,7 +84,10 @@ async def test_every_store_works_through_the_application_role_and_migrate_needs_
     owner, app = roles
     async with PostgresConnectionPool.of(dsn=as_role(empty_dsn, owner)) as postgres:
         assert await pgstash.migrate(postgres)
-        await postgres.execute(deployment_grants().replace("pgstash_app", app))
+        tables, vector_table = deployment_grants()
+        await postgres.execute(tables.replace("pgstash_app", app))
+        await PostgresVectorIndex(postgres).create_table(Chunk, dimension=16)
+        await postgres.execute(vector_table.replace("pgstash_app", app))
 
     async with PostgresConnectionPool.of(dsn=as_role(empty_dsn, app)) as postgres:
         assert await postgres.fetch_value("SELECT current_user") == app
@@ -110,10 +124,24 @@ async def test_every_store_works_through_the_application_role_and_migrate_needs_
             await memory.remember(ModelInput("together"))
             await instructions.define("together", "x")
 
+        vectors = PostgresVectorIndex(postgres, embedding=HashingEmbedding(16))
+        chunks = [Chunk(f"chunk number {n}", n % 3) for n in range(30)]
+        assert await vectors.index(Chunk, values=chunks, attribute="text") == 30
+        found = await vectors.search(
+            Chunk, query="chunk number 7", limit=3, requirements=AttributeRequirement.equal("group", 1)
+        )
+        assert found[0] == chunks[7] and all(chunk.group == 1 for chunk in found)
+        assert len(await vectors.search(Chunk, query="chunk", limit=5, rerank=True, score_threshold=-1)) == 5
+        assert await vectors.delete(Chunk, requirements=AttributeRequirement.equal("group", 0)) == 10
+        with pytest.raises(DatabaseError) as refused:  # DDL is the owner's
+            await vectors.create_table(Chunk, dimension=16)
+        assert refused.value.sqlstate == "42501"
+
         # what the role may not do
         for statement in (
             "UPDATE configurations SET content = '{}'",
             "UPDATE memories_elements SET content = '{}'",
+            "UPDATE chunk SET payload = '{}'",
             "DROP TABLE instructions",
             "CREATE TABLE intruder (x INT)",
         ):
