@@ -231,13 +231,17 @@ async def test_a_store_call_that_times_out_names_its_query_and_is_not_retried(
 
 async def test_backends_killed_at_random_fail_calls_only_with_database_errors(database_dsn: str) -> None:
     """Whatever state a connection is in when its backend dies (idle, in a statement, inside a
-    transaction, being reset), the caller gets a `DatabaseError`, never a raw driver error (nor
-    asyncpg's InternalClientError), a remember is whole or absent, and the pool heals."""
+    transaction, being reset, in a COPY), the caller gets a `DatabaseError`, never a raw driver
+    error (nor asyncpg's InternalClientError), a remember and an index batch are whole or absent,
+    and the pool heals."""
     rng = random.Random(7)
     async with PostgresConnectionPool.of(dsn=database_dsn, min_size=4, max_size=4) as postgres:
         configurations = PostgresConfigurationRepository(postgres)
         instructions = PostgresInstructionsRepository(postgres)
+        vectors = PostgresVectorIndex(postgres)
         await instructions.define("greet", "hello {name}")
+        await vectors.create_table(Passage, dimension=8)
+        unit = np.eye(8, dtype=np.float32)
         failures: list[BaseException] = []
         done = asyncio.Event()
 
@@ -246,7 +250,7 @@ async def test_backends_killed_at_random_fail_calls_only_with_database_errors(da
             for step in range(40):
                 tag = f"{task}/{step}"
                 try:
-                    kind = (task + step) % 5
+                    kind = (task + step) % 7
                     if kind == 0:
                         await memory.remember(ModelInput(tag), ModelOutput(tag))
                     elif kind == 1:
@@ -255,10 +259,15 @@ async def test_backends_killed_at_random_fail_calls_only_with_database_errors(da
                         await configurations.define({"tag": tag}, f"config-{task % 3}")
                     elif kind == 3:
                         await configurations.load_raw(f"config-{task % 3}")
-                    else:
+                    elif kind == 4:
                         async with postgres.transaction():
                             await instructions.resolve("greet", {"name": tag})
                             await postgres.execute("SELECT pg_sleep(0.002)")
+                    elif kind == 5:  # a batch is whole or absent: 50 rows sharing the tag
+                        batch = [Passage(tag, n) for n in range(50)]
+                        await vectors.index(Passage, values=batch, attribute=lambda p: unit[p.number % 8])
+                    else:
+                        await vectors.search(Passage, query=unit[step % 8], limit=3)
                 except Exception as error:
                     failures.append(error)
 
@@ -288,6 +297,8 @@ async def test_backends_killed_at_random_fail_calls_only_with_database_errors(da
             "SELECT content->>'content' AS tag, count(*) AS n FROM memories_elements GROUP BY 1"
         )
         assert rows and all(row["n"] == 2 for row in rows)
+        batches = await postgres.fetch("SELECT count(*) AS n FROM passage GROUP BY payload->>'text'")
+        assert batches and all(row["n"] == 50 for row in batches)
         # the pool heals: every connection serves again
         await asyncio.gather(*(configurations.history(f"config-{n}") for n in range(8)))
         await instructions.define("greet", "hi {name}")
