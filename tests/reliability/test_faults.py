@@ -30,6 +30,7 @@ from pgstash import (
 )
 from tests.reliability.faults import (
     STALL,
+    TABLES,
     counts,
     killed_midway,
     pool_pids,
@@ -198,18 +199,27 @@ async def test_a_store_call_that_times_out_names_its_query_and_is_not_retried(
     async with PostgresConnectionPool.of(dsn=database_dsn, command_timeout=0.3) as postgres:
         configurations = PostgresConfigurationRepository(postgres, cache_limit=0)
         memory = PostgresModelMemory("m", postgres=postgres)
+        vectors = PostgresVectorIndex(postgres)
+        await vectors.create_table(Passage, dimension=3)
         await configurations.define({"v": 1}, "app")
-        before = await counts(postgres)
+        await vectors.index(Passage, values=[Passage("kept", 0)], attribute=lambda _: [0.0, 1.0, 0.0])
+        before = await counts(postgres, (*TABLES, "passage"))
+
+        def x_axis(_: Passage) -> list[float]:
+            return [1.0, 0.0, 0.0]
+
         try:
             async with blocker.transaction():
                 await blocker.execute(
-                    "LOCK TABLE configurations, memories, memories_elements IN ACCESS EXCLUSIVE MODE"
+                    "LOCK TABLE configurations, memories, memories_elements, passage IN ACCESS EXCLUSIVE MODE"
                 )
                 calls = {
                     "configurations_newest": configurations.load_raw("app"),
                     "configurations_insert": configurations.define({"v": 2}, "app"),
                     "memory_remember": memory.remember(ModelInput("late")),
                     "memory_recall": memory.recall(),
+                    "vectors_copy": vectors.index(Passage, values=[Passage("late", 1)], attribute=x_axis),
+                    "vectors_search": vectors.search(Passage, query=[1.0, 0.0, 0.0]),
                 }
                 for name, call in calls.items():
                     with pytest.raises(DatabaseError) as failure:
@@ -222,8 +232,9 @@ async def test_a_store_call_that_times_out_names_its_query_and_is_not_retried(
             await blocker.close()
         # a timeout is not a lost connection: nothing was run a second time
         assert not [record for record in caplog.records if "retrying" in record.getMessage()]
-        assert await counts(postgres) == before
+        assert await counts(postgres, (*TABLES, "passage")) == before
         assert await configurations.load_raw("app") == {"v": 1}  # the same pool, lock gone
+        assert await vectors.search(Passage, query=[1.0, 0.0, 0.0]) == [Passage("kept", 0)]
 
 
 # -- backends killed at random under load -----------------------------------------------------
