@@ -3,6 +3,8 @@ and pgvector's vector, halfvec and sparsevec <-> numpy arrays."""
 
 from __future__ import annotations
 
+import dataclasses
+import math
 import struct
 from typing import Any
 
@@ -13,16 +15,48 @@ from numpy.typing import NDArray
 
 from pgstash.queries import query
 
-__all__ = ["decode_jsonb", "encode_jsonb", "encode_vector", "register_codecs"]
+__all__ = ["decode_jsonb", "dumps_json", "encode_jsonb", "encode_vector", "register_codecs"]
 
 _JSONB_VERSION = b"\x01"
 _VECTOR_HEAD = struct.Struct(">HH")
 _SPARSE_HEAD = struct.Struct(">iii")
 
 
+def dumps_json(value: Any) -> bytes:
+    """`value` as JSON text (orjson). NaN and +-Infinity raise `ValueError` naming where they
+    are: orjson would write them as `null`, storing another value than the caller's, silently.
+    (Only text holding `null` is searched for them, so the common case costs one scan.)"""
+    data = orjson.dumps(value)
+    if b"null" in data:
+        found = _non_finite(value, "$")
+        if found is not None:
+            path, number = found
+            raise ValueError(f"{number} at {path}: JSON has no NaN or Infinity (orjson would store null)")
+    return data
+
+
+def _non_finite(value: Any, path: str) -> tuple[str, float] | None:
+    """The path and value of the first NaN or infinite float in a JSON-bound value, or None."""
+    if isinstance(value, float):
+        return None if math.isfinite(value) else (path, value)
+    if isinstance(value, dict):
+        items: Any = ((f"{path}.{key}", item) for key, item in value.items())
+    elif isinstance(value, list | tuple):
+        items = ((f"{path}[{index}]", item) for index, item in enumerate(value))
+    elif dataclasses.is_dataclass(value) and not isinstance(value, type):
+        items = ((f"{path}.{field.name}", getattr(value, field.name)) for field in dataclasses.fields(value))
+    else:
+        return None
+    for where, item in items:
+        found = _non_finite(item, where)
+        if found is not None:
+            return found
+    return None
+
+
 def encode_jsonb(value: Any) -> bytes:
-    """jsonb's binary format: a version byte, then the JSON text."""
-    return _JSONB_VERSION + orjson.dumps(value)
+    """jsonb's binary format: a version byte, then the JSON text (NaN and Infinity refused)."""
+    return _JSONB_VERSION + dumps_json(value)
 
 
 def decode_jsonb(data: bytes) -> Any:

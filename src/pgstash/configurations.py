@@ -20,6 +20,7 @@ from cattrs.cols import (
 )
 from cattrs.preconf.orjson import make_converter
 
+from pgstash.codecs import dumps_json
 from pgstash.connection import Postgres
 from pgstash.documents import MISS, Documents, require_key
 from pgstash.errors import ConfigurationError
@@ -122,9 +123,11 @@ def _is_configuration_type(value: object) -> bool:
 def _json_object(content: Mapping[str, Any], identifier: str) -> dict[str, Any]:
     """`content` as a dict that JSON can hold, else `TypeError` before anything is written."""
     try:
-        orjson.dumps(content)
+        dumps_json(content)
     except orjson.JSONEncodeError as error:
         raise TypeError(f"configuration {identifier!r} cannot be stored as JSON: {error}") from None
+    except ValueError as error:
+        raise ValueError(f"configuration {identifier!r} cannot be stored as JSON: {error}") from None
     return dict(content)
 
 

@@ -25,7 +25,7 @@ from pgstash.errors import ConfigurationError, DatabaseError, SchemaMissingError
 from pgstash.queries import Query, query
 from pgstash.templates import render
 
-__all__ = ["Postgres", "PostgresConnectionPool", "current_postgres", "redact"]
+__all__ = ["Postgres", "PostgresConnectionPool", "connection_lost", "current_postgres", "redact"]
 
 logger = logging.getLogger("pgstash")
 
@@ -45,6 +45,24 @@ _CONNECTION_LOST: tuple[type[BaseException], ...] = (
 )
 _RETRYABLE_KINDS = frozenset({"fetch", "fetch_one", "fetch_value"})
 _MISSING_RELATION = re.compile(r'relation "(?:[^"]+\.)?([^"]+)" does not exist')
+
+
+def connection_lost(error: BaseException | None) -> bool:
+    """Whether `error` (a driver error, or a `DatabaseError` wrapping one) means the connection
+    is gone. A timeout is not: the server is there, the statement was too slow (and retrying it
+    would double the load that made it slow)."""
+    if isinstance(error, DatabaseError):
+        error = error.__cause__
+    return isinstance(error, _CONNECTION_LOST) and not isinstance(error, TimeoutError)
+
+
+def _usable(connection: asyncpg.Connection | asyncpg.pool.PoolConnectionProxy) -> bool:
+    """Whether the connection is open. One that died was detached from its pool proxy, whose
+    every method then raises `InterfaceError` (which must not replace the error that killed it)."""
+    try:
+        return not connection.is_closed()
+    except asyncpg.InterfaceError:
+        return False
 
 
 def redact(dsn: str) -> str:
@@ -141,7 +159,7 @@ class Postgres:
                 async with self.connection(name) as connection:
                     return await self._timed(name, kind, connection, sql, args)
             except DatabaseError as error:
-                if not (retry and isinstance(error.__cause__, _CONNECTION_LOST)):
+                if not (retry and connection_lost(error)):
                     raise
                 retry = False
                 logger.warning("query %s: connection lost, retrying once", name)
@@ -202,12 +220,29 @@ class Postgres:
         if current is not None:
             yield current
             return
-        with self.errors(purpose):
-            acquired = await self._pool.acquire()
+        try:
+            with self.errors(purpose):
+                acquired = await self._pool.acquire()
+        except DatabaseError as error:
+            cause = error.__cause__
+            if isinstance(cause, OSError) and not isinstance(cause, TimeoutError):
+                raise DatabaseError(
+                    purpose, "08001", f"cannot connect to PostgreSQL at {redact(self.dsn)}: {cause}"
+                ) from cause
+            raise
         try:
             yield acquired
+        except DatabaseError as error:
+            if connection_lost(error) and _usable(acquired):
+                # its protocol state is unknown (asyncpg may raise InternalClientError on its
+                # next use): never hand it to the next caller
+                acquired.terminate()
+            raise
         finally:
-            await self._pool.release(acquired)
+            try:
+                await self._pool.release(acquired)
+            except Exception as error:  # asyncpg terminated it; the statement's outcome stands
+                logger.warning("query %s: connection dropped on release (%s)", purpose, error)
 
     @contextlib.asynccontextmanager
     async def transaction(self) -> AsyncIterator[Self]:
@@ -215,26 +250,33 @@ class Postgres:
         connection and commits or rolls back with it. A nested block is a savepoint."""
         current = self._connection.get()
         if current is not None:
-            async with current.transaction():
+            async with self._block(current, "savepoint"):
                 yield self
             return
-        async with self.connection() as connection:
+        async with self.connection("begin") as connection:
             token = self._connection.set(connection)
             try:
-                transaction = connection.transaction()
-                with self.errors("begin"):
-                    await transaction.start()
-                try:
+                async with self._block(connection, "begin"):
                     yield self
-                except BaseException:
-                    if not connection.is_closed():
-                        with contextlib.suppress(Exception):
-                            await transaction.rollback()
-                    raise
-                with self.errors("commit"):
-                    await transaction.commit()
             finally:
                 self._connection.reset(token)
+
+    @contextlib.asynccontextmanager
+    async def _block(self, connection: asyncpg.Connection, name: str) -> AsyncIterator[None]:
+        """A transaction (or savepoint) on `connection`. When the block fails it is rolled back
+        if the connection still lives; either way the block's own error is the one raised."""
+        transaction = connection.transaction()
+        with self.errors(name):
+            await transaction.start()
+        try:
+            yield
+        except BaseException:
+            if _usable(connection):
+                with contextlib.suppress(Exception):
+                    await transaction.rollback()
+            raise
+        with self.errors("commit" if name == "begin" else "release savepoint"):
+            await transaction.commit()
 
     @contextlib.asynccontextmanager
     async def session(self) -> AsyncIterator[Self]:

@@ -11,6 +11,7 @@ from typing import Any
 import attrs
 import orjson
 
+from pgstash.codecs import dumps_json
 from pgstash.connection import Postgres
 from pgstash.documents import Documents, require_key
 from pgstash.errors import ConfigurationError, InstructionsNotFoundError, MissingArgumentError
@@ -166,9 +167,11 @@ class PostgresInstructionsRepository:
         declaration = instructions
         meta = dict(declaration.meta)
         try:
-            orjson.dumps(meta)
+            dumps_json(meta)
         except orjson.JSONEncodeError as error:
             raise TypeError(f"meta of {declaration.name!r} cannot be stored as JSON: {error}") from None
+        except ValueError as error:
+            raise ValueError(f"meta of {declaration.name!r} cannot be stored as JSON: {error}") from None
         arguments = [attrs.asdict(argument) for argument in declaration.arguments]
 
         async def insert(postgres: Postgres) -> None:

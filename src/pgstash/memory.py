@@ -20,6 +20,7 @@ import orjson
 from attrs import validators
 from cattrs.strategies import configure_tagged_union
 
+from pgstash.codecs import dumps_json
 from pgstash.connection import Postgres, current_postgres
 from pgstash.errors import MemoryElementError
 from pgstash.queries import query
@@ -227,7 +228,7 @@ def _serialised(identifier: str, position: int, item: object) -> orjson.Fragment
             "ModelInput and ModelOutput elements"
         )
     try:
-        return orjson.Fragment(orjson.dumps(element_json(item)))
+        return orjson.Fragment(dumps_json(element_json(item)))
     except (TypeError, ValueError) as error:
         raise TypeError(
             f"memory {identifier!r}: item {position} ({type(item).__name__}) cannot be stored as JSON: "
@@ -239,7 +240,7 @@ def _serialised_variables(identifier: str, variables: object) -> orjson.Fragment
     if not isinstance(variables, Mapping):
         raise TypeError(f"memory {identifier!r}: variables must be a mapping, got {type(variables).__name__}")
     try:
-        return orjson.Fragment(orjson.dumps(dict(variables)))
+        return orjson.Fragment(dumps_json(dict(variables)))
     except (TypeError, ValueError) as error:
         raise TypeError(
             f"memory {identifier!r}: variables cannot be stored as JSON: {error}; use str, int, float, "

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import re
+from collections.abc import Iterator
 from pathlib import Path
 
 import attrs
@@ -60,8 +62,9 @@ async def migrate(postgres: Postgres, folder: Path | None = None) -> list[str]:
     async with postgres.session():
         await postgres.run("migrations_lock", lock_key=LOCK_KEY)
         try:
-            await postgres.run("migrations_create_table")
-            recorded = {row["name"]: row["checksum"] for row in await postgres.run("migrations_applied")}
+            with _needs_the_owner():
+                await postgres.run("migrations_create_table")
+                recorded = {row["name"]: row["checksum"] for row in await postgres.run("migrations_applied")}
             _check_unchanged(files, recorded)
             for migration in files:
                 if migration.name not in recorded:
@@ -72,6 +75,22 @@ async def migrate(postgres: Postgres, folder: Path | None = None) -> list[str]:
     if done:
         await postgres.reset_codecs()
     return done
+
+
+@contextlib.contextmanager
+def _needs_the_owner() -> Iterator[None]:
+    """A permission error (SQLSTATE 42501) as a `MigrationError` saying who runs `migrate`."""
+    try:
+        yield
+    except DatabaseError as error:
+        if error.sqlstate != "42501":
+            raise
+        raise MigrationError(
+            f"migrate must run as the role that owns pgstash's tables (it creates tables, indexes "
+            f"and the vector extension), and this role may not: {error}. Run `pgstash migrate` "
+            "with the owner's DSN; the application's role needs only the grants listed in the "
+            "README's Deployment section"
+        ) from error
 
 
 def _check_unchanged(files: list[Migration], recorded: dict[str, str]) -> None:

@@ -12,7 +12,9 @@ import re
 
 __all__ = ["IDENTIFIER", "quote_identifier", "render", "validate_identifier"]
 
-IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]{0,62}")
+# Not pg_...: PostgreSQL searches pg_catalog before every schema, so an unqualified "pg_class"
+# names the system catalog even when a table of that name exists elsewhere.
+IDENTIFIER = re.compile(r"(?!pg_)[a-z_][a-z0-9_]{0,62}")
 _SLOT = re.compile(r"\{([a-z_]+)\}")
 
 
@@ -21,7 +23,8 @@ def validate_identifier(name: object) -> str:
     if not isinstance(name, str) or IDENTIFIER.fullmatch(name) is None:
         raise ValueError(
             f"invalid table or identifier name {name!r}: use 1 to 63 characters of a-z, 0-9 "
-            "and _, not starting with a digit"
+            "and _, not starting with a digit nor with pg_ (PostgreSQL's own names: pg_catalog is "
+            "searched first, so a \"pg_...\" table may be a system catalog)"
         )
     return name
 

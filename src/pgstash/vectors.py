@@ -26,9 +26,9 @@ import attrs
 import cattrs
 import cattrs.preconf.orjson
 import numpy as np
-import orjson
 from numpy.typing import ArrayLike, NDArray
 
+from pgstash.codecs import dumps_json
 from pgstash.connection import Postgres, current_postgres
 from pgstash.errors import ConfigurationError, DatabaseError, DimensionMismatchError, SchemaMissingError
 from pgstash.filters import AttributeRequirement, Condition, compose, condition
@@ -115,12 +115,14 @@ def _finite_unit_checks(matrix: NDArray[np.float32], what: str) -> None:
 def _jsonb_field(value: Any, what: str, position: int) -> bytes:
     """One jsonb field of binary COPY: its length, format version 1, the JSON text."""
     try:
-        text = orjson.dumps(value)
+        text = dumps_json(value)
     except TypeError as error:
         raise TypeError(
             f"{what} {position} is not JSON ({error}); nothing was written: give PostgresVectorIndex "
             "a converter= that unstructures the model to JSON values"
         ) from None
+    except ValueError as error:
+        raise ValueError(f"{what} {position} cannot be stored as JSON: {error}") from None
     if b"\\u0000" in text and _JSON_NUL.search(text):
         raise ValueError(f"{what} {position} holds a NUL character, which PostgreSQL text cannot store")
     return (len(text) + 1).to_bytes(4, "big") + b"\x01" + text
