@@ -23,6 +23,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import attrs
+import orjson
 
 import pgstash
 
@@ -123,6 +124,18 @@ def markdown(results: list[Result]) -> str:
         ratio = "—" if result.ratio is None else f"{result.ratio:.2f}x"
         lines.append(f"| {result.store} | {result.workload} | {raw} | {ours} | {ratio} | {result.note} |")
     return "\n".join(lines)
+
+
+async def raw_jsonb(connection: asyncpg.Connection) -> None:
+    """Pool `init` of the raw-asyncpg side: what a careful asyncpg user registers, binary jsonb
+    through orjson, so both sides decode the same values."""
+    await connection.set_type_codec(
+        "jsonb",
+        schema="pg_catalog",
+        encoder=lambda value: b"\x01" + orjson.dumps(value),
+        decoder=lambda data: orjson.loads(data[1:]),
+        format="binary",
+    )
 
 
 Runner = Callable[[str, Scale], Awaitable[list[Result]]]

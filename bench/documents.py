@@ -20,10 +20,9 @@ from typing import Any
 
 import asyncpg
 import attrs
-import orjson
 
 import pgstash
-from bench.common import Result, Scale, Stats, interleaved, main
+from bench.common import Result, Scale, Stats, interleaved, main, raw_jsonb
 from pgstash import (
     InstructionsArgumentDeclaration,
     InstructionsDeclaration,
@@ -66,17 +65,6 @@ PROMPT = InstructionsDeclaration(
 PROMPT_CONTENT = "You are a helpful assistant. Greet {user} in a {tone} tone and answer briefly."
 
 
-async def _jsonb(connection: asyncpg.Connection) -> None:
-    """What a careful asyncpg user registers: binary jsonb through orjson."""
-    await connection.set_type_codec(
-        "jsonb",
-        schema="pg_catalog",
-        encoder=lambda value: b"\x01" + orjson.dumps(value),
-        decoder=lambda data: orjson.loads(data[1:]),
-        format="binary",
-    )
-
-
 async def _calls_per_second(call: Any, rounds: int) -> tuple[Stats, float]:
     """Times `rounds` batches of CALLS_PER_BATCH awaited calls: seconds per call per batch, and
     calls per second overall."""
@@ -101,7 +89,7 @@ async def run(dsn: str, scale: Scale) -> list[Result]:
         await pgstash.migrate(postgres)
         configurations = PostgresConfigurationRepository(postgres)
         instructions = PostgresInstructionsRepository(postgres)
-        raw = await asyncpg.create_pool(dsn, min_size=1, max_size=10, init=_jsonb)
+        raw = await asyncpg.create_pool(dsn, min_size=1, max_size=10, init=raw_jsonb)
         try:
             await configurations.define(SETTINGS, identifier)
             await instructions.define(prompt, PROMPT_CONTENT)

@@ -18,10 +18,9 @@ import uuid
 from typing import Any
 
 import asyncpg
-import orjson
 
 import pgstash
-from bench.common import Result, Scale, interleaved, main
+from bench.common import Result, Scale, interleaved, main, raw_jsonb
 from bench.roundtrips import RoundTripCounter
 from pgstash import ModelInput, ModelOutput, PostgresConnectionPool, PostgresModelMemory, ToolRequest
 from pgstash.memory import element_json
@@ -52,16 +51,6 @@ SELECT
 FROM generate_series(1, $3::int) AS i
 """
 CLEAN = "DELETE FROM memories WHERE starts_with(identifier, $1)"
-
-
-async def _raw_init(connection: asyncpg.Connection) -> None:
-    await connection.set_type_codec(
-        "jsonb",
-        schema="pg_catalog",
-        encoder=lambda value: b"\x01" + orjson.dumps(value),
-        decoder=lambda data: orjson.loads(data[1:]),
-        format="binary",
-    )
 
 
 def _items() -> list[ModelInput | ModelOutput]:
@@ -113,7 +102,7 @@ async def run(dsn: str, scale: Scale) -> list[Result]:
             await postgres.execute(LOAD_MEMORIES, prefix, memories)
             await postgres.execute(LOAD_ELEMENTS, prefix, memories, scale.memory_elements)
             await postgres.execute("ANALYZE memories, memories_elements, memories_variables")
-            raw_pool = await asyncpg.create_pool(dsn, min_size=1, max_size=10, init=_raw_init)
+            raw_pool = await asyncpg.create_pool(dsn, min_size=1, max_size=10, init=raw_jsonb)
             memory = PostgresModelMemory(target, postgres=postgres)
             recall_sql = query("memory_recall").sql
             assert len((await memory.recall(limit=RECALL_LIMIT)).context) == RECALL_LIMIT

@@ -17,6 +17,7 @@ from typing import Any
 
 from pgstash import embedded
 from pgstash.connection import DSN_VARIABLE, Postgres, PostgresConnectionPool
+from pgstash.console import table
 from pgstash.errors import PgstashError
 from pgstash.migrations import applied, migrate, migrations
 from pgstash.queries import catalogue, load_catalogue
@@ -36,15 +37,6 @@ async def connect(args: argparse.Namespace) -> AsyncIterator[Postgres]:
             server = await stack.enter_async_context(embedded.start(args.data_dir))
             dsn = server.dsn
         yield await stack.enter_async_context(PostgresConnectionPool.of(dsn=dsn))
-
-
-def table(rows: Sequence[Sequence[Any]], header: Sequence[str]) -> str:
-    """A plain-text table, columns padded to their widest cell."""
-    cells = [[str(cell) for cell in header], *[[str(cell) for cell in row] for row in rows]]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
-    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)) for row in cells]
-    lines.insert(1, "  ".join("-" * width for width in widths))
-    return "\n".join(line.rstrip() for line in lines)
 
 
 async def cmd_migrate(args: argparse.Namespace) -> int:

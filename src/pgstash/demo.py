@@ -6,7 +6,6 @@ the standard library, embedded with the lexical `HashingEmbedding`. Prints what 
 
 from __future__ import annotations
 
-import sys
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -16,6 +15,7 @@ import attrs
 
 from pgstash.configurations import PostgresConfigurationRepository
 from pgstash.connection import Postgres
+from pgstash.console import progress, table
 from pgstash.corpus import Passage, stdlib_passages
 from pgstash.embeddings import HashingEmbedding
 from pgstash.filters import AttributeRequirement
@@ -55,30 +55,9 @@ def heading(text: str) -> None:
     print(f"\n== {text} ==")
 
 
-def progress(done: int, total: int, started: float) -> None:
-    width = 30
-    filled = width * done // max(total, 1)
-    rate = done / max(time.perf_counter() - started, 1e-9)
-    sys.stderr.write(
-        f"\r  indexing [{'#' * filled}{'.' * (width - filled)}] {done}/{total} ({rate:,.0f} rows/s)"
-    )
-    if done >= total:
-        sys.stderr.write("\n")
-    sys.stderr.flush()
-
-
 def first_line(text: str, width: int = 70) -> str:
     line = text.strip().splitlines()[0]
     return line if len(line) <= width else line[: width - 1] + "…"
-
-
-def table(rows: Sequence[Sequence[Any]], header: Sequence[str]) -> str:
-    """A plain-text table, columns padded to their widest cell."""
-    cells = [[str(cell) for cell in header], *[[str(cell) for cell in row] for row in rows]]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in cells]
-    lines.insert(1, "  ".join("-" * width for width in widths))
-    return "\n".join(lines)
 
 
 async def run(postgres: Postgres, passages_limit: int | None = None) -> int:
@@ -152,7 +131,7 @@ async def run(postgres: Postgres, passages_limit: int | None = None) -> int:
         with timings.step(f"vector index ({len(passages)} passages)"):
             for offset in range(0, len(passages), BATCH):
                 await index.index(Passage, values=passages[offset : offset + BATCH], attribute="text")
-                progress(min(offset + BATCH, len(passages)), len(passages), started)
+                progress("indexing ", min(offset + BATCH, len(passages)), len(passages), started)
 
         searches: Sequence[tuple[str, str, dict[str, Any]]] = (
             ("read a file line by line", "plain", {}),

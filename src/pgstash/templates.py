@@ -24,7 +24,7 @@ def validate_identifier(name: object) -> str:
         raise ValueError(
             f"invalid table or identifier name {name!r}: use 1 to 63 characters of a-z, 0-9 "
             "and _, not starting with a digit nor with pg_ (PostgreSQL's own names: pg_catalog is "
-            "searched first, so a \"pg_...\" table may be a system catalog)"
+            'searched first, so a "pg_..." table may be a system catalog)'
         )
     return name
 

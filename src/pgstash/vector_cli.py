@@ -8,7 +8,6 @@ lexical `HashingEmbedding` of the table's dimension.
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ import cattrs
 import orjson
 
 from pgstash.connection import Postgres
+from pgstash.console import progress
 from pgstash.embeddings import HashingEmbedding
 from pgstash.vectors import PostgresVectorIndex
 
@@ -97,20 +97,10 @@ async def run(postgres: Postgres, args: argparse.Namespace) -> int:
         written += await index.index(
             Record, values=batch, attribute=lambda r: r.payload[field], table=args.name
         )
-        _progress(written, len(rows), started)
+        progress("", written, len(rows), started)
     seconds = time.perf_counter() - started
     print(
         f"ingested {written} rows into {args.name} in {seconds:.2f} s"
         f" ({written / max(seconds, 1e-9):,.0f} rows/s)"
     )
     return 0
-
-
-def _progress(done: int, total: int, started: float) -> None:
-    width = 30
-    filled = width * done // max(total, 1)
-    rate = done / max(time.perf_counter() - started, 1e-9)
-    sys.stderr.write(f"\r  [{'#' * filled}{'.' * (width - filled)}] {done}/{total} ({rate:,.0f} rows/s)")
-    if done >= total:
-        sys.stderr.write("\n")
-    sys.stderr.flush()
