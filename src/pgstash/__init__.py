@@ -8,12 +8,14 @@ from pgstash.errors import (
     ConfigurationError,
     DatabaseError,
     DimensionMismatchError,
+    EmbeddingMissingError,
     InstructionsNotFoundError,
     MemoryElementError,
     MigrationError,
     MissingArgumentError,
     PgstashError,
     SchemaMissingError,
+    StoredDataError,
 )
 from pgstash.filters import AttributeRequirement
 from pgstash.instructions import (
@@ -39,6 +41,7 @@ __all__ = [
     "ConfigurationSnapshot",
     "DatabaseError",
     "DimensionMismatchError",
+    "EmbeddingMissingError",
     "HashingEmbedding",
     "InstructionsArgumentDeclaration",
     "InstructionsDeclaration",
@@ -58,6 +61,7 @@ __all__ = [
     "PostgresModelMemory",
     "PostgresVectorIndex",
     "SchemaMissingError",
+    "StoredDataError",
     "ToolRequest",
     "ToolResponse",
     "embedded",
