@@ -152,7 +152,7 @@ class PostgresConfigurationRepository(VersionedStore):
             hook = self._hooks[config_type] = converter.get_structure_hook(config_type)
         except Exception as error:
             name = config_type.__qualname__
-            raise TypeError(f"load() cannot structure {name}: {problems(error)}") from None
+            raise TypeError(f"load() cannot structure {name}: {problems(error, config_type)}") from None
         return hook
 
     @staticmethod
@@ -172,7 +172,8 @@ class PostgresConfigurationRepository(VersionedStore):
 
 
 def _misfit(identifier: str, config_type: type, error: Exception) -> ConfigurationError:
+    found = problems(error, config_type)
     return ConfigurationError(
-        f"configuration {identifier!r} does not fit {config_type.__qualname__}: {problems(error)}; "
+        f"configuration {identifier!r} does not fit {config_type.__qualname__}: {found}; "
         f"define() a snapshot that fits, or load it with load_raw({identifier!r})"
     )

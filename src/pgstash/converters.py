@@ -124,11 +124,27 @@ def _described(error: BaseException, _: Any) -> str:
     return str(error.args[0]) if error.args else type(error).__name__
 
 
-def problems(error: BaseException) -> str:
-    """What a structuring error found, field by field (`... @ $.field`)."""
+def problems(error: BaseException, cl: type | None = None) -> str:
+    """What a structuring error found, field by field (`... @ $.field`). A type without a hook
+    fails before any field is read: the fields of `cl` of that type are named then."""
     if isinstance(error, cattrs.BaseValidationError):
         return "; ".join(cattrs.transform_error(error, format_exception=_described))
+    if isinstance(error, cattrs.StructureHandlerNotFoundError) and cl is not None:
+        fields = [f"$.{name}" for name, hint in _hints(cl).items() if _mentions(hint, error.type_)]
+        if fields:
+            return f"{_described(error, None)} @ {', '.join(fields)}"
     return _described(error, None)
+
+
+def _hints(cl: type) -> dict[str, Any]:
+    try:
+        return typing.get_type_hints(cl)
+    except Exception:  # unresolvable annotations: name no field rather than fail here
+        return {}
+
+
+def _mentions(hint: Any, wanted: Any) -> bool:
+    return hint == wanted or any(_mentions(argument, wanted) for argument in typing.get_args(hint))
 
 
 def readable(converter: cattrs.Converter, data: bytes, cl: type, what: str) -> None:
@@ -138,6 +154,6 @@ def readable(converter: cattrs.Converter, data: bytes, cl: type, what: str) -> N
         converter.structure(orjson.loads(data), cl)
     except Exception as error:
         raise TypeError(
-            f"{what} could not be read back as {cl.__qualname__}: {problems(error)}; register "
+            f"{what} could not be read back as {cl.__qualname__}: {problems(error, cl)}; register "
             "a structure hook for the type on the converter, or use a type it reads"
         ) from None

@@ -53,7 +53,7 @@ def parse_template(template: str) -> tuple[str | tuple[str], ...]:
             raise ValueError(f"a single '}}' at position {brace}: write '}}}}' for a literal brace")
         close = template.find("}", brace + 1)
         name = template[brace + 1 : close] if close >= 0 else template[brace + 1 :]
-        if close < 0 or "{" in name:
+        if close < 0:
             raise ValueError(f"the '{{' at position {brace} is not closed: write '{{{{' for a literal brace")
         if not name.isidentifier():
             raise ValueError(
