@@ -14,6 +14,7 @@ from pgstash import (
     PostgresConfigurationRepository,
     PostgresInstructionsRepository,
 )
+from tests.caches import drained
 
 
 @attrs.frozen
@@ -80,6 +81,7 @@ async def test_a_frozen_class_of_immutable_fields_is_shared_from_the_cache(postg
     repository = PostgresConfigurationRepository(postgres)
     sealed = Sealed("s", ("search",), frozenset({"a", "b"}), Model("m", 0.5))
     await repository.define(sealed)
+    await drained(postgres)  # listening, and the define's own NOTIFY has come back
     first = await repository.load(Sealed)
     assert first == sealed
     assert await repository.load(Sealed) is first  # one instance per cached snapshot
