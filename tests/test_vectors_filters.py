@@ -18,12 +18,14 @@ import attrs
 import cattrs
 import numpy as np
 import pytest
+from cattrs.gen import make_dict_unstructure_fn, override
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from pgstash import AttributeRequirement, Postgres, PostgresConnectionPool, PostgresVectorIndex
 from pgstash.composer import compose
-from pgstash.filters import requirement_fragment
+from pgstash.filters import path_of, requirement_fragment
+from pgstash.payload_keys import payload_key_of
 from pgstash.queries import query
 from tests.conftest import TEMPLATE_DATABASE, _clone, _drop, with_database
 
@@ -483,3 +485,59 @@ async def test_contained_in_and_contains_any_use_the_gin_index(postgres: Postgre
         expected = {row for row, payload in enumerate(payloads) if evaluate(requirement, payload)}
         assert expected
         assert await selected(index, requirement) == expected
+
+
+# -- attrs fields resolve to the key the converter writes -------------------------------------------
+
+
+@attrs.frozen
+class Source:
+    name: str = attrs.field(alias="source_name")
+
+
+@attrs.frozen
+class Aliased:
+    identifier: str = attrs.field(alias="id")
+    text: str
+    source: Source = Source("s")
+
+
+def test_payload_keys_follow_aliases_renames_and_nesting() -> None:
+    aliased = cattrs.Converter(use_alias=True)
+    key_of = payload_key_of(aliased, Aliased)
+    fields, nested = attrs.fields(Aliased), attrs.fields(Source)
+    assert key_of(fields.identifier) == "id" and key_of(fields.text) == "text"
+    assert key_of(nested.name) == "source_name"
+    assert path_of((fields.source, nested.name), key_of) == ("source", "source_name")
+    assert path_of(fields.identifier) == ("identifier",)  # no converter: the field's name
+    assert aliased.unstructure(Aliased("a", "t"))["id"] == "a"
+
+    renamed = cattrs.Converter()
+    renamed.register_unstructure_hook(
+        Aliased, make_dict_unstructure_fn(Aliased, renamed, identifier=override(rename="ident"))
+    )
+    assert payload_key_of(renamed, Aliased)(fields.identifier) == "ident"
+    assert payload_key_of(cattrs.Converter(), Aliased)(fields.identifier) == "identifier"
+
+    omitted = cattrs.Converter()
+    without_text = make_dict_unstructure_fn(Aliased, omitted, text=override(omit=True))
+    omitted.register_unstructure_hook(Aliased, without_text)
+    with pytest.raises(ValueError, match="does not write"):
+        payload_key_of(omitted, Aliased)(fields.text)
+    with pytest.raises(ValueError, match="not a field of Aliased"):
+        payload_key_of(aliased, Aliased)(attrs.fields(Document).body)
+
+
+async def test_a_requirement_on_an_aliased_field_filters_by_the_written_key(postgres: Postgres) -> None:
+    index = PostgresVectorIndex(postgres, converter=cattrs.Converter(use_alias=True))
+    await index.create_table(Aliased, dimension=2)
+    values = [Aliased("a", "one", Source("x")), Aliased("b", "two", Source("y"))]
+    await index.index(Aliased, values=values, attribute=lambda _: [1.0, 0.5])
+    payload = await postgres.fetch_value("SELECT payload FROM aliased WHERE payload @> '{\"id\": \"a\"}'")
+    assert payload is not None  # the converter writes "id", not "identifier"
+    fields = attrs.fields(Aliased)
+    assert await index.search(Aliased, requirements=R.equal(fields.identifier, "a")) == [values[0]]
+    assert await index.search(Aliased, requirements=R.contained_in(fields.identifier, ["b"])) == [values[1]]
+    nested = R.equal((fields.source, attrs.fields(Source).name), "y")
+    assert await index.search(Aliased, query=[1.0, 0.5], requirements=nested) == [values[1]]
+    assert await index.delete(Aliased, requirements=R.exists(fields.identifier)) == 2

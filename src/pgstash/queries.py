@@ -28,7 +28,7 @@ from aiosql.types import SQLOperationType
 
 from pgstash.resources import resource_dir
 from pgstash.statements import Statement
-from pgstash.templates import Parameter, Slot, pieces
+from pgstash.templates import Parameter, Slot, bound_inside_literals, pieces
 
 __all__ = ["Query", "catalogue", "load_catalogue", "query"]
 
@@ -107,6 +107,15 @@ def load_catalogue(folder: Path) -> dict[str, Query]:
             source = _FRAGMENT_LINE.sub("-- name:", source)
             names = _NAME_LINE.findall(source)
             kind = "fragment"
+        try:
+            hidden = bound_inside_literals(source)
+        except ValueError as error:
+            raise ValueError(f"{path}: {error}") from None
+        if hidden:
+            raise ValueError(
+                f"{path}: aiosql would bind {sorted(set(hidden))} inside a string literal or a comment "
+                "(E'...', $$...$$, or a -- comment after code); reword the text"
+            )
         for name in names:
             if name in found or names.count(name) > 1:
                 other = found[name].source if name in found else path

@@ -23,6 +23,7 @@ __all__ = [
     "IDENTIFIER",
     "Parameter",
     "Slot",
+    "bound_inside_literals",
     "pieces",
     "quote_identifier",
     "render",
@@ -93,7 +94,7 @@ def pieces(sql: str) -> tuple[Piece, ...]:
                 f"a brace that is not a {{slot}} at offset {position}: {sql[position : position + 30]!r}"
             )
         else:
-            if kind in ("block_comment", "escape_string", "string", "quoted", "dollar"):
+            if kind in _LITERALS:
                 end = _end_of(kind, sql, match)
             text.append(sql[position:end])
         position = end
@@ -101,7 +102,33 @@ def pieces(sql: str) -> tuple[Piece, ...]:
     return tuple(piece for piece in found if piece != "")
 
 
-def _end_of(kind: str, sql: str, match: re.Match[str]) -> int:
+# What aiosql takes for a parameter (its VAR_REF): a colon after anything but a colon, then a word.
+_COLON_WORD = re.compile(r"(?<!:):([A-Za-z_]\w*)")
+
+
+def bound_inside_literals(sql: str) -> list[str]:
+    """The `:name`s aiosql would bind although they sit inside an `E'...'` or `$$...$$` string or
+    a comment after code on its line (aiosql skips only `'...'`, `"..."`, `/* */` and whole-line
+    comments): binding them there changes the literal. `sql` is the text as written."""
+    found: list[str] = []
+    position = 0
+    while position < len(sql):
+        match = _TOKEN.match(sql, position)
+        assert match is not None
+        kind = match.lastgroup
+        end = _end_of(kind, sql, match) if kind in _LITERALS else match.end()
+        inside = sql[position:end]
+        trailing = kind == "line_comment" and sql[sql.rfind("\n", 0, position) + 1 : position].strip()
+        if kind in ("escape_string", "dollar") or trailing:
+            found.extend(_COLON_WORD.findall(inside))
+        position = end
+    return found
+
+
+_LITERALS = ("block_comment", "escape_string", "string", "quoted", "dollar")
+
+
+def _end_of(kind: str | None, sql: str, match: re.Match[str]) -> int:
     """Where the literal, quoted identifier or comment opened by `match` ends."""
     start = match.end()
     if kind == "block_comment":
