@@ -119,7 +119,7 @@ def test_a_file_mixing_statements_and_fragments_is_refused(tmp_path: Path) -> No
         "-- name: hidden(x)$\n-- a parameter only inside a dollar-quoted string\nSELECT $$ :x $$;\n",
         "-- name: hidden(x)$\n-- a parameter only inside a comment\nSELECT 1; -- the :x\n",
         "-- name: hidden(x)$\n-- a parameter only inside an escape string\nSELECT E'\\' :x ';\n",
-        "-- name: hidden(x)$\n-- a parameter also inside a dollar-quoted string\nSELECT :x::TEXT || $$ :x $$;\n",
+        "-- name: hidden(x)$\n-- also inside a dollar-quoted string\nSELECT :x::TEXT || $$ :x $$;\n",
     ],
 )
 def test_a_parameter_aiosql_would_bind_inside_a_literal_is_refused(tmp_path: Path, text: str) -> None:
