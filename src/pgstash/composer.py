@@ -17,15 +17,13 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import attrs
 
+from pgstash.queries import Query, query
 from pgstash.statements import Statement
 from pgstash.templates import Parameter, Slot, pieces, slot_text
-
-if TYPE_CHECKING:
-    from pgstash.queries import Query
 
 __all__ = ["Fragment", "compose", "fragment"]
 
@@ -73,8 +71,6 @@ def fragment(
     """The named fragment (a `-- fragment:` block in `queries/`) with its splice points filled
     and its parameters bound, to splice into a statement or another fragment."""
     if isinstance(template, str):
-        from pgstash.queries import query
-
         template = query(template)
     if template.kind != "fragment":
         raise TypeError(f"{template.name} is a statement, not a fragment: compose() it")
@@ -91,13 +87,7 @@ def _composed(
     for name, spliced in fragments.items():
         if not isinstance(spliced, Fragment):
             raise TypeError(f"{template.name}: fragment {{{name}}} must be a Fragment, not {spliced!r}")
-    missing = [name for name in template.parameters if name not in values]
-    extra = [name for name in values if name not in template.parameters]
-    if missing or extra:
-        raise TypeError(
-            f"{template.name} takes ({', '.join(template.parameters)}); "
-            f"missing {missing or 'none'}, unexpected {extra or 'none'}"
-        )
+    template.arguments(values)  # a missing or unexpected name raises TypeError
     sql, order = _shape(
         template.name,
         template.sql,

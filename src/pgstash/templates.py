@@ -68,6 +68,7 @@ _TOKEN = re.compile(
     r"|(?P<other>[^-/eE'\"$\{}A-Za-z_\x80-\uffff]+|.)",
     re.DOTALL,
 )
+_LITERALS = ("block_comment", "escape_string", "string", "quoted", "dollar")
 _ESCAPE_BODY = re.compile(r"(?:[^'\\]|\\.|'')*'", re.DOTALL)
 _STRING_BODY = re.compile(r"(?:[^']|'')*'", re.DOTALL)
 _QUOTED_BODY = re.compile(r'(?:[^"]|"")*"', re.DOTALL)
@@ -83,7 +84,7 @@ def pieces(sql: str) -> tuple[Piece, ...]:
     while position < len(sql):
         match = _TOKEN.match(sql, position)
         assert match is not None  # `.` matches any character
-        kind = match.lastgroup
+        kind = match.lastgroup or "other"
         end = match.end()
         if kind == "parameter" or kind == "slot":
             found.append("".join(text))
@@ -115,7 +116,7 @@ def bound_inside_literals(sql: str) -> list[str]:
     while position < len(sql):
         match = _TOKEN.match(sql, position)
         assert match is not None
-        kind = match.lastgroup
+        kind = match.lastgroup or "other"
         end = _end_of(kind, sql, match) if kind in _LITERALS else match.end()
         inside = sql[position:end]
         trailing = kind == "line_comment" and sql[sql.rfind("\n", 0, position) + 1 : position].strip()
@@ -125,10 +126,7 @@ def bound_inside_literals(sql: str) -> list[str]:
     return found
 
 
-_LITERALS = ("block_comment", "escape_string", "string", "quoted", "dollar")
-
-
-def _end_of(kind: str | None, sql: str, match: re.Match[str]) -> int:
+def _end_of(kind: str, sql: str, match: re.Match[str]) -> int:
     """Where the literal, quoted identifier or comment opened by `match` ends."""
     start = match.end()
     if kind == "block_comment":
