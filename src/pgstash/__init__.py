@@ -33,6 +33,8 @@ from pgstash.memory import (
 from pgstash.migrations import migrate
 from pgstash.vectors import PostgresVectorIndex
 
+__version__ = "0.1.0"
+
 __all__ = [
     "AttributeRequirement",
     "ConfigurationError",
@@ -60,6 +62,7 @@ __all__ = [
     "SchemaMissingError",
     "ToolRequest",
     "ToolResponse",
+    "__version__",
     "embedded",
     "embeddings",
     "migrate",
