@@ -224,29 +224,13 @@ def parser() -> argparse.ArgumentParser:
     return root
 
 
-async def _stopped_by_sigterm(command: Command, args: argparse.Namespace) -> int:
-    """Runs the command; SIGTERM (a cancelled CI job) cancels it, so every `async with` closes:
-    pools, and the embedded server this process holds."""
-    task = asyncio.current_task()
-    assert task is not None
-    loop = asyncio.get_running_loop()
-    terminated = False
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (a cancelled CI job), raised like Ctrl-C so every `with` block closes: pools, and
+    the embedded server this process holds."""
 
-    def terminate() -> None:
-        nonlocal terminated
-        terminated = True
-        task.cancel()
 
-    loop.add_signal_handler(signal.SIGTERM, terminate)
-    try:
-        return await command(args)
-    except asyncio.CancelledError:
-        if terminated:
-            _say(f"{args.command}: terminated")
-            return 128 + signal.SIGTERM
-        raise
-    finally:
-        loop.remove_signal_handler(signal.SIGTERM)
+def _terminate(signum: int, frame: object) -> None:
+    raise Terminated
 
 
 def _cli_words(text: str) -> str:
@@ -261,10 +245,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.DEBUG if args.debug else logging.WARNING, format="%(name)s: %(message)s"
     )
     _, command, _ = COMMANDS[args.command]
+    signal.signal(signal.SIGTERM, _terminate)
     try:
-        return asyncio.run(_stopped_by_sigterm(command, args))
+        return asyncio.run(command(args))
+    except Terminated:
+        print(f"\npgstash {args.command}: terminated", file=sys.stderr)
+        return 128 + signal.SIGTERM
     except KeyboardInterrupt:
-        print(file=sys.stderr)
+        print(file=sys.stderr)  # the newline after ^C, below any progress bar
         return 130
     except BrokenPipeError:
         # The reader went away (`pgstash queries | head`): stop quietly, as Unix tools do.
