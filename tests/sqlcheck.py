@@ -65,3 +65,6 @@ TEMPLATE_SLOTS.update(
         )
     }
 )
+
+# pgstash status (queries/status.sql): the exact count of one listed table.
+TEMPLATE_SLOTS["status_count"] = {"table": "configurations"}
