@@ -53,7 +53,7 @@ async def connect(args: argparse.Namespace, *, writes: bool = True) -> AsyncIter
                     )
                 _say(
                     f"creating the embedded PostgreSQL in {server.data_dir} (no --dsn nor {DSN_VARIABLE}); "
-                    "`pgstash server stop` stops it, deleting the folder removes it"
+                    "it stops when this command ends, `pgstash server start` keeps it running"
                 )
             await stack.enter_async_context(server)
             dsn = server.dsn

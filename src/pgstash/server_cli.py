@@ -29,13 +29,15 @@ def configure(parser: argparse.ArgumentParser, common: argparse.ArgumentParser) 
 def run(args: argparse.Namespace) -> int:
     server = EmbeddedServer(args.data_dir)
     if args.action == "start":
-        created = not server.exists
+        state = "created and started" if not server.exists else "started"
+        if server.running_dsn() is not None:
+            state = "already running"
         server.start()
         server.keep()
         dsn = server.dsn
         server.stop()  # lets go; kept, so it runs on until `pgstash server stop`
         print(
-            f"{'created and started' if created else 'running'}: the embedded PostgreSQL in {server.data_dir}"
+            f"{state}, kept running until pgstash server stop: the embedded PostgreSQL in {server.data_dir}"
         )
         print(f"export PGSTASH_DSN='{dsn}'")
         return 0

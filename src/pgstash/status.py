@@ -4,6 +4,7 @@ checksums, and pgstash's tables and vector tables with exact row counts and size
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -28,7 +29,7 @@ def pgstash_tables() -> list[str]:
 def _where(dsn: str | None, data_dir: str, address: str | None, port: int | None) -> str:
     """The server's address as the client reached it, without user or password."""
     if dsn is None:
-        return f"the embedded server in {data_dir}"
+        return f"the embedded server in {Path(data_dir).resolve()}"
     parts = urlsplit(dsn) if "://" in dsn else None
     host = (parts.hostname if parts else None) or (
         parse_qs(parts.query).get("host", [None])[0] if parts else None
