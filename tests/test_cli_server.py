@@ -72,9 +72,11 @@ def test_a_writing_command_creates_the_server_once_and_stops_it(tmp_path: Path) 
     assert "creating" not in second.stderr and "database postgres, user postgres" in second.stdout
 
 
-def test_sigterm_of_a_command_stops_the_server(tmp_path: Path) -> None:
-    assert pgstash("migrate", cwd=tmp_path).returncode == 0
-    assert pgstash("vector", "create-table", "docs", "--dimension", "8", cwd=tmp_path).returncode == 0
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "Ctrl-C"])
+def test_sigterm_or_ctrl_c_of_a_command_stops_the_server(tmp_path: Path, stop: signal.Signals) -> None:
+    for command in (["migrate"], ["vector", "create-table", "docs", "--dimension", "8"]):
+        result = pgstash(*command, cwd=tmp_path)
+        assert result.returncode == 0, result.stderr
     server = EmbeddedServer(tmp_path / ".pgstash")
     process = subprocess.Popen(  # reads standard input, which stays open: it waits, holding the server
         [PGSTASH, "vector", "ingest", "docs", "-", "--text-field", "text"],
@@ -87,8 +89,10 @@ def test_sigterm_of_a_command_stops_the_server(tmp_path: Path) -> None:
     try:
         wait_for(lambda: process.pid in server.holders() and server.running_dsn() is not None)
         time.sleep(1.0)  # past the connect, into the read
-        process.send_signal(signal.SIGTERM)
-        assert process.wait(timeout=60) == 128 + signal.SIGTERM
+        process.send_signal(stop)
+        assert process.wait(timeout=60) == 128 + stop
+        assert process.stderr is not None
+        assert process.stderr.read().endswith(b"\n")  # the prompt starts on a line of its own
     finally:
         process.kill()
         process.communicate()
@@ -97,7 +101,8 @@ def test_sigterm_of_a_command_stops_the_server(tmp_path: Path) -> None:
 
 
 def test_a_holder_killed_with_minus_9_is_forgotten(tmp_path: Path) -> None:
-    assert pgstash("server", "start", cwd=tmp_path).returncode == 0
+    started = pgstash("server", "start", cwd=tmp_path)
+    assert started.returncode == 0, started.stderr
     server = EmbeddedServer(tmp_path / ".pgstash")
     dead = subprocess.Popen(["true"])
     dead.wait()

@@ -233,6 +233,12 @@ def _terminate(signum: int, frame: object) -> None:
     raise Terminated
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    """Ctrl-C stops at once, even inside a blocking read (asyncio's own handler would only cancel
+    the task, which a read of standard input never notices)."""
+    raise KeyboardInterrupt
+
+
 def _cli_words(text: str) -> str:
     for library, cli in _CLI_WORDS:
         text = text.replace(library, cli)
@@ -246,6 +252,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     _, command, _ = COMMANDS[args.command]
     signal.signal(signal.SIGTERM, _terminate)
+    signal.signal(signal.SIGINT, _interrupt)
     try:
         return asyncio.run(command(args))
     except Terminated:
