@@ -95,3 +95,6 @@ TEMPLATE_SETUP.append(
 TEMPLATE_SLOTS.update(
     {name: {"table": "vector_sample"} for name in ("vectors_search", "vectors_newest", "vectors_delete")}
 )
+
+# pgstash status (queries/status.sql): the exact count of one listed table.
+TEMPLATE_SLOTS["status_count"] = {"table": "configurations"}

@@ -35,6 +35,8 @@ from pgstash.memory import (
 from pgstash.migrations import migrate
 from pgstash.vectors import PostgresVectorIndex
 
+__version__ = "0.1.0"
+
 __all__ = [
     "AttributeRequirement",
     "ConfigurationError",
@@ -64,6 +66,7 @@ __all__ = [
     "StoredDataError",
     "ToolRequest",
     "ToolResponse",
+    "__version__",
     "embedded",
     "embeddings",
     "migrate",
