@@ -13,6 +13,10 @@
 -- The conflict branch `DO UPDATE ... WHERE FALSE` locks the existing row (FOR NO KEY UPDATE,
 -- which foreign-key checks do not wait for) without writing a new version of it.
 --
+-- Recall without a limit reads the elements in primary key order, unsorted: LIMIT (SELECT NULL)
+-- is no limit, but one the planner cannot see, so it keeps the ordered index scan rather than a
+-- bitmap scan and a sort of every element (which spills past work_mem at 20,000 elements).
+--
 -- search_path: every function is called as pg_catalog.name(...) and every operator's operands
 -- have the exact types of a pg_catalog operator (docs/security.md).
 
@@ -76,6 +80,7 @@ SELECT
                 FROM memories_elements AS e
                 WHERE e.identifier = :identifier::TEXT
                 ORDER BY e.created
+                LIMIT (SELECT NULL::BIGINT)
             )
         ELSE array(
             SELECT recent.content
