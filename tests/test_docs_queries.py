@@ -185,7 +185,7 @@ async def test_the_documented_indexes_serve_generic_plans(postgres: Postgres) ->
     default `auto` the server runs this plan from the sixth execution on only while it is not
     costlier than the custom plans; the custom plans of the statements whose plan changes with
     volume are checked by tests/test_plans_at_scale.py, and the hot single-key ones by each
-    store's own EXPLAIN test (force_custom_plan and force_generic_plan)."""
+    store's own EXPLAIN test (EXPLAIN with bound values: the custom plan)."""
     existing = {row["indexname"] for row in await postgres.fetch("SELECT indexname FROM pg_indexes")}
     named = set(INDEX_REF.findall(doc()))
     assert named <= existing, f"{DOC.name} names indexes that migrate does not create: {named - existing}"
