@@ -59,7 +59,7 @@ def called_functions() -> set[str]:
     names: set[str] = set()
     for named in catalogue().values():
         if named.source.name in OWNED_FILES:
-            names.update(re.findall(r"pg_catalog\.(\w+)\(", named.text))
+            names.update(re.findall(r"pg_catalog\.(\w+)\(", named.sql))
     return names
 
 
