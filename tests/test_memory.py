@@ -418,8 +418,8 @@ async def test_recall_and_remember_are_served_by_the_identifier_created_indexes(
                 )
                 nodes = _plan_nodes(json.loads(explained)[0]["Plan"])
                 scans = {node.get("Index Name") for node in nodes if "Index" in node["Node Type"]}
-                assert "memories_elements_identifier_created_idx" in scans, (mode, values, nodes)
-                assert "memories_variables_identifier_created_idx" in scans, (mode, values, nodes)
+                assert "memories_elements_pkey" in scans, (mode, values, nodes)
+                assert "memories_variables_pkey" in scans, (mode, values, nodes)
                 assert not [node for node in nodes if node["Node Type"] == "Seq Scan"], (mode, values, nodes)
         await connection.execute("RESET plan_cache_mode")
     recalled = await PostgresModelMemory("memory-500", postgres=postgres).recall(limit=50)
