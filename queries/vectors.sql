@@ -93,3 +93,7 @@ LIMIT :candidates;
 -- Deletes the rows meeting the requirements (GIN on payload serves containment filters).
 DELETE FROM {table}
 WHERE :requirements;
+
+-- name: vectors_copy()!
+-- Ingest: the rows in PostgreSQL's binary COPY format, fed by the index's encoder.
+COPY {table} (embedding, created, meta, payload) FROM STDIN WITH (FORMAT BINARY);
