@@ -452,8 +452,8 @@ class PostgresVectorIndex:
             requirements is not None or "ivfflat" in facts.methods or candidates > _HNSW_DEFAULT_EF_SEARCH
         )
         exact = not facts.iterative and demanding
+        search = Statement("vectors_search", "fetch", sql, tuple(args))
         if not ann or not (demanding or tuned):
-            search = Statement("vectors_search", "fetch", sql, tuple(args))
             rows: list[asyncpg.Record] = await postgres.run_statement(search)
             if not ann or rows[0]["found"] >= candidates:
                 return rows

@@ -119,6 +119,12 @@ class PostgresConnectionPool:
                 connection: asyncpg.Connection = await asyncpg.connect(*args, **kwargs)
             except TimeoutError:
                 raise ConnectTimeout(f"timed out after {connect_timeout:g} s connecting to {where}") from None
+            except (ValueError, asyncpg.ClientConfigurationError):
+                # the driver's message may quote the password: neither chained nor repeated
+                raise ConfigurationError(
+                    f"cannot parse the PostgreSQL DSN {redact(dsn)}: percent-encode the characters "
+                    "@ / ? # : in the user name and password"
+                ) from None
             return connection
 
         try:
