@@ -112,6 +112,8 @@ class PostgresConnectionPool:
             acquire_timeout=options.pop("acquire_timeout"),
             max_size=options["max_size"],
             connect_options=per_connection,
+            shown=redact(dsn),
+            where=where,
         )
 
         async def connect(*args: Any, **kwargs: Any) -> asyncpg.Connection:
