@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Iterable, Mapping
 
 from pgstash import Postgres
 from pgstash.queries import Query
+
+# A binary COPY stream of no rows: its header and trailer.
+EMPTY_BINARY_COPY = b"PGCOPY\n\xff\r\n\x00" + struct.pack(">ii", 0, 0) + struct.pack(">h", -1)
 
 # Slot values for template queries; each names a table the preparation creates first.
 TEMPLATE_SLOTS: dict[str, Mapping[str, str]] = {}
@@ -27,7 +31,10 @@ async def prepare_all(postgres: Postgres, queries: Iterable[Query]) -> int:
             for named in queries:
                 sql = postgres.render(named, TEMPLATE_SLOTS[named.name]) if named.is_template else named.sql
                 with postgres.errors(named.name):
-                    await connection.prepare(sql)
+                    if sql.lstrip().upper().startswith("COPY"):  # COPY cannot be prepared: run it empty
+                        await connection._copy_in(sql, memoryview(EMPTY_BINARY_COPY), None)  # type: ignore[attr-defined]
+                    else:
+                        await connection.prepare(sql)
                 count += 1
         finally:
             await transaction.rollback()
@@ -47,6 +54,7 @@ TEMPLATE_SLOTS.update(
             "vectors_search",
             "vectors_newest",
             "vectors_delete",
+            "vectors_copy",
             "filter_everything",
             "filter_equal",
             "filter_not_equal",
