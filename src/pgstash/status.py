@@ -8,9 +8,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from pgstash.composer import compose
 from pgstash.connection import Postgres
 from pgstash.console import human_size, table
 from pgstash.migrations import applied, migrations
+from pgstash.queries import query
 
 __all__ = ["report"]
 
@@ -100,7 +102,7 @@ async def report(postgres: Postgres, dsn: str | None, data_dir: str) -> str:
 
 async def _count(postgres: Postgres, name: str) -> int:
     """An exact count(*) of one listed table (its name comes from the catalog and is quoted)."""
-    count: int = await postgres.run("status_count", slots={"table": name})
+    count: int = await postgres.run_statement(compose(query("status_count"), slots={"table": name}))
     return count
 
 
