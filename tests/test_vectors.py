@@ -10,6 +10,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+import asyncpg
 import attrs
 import cattrs
 import numpy as np
@@ -27,6 +28,7 @@ from pgstash import (
     PostgresVectorIndex,
     SchemaMissingError,
 )
+from pgstash.statements import Statement
 from pgstash.vectors import table_name
 
 R = AttributeRequirement
@@ -80,17 +82,17 @@ def brute_force(
 async def plan_of(postgres: Postgres, call: Any) -> str:
     """The EXPLAIN of the statement that `call()` runs (the last one), as JSON text."""
     seen: list[tuple[str, list[Any]]] = []
-    run_sql = postgres.run_sql
+    run_statement = postgres.run_statement
 
-    async def recording(name: str, kind: str, sql: str, args: Sequence[Any]) -> Any:
-        seen.append((sql, list(args)))
-        return await run_sql(name, kind, sql, args)
+    async def recording(statement: Statement) -> Any:
+        seen.append((statement.sql, list(statement.args)))
+        return await run_statement(statement)
 
-    postgres.run_sql = recording  # type: ignore[method-assign]
+    postgres.run_statement = recording  # type: ignore[method-assign]
     try:
         await call()
     finally:
-        del postgres.run_sql
+        del postgres.run_statement
     sql, args = seen[-1]
     plan = await postgres.fetch_value(f"EXPLAIN (FORMAT JSON) {sql}", *args)
     return plan if isinstance(plan, str) else json.dumps(plan)
@@ -536,3 +538,140 @@ async def test_without_iterative_scans_the_fallback_is_exact(
     )
     expected = brute_force(vectors, query, 10, allowed=[i % 200 == 5 for i in range(20_000)])
     assert [chunk.identifier for chunk, _ in found] == [identifier for identifier, _ in expected]
+
+
+# -- DDL at production scale (issue 17: 4, 8, 9) ---------------------------------------------------
+
+
+async def test_create_table_on_a_complete_table_takes_no_lock(postgres: Postgres, database_dsn: str) -> None:
+    index = PostgresVectorIndex(postgres)
+    await index.create_table(Chunk, dimension=4)
+    await load(index, unit_rows(10, 4))
+    ingest = await asyncpg.connect(database_dsn)  # an open ingest: ROW EXCLUSIVE until it ends
+    try:
+        await ingest.execute("BEGIN; LOCK TABLE chunk IN ROW EXCLUSIVE MODE")
+        ran: list[str] = []
+        run_statement = postgres.run_statement
+
+        async def recording(statement: Statement) -> Any:
+            ran.append(statement.name)
+            return await run_statement(statement)
+
+        postgres.run_statement = recording  # type: ignore[method-assign]
+        try:
+            await asyncio.wait_for(index.create_table(Chunk, dimension=4), timeout=30)
+        finally:
+            del postgres.run_statement
+        assert ran == ["vectors_table_facts"]  # one catalog read, no DDL, no lock
+    finally:
+        await ingest.close()
+
+
+async def test_create_table_on_a_table_with_rows_builds_concurrently(postgres: Postgres) -> None:
+    index = PostgresVectorIndex(postgres)
+    await index.create_table(Chunk, dimension=4, index=None)
+    await load(index, unit_rows(50, 4))
+    ran: list[str] = []
+    run_statement = postgres.run_statement
+
+    async def recording(statement: Statement) -> Any:
+        ran.append(statement.name)
+        return await run_statement(statement)
+
+    postgres.run_statement = recording  # type: ignore[method-assign]
+    try:
+        await index.create_table(Chunk, dimension=4)
+    finally:
+        del postgres.run_statement
+    built = [name for name in ran if name.startswith("vector_table_")]
+    assert built == [
+        "vector_table_hnsw_index_concurrently",
+        "vector_table_payload_index_concurrently",
+        "vector_table_created_index_concurrently",
+    ]
+    assert "begin" not in ran and "vectors_ddl_settings" in ran
+    assert set(
+        await postgres.fetch_value(
+            "SELECT array_agg(indexrelid::regclass::text) FROM pg_index WHERE indrelid = 'chunk'::regclass "
+            "AND indisvalid"
+        )
+    ) == {"chunk_pkey", "chunk_embedding_idx", "chunk_payload_idx", "chunk_created_idx"}
+
+
+async def test_ddl_gives_up_after_its_lock_timeout_and_a_later_call_completes(
+    postgres: Postgres, database_dsn: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pgstash.vectors import tables
+
+    monkeypatch.setattr(tables, "DDL_LOCK_TIMEOUT", "200ms")
+    index = PostgresVectorIndex(postgres)
+    await index.create_table(Chunk, dimension=4, index=None)
+    await load(index, unit_rows(50, 4))
+    other = await asyncpg.connect(database_dsn)  # a maintenance job holding a conflicting lock
+    try:
+        await other.execute("BEGIN; LOCK TABLE chunk IN SHARE UPDATE EXCLUSIVE MODE")
+        with pytest.raises(DatabaseError) as waited:
+            await asyncio.wait_for(index.create_table(Chunk, dimension=4), timeout=30)
+        assert waited.value.sqlstate == "55P03"
+        assert await postgres.fetch_value("SHOW lock_timeout") == "0"  # the session setting was put back
+    finally:
+        await other.close()
+    await index.create_table(Chunk, dimension=4)  # drops what the failed build left, builds again
+    assert (
+        await postgres.fetch_value(
+            "SELECT count(*) FROM pg_index WHERE indrelid = 'chunk'::regclass AND NOT indisvalid"
+        )
+        == 0
+    )
+    assert len(await index.search(Chunk, query=[1.0, 0, 0, 0], limit=3)) == 3
+
+
+async def test_vectors_are_stored_inline_in_new_and_existing_tables(postgres: Postgres) -> None:
+    await postgres.execute(
+        "CREATE TABLE chunk (id UUID NOT NULL DEFAULT gen_random_uuid(), embedding VECTOR(768) NOT NULL, "
+        "payload JSONB NOT NULL, meta JSONB NOT NULL, created TIMESTAMPTZ NOT NULL DEFAULT CURRENT_TIMESTAMP)"
+    )
+    storage = (
+        "SELECT attstorage::text FROM pg_attribute WHERE attrelid = $1::regclass AND attname = 'embedding'"
+    )
+    assert await postgres.fetch_value(storage, "chunk") == "e"  # pgvector's default: out of line
+    index = PostgresVectorIndex(postgres)
+    await index.create_table(Chunk, dimension=768)
+    await index.create_table(Chunk, dimension=768, table="fresh")
+    assert [await postgres.fetch_value(storage, table) for table in ("chunk", "fresh")] == ["m", "m"]
+    await load(index, unit_rows(20, 768))
+    out_of_line = await postgres.fetch_value(
+        "SELECT count(*) FROM chunk WHERE pg_column_toast_chunk_id(embedding) IS NOT NULL"
+    )
+    assert out_of_line == 0  # 768 dimensions (3 KB) stay in the heap
+
+
+async def test_filtered_vector_statements_get_custom_plans_whatever_the_server_says(
+    postgres: Postgres, database_dsn: str
+) -> None:
+    await postgres.execute(
+        "DO $$ BEGIN EXECUTE format('ALTER DATABASE %I SET plan_cache_mode = force_generic_plan', "
+        "current_database()); END $$"
+    )
+    async with PostgresConnectionPool.of(dsn=database_dsn) as generic:
+        index = PostgresVectorIndex(generic)
+        await index.create_table(Chunk, dimension=4)
+        await load(index, unit_rows(50, 4), topics=("a", "b"))
+        modes: dict[str, set[str]] = {}
+        run_statement = generic.run_statement
+
+        async def recording(statement: Statement) -> Any:
+            if statement.name in ("vectors_search", "vectors_newest", "vectors_delete"):
+                mode = await generic.fetch_value("SELECT current_setting('plan_cache_mode')")
+                modes.setdefault(statement.name, set()).add(mode)
+            return await run_statement(statement)
+
+        generic.run_statement = recording  # type: ignore[method-assign]
+        topic = R.equal("topic", "a")
+        for _ in range(6):  # past the five custom plans the server makes before it may go generic
+            await index.search(Chunk, query=[1.0, 0, 0, 0], limit=3, requirements=topic)
+            await index.search(Chunk, limit=3, requirements=topic)
+        await index.delete(Chunk, requirements=topic)
+        assert modes == {
+            name: {"force_custom_plan"} for name in ("vectors_search", "vectors_newest", "vectors_delete")
+        }

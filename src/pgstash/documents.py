@@ -139,7 +139,7 @@ class Documents:
                 listener.written(self.store, key, transaction)
         try:
             async with postgres.transaction():
-                await postgres.run(self.lock, slots=None, **{self.key_parameter: key})
+                await postgres.run(self.lock, **{self.key_parameter: key})
                 return await statement(postgres)
         finally:
             if not joined:

@@ -18,6 +18,7 @@ from aiosql.query_loader import QueryLoader
 from aiosql.types import SQLOperationType
 
 from pgstash.resources import resource_dir
+from pgstash.statements import Statement
 
 __all__ = ["Query", "catalogue", "load_catalogue", "query"]
 
@@ -63,6 +64,11 @@ class Query:
                 f"missing {missing or 'none'}, unexpected {extra or 'none'}"
             )
         return [values[name] for name in self.parameters]
+
+    def bind(self, **values: object) -> Statement:
+        """The statement with its parameters bound by name (`TypeError` for a missing or
+        unexpected one). A template query is composed instead (`pgstash.composer`)."""
+        return Statement(self.name, self.kind, self.sql, tuple(self.arguments(values)))
 
 
 def load_catalogue(folder: Path) -> dict[str, Query]:

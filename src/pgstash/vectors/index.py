@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar
 
@@ -26,8 +25,9 @@ from pgstash.errors import ConfigurationError, DatabaseError, DimensionMismatchE
 from pgstash.filters import AttributeRequirement, Condition, compose, condition
 from pgstash.mmr import maximal_marginal_relevance
 from pgstash.queries import query as named_query
+from pgstash.statements import Statement
 from pgstash.vectors import inputs, payloads, planning, tables
-from pgstash.vectors.ingest import COPY_COLUMNS, copy_stream, microseconds_since_2000, until_connection_lost
+from pgstash.vectors.ingest import copy_stream, microseconds_since_2000
 from pgstash.vectors.inputs import ImageEmbedding, TextEmbedding, table_name
 
 __all__ = ["PostgresVectorIndex"]
@@ -147,16 +147,9 @@ class PostgresVectorIndex:
             metas,
             payloads.payload_fields(items, self.converter.unstructure),
         )
-        started = time.perf_counter()
         with self._requires_table(name, model):
-            # TODO(merge a): postgres.copy(compose(query("vectors_copy"), slots={"table": name}), rows)
-            async with postgres.connection("vectors_copy") as connection:
-                with postgres.errors("vectors_copy"):
-                    await until_connection_lost(
-                        connection,
-                        connection.copy_to_table(name, source=rows, columns=COPY_COLUMNS, format="binary"),
-                    )
-        postgres.log("vectors_copy", len(items), time.perf_counter() - started)
+            copy = planning.template(postgres, "vectors_copy", name)
+            await postgres.copy(attrs.evolve(copy, kind="copy"), rows)  # aiosql reads COPY as "!"
         await tables.build_pending_ivfflat(postgres, facts, name)
         return len(items)
 
@@ -237,11 +230,13 @@ class PostgresVectorIndex:
             )
             with self._requires_table(name, model):
                 if requirements is None:
-                    rows = await postgres.run_sql(newest.name, newest.kind, sql, args)
+                    rows = await postgres.run_statement(Statement(newest.name, newest.kind, sql, tuple(args)))
                 else:  # custom plans: a generic one of a filtered listing can scan the whole table
                     async with planning.rolled_back(postgres):
                         await planning.custom_plans(postgres)
-                        rows = await postgres.run_sql(newest.name, newest.kind, sql, args)
+                        rows = await postgres.run_statement(
+                            Statement(newest.name, newest.kind, sql, tuple(args))
+                        )
             return [(self._read(row["payload"], model, name), math.nan) for row in rows]
 
         vector = await inputs.query_vector(query, self.embedding, self.image_embedding)
@@ -263,7 +258,9 @@ class PostgresVectorIndex:
         )
 
         async def run() -> list[asyncpg.Record]:
-            found: list[asyncpg.Record] = await postgres.run_sql(search.name, search.kind, sql, args)
+            found: list[asyncpg.Record] = await postgres.run_statement(
+                Statement(search.name, search.kind, sql, tuple(args))
+            )
             return found
 
         with self._requires_table(name, model):
@@ -305,11 +302,15 @@ class PostgresVectorIndex:
         )
         with self._requires_table(name, model):
             if requirements is None:
-                status: str = await postgres.run_sql(statement.name, statement.kind, sql, args)
+                status: str = await postgres.run_statement(
+                    Statement(statement.name, statement.kind, sql, tuple(args))
+                )
             else:  # custom plans: the GIN index serves the filter whatever plan_cache_mode says
                 async with postgres.transaction():
                     await planning.custom_plans(postgres)
-                    status = await postgres.run_sql(statement.name, statement.kind, sql, args)
+                    status = await postgres.run_statement(
+                        Statement(statement.name, statement.kind, sql, tuple(args))
+                    )
         return int(status.rsplit(" ", 1)[-1])
 
     # -- helpers ---------------------------------------------------------------------------------

@@ -1,5 +1,5 @@
 """Binary COPY for `index`: the rows in PostgreSQL's binary COPY format, built by numpy a batch at a
-time, and the COPY itself (the `vectors_copy` statement of queries/vectors.sql).
+time, for the `vectors_copy` statement of queries/vectors.sql (sent by `Postgres.copy`).
 
 Encoding only, 20,000 x 384 on the 2-core test machine: this vectorised encoder 450-570 ms,
 pgvector-python's `Vector(row).to_binary()` per row plus the row framing 1,010-1,460 ms (2.2x
@@ -8,19 +8,14 @@ slower), so the numpy layout stays.
 
 from __future__ import annotations
 
-import asyncio
 import struct
-from collections.abc import AsyncIterator, Awaitable, Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import TypeVar
 
-import asyncpg
 import numpy as np
 from numpy.typing import NDArray
 
-__all__ = ["COPY_COLUMNS", "copy_stream", "microseconds_since_2000", "until_connection_lost"]
-
-_T = TypeVar("_T")
+__all__ = ["COPY_COLUMNS", "copy_stream", "microseconds_since_2000"]
 
 # COPY column order (queries/vectors.sql, vectors_copy): the fixed-size fields of a row first,
 # then the JSON ones (see copy_stream).
@@ -74,36 +69,3 @@ async def copy_stream(
             parts += (fixed[row * size : (row + 1) * size], metas[start + row], next(payloads))
         yield b"".join(parts)
     yield _COPY_TRAILER
-
-
-async def until_connection_lost(connection: asyncpg.Connection, operation: Awaitable[_T]) -> _T:
-    """Awaits `operation` on `connection`, but ends it when the connection closes: asyncpg's COPY
-    otherwise waits forever for the socket to drain when its backend is terminated mid-copy.
-    (The executor's `Postgres.copy` takes this over once merged.)"""
-    # A pool's proxy detaches from its connection as soon as the connection dies, and then refuses
-    # every call; the connection itself is what must be listened to and cleaned up.
-    raw: asyncpg.Connection = getattr(connection, "_con", None) or connection
-    lost: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-
-    def closed(_: object) -> None:
-        if not lost.done():
-            lost.set_result(None)
-
-    raw.add_termination_listener(closed)
-    task = asyncio.ensure_future(operation)
-    try:
-        await asyncio.wait((task, lost), return_when=asyncio.FIRST_COMPLETED)
-    except BaseException:
-        task.cancel()
-        raise
-    finally:
-        raw.remove_termination_listener(closed)
-        lost.cancel()
-    if task.done():
-        return task.result()
-    task.cancel()
-    await asyncio.wait({task}, timeout=5.0)
-    if task.done() and not task.cancelled():
-        task.exception()  # retrieved: the copy failed because the connection went away
-    raw.terminate()  # also ends the cancel request asyncpg now sends to the gone backend
-    raise asyncpg.ConnectionDoesNotExistError("the connection closed during COPY; nothing was written")

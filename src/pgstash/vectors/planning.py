@@ -8,7 +8,7 @@ import contextlib
 import hashlib
 import re
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
@@ -17,6 +17,8 @@ import attrs
 
 from pgstash.connection import Postgres
 from pgstash.errors import ConfigurationError
+from pgstash.queries import query
+from pgstash.statements import Statement
 
 __all__ = ["IVFFLAT_COMMENT", "TableFacts", "index_name", "nearest", "read_facts", "table_facts"]
 
@@ -152,24 +154,18 @@ async def scan_settings(postgres: Postgres, **settings: Any) -> None:
     await postgres.run("vectors_scan_settings", **settings)
 
 
-@contextlib.asynccontextmanager
-async def rolled_back(postgres: Postgres) -> AsyncIterator[None]:
+def rolled_back(postgres: Postgres) -> contextlib.AbstractAsyncContextManager[Postgres]:
     """A transaction (a savepoint inside one) that is always rolled back: the search's
     `set_config(..., true)` settings must not outlive it."""
-    # TODO(merge a): `postgres.transaction(rollback=True)` replaces this block.
-    async with postgres.session(), postgres.connection() as connection:
-        transaction = connection.transaction()
-        with postgres.errors("begin"):
-            await transaction.start()
-        try:
-            yield
-        except BaseException:
-            if not connection.is_closed():
-                with contextlib.suppress(Exception):
-                    await transaction.rollback()
-            raise
-        with postgres.errors("rollback"):
-            await transaction.rollback()
+    return postgres.transaction(rollback=True)
+
+
+def template(postgres: Postgres, name: str, table: str, **values: Any) -> Statement:
+    """The named template query of queries/ for `table`, its parameters bound by name."""
+    named = query(name)
+    return Statement(
+        named.name, named.kind, postgres.render(named, {"table": table}), tuple(named.arguments(values))
+    )
 
 
 async def custom_plans(postgres: Postgres) -> None:

@@ -21,8 +21,9 @@ from pgstash.connection import Postgres
 from pgstash.errors import ConfigurationError, DatabaseError, DimensionMismatchError
 from pgstash.queries import Query, load_catalogue
 from pgstash.resources import resource_dir
+from pgstash.statements import Statement
 from pgstash.templates import render
-from pgstash.vectors.planning import TableFacts, index_name, read_facts, tables
+from pgstash.vectors.planning import TableFacts, index_name, read_facts, tables, template
 
 __all__ = ["DDL_LOCK_TIMEOUT", "IVFFLAT_MIN_ROWS", "build_pending_ivfflat", "create_table"]
 
@@ -91,12 +92,12 @@ async def _ddl(postgres: Postgres, names: _Names, step: str, invalid: str, concu
     name = f"{step}_concurrently" if concurrently and f"{step}_concurrently" in _templates() else step
     named = _templates()[name]
     sql = render(named.sql, **names.slots(invalid_index=invalid or names.table))
-    await postgres.run_sql(named.name, named.kind, sql, ())
+    await postgres.run_statement(Statement(named.name, named.kind, sql, ()))
 
 
 async def _rows(postgres: Postgres, name: str, enough: int) -> int:
     """The table's rows, counted up to `enough`."""
-    count: int = await postgres.run("vectors_table_rows", slots={"table": name}, enough=enough)
+    count: int = await postgres.run_statement(template(postgres, "vectors_table_rows", name, enough=enough))
     return count
 
 
