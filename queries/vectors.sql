@@ -1,5 +1,6 @@
 -- The vector index: one table per model, named by a {table} slot (a validated, quoted
--- identifier). :requirements is where the compiled payload filter (queries/filters.sql) goes.
+-- identifier). {requirements} is where the payload filter goes: fragments from queries/filters.sql,
+-- spliced in parentheses by pgstash.composer. Words in braces are splice points, :words parameters.
 
 -- name: vectors_table_facts(table_name)^
 -- One catalog read: the table's embedding dimension and storage, its valid and invalid index
@@ -108,7 +109,7 @@ SELECT pg_catalog.concat_ws(
 -- (sqlfluff's postgres dialect cannot parse FORMAT binary yet, hence the noqa.)
 COPY {table} (embedding, created, meta, payload) FROM STDIN WITH (FORMAT binary); -- noqa: PRS
 
--- name: vectors_search(query_vector, requirements, candidates, max_distance, with_embeddings)
+-- name: vectors_search(query_vector, candidates, max_distance, with_embeddings)
 -- The rows meeting the requirements nearest to the query by cosine distance, within max_distance,
 -- and how many candidates the scan found; HNSW/IVFFlat on embedding serve the ORDER BY ... LIMIT.
 WITH nearest AS MATERIALIZED (
@@ -117,7 +118,7 @@ WITH nearest AS MATERIALIZED (
         embedding,
         embedding <=> :query_vector::VECTOR AS distance
     FROM {table}
-    WHERE :requirements
+    WHERE {requirements}
     ORDER BY embedding <=> :query_vector::VECTOR
     LIMIT :candidates
 )
@@ -131,15 +132,15 @@ FROM (SELECT count(*) AS found FROM nearest) AS scanned
 LEFT JOIN nearest AS within ON within.distance <= :max_distance::FLOAT8
 ORDER BY within.distance;
 
--- name: vectors_newest(requirements, candidates)
+-- name: vectors_newest(candidates)
 -- The newest rows meeting the requirements (the B-tree on created serves ORDER BY ... LIMIT).
 SELECT payload
 FROM {table}
-WHERE :requirements
+WHERE {requirements}
 ORDER BY created DESC
 LIMIT :candidates;
 
--- name: vectors_delete(requirements)!
+-- name: vectors_delete()!
 -- Deletes the rows meeting the requirements (GIN on payload serves containment filters).
 DELETE FROM {table}
-WHERE :requirements;
+WHERE {requirements};

@@ -97,7 +97,11 @@ async def cmd_queries(args: argparse.Namespace) -> int:
             for line in file_header(named.source.read_text(encoding="utf-8")):
                 print(f"  | {line}".rstrip())
         params = ", ".join(named.parameters)
-        print(f"  {named.name}({params})\n      {named.doc}")
+        if named.kind == "fragment":  # spliced into statements at {name} points, never run alone
+            points = "".join(f" {{{point}}}" for point in named.splice_points)
+            print(f"  fragment {named.name}({params}){points}\n      {named.doc}")
+        else:
+            print(f"  {named.name}({params})\n      {named.doc}")
         if args.sql:
             print("\n".join(f"        {line}".rstrip() for line in named.sql.strip().splitlines()))
     print("\nWhich method runs which query, and the indexes that serve them: docs/queries.md")

@@ -227,3 +227,28 @@ async def test_ivfflat_on_a_table_with_rows_is_built_at_once(postgres: Postgres)
     await index.index(Doc, values=docs, attribute=lambda d: vectors[int(d.text[1:])])
     await index.create_table(Doc, dimension=3, index="ivfflat")  # the explicit call
     assert await methods(postgres) == ["btree", "btree", "gin", "ivfflat"]
+
+
+# -- 5: a requirement on an aliased attrs field --------------------------------------------------
+
+
+@attrs.frozen
+class Aliased:
+    identifier: str = attrs.field(alias="id")
+
+
+async def test_a_requirement_on_an_aliased_field_matches_the_key_the_converter_writes(
+    postgres: Postgres,
+) -> None:
+    index = PostgresVectorIndex(postgres, converter=cattrs.Converter(use_alias=True))
+    await index.create_table(Aliased, dimension=3)
+    await index.index(
+        Aliased,
+        values=[Aliased(id="a"), Aliased(id="b")],
+        attribute=lambda a: [1.0, 0.0, float(a.identifier == "b")],
+    )
+    assert await postgres.fetch_value("SELECT count(*) FROM aliased WHERE payload ? 'id'") == 2
+    only_a = AttributeRequirement.equal(attrs.fields(Aliased).identifier, "a")
+    assert await index.search(Aliased, query=[1.0, 0.0, 0.0], requirements=only_a) == [Aliased(id="a")]
+    assert await index.search(Aliased, requirements=only_a) == [Aliased(id="a")]
+    assert await index.delete(Aliased, requirements=only_a) == 1

@@ -15,17 +15,17 @@ import math
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar
 
-import asyncpg
 import attrs
 import cattrs
 import numpy as np
 
+from pgstash.composer import compose
 from pgstash.connection import Postgres, current_postgres
 from pgstash.errors import ConfigurationError, DatabaseError, DimensionMismatchError, SchemaMissingError
-from pgstash.filters import AttributeRequirement, Condition, compose, condition
+from pgstash.filters import AttributeRequirement, requirement_fragment
 from pgstash.mmr import maximal_marginal_relevance
+from pgstash.payload_keys import payload_key_of
 from pgstash.queries import query as named_query
-from pgstash.statements import Statement
 from pgstash.vectors import inputs, payloads, planning, tables
 from pgstash.vectors.ingest import copy_stream, microseconds_since_2000
 from pgstash.vectors.inputs import ImageEmbedding, TextEmbedding, table_name
@@ -148,7 +148,7 @@ class PostgresVectorIndex:
             payloads.payload_fields(items, self.converter.unstructure),
         )
         with self._requires_table(name, model):
-            copy = planning.template(postgres, "vectors_copy", name)
+            copy = compose(named_query("vectors_copy"), slots={"table": name})
             await postgres.copy(attrs.evolve(copy, kind="copy"), rows)  # aiosql reads COPY as "!"
         await tables.build_pending_ivfflat(postgres, facts, name)
         return len(items)
@@ -204,68 +204,39 @@ class PostgresVectorIndex:
         inputs.check_model(model)
         name = table_name(model, table)
         candidates = inputs.candidates_for(limit, rerank, self.mmr_multiplier)
-        if score_threshold is not None and not (
-            isinstance(score_threshold, int | float)
-            and not isinstance(score_threshold, bool)
-            and -1.0 <= score_threshold <= 1.0
-        ):
-            raise ValueError(
-                f"score_threshold is a cosine similarity within [-1, 1], got {score_threshold!r}"
-            )
-        for setting, value, most in (("ef_search", ef_search, 1000), ("probes", probes, 32768)):
-            if value is not None:
-                inputs.positive(value, setting, most)
-        args: list[Any] = []
-        where = Condition(condition(requirements, args))
+        inputs.check_search_settings(score_threshold, ef_search, probes)
+        where = requirement_fragment(requirements, key_of=payload_key_of(self.converter, model))
         postgres = self._postgres()
         if query is None:
             if score_threshold is not None or rerank:
                 raise ValueError("score_threshold and rerank need a query to compare rows with")
-            newest = named_query("vectors_newest")
-            sql = compose(
-                postgres.render(newest, {"table": name}),
-                newest.parameters,
-                {"requirements": where, "candidates": limit},
-                args,
+            newest = compose(
+                named_query("vectors_newest"),
+                slots={"table": name},
+                fragments={"requirements": where},
+                candidates=limit,
             )
             with self._requires_table(name, model):
-                if requirements is None:
-                    rows = await postgres.run_statement(Statement(newest.name, newest.kind, sql, tuple(args)))
-                else:  # custom plans: a generic one of a filtered listing can scan the whole table
-                    async with planning.rolled_back(postgres):
-                        await planning.custom_plans(postgres)
-                        rows = await postgres.run_statement(
-                            Statement(newest.name, newest.kind, sql, tuple(args))
-                        )
+                # custom plans when filtered: a generic one of a filtered listing can read the table
+                rows = await planning.run(postgres, newest, custom_plans=requirements is not None)
             return [(self._read(row["payload"], model, name), math.nan) for row in rows]
 
         vector = await inputs.query_vector(query, self.embedding, self.image_embedding)
         facts = await planning.table_facts(postgres, name, lambda: self._missing(name, model))
         if facts.dimension is not None and vector.shape[0] != facts.dimension:
             raise DimensionMismatchError(facts.dimension, vector.shape[0], f'query for table "{name}"')
-        search = named_query("vectors_search")
-        sql = compose(
-            postgres.render(search, {"table": name}),
-            search.parameters,
-            {
-                "query_vector": vector,
-                "requirements": where,
-                "candidates": candidates,
-                "max_distance": math.inf if score_threshold is None else 1.0 - float(score_threshold),
-                "with_embeddings": rerank,
-            },
-            args,
+        search = compose(
+            named_query("vectors_search"),
+            slots={"table": name},
+            fragments={"requirements": where},
+            query_vector=vector,
+            candidates=candidates,
+            max_distance=math.inf if score_threshold is None else 1.0 - float(score_threshold),
+            with_embeddings=rerank,
         )
-
-        async def run() -> list[asyncpg.Record]:
-            found: list[asyncpg.Record] = await postgres.run_statement(
-                Statement(search.name, search.kind, sql, tuple(args))
-            )
-            return found
-
         with self._requires_table(name, model):
             rows = await planning.nearest(
-                postgres, facts, run, candidates, requirements is not None, ef_search, probes
+                postgres, facts, search, candidates, requirements is not None, ef_search, probes
             )
         found = [row for row in rows if row["payload"] is not None]
         if rerank and found:
@@ -293,24 +264,16 @@ class PostgresVectorIndex:
             raise ValueError("delete needs requirements, or everything=True to delete every row")
         if requirements is not None and everything:
             raise ValueError("pass either requirements or everything=True to delete, not both")
-        args: list[Any] = []
-        where = Condition(condition(requirements, args))
+        where = requirement_fragment(requirements, key_of=payload_key_of(self.converter, model))
         postgres = self._postgres()
-        statement = named_query("vectors_delete")
-        sql = compose(
-            postgres.render(statement, {"table": name}), statement.parameters, {"requirements": where}, args
+        statement = compose(
+            named_query("vectors_delete"), slots={"table": name}, fragments={"requirements": where}
         )
         with self._requires_table(name, model):
-            if requirements is None:
-                status: str = await postgres.run_statement(
-                    Statement(statement.name, statement.kind, sql, tuple(args))
-                )
-            else:  # custom plans: the GIN index serves the filter whatever plan_cache_mode says
-                async with postgres.transaction():
-                    await planning.custom_plans(postgres)
-                    status = await postgres.run_statement(
-                        Statement(statement.name, statement.kind, sql, tuple(args))
-                    )
+            # custom plans when filtered (committed with the delete, a savepoint in a transaction)
+            status: str = await planning.run(
+                postgres, statement, custom_plans=requirements is not None, commit=True
+            )
         return int(status.rsplit(" ", 1)[-1])
 
     # -- helpers ---------------------------------------------------------------------------------

@@ -8,7 +8,7 @@ import contextlib
 import hashlib
 import re
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -17,7 +17,6 @@ import attrs
 
 from pgstash.connection import Postgres
 from pgstash.errors import ConfigurationError
-from pgstash.queries import query
 from pgstash.statements import Statement
 
 __all__ = ["IVFFLAT_COMMENT", "TableFacts", "index_name", "nearest", "read_facts", "table_facts"]
@@ -123,19 +122,19 @@ def scan_path(facts: TableFacts, candidates: int, filtered: bool, tuned: bool) -
 async def nearest(
     postgres: Postgres,
     facts: TableFacts,
-    search: Callable[[], Awaitable[list[asyncpg.Record]]],
+    search: Statement,
     candidates: int,
     filtered: bool,
     ef_search: int | None,
     probes: int | None,
 ) -> list[asyncpg.Record]:
-    """Runs the search statement (`search()`), with settings when `scan_path` says so; when the
+    """Runs the search statement, with settings when `scan_path` says so; when the
     approximate scan found fewer candidates than asked it runs again exactly, so a search returns
     `limit` rows whenever that many rows match. Its settings, custom plans included, live in a
     transaction that is always rolled back."""
     settings, exact = scan_path(facts, candidates, filtered, ef_search is not None or probes is not None)
     if not settings:
-        rows = await search()
+        rows: list[asyncpg.Record] = await postgres.run_statement(search)
         if not facts.methods or rows[0]["found"] >= candidates:
             return rows
         exact = True
@@ -143,10 +142,10 @@ async def nearest(
         await scan_settings(
             postgres, iterative=facts.iterative and not exact, exact=exact, ef_search=ef_search, probes=probes
         )
-        rows = await search()
+        rows = await postgres.run_statement(search)
         if not exact and rows[0]["found"] < candidates:
             await scan_settings(postgres, iterative=False, exact=True, ef_search=None, probes=None)
-            rows = await search()
+            rows = await postgres.run_statement(search)
     return rows
 
 
@@ -160,14 +159,11 @@ def rolled_back(postgres: Postgres) -> contextlib.AbstractAsyncContextManager[Po
     return postgres.transaction(rollback=True)
 
 
-def template(postgres: Postgres, name: str, table: str, **values: Any) -> Statement:
-    """The named template query of queries/ for `table`, its parameters bound by name."""
-    named = query(name)
-    return Statement(
-        named.name, named.kind, postgres.render(named, {"table": table}), tuple(named.arguments(values))
-    )
-
-
-async def custom_plans(postgres: Postgres) -> None:
-    """Custom plans for the rest of the transaction (`vectors_scan_settings` with nothing else)."""
-    await scan_settings(postgres, iterative=False, exact=False, ef_search=None, probes=None)
+async def run(postgres: Postgres, statement: Statement, *, custom_plans: bool, commit: bool = False) -> Any:
+    """Runs `statement`; with `custom_plans`, in a transaction (rolled back, or committed with a
+    write) that sets `plan_cache_mode = force_custom_plan` first, whatever the server's default."""
+    if not custom_plans:
+        return await postgres.run_statement(statement)
+    async with postgres.transaction(rollback=not commit):
+        await scan_settings(postgres, iterative=False, exact=False, ef_search=None, probes=None)
+        return await postgres.run_statement(statement)

@@ -17,13 +17,12 @@ from collections.abc import Mapping
 
 import attrs
 
+from pgstash.composer import compose
 from pgstash.connection import Postgres
 from pgstash.errors import ConfigurationError, DatabaseError, DimensionMismatchError
-from pgstash.queries import Query, load_catalogue
+from pgstash.queries import Query, load_catalogue, query
 from pgstash.resources import resource_dir
-from pgstash.statements import Statement
-from pgstash.templates import render
-from pgstash.vectors.planning import TableFacts, index_name, read_facts, tables, template
+from pgstash.vectors.planning import TableFacts, index_name, read_facts, tables
 
 __all__ = ["DDL_LOCK_TIMEOUT", "IVFFLAT_MIN_ROWS", "build_pending_ivfflat", "create_table"]
 
@@ -91,13 +90,15 @@ def _missing_steps(facts: TableFacts, names: _Names, index: str | None, rows: in
 async def _ddl(postgres: Postgres, names: _Names, step: str, invalid: str, concurrently: bool) -> None:
     name = f"{step}_concurrently" if concurrently and f"{step}_concurrently" in _templates() else step
     named = _templates()[name]
-    sql = render(named.sql, **names.slots(invalid_index=invalid or names.table))
-    await postgres.run_statement(Statement(named.name, named.kind, sql, ()))
+    slots = names.slots(invalid_index=invalid)
+    await postgres.run_statement(compose(named, slots={point: slots[point] for point in named.splice_points}))
 
 
 async def _rows(postgres: Postgres, name: str, enough: int) -> int:
     """The table's rows, counted up to `enough`."""
-    count: int = await postgres.run_statement(template(postgres, "vectors_table_rows", name, enough=enough))
+    count: int = await postgres.run_statement(
+        compose(query("vectors_table_rows"), slots={"table": name}, enough=enough)
+    )
     return count
 
 
