@@ -541,3 +541,12 @@ async def test_a_requirement_on_an_aliased_field_filters_by_the_written_key(post
     nested = R.equal((fields.source, attrs.fields(Source).name), "y")
     assert await index.search(Aliased, query=[1.0, 0.5], requirements=nested) == [values[1]]
     assert await index.delete(Aliased, requirements=R.exists(fields.identifier)) == 2
+
+
+def test_an_unsupported_operator_is_not_implemented_and_a_value_error() -> None:
+    """API.md: an operator pgstash does not support raises NotImplementedError (as in the seed);
+    it is also a ValueError, as every other invalid filter input is."""
+    with pytest.raises(NotImplementedError, match="no operator 'like'"):
+        AttributeRequirement("like", ("text",), "x")
+    with pytest.raises(ValueError, match="no operator 'like'"):
+        AttributeRequirement("like", ("text",), "x")

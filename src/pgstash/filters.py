@@ -53,9 +53,14 @@ _COMBINATIONS = {"and": 2, "or": 2, "not": 1}
 _ORDERINGS = frozenset({"greater", "greater_or_equal", "less", "less_or_equal"})
 
 
+class UnsupportedOperatorError(NotImplementedError, ValueError):
+    """An operator pgstash has no template for: a `NotImplementedError`, as the contract (and the
+    seed) say, and a `ValueError`, as every other invalid filter input is."""
+
+
 def _operator(_: object, attribute: attrs.Attribute[str], value: str) -> None:
     if value not in _LEAVES and value not in _COMBINATIONS:
-        raise ValueError(
+        raise UnsupportedOperatorError(
             f"AttributeRequirement has no operator {value!r}; use one of "
             f"{', '.join(sorted(_LEAVES | _COMBINATIONS.keys()))}"
         )
