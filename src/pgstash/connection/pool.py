@@ -112,6 +112,8 @@ class PostgresConnectionPool:
             acquire_timeout=options.pop("acquire_timeout"),
             max_size=options["max_size"],
             connect_options=per_connection,
+            shown=redact(dsn),
+            where=where,
         )
 
         async def connect(*args: Any, **kwargs: Any) -> asyncpg.Connection:
@@ -119,6 +121,12 @@ class PostgresConnectionPool:
                 connection: asyncpg.Connection = await asyncpg.connect(*args, **kwargs)
             except TimeoutError:
                 raise ConnectTimeout(f"timed out after {connect_timeout:g} s connecting to {where}") from None
+            except (ValueError, asyncpg.ClientConfigurationError):
+                # the driver's message may quote the password: neither chained nor repeated
+                raise ConfigurationError(
+                    f"cannot parse the PostgreSQL DSN {redact(dsn)}: percent-encode the characters "
+                    "@ / ? # : in the user name and password"
+                ) from None
             return connection
 
         try:

@@ -5,18 +5,35 @@ connection serves one task at a time)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 from contextvars import ContextVar
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Self
 
 import asyncpg
 import attrs
 
-from pgstash.errors import ConfigurationError, DatabaseError
+from pgstash.errors import ConfigurationError, DatabaseError, PgstashError
+from pgstash.statements import Statement
 
 if TYPE_CHECKING:
     from pgstash.connection.executor import Postgres
 
-__all__ = ["Scope", "current_postgres", "resolve"]
+__all__ = ["Scope", "Scopes", "current_postgres", "resolve"]
+
+# Transaction control is protocol, not a query of queries/: one fixed savepoint name serves every
+# nesting depth (PostgreSQL resolves ROLLBACK TO / RELEASE to the most recent savepoint of a name).
+_BEGIN = Statement("begin", "execute", "BEGIN", ())
+_COMMIT = Statement("commit", "execute", "COMMIT", ())
+_ROLLBACK = Statement("rollback", "execute", "ROLLBACK", ())
+_SAVEPOINT = Statement("savepoint", "execute", "SAVEPOINT pgstash_savepoint", ())
+_RELEASE = Statement("release savepoint", "execute", "RELEASE SAVEPOINT pgstash_savepoint", ())
+_UNDO = Statement(
+    "rollback to savepoint",
+    "execute",
+    "ROLLBACK TO SAVEPOINT pgstash_savepoint; RELEASE SAVEPOINT pgstash_savepoint",
+    (),
+)
 
 CURRENT: ContextVar[Postgres | None] = ContextVar("pgstash_current_pool", default=None)
 
@@ -82,3 +99,96 @@ class Scope:
 def release(running: asyncio.Future[Any]) -> None:
     if not running.done():
         running.set_result(None)
+
+
+class Scopes:
+    """`transaction()`, `session()` and `connection()` of `Postgres`: a connection pinned to a
+    block, in a context variable, so that every call inside it (on any adapter of the pool, in
+    any task it starts) runs on that connection."""
+
+    _scope: ContextVar[Scope | None]
+    _dirty: set[int]
+
+    async def _acquire(self, name: str) -> tuple[asyncpg.Connection, Any]:
+        raise NotImplementedError
+
+    async def _release(self, proxy: Any, name: str) -> None:
+        raise NotImplementedError
+
+    async def _in_scope(self, scope: Scope, statement: Statement) -> Any:
+        raise NotImplementedError
+
+    @contextlib.asynccontextmanager
+    async def _pinned(self, kind: str, name: str) -> AsyncIterator[Scope]:
+        connection, proxy = await self._acquire(name)
+        scope = Scope(connection, kind)
+        token = self._scope.set(scope)
+        try:
+            yield scope
+        finally:
+            scope.ended = True
+            self._scope.reset(token)
+            await self._release(proxy, name)
+
+    @contextlib.asynccontextmanager
+    async def transaction(self, *, rollback: bool = False) -> AsyncIterator[Self]:
+        """Every pgstash call inside the block, on any adapter of this pool, runs on one
+        connection and commits or rolls back with it; `rollback=True` always rolls back (settings
+        that must not outlive the block). A nested block is a savepoint."""
+        scope = self._scope.get()
+        if scope is not None:
+            async with self._block(scope, scope.connection.is_in_transaction(), rollback):
+                yield self
+            return
+        async with self._pinned("transaction", "begin") as scope, self._block(scope, False, rollback):
+            yield self
+
+    @contextlib.asynccontextmanager
+    async def _block(self, scope: Scope, nested: bool, rollback: bool) -> AsyncIterator[None]:
+        """A transaction (or savepoint) on the scope's connection. When the block fails it is
+        rolled back if the connection still lives; either way the block's own error is raised."""
+        await self._in_scope(scope, _SAVEPOINT if nested else _BEGIN)
+        try:
+            yield
+        except BaseException:
+            await scope.quiet()  # another task's statement (misuse) ends first: never terminate
+            if not scope.connection.is_closed():
+                with contextlib.suppress(PgstashError):
+                    await self._in_scope(scope, _UNDO if nested else _ROLLBACK)
+            raise
+        if rollback:
+            await self._in_scope(scope, _UNDO if nested else _ROLLBACK)
+        else:
+            await self._in_scope(scope, _RELEASE if nested else _COMMIT)
+
+    @contextlib.asynccontextmanager
+    async def session(self) -> AsyncIterator[Self]:
+        """Pins one pooled connection to every call inside the block, without opening a
+        transaction (for session state such as an advisory lock: reset in full on release)."""
+        if self._scope.get() is not None:
+            yield self
+            return
+        async with self._pinned("session", "session") as scope:
+            self._dirty.add(id(scope.connection))
+            yield self
+
+    @contextlib.asynccontextmanager
+    async def connection(self, purpose: str = "acquire") -> AsyncIterator[asyncpg.Connection]:
+        """The driver connection of the scope in force, else a pooled one, for the caller's own
+        driver calls (reset in full on release); pgstash's statements never use this."""
+        scope = self._scope.get()
+        if scope is not None:
+            self._dirty.add(id(scope.connection))
+            yield scope.connection
+            return
+        connection, proxy = await self._acquire(purpose)
+        self._dirty.add(id(connection))
+        try:
+            yield connection
+        finally:
+            await self._release(proxy, purpose)
+
+    @property
+    def in_transaction(self) -> bool:
+        """Whether a `transaction()` (or `session()`) block of this pool is in force here."""
+        return self._scope.get() is not None
