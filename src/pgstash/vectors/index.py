@@ -20,7 +20,7 @@ import cattrs
 import numpy as np
 
 from pgstash.composer import compose
-from pgstash.connection import Postgres, current_postgres
+from pgstash.connection import Postgres, resolve
 from pgstash.errors import ConfigurationError, DatabaseError, DimensionMismatchError, SchemaMissingError
 from pgstash.filters import AttributeRequirement, requirement_fragment
 from pgstash.mmr import maximal_marginal_relevance
@@ -279,7 +279,7 @@ class PostgresVectorIndex:
     # -- helpers ---------------------------------------------------------------------------------
 
     def _postgres(self) -> Postgres:
-        return self.postgres if self.postgres is not None else current_postgres()
+        return resolve(self.postgres)
 
     def _read(self, payload: Any, model: type[Model], name: str) -> Model:
         found: Model = payloads.read_back(self.converter, payload, model, name)
