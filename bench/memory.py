@@ -136,7 +136,7 @@ async def run(dsn: str, scale: Scale) -> list[Result]:
             f"recall(limit={RECALL_LIMIT}) among {stored}",
             raw_recall,
             our_recall,
-            f"round trips: {trips['recall']} (query + pool reset), {trips['recall in transaction']} in a "
+            f"round trips: {trips['recall']} (no pool reset), {trips['recall in transaction']} in a "
             "transaction; goal within 1.1x and under 2 ms",
         ),
         Result(
