@@ -106,7 +106,7 @@ SELECT pg_catalog.concat_ws(
 
 -- name: vectors_copy()!
 -- Ingest: one binary COPY of every row of an index() call; id defaults to gen_random_uuid().
--- (WITH BINARY is PostgreSQL's older spelling of WITH (FORMAT binary), which sqlfluff cannot parse.)
+-- (WITH BINARY: PostgreSQL's older spelling of WITH (FORMAT binary), which sqlfluff cannot parse.)
 COPY {table} (embedding, created, meta, payload) FROM STDIN WITH BINARY;
 
 -- name: vectors_search(query_vector, candidates, max_distance, with_embeddings)

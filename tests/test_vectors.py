@@ -22,6 +22,7 @@ from pgstash import (
     ConfigurationError,
     DatabaseError,
     DimensionMismatchError,
+    EmbeddingMissingError,
     HashingEmbedding,
     Postgres,
     PostgresConnectionPool,
@@ -262,7 +263,7 @@ async def test_bad_vectors_are_refused_before_anything_is_written(postgres: Post
             Chunk, values=[Chunk("a", "b")], attribute="text"
         )
     assert (mismatch.value.expected, mismatch.value.actual) == (4, 6)
-    with pytest.raises(ConfigurationError, match="no image_embedding"):
+    with pytest.raises(EmbeddingMissingError, match="no image_embedding"):
         await index.index(Chunk, values=[Chunk("a", "b")], attribute=lambda _: b"image")
     with pytest.raises(ValueError, match="no attribute 'missing'"):
         await index.index(Chunk, values=[Chunk("a", "b")], attribute="missing")
@@ -376,7 +377,7 @@ async def test_search_takes_text_and_rejects_bad_arguments(postgres: Postgres) -
         await index.search(Chunk, query=[0.0] * 64)
     with pytest.raises(TypeError, match="query is a text"):
         await index.search(Chunk, query=3)
-    with pytest.raises(ConfigurationError, match="no image_embedding"):
+    with pytest.raises(EmbeddingMissingError, match="no image_embedding"):
         await index.search(Chunk, query=b"png")
 
 

@@ -13,7 +13,7 @@ import attrs
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from pgstash.errors import ConfigurationError, DimensionMismatchError
+from pgstash.errors import DimensionMismatchError, EmbeddingMissingError
 from pgstash.templates import validate_identifier
 
 __all__ = [
@@ -138,8 +138,7 @@ async def embedded(
     """`embed(inputs)` as an (n, d) float32 matrix; no embedder configured for `kind` raises."""
     if embed is None:
         what = "texts" if kind == "embedding" else "images (bytes)"
-        # TODO(lead): EmbeddingMissingError (errors.py, helper C) replaces ConfigurationError here.
-        raise ConfigurationError(
+        raise EmbeddingMissingError(
             f"PostgresVectorIndex has no {kind} to embed {what}: pass {kind}= to it, or give vectors"
         )
     matrix = np.asarray(await embed(inputs), dtype=np.float32)

@@ -4,27 +4,24 @@ reading a stored payload back into its model.
 A payload the converter writes must read back: UUID, Decimal, date, time, datetime, Enum and paths
 round-trip through the default converter; a model the converter cannot read back is refused by
 `index` before anything is written, and a stored payload that does not fit its model (written by
-older code, or by hand) raises `PgstashError` naming the table and the field, never a bare cattrs
+older code, or by hand) raises `StoredDataError` naming the table and the field, never a bare cattrs
 error. Payloads nest at most `MAX_PAYLOAD_DEPTH` levels (orjson's limit): deeper ones are refused
 with `ValueError`.
 """
 
 from __future__ import annotations
 
-import datetime
-import decimal
 import re
 import typing
-import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import cattrs
-import cattrs.preconf.orjson
 import orjson
 
 from pgstash.codecs import dumps_json
-from pgstash.errors import PgstashError
+from pgstash.converters import make_converter
+from pgstash.errors import StoredDataError
 
 __all__ = ["MAX_PAYLOAD_DEPTH", "default_converter", "jsonb_field", "metas", "payload_fields", "read_back"]
 
@@ -33,20 +30,9 @@ _JSON_NUL = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")  # an escaped NUL, not an es
 
 
 def default_converter(converter: cattrs.Converter | None = None) -> cattrs.Converter:
-    """The given converter, else cattrs' orjson preset with hooks for the standard types it
-    writes but cannot read back: UUID and Decimal as strings, time in ISO format (date, datetime,
-    Enum and paths round-trip already)."""
-    # TODO(lead): pgstash.converters.make_converter() (helper C) replaces these hooks once merged.
-    if converter is not None:
-        return converter
-    made = cattrs.preconf.orjson.make_converter()
-    made.register_unstructure_hook(uuid.UUID, str)
-    made.register_structure_hook(uuid.UUID, lambda value, _: uuid.UUID(str(value)))
-    made.register_unstructure_hook(decimal.Decimal, str)
-    made.register_structure_hook(decimal.Decimal, lambda value, _: decimal.Decimal(str(value)))
-    made.register_unstructure_hook(datetime.time, datetime.time.isoformat)
-    made.register_structure_hook(datetime.time, lambda value, _: datetime.time.fromisoformat(value))
-    return made
+    """The given converter, else pgstash's (`pgstash.converters.make_converter`): cattrs' orjson
+    preset plus the standard types it writes but cannot read back (UUID, Decimal, time, paths)."""
+    return make_converter() if converter is None else converter
 
 
 def _json(value: Any, what: str, position: int) -> bytes:
@@ -124,12 +110,12 @@ def check_round_trip(converter: cattrs.Converter, model: type, item: Any, table:
 
 
 def read_back(converter: cattrs.Converter, payload: Any, model: type, table: str) -> Any:
-    """The stored payload as a `model`; one that does not fit raises `PgstashError` naming the
+    """The stored payload as a `model`; one that does not fit raises `StoredDataError` naming the
     table and the field."""
     try:
         return converter.structure(payload, model)
     except Exception as error:
-        raise PgstashError(_unreadable(error, model, table)) from error
+        raise StoredDataError(_unreadable(error, model, table)) from error
 
 
 def _unreadable(error: Exception, model: type, table: str) -> str:
