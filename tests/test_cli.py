@@ -199,7 +199,6 @@ def test_create_table_refuses_an_existing_table_that_is_not_a_vector_table(
     assert len(errors(result.stderr)) == 1
 
 
-@pytest.mark.xfail(reason="needs create_table(index=None) to keep the GIN and B-tree indexes (vectors owner)")
 def test_index_none_keeps_the_filter_and_listing_indexes(database_dsn: str) -> None:
     assert (
         pgstash(
@@ -213,7 +212,7 @@ def test_index_none_keeps_the_filter_and_listing_indexes(database_dsn: str) -> N
         " JOIN pg_class ic ON ic.oid = i.indexrelid JOIN pg_am am ON am.oid = ic.relam"
         " WHERE i.indrelid = 'plain'::regclass",
     )
-    assert methods == "btree,gin"
+    assert methods == "btree,btree,gin"  # the primary key, created (listing), payload (filters)
 
 
 def test_errors_speak_cli_and_never_suggest_a_refused_command(database_dsn: str, tmp_path: Path) -> None:

@@ -32,7 +32,7 @@ INDEXES_HELP = (
     "the index on embedding that serves nearest-neighbour search: hnsw (default; best recall and "
     "speed, slower to build), ivfflat (faster to build, build it after loading), or none (exact "
     "search, any dimension). The GIN index on payload serves equality and contains filters; the "
-    "B-tree on created serves listing newest first."
+    "B-tree on created serves listing newest first; both are made with any --index."
 )
 
 

@@ -78,8 +78,8 @@ class PostgresVectorIndex:
         table: str | None = None,
     ) -> None:
         """Creates the model's table (the seed's five columns, `PRIMARY KEY (id)`, vectors stored
-        inline) and, unless `index=None`, an `"hnsw"` or `"ivfflat"` cosine index on `embedding`, a
-        GIN index on `payload` and a B-tree on `created`. Only what the catalog shows missing is
+        inline), an `"hnsw"` or `"ivfflat"` cosine index on `embedding` (none with `index=None`:
+        exact search), a GIN index on `payload` (filters) and a B-tree on `created` (listing). Only what the catalog shows missing is
         made (on an existing table: the key, the storage, the indexes, built `CONCURRENTLY` when it
         holds rows); IVFFlat waits for enough rows to train on (see `tables.py`). An existing table
         of another dimension raises `DimensionMismatchError`."""

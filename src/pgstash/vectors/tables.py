@@ -69,9 +69,7 @@ def _missing_steps(facts: TableFacts, names: _Names, index: str | None, rows: in
         if slots["primary_key"] not in facts.indexes:
             steps.append(("vector_table_primary_key_index", ""))
         steps.append(("vector_table_primary_key", ""))
-    if index is None:
-        return steps
-    if slots["embedding_index"] not in facts.indexes:
+    if index is not None and slots["embedding_index"] not in facts.indexes:
         if index == "hnsw":
             steps.append(("vector_table_hnsw_index", ""))
         elif rows >= IVFFLAT_MIN_ROWS:
