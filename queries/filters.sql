@@ -29,10 +29,13 @@ coalesce(
 -- The field is a number above the value, or a string after it by code point (sequential filter).
 coalesce(
     payload @> :parents::JSONB
-    AND jsonb_typeof(payload #> :path::TEXT[]) = jsonb_typeof(:value::JSONB)
-    AND CASE jsonb_typeof(:value::JSONB)
-        WHEN 'string'
-            THEN (payload #>> :path::TEXT[]) COLLATE "C" > (:value::JSONB #>> '{}') COLLATE "C"
+    AND pg_catalog.jsonb_typeof(payload #> :path::TEXT[])
+    = pg_catalog.jsonb_typeof(:value::JSONB)
+    AND CASE pg_catalog.jsonb_typeof(:value::JSONB)
+        WHEN 'string'::TEXT
+            THEN
+                (payload #>> :path::TEXT[]) COLLATE "C"
+                > (:value::JSONB #>> '{}'::TEXT[]) COLLATE "C"
         ELSE payload #> :path::TEXT[] > :value::JSONB
     END,
     FALSE
@@ -42,10 +45,13 @@ coalesce(
 -- The field is a number at or above the value, or a string at or after it by code point.
 coalesce(
     payload @> :parents::JSONB
-    AND jsonb_typeof(payload #> :path::TEXT[]) = jsonb_typeof(:value::JSONB)
-    AND CASE jsonb_typeof(:value::JSONB)
-        WHEN 'string'
-            THEN (payload #>> :path::TEXT[]) COLLATE "C" >= (:value::JSONB #>> '{}') COLLATE "C"
+    AND pg_catalog.jsonb_typeof(payload #> :path::TEXT[])
+    = pg_catalog.jsonb_typeof(:value::JSONB)
+    AND CASE pg_catalog.jsonb_typeof(:value::JSONB)
+        WHEN 'string'::TEXT
+            THEN
+                (payload #>> :path::TEXT[]) COLLATE "C"
+                >= (:value::JSONB #>> '{}'::TEXT[]) COLLATE "C"
         ELSE payload #> :path::TEXT[] >= :value::JSONB
     END,
     FALSE
@@ -55,10 +61,13 @@ coalesce(
 -- The field is a number below the value, or a string before it by code point.
 coalesce(
     payload @> :parents::JSONB
-    AND jsonb_typeof(payload #> :path::TEXT[]) = jsonb_typeof(:value::JSONB)
-    AND CASE jsonb_typeof(:value::JSONB)
-        WHEN 'string'
-            THEN (payload #>> :path::TEXT[]) COLLATE "C" < (:value::JSONB #>> '{}') COLLATE "C"
+    AND pg_catalog.jsonb_typeof(payload #> :path::TEXT[])
+    = pg_catalog.jsonb_typeof(:value::JSONB)
+    AND CASE pg_catalog.jsonb_typeof(:value::JSONB)
+        WHEN 'string'::TEXT
+            THEN
+                (payload #>> :path::TEXT[]) COLLATE "C"
+                < (:value::JSONB #>> '{}'::TEXT[]) COLLATE "C"
         ELSE payload #> :path::TEXT[] < :value::JSONB
     END,
     FALSE
@@ -68,10 +77,13 @@ coalesce(
 -- The field is a number at or below the value, or a string at or before it by code point.
 coalesce(
     payload @> :parents::JSONB
-    AND jsonb_typeof(payload #> :path::TEXT[]) = jsonb_typeof(:value::JSONB)
-    AND CASE jsonb_typeof(:value::JSONB)
-        WHEN 'string'
-            THEN (payload #>> :path::TEXT[]) COLLATE "C" <= (:value::JSONB #>> '{}') COLLATE "C"
+    AND pg_catalog.jsonb_typeof(payload #> :path::TEXT[])
+    = pg_catalog.jsonb_typeof(:value::JSONB)
+    AND CASE pg_catalog.jsonb_typeof(:value::JSONB)
+        WHEN 'string'::TEXT
+            THEN
+                (payload #>> :path::TEXT[]) COLLATE "C"
+                <= (:value::JSONB #>> '{}'::TEXT[]) COLLATE "C"
         ELSE payload #> :path::TEXT[] <= :value::JSONB
     END,
     FALSE
@@ -82,7 +94,7 @@ coalesce(
 -- on payload, a bitmap scan per probe), then an exact recheck against the values.
 payload @> ANY(:documents::JSONB[])
 AND coalesce(
-    payload #> :path::TEXT[] IN (SELECT jsonb_array_elements(:candidates::JSONB)),
+    payload #> :path::TEXT[] IN (SELECT pg_catalog.jsonb_array_elements(:candidates::JSONB)),
     FALSE
 )
 
@@ -91,9 +103,9 @@ AND coalesce(
 payload @> :document::JSONB
 AND coalesce(
     :value::JSONB IN (
-        SELECT jsonb_array_elements(
+        SELECT pg_catalog.jsonb_array_elements(
             CASE
-                WHEN jsonb_typeof(payload #> :path::TEXT[]) = 'array'
+                WHEN pg_catalog.jsonb_typeof(payload #> :path::TEXT[]) = 'array'::TEXT
                     THEN payload #> :path::TEXT[]
                 ELSE '[]'::JSONB
             END
@@ -110,14 +122,14 @@ AND coalesce(
     EXISTS (
         SELECT 1
         FROM
-            jsonb_array_elements(
+            pg_catalog.jsonb_array_elements(
                 CASE
-                    WHEN jsonb_typeof(payload #> :path::TEXT[]) = 'array'
+                    WHEN pg_catalog.jsonb_typeof(payload #> :path::TEXT[]) = 'array'::TEXT
                         THEN payload #> :path::TEXT[]
                     ELSE '[]'::JSONB
                 END
             ) AS element
-        WHERE element IN (SELECT jsonb_array_elements(:candidates::JSONB))
+        WHERE element IN (SELECT pg_catalog.jsonb_array_elements(:candidates::JSONB))
     ),
     FALSE
 )
@@ -126,7 +138,7 @@ AND coalesce(
 -- The field is a string holding the text, ignoring case (the bound pattern escapes % and _).
 coalesce(
     payload @> :parents::JSONB
-    AND jsonb_typeof(payload #> :path::TEXT[]) = 'string'
+    AND pg_catalog.jsonb_typeof(payload #> :path::TEXT[]) = 'string'::TEXT
     AND (payload #>> :path::TEXT[]) ILIKE :pattern::TEXT ESCAPE '\',
     FALSE
 )

@@ -17,19 +17,19 @@ SELECT
         WHERE a.attrelid = c.oid AND a.attname = 'embedding' AND NOT a.attisdropped
     ) AS storage,
     (
-        SELECT coalesce(array_agg(ic.relname::TEXT), '{}')
+        SELECT coalesce(pg_catalog.array_agg(ic.relname::TEXT), '{}'::TEXT[])
         FROM pg_catalog.pg_index AS i
         INNER JOIN pg_catalog.pg_class AS ic ON i.indexrelid = ic.oid
         WHERE i.indrelid = c.oid AND i.indisvalid
     ) AS indexes,
     (
-        SELECT coalesce(array_agg(ic.relname::TEXT), '{}')
+        SELECT coalesce(pg_catalog.array_agg(ic.relname::TEXT), '{}'::TEXT[])
         FROM pg_catalog.pg_index AS i
         INNER JOIN pg_catalog.pg_class AS ic ON i.indexrelid = ic.oid
         WHERE i.indrelid = c.oid AND NOT i.indisvalid
     ) AS invalid_indexes,
     (
-        SELECT coalesce(array_agg(DISTINCT am.amname::TEXT), '{}')
+        SELECT coalesce(pg_catalog.array_agg(DISTINCT am.amname::TEXT), '{}'::TEXT[])
         FROM pg_catalog.pg_index AS i
         INNER JOIN pg_catalog.pg_class AS ic ON i.indexrelid = ic.oid
         INNER JOIN pg_catalog.pg_am AS am ON ic.relam = am.oid
@@ -45,7 +45,7 @@ SELECT
             AND i.indpred IS NULL
     ) AS methods,
     (
-        SELECT count(*) > 0 FROM pg_catalog.pg_constraint AS k
+        SELECT pg_catalog.count(*) > 0::BIGINT FROM pg_catalog.pg_constraint AS k
         WHERE k.conrelid = c.oid AND k.contype = 'p'
     ) AS primary_key,
     pg_catalog.obj_description(c.oid, 'pg_class') AS comment,
@@ -54,19 +54,19 @@ SELECT
         WHERE e.extname = 'vector'
     ) AS vector_version,
     pg_catalog.clock_timestamp() AS now
-FROM (SELECT pg_catalog.to_regclass(pg_catalog.quote_ident(:table_name))::OID AS oid) AS c;
+FROM (SELECT pg_catalog.to_regclass(pg_catalog.quote_ident(:table_name::TEXT))::OID AS oid) AS c;
 
 -- name: vectors_table_lock(table_name)$
 -- Serialises create_table calls on one table name until the transaction ends (advisory lock).
 SELECT
     pg_catalog.pg_advisory_xact_lock(
-        pg_catalog.hashtextextended('pgstash.vectors.' || :table_name::TEXT, 0::BIGINT)
+        pg_catalog.hashtextextended('pgstash.vectors.'::TEXT || :table_name::TEXT, 0::BIGINT)
     );
 
 -- name: vectors_table_rows(enough)$
 -- How many rows the table holds, counted up to :enough (create_table and the IVFFlat build ask
 -- whether the table is empty, or holds enough rows to train IVFFlat's lists).
-SELECT count(*) FROM (SELECT FROM {table} LIMIT :enough::BIGINT) AS sample; -- noqa: AM09
+SELECT pg_catalog.count(*) FROM (SELECT FROM {table} LIMIT :enough::BIGINT) AS sample; -- noqa: AM09
 
 -- name: vectors_ddl_settings(lock_timeout, local)$
 -- DDL waits at most :lock_timeout for its lock, then fails (55P03) instead of queueing every
@@ -120,15 +120,15 @@ WITH nearest AS MATERIALIZED (
     FROM {table}
     WHERE {requirements}
     ORDER BY embedding <=> :query_vector::VECTOR
-    LIMIT :candidates
+    LIMIT :candidates::BIGINT
 )
 
 SELECT
     within.payload,
     scanned.found,
-    1 - within.distance AS score,
+    1::FLOAT8 - within.distance AS score,
     CASE WHEN :with_embeddings::BOOLEAN THEN within.embedding END AS embedding
-FROM (SELECT count(*) AS found FROM nearest) AS scanned
+FROM (SELECT pg_catalog.count(*) AS found FROM nearest) AS scanned
 LEFT JOIN nearest AS within ON within.distance <= :max_distance::FLOAT8
 ORDER BY within.distance;
 
@@ -138,7 +138,7 @@ SELECT payload
 FROM {table}
 WHERE {requirements}
 ORDER BY created DESC
-LIMIT :candidates;
+LIMIT :candidates::BIGINT;
 
 -- name: vectors_delete()!
 -- Deletes the rows meeting the requirements (GIN on payload serves containment filters).

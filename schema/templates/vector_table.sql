@@ -7,11 +7,11 @@
 -- name: vector_table_create()!
 -- The seed's five columns, id the primary key; the embedding column carries the table's dimension.
 CREATE TABLE IF NOT EXISTS {table} (
-    id UUID NOT NULL DEFAULT gen_random_uuid(),
+    id UUID NOT NULL DEFAULT pg_catalog.gen_random_uuid(),
     embedding VECTOR({dimension}) NOT NULL,
     payload JSONB NOT NULL,
     meta JSONB NOT NULL,
-    created TIMESTAMPTZ NOT NULL DEFAULT CURRENT_TIMESTAMP,
+    created TIMESTAMPTZ NOT NULL DEFAULT pg_catalog.clock_timestamp(),
     CONSTRAINT {primary_key} PRIMARY KEY (id)
 );
 

@@ -17,6 +17,8 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 import asyncpg
+import attrs
+import numpy as np
 import pytest
 
 from pgstash import (
@@ -26,23 +28,34 @@ from pgstash import (
     PostgresConnectionPool,
     PostgresInstructionsRepository,
     PostgresModelMemory,
+    PostgresVectorIndex,
 )
-from pgstash.queries import catalogue
+from pgstash import AttributeRequirement as R
+from pgstash.queries import catalogue, load_catalogue
+from pgstash.resources import resource_dir
 from tests.reliability.test_privileges import PASSWORD, as_role, deployment_grants
 
 # The types pgstash's statements compute with, and the operators they use.
 TYPES = (
     "text", "name", "integer", "bigint", "double precision", "numeric", "jsonb", "jsonb[]",
-    "text[]", "timestamp with time zone", "interval", "boolean", "oid", '"char"',
+    "text[]", "timestamp with time zone", "interval", "boolean", "oid", '"char"', "vector",
 )  # fmt: skip
 LONG_AGO = datetime(2000, 1, 1, tzinfo=UTC)
-OPERATORS = ("=", "<>", "<", ">", "<=", ">=", "-", "+", "*", "||")
-COMPARISONS = {"=", "<>", "<", ">", "<=", ">="}
+OPERATORS = ("=", "<>", "<", ">", "<=", ">=", "-", "+", "*", "||", "@>", "#>", "#>>", "~~*", "<=>")
+COMPARISONS = {"=", "<>", "<", ">", "<=", ">=", "@>", "~~*"}
+RETURNS = {"||": "text", "#>>": "text", "<=>": "double precision"}  # other operators: the left type
 # asyncpg's own type introspection (driver SQL, run on a connection's first jsonb[] parameter)
 # compares `oid <> 0` unqualified, so any `oid <> ...` there breaks or hijacks it: only the
 # deployment closes that (docs/security.md). pgstash's own SQL never writes `oid <>`.
 DRIVER_OPERATORS = {("oid", "<>")}
-OWNED_FILES = {"configurations.sql", "instructions.sql", "memory.sql", "migrations.sql", "status.sql"}
+# Likewise its type introspection calls array_agg(text ORDER BY ...) and array_agg(oid ORDER BY
+# ...) unqualified: any array_agg overload breaks it (not unique), so none is planted (pgstash's
+# own calls, in vectors_table_facts, are qualified).
+DRIVER_FUNCTIONS = {"array_agg"}
+OWNED_FILES = {
+    "configurations.sql", "instructions.sql", "memory.sql", "migrations.sql", "status.sql",
+    "vectors.sql", "filters.sql", "vector_table.sql",
+}  # fmt: skip
 # The issue's traps, and functions whose pg_catalog version takes "any" or a polymorphic type.
 NAMED_TRAPS = (
     ("hashtextextended", ("text", "integer"), "bigint"),
@@ -57,7 +70,7 @@ NAMED_TRAPS = (
 def called_functions() -> set[str]:
     """The names of the functions the owned query files call."""
     names: set[str] = set()
-    for named in catalogue().values():
+    for named in [*catalogue().values(), *load_catalogue(resource_dir("schema") / "templates").values()]:
         if named.source.name in OWNED_FILES:
             names.update(re.findall(r"pg_catalog\.(\w+)\(", named.sql))
     return names
@@ -84,9 +97,9 @@ def traps() -> list[str]:
     statements: list[str] = []
     serial = itertools.count()
     for operator, (left, right) in itertools.product(OPERATORS, itertools.product(TYPES, repeat=2)):
-        if (left, operator) in DRIVER_OPERATORS:
-            continue
-        returns = "boolean" if operator in COMPARISONS else ("text" if operator == "||" else left)
+        if (left, operator) in DRIVER_OPERATORS or left == right == "vector":
+            continue  # pgvector's own vector-vector operators live in public (docs/security.md)
+        returns = "boolean" if operator in COMPARISONS else RETURNS.get(operator, left)
         function = f"attacker_op_{next(serial)}"
         statements.append(trap(function, (left, right), returns, next(serial), f"{left} {operator} {right}"))
         statements.append(
@@ -97,7 +110,8 @@ def traps() -> list[str]:
     named[("unnest", ("jsonb[]",))] = "setof jsonb"  # the issue's: copies every element away
     for name in called_functions():
         for kind in TYPES:
-            named.setdefault((name, (kind,)), "text")
+            if name not in DRIVER_FUNCTIONS:
+                named.setdefault((name, (kind,)), "text")
     for (name, arguments), returns in sorted(named.items()):
         statements.append(trap(name, arguments, returns, next(serial)))
     return statements
@@ -145,7 +159,47 @@ async def test_no_function_or_operator_of_another_role_runs_in_any_store_call(
     assert await loot(admin) == []
 
 
+@attrs.frozen
+class Chunk:
+    text: str
+    topic: str
+    rank: int
+    tags: list[str]
+
+
+# Every filter operator, and the and/or/not that nest them.
+REQUIREMENTS = (
+    R.equal("topic", "a"), R.not_equal("topic", "a"), R.greater("rank", 3), R.greater("text", "t"),
+    R.greater_or_equal("rank", 3), R.less("rank", 3), R.less_or_equal("text", "t 5"),
+    R.contained_in("topic", ["a", "b"]), R.contains("tags", "x"), R.contains_any("tags", ["x", "y"]),
+    R.text_match("text", "T 1"), R.exists("tags"), R.equal("topic", "a") & R.exists("rank"),
+    R.equal("topic", "a") | R.less("rank", 2), ~R.equal("topic", "b"),
+)  # fmt: skip
+
+
+async def _vector_calls(database_dsn: str, app: str) -> None:
+    """create_table as the owner (templates), then ingest, every filter, search and delete as the
+    application's role."""
+    async with PostgresConnectionPool.of(dsn=database_dsn) as owner:
+        await PostgresVectorIndex(owner).create_table(Chunk, dimension=3)
+        await owner.execute(deployment_grants()[1].replace("pgstash_app", app))
+    vectors = np.random.default_rng(7).standard_normal((20, 3)).astype(np.float32)
+    chunks = [Chunk(f"t {i}", "ab"[i % 2], i, ["x"] if i % 3 else ["y"]) for i in range(20)]
+    async with PostgresConnectionPool.of(dsn=as_role(database_dsn, app)) as postgres:
+        index = PostgresVectorIndex(postgres)
+        await index.index(Chunk, values=chunks, attribute=lambda chunk: vectors[chunk.rank])
+        assert len(await index.search(Chunk, query=vectors[0], limit=3)) == 3
+        for requirement in REQUIREMENTS:
+            assert await index.search(Chunk, query=vectors[0], requirements=requirement, limit=50), requirement
+            assert await index.search(Chunk, requirements=requirement, limit=50)
+        scored = await index.search_scored(Chunk, query=vectors[1], limit=2, score_threshold=-1.0)
+        assert scored[0][0].rank == 1 and scored[0][1] > 0.99
+        assert await index.delete(Chunk, requirements=R.equal("topic", "a")) == 10
+        assert await index.delete(Chunk, everything=True) == 10
+
+
 async def _calls(database_dsn: str, app: str) -> None:
+    await _vector_calls(database_dsn, app)
     async with PostgresConnectionPool.of(dsn=as_role(database_dsn, app)) as postgres:
         assert await postgres.fetch_value("SELECT current_setting('search_path')") == '"$user", public'
         configurations = PostgresConfigurationRepository(postgres)
