@@ -144,3 +144,15 @@ LIMIT :candidates::BIGINT;
 -- Deletes the rows meeting the requirements (GIN on payload serves containment filters).
 DELETE FROM {table}
 WHERE {requirements};
+
+-- name: vectors_reindex_concurrently()!
+-- After a delete that removed a large share of the table: rebuilds its nearest-neighbour index
+-- from the rows left, without blocking reads or writes, outside a transaction. An HNSW graph
+-- still links the deleted rows until VACUUM cleans it (which on HNSW can take far longer than
+-- this rebuild), so a scan wastes its ef_search candidates on them and comes back short.
+REINDEX INDEX CONCURRENTLY {embedding_index};
+
+-- name: vectors_vacuum()!
+-- After that rebuild: reclaims the deleted rows and refreshes the planner's statistics. Outside a
+-- transaction (VACUUM cannot run in one); a role that may not vacuum the table gets a warning.
+VACUUM (ANALYZE) {table};

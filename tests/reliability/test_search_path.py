@@ -21,6 +21,7 @@ import attrs
 import numpy as np
 import pytest
 
+from pgstash import AttributeRequirement as R
 from pgstash import (
     ModelInput,
     ModelOutput,
@@ -30,7 +31,6 @@ from pgstash import (
     PostgresModelMemory,
     PostgresVectorIndex,
 )
-from pgstash import AttributeRequirement as R
 from pgstash.queries import catalogue, load_catalogue
 from pgstash.resources import resource_dir
 from tests.reliability.test_privileges import PASSWORD, as_role, deployment_grants
@@ -190,7 +190,8 @@ async def _vector_calls(database_dsn: str, app: str) -> None:
         await index.index(Chunk, values=chunks, attribute=lambda chunk: vectors[chunk.rank])
         assert len(await index.search(Chunk, query=vectors[0], limit=3)) == 3
         for requirement in REQUIREMENTS:
-            assert await index.search(Chunk, query=vectors[0], requirements=requirement, limit=50), requirement
+            found = await index.search(Chunk, query=vectors[0], requirements=requirement, limit=50)
+            assert found, requirement
             assert await index.search(Chunk, requirements=requirement, limit=50)
         scored = await index.search_scored(Chunk, query=vectors[1], limit=2, score_threshold=-1.0)
         assert scored[0][0].rank == 1 and scored[0][1] > 0.99

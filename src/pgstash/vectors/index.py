@@ -26,7 +26,7 @@ from pgstash.filters import AttributeRequirement, requirement_fragment
 from pgstash.mmr import maximal_marginal_relevance
 from pgstash.payload_keys import payload_key_of
 from pgstash.queries import query as named_query
-from pgstash.vectors import inputs, payloads, planning, tables
+from pgstash.vectors import inputs, maintenance, payloads, planning, tables
 from pgstash.vectors.ingest import copy_stream, microseconds_since_2000
 from pgstash.vectors.inputs import ImageEmbedding, TextEmbedding, table_name
 
@@ -79,10 +79,11 @@ class PostgresVectorIndex:
     ) -> None:
         """Creates the model's table (the seed's five columns, `PRIMARY KEY (id)`, vectors stored
         inline), an `"hnsw"` or `"ivfflat"` cosine index on `embedding` (none with `index=None`:
-        exact search), a GIN index on `payload` (filters) and a B-tree on `created` (listing). Only what the catalog shows missing is
-        made (on an existing table: the key, the storage, the indexes, built `CONCURRENTLY` when it
-        holds rows); IVFFlat waits for enough rows to train on (see `tables.py`). An existing table
-        of another dimension raises `DimensionMismatchError`."""
+        exact search), a GIN index on `payload` (filters) and a B-tree on `created` (listing).
+        Only what the catalog shows missing is made (on an existing table: the key, the storage,
+        the indexes, built `CONCURRENTLY` when it holds rows); IVFFlat waits for enough rows to
+        train on (see `tables.py`). An existing table of another dimension raises
+        `DimensionMismatchError`."""
         inputs.check_model(model)
         name = table_name(model, table)
         inputs.positive(dimension, "dimension", inputs.MAX_DIMENSION)
@@ -257,7 +258,9 @@ class PostgresVectorIndex:
         table: str | None = None,
     ) -> int:
         """Deletes the rows meeting `requirements` (every row only with `everything=True`) and
-        returns how many it deleted."""
+        returns how many it deleted. A delete of more than a quarter of the table's rows then
+        rebuilds its nearest-neighbour index concurrently and vacuums it (`maintenance.py`), so
+        that searches keep their speed; inside a transaction it logs that recommendation instead."""
         inputs.check_model(model)
         name = table_name(model, table)
         if requirements is None and everything is not True:
@@ -274,7 +277,11 @@ class PostgresVectorIndex:
             status: str = await planning.run(
                 postgres, statement, custom_plans=requirements is not None, commit=True
             )
-        return int(status.rsplit(" ", 1)[-1])
+        deleted = int(status.rsplit(" ", 1)[-1])
+        if deleted:
+            facts = await planning.table_facts(postgres, name, lambda: self._missing(name, model))
+            await maintenance.after_delete(postgres, facts, name, deleted)
+        return deleted
 
     # -- helpers ---------------------------------------------------------------------------------
 
