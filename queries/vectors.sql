@@ -78,10 +78,12 @@ SELECT pg_catalog.set_config('lock_timeout', :lock_timeout::TEXT, :local::BOOLEA
 -- The session's lock_timeout back to its default after a concurrent index build.
 RESET lock_timeout;
 
--- name: vectors_scan_settings(iterative, exact, ef_search, probes)$
+-- name: vectors_scan_settings(iterative, exact, ef_search, probes, max_scan_tuples)$
 -- Scopes one search's settings to its transaction (set_config local): custom plans always (a
 -- generic plan of a filtered vector query can be 100x slower), iterative scans, an exact plan (no
--- index scans), hnsw.ef_search and ivfflat.probes when given.
+-- index scans), hnsw.ef_search and ivfflat.probes when given, and a bound on the tuples an
+-- iterative HNSW scan visits (a selective filter then comes back short and runs exactly: the GIN
+-- bitmap and a top-N sort).
 SELECT pg_catalog.concat_ws(
     ', ',
     pg_catalog.set_config('plan_cache_mode', 'force_custom_plan', TRUE),
@@ -101,6 +103,13 @@ SELECT pg_catalog.concat_ws(
     CASE
         WHEN :probes::INTEGER IS NOT NULL
             THEN pg_catalog.set_config('ivfflat.probes', :probes::INTEGER::TEXT, TRUE)
+    END,
+    CASE
+        WHEN :max_scan_tuples::INTEGER IS NOT NULL
+            THEN
+                pg_catalog.set_config(
+                    'hnsw.max_scan_tuples', :max_scan_tuples::INTEGER::TEXT, TRUE
+                )
     END
 );
 

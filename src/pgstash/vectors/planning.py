@@ -23,6 +23,11 @@ __all__ = ["IVFFLAT_COMMENT", "TableFacts", "index_name", "nearest", "read_facts
 
 FACTS_TTL = 30.0  # seconds a table's dimension and indexes are remembered between searches
 HNSW_DEFAULT_EF_SEARCH = 40  # an HNSW scan without iterative scans yields at most ef_search rows
+# A filtered iterative HNSW scan visits at most this many tuples per candidate asked for: a filter
+# matching fewer than 1 row in 50 comes back short and runs exactly (the GIN bitmap on payload and
+# a top-N sort), which beats walking the graph for it (issue 17: 1% of 200,000 rows, 111 ms by
+# HNSW, 17 ms exact).
+SCAN_TUPLES_PER_CANDIDATE = 50
 IVFFLAT_COMMENT = "pgstash: index=ivfflat"  # create_table's note: build IVFFlat once rows are there
 _SHARED_KEY = "pgstash.vectors.tables"
 
@@ -139,9 +144,12 @@ async def nearest(
             return rows
         exact = True
     async with rolled_back(postgres):
+        iterative = facts.iterative and not exact
+        bound = candidates * SCAN_TUPLES_PER_CANDIDATE if iterative and filtered else None
         await scan_settings(
-            postgres, iterative=facts.iterative and not exact, exact=exact, ef_search=ef_search, probes=probes
-        )
+            postgres, iterative=iterative, exact=exact, ef_search=ef_search, probes=probes,
+            max_scan_tuples=bound,
+        )  # fmt: skip
         rows = await postgres.run_statement(search)
         if not exact and rows[0]["found"] < candidates:
             await scan_settings(postgres, iterative=False, exact=True, ef_search=None, probes=None)
@@ -150,6 +158,7 @@ async def nearest(
 
 
 async def scan_settings(postgres: Postgres, **settings: Any) -> None:
+    settings.setdefault("max_scan_tuples", None)
     await postgres.run("vectors_scan_settings", **settings)
 
 
