@@ -114,5 +114,9 @@ TEMPLATE_SLOTS.update(
     }
 )
 
+# A bulk delete's maintenance (queries/vectors.sql): parsed only, as PREPARE does.
+TEMPLATE_SLOTS["vectors_reindex_concurrently"] = {"embedding_index": "vector_sample_embedding_idx"}
+TEMPLATE_SLOTS["vectors_vacuum"] = {"table": "vector_sample"}
+
 # pgstash status (queries/status.sql): the exact count of one listed table.
 TEMPLATE_SLOTS["status_count"] = {"table": "configurations"}

@@ -278,9 +278,8 @@ class PostgresVectorIndex:
                 postgres, statement, custom_plans=requirements is not None, commit=True
             )
         deleted = int(status.rsplit(" ", 1)[-1])
-        if deleted:
-            facts = await planning.table_facts(postgres, name, lambda: self._missing(name, model))
-            await maintenance.after_delete(postgres, facts, name, deleted)
+        facts = await planning.table_facts(postgres, name, lambda: self._missing(name, model))
+        await maintenance.after_delete(postgres, facts, name, deleted)
         return deleted
 
     # -- helpers ---------------------------------------------------------------------------------

@@ -34,8 +34,6 @@ REBUILD_LOCK_TIMEOUT = "10s"  # how long the rebuild waits for its lock before g
 async def is_bulk(postgres: Postgres, name: str, deleted: int) -> bool:
     """Whether `deleted` rows were more than `BULK_DELETE_SHARE` of the table before the delete:
     the rows left are counted, up to the number that would make the share smaller."""
-    if deleted <= 0:
-        return False
     enough = math.ceil(deleted * (1 - BULK_DELETE_SHARE) / BULK_DELETE_SHARE)
     left: int = await postgres.run_statement(
         compose(query("vectors_table_rows"), slots={"table": name}, enough=enough)
