@@ -51,7 +51,11 @@ def _seconds(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
 @attrs.define(eq=False)
 class VersionedStore:
     """The base of the versioned-document repositories. Built without `postgres`, a repository
-    uses the current pool (`async with PostgresConnectionPool.of()`) at call time."""
+    uses the current pool (`async with PostgresConnectionPool.of()`) at call time.
+
+    Reads are cached per repository (an LRU of `cache_limit` keys and the listing, each for
+    `cache_expiration` seconds); `define` and `remove` invalidate at once here and, through a
+    NOTIFY in their transaction, in every process on the database."""
 
     store: ClassVar[str]
     key_parameter: ClassVar[str]
