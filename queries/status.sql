@@ -1,47 +1,95 @@
--- name: status_tables()
--- pgstash's tables with estimated row counts and total size (pg_class, no table scans).
-SELECT
-    c.relname AS name,
-    greatest(c.reltuples, 0)::BIGINT AS rows,
-    pg_size_pretty(pg_total_relation_size(c.oid)) AS size
-FROM pg_class AS c
-INNER JOIN pg_namespace AS n ON c.relnamespace = n.oid
-WHERE
-    c.relkind = 'r'
-    AND n.nspname = current_schema()
-ORDER BY c.relname;
+-- What `pgstash status` reads: catalogs, plus exact counts of small tables. Read-only.
 
--- name: status_vector_tables()
--- Tables with a vector column `embedding`, its dimension and the indexes on it (catalogs only).
+-- name: status_connection()^
+-- Who and where: the server version, address, database and user this session is connected as.
+SELECT
+    current_setting('server_version') AS server_version,
+    inet_server_addr()::TEXT AS address,
+    inet_server_port() AS port,
+    current_database() AS database,
+    current_user AS username,
+    current_schema() AS schema_name;
+
+-- name: status_extension(extension_name)^
+-- An extension's installed version (NULL: not created) and the version the server could create.
+SELECT
+    (
+        SELECT e.extversion
+        FROM pg_extension AS e
+        WHERE e.extname = :extension_name
+    ) AS installed,
+    (
+        SELECT a.default_version
+        FROM pg_available_extensions AS a
+        WHERE a.name = :extension_name
+    ) AS available;
+
+-- name: status_tables(table_names, exact_below)
+-- pgstash's own tables (by name) and every vector table (an `embedding` vector or halfvec column
+-- beside `payload`, `meta` and `created`) in the current schema, with their total size, and the
+-- planner's row estimate (reltuples) when it reaches `exact_below` (else NULL: pgstash status
+-- counts those rows exactly with status_count). The user's other tables are left out.
 SELECT
     c.relname AS name,
-    a.atttypmod AS dimension,
+    vector_column.dimension,
+    pg_total_relation_size(c.oid) AS size_bytes,
+    CASE WHEN c.reltuples >= :exact_below THEN c.reltuples::BIGINT END AS row_estimate,
     (
-        SELECT string_agg(am.amname, ', ' ORDER BY am.amname)
+        SELECT string_agg(am.amname || ' (' || ic.relname || ')', ', ' ORDER BY ic.relname)
         FROM pg_index AS i
         INNER JOIN pg_class AS ic ON i.indexrelid = ic.oid
         INNER JOIN pg_am AS am ON ic.relam = am.oid
         WHERE i.indrelid = c.oid
     ) AS indexes
-FROM pg_attribute AS a
-INNER JOIN pg_class AS c ON a.attrelid = c.oid
+FROM pg_class AS c
 INNER JOIN pg_namespace AS n ON c.relnamespace = n.oid
-INNER JOIN pg_type AS t ON a.atttypid = t.oid
+LEFT JOIN LATERAL (
+    SELECT a.atttypmod AS dimension
+    FROM pg_attribute AS a
+    INNER JOIN pg_type AS t ON a.atttypid = t.oid
+    WHERE
+        a.attrelid = c.oid
+        AND a.attname = 'embedding'
+        AND t.typname IN ('vector', 'halfvec')
+        AND NOT a.attisdropped
+        AND (
+            SELECT count(*)
+            FROM pg_attribute AS other
+            WHERE
+                other.attrelid = c.oid
+                AND other.attname IN ('payload', 'meta', 'created')
+                AND NOT other.attisdropped
+        ) = 3
+) AS vector_column ON TRUE
 WHERE
-    a.attname = 'embedding'
-    AND t.typname IN ('vector', 'halfvec')
-    AND c.relkind = 'r'
+    c.relkind = 'r'
     AND n.nspname = current_schema()
-ORDER BY c.relname;
+    AND (c.relname = any(:table_names) OR vector_column.dimension IS NOT NULL)
+ORDER BY vector_column.dimension IS NOT NULL, c.relname;
 
--- name: vector_table_dimension(table_name)$
--- The declared dimension of a table's `embedding` column, or NULL without such a table (catalogs).
-SELECT a.atttypmod AS dimension
-FROM pg_attribute AS a
-INNER JOIN pg_class AS c ON a.attrelid = c.oid
+-- name: status_relation(table_name)^
+-- Whether a table of this name exists in the current schema, and the dimension of its vector
+-- `embedding` column (NULL: it exists but is not a vector table). No row: no such table.
+SELECT
+    c.relname AS name,
+    (
+        SELECT a.atttypmod
+        FROM pg_attribute AS a
+        INNER JOIN pg_type AS t ON a.atttypid = t.oid
+        WHERE
+            a.attrelid = c.oid
+            AND a.attname = 'embedding'
+            AND t.typname IN ('vector', 'halfvec')
+            AND NOT a.attisdropped
+    ) AS dimension
+FROM pg_class AS c
 INNER JOIN pg_namespace AS n ON c.relnamespace = n.oid
 WHERE
-    a.attname = 'embedding'
-    AND c.relname = :table_name
-    AND c.relkind = 'r'
+    c.relname = :table_name
+    AND c.relkind IN ('r', 'p', 'v', 'm', 'f')
     AND n.nspname = current_schema();
+
+-- name: status_count()$
+-- The exact row count of one of the tables status_tables lists ({table}: a validated, quoted
+-- identifier): a full scan, run only for tables estimated below status_tables' `exact_below`.
+SELECT count(*) FROM {table};

@@ -1,5 +1,6 @@
 -- The vector index: one table per model, named by a {table} slot (a validated, quoted
--- identifier). :requirements is where the compiled payload filter (queries/filters.sql) goes.
+-- identifier). {requirements} is where the payload filter goes: fragments from queries/filters.sql,
+-- spliced in parentheses by pgstash.composer. Words in braces are splice points, :words parameters.
 
 -- name: vectors_table_facts(table_name)^
 -- The table's embedding dimension and cosine ANN index methods, pgvector's version, the clock.
@@ -58,7 +59,7 @@ SELECT concat_ws(
     END
 );
 
--- name: vectors_search(query_vector, requirements, candidates, max_distance, with_embeddings)
+-- name: vectors_search(query_vector, candidates, max_distance, with_embeddings)
 -- The rows meeting the requirements nearest to the query by cosine distance, within max_distance,
 -- and how many candidates the scan found; HNSW/IVFFlat on embedding serve the ORDER BY ... LIMIT.
 WITH nearest AS MATERIALIZED (
@@ -67,7 +68,7 @@ WITH nearest AS MATERIALIZED (
         embedding,
         embedding <=> :query_vector::VECTOR AS distance
     FROM {table}
-    WHERE :requirements
+    WHERE {requirements}
     ORDER BY embedding <=> :query_vector::VECTOR
     LIMIT :candidates
 )
@@ -81,15 +82,15 @@ FROM (SELECT count(*) AS found FROM nearest) AS scanned
 LEFT JOIN nearest AS within ON within.distance <= :max_distance::FLOAT8
 ORDER BY within.distance;
 
--- name: vectors_newest(requirements, candidates)
+-- name: vectors_newest(candidates)
 -- The newest rows meeting the requirements (the B-tree on created serves ORDER BY ... LIMIT).
 SELECT payload
 FROM {table}
-WHERE :requirements
+WHERE {requirements}
 ORDER BY created DESC
 LIMIT :candidates;
 
--- name: vectors_delete(requirements)!
+-- name: vectors_delete()!
 -- Deletes the rows meeting the requirements (GIN on payload serves containment filters).
 DELETE FROM {table}
-WHERE :requirements;
+WHERE {requirements};

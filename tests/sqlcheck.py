@@ -1,22 +1,75 @@
-"""PREPAREs named queries against a real database inside a rolled-back transaction."""
+"""PREPAREs named queries against a real database inside a rolled-back transaction.
+
+Statements with splice points are composed first (`statements_of`): identifier slots from
+`TEMPLATE_SLOTS`, fragment points with `filter_everything`. Every fragment is composed into every
+statement that has a `{requirements}` point, its own points filled the same way, so each fragment
+is prepared inside each statement that receives it. Values are NULL: PREPARE needs only types,
+and every parameter is cast in the SQL text.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
 from pgstash import Postgres
-from pgstash.queries import Query
+from pgstash.composer import Fragment, compose, fragment
+from pgstash.queries import Query, catalogue
+from pgstash.statements import Statement
 
-# Slot values for template queries; each names a table the preparation creates first.
+# Slot values for template statements; each names a table the preparation creates first.
 TEMPLATE_SLOTS: dict[str, Mapping[str, str]] = {}
 
-# Statements run (inside the rolled-back transaction) before preparing template queries.
+# Statements run (inside the rolled-back transaction) before preparing template statements.
 TEMPLATE_SETUP: list[str] = []
 
 
+def sample_fragment(named: Query) -> Fragment:
+    """The fragment with NULL values and `filter_everything` at each of its splice points."""
+    everything = fragment("filter_everything")
+    return fragment(
+        named,
+        fragments=dict.fromkeys(named.splice_points, everything),
+        **dict.fromkeys(named.parameters),
+    )
+
+
+def fragment_hosts() -> list[Query]:
+    """The statements that receive fragments: those with a `{requirements}` splice point."""
+    return sorted(
+        (
+            host
+            for host in catalogue().values()
+            if host.kind != "fragment" and "requirements" in host.splice_points
+        ),
+        key=lambda host: host.name,
+    )
+
+
+def composed(named: Query, fragments: Mapping[str, Fragment] | None = None) -> Statement:
+    """The template statement composed with `TEMPLATE_SLOTS`, `fragments` at their points (else
+    `filter_everything`) and NULL values."""
+    slots = TEMPLATE_SLOTS.get(named.name, {})
+    given = fragments or {}
+    everything = fragment("filter_everything")
+    points = {point: given.get(point, everything) for point in named.splice_points if point not in slots}
+    return compose(named, slots=slots, fragments=points, **dict.fromkeys(named.parameters))
+
+
+def statements_of(named: Query) -> list[Statement]:
+    """What PREPARE checks for one query: the statement itself (composed if it has splice
+    points), or for a fragment, each statement with a `{requirements}` point holding it."""
+    if named.kind == "fragment":
+        spliced = sample_fragment(named)
+        return [composed(host, {"requirements": spliced}) for host in fragment_hosts()]
+    if named.is_template:
+        return [composed(named)]
+    return [named.bind(**dict.fromkeys(named.parameters))]
+
+
 async def prepare_all(postgres: Postgres, queries: Iterable[Query]) -> int:
-    """PREPAREs each query (templates rendered with `TEMPLATE_SLOTS`) and rolls everything back.
-    A query naming a missing table or column raises `DatabaseError` with its name."""
+    """PREPAREs each query (see `statements_of`) and rolls everything back; returns how many
+    statements it prepared. A query naming a missing table or column raises `DatabaseError` with
+    its name."""
     count = 0
     async with postgres.connection() as connection:
         transaction = connection.transaction()
@@ -25,43 +78,23 @@ async def prepare_all(postgres: Postgres, queries: Iterable[Query]) -> int:
             for statement in TEMPLATE_SETUP:
                 await connection.execute(statement)
             for named in queries:
-                sql = postgres.render(named, TEMPLATE_SLOTS[named.name]) if named.is_template else named.sql
-                with postgres.errors(named.name):
-                    await connection.prepare(sql)
-                count += 1
+                for statement in statements_of(named):
+                    with postgres.errors(named.name):
+                        await connection.prepare(statement.sql)
+                    count += 1
         finally:
             await transaction.rollback()
     return count
 
 
-# The vector index (queries/vectors.sql, queries/filters.sql): every template names one table of the
-# seed's shape.
+# The vector index (queries/vectors.sql): every template names one table of the seed's shape.
 TEMPLATE_SETUP.append(
     "CREATE TABLE vector_sample (id UUID NOT NULL DEFAULT gen_random_uuid(), embedding VECTOR(3) NOT NULL, "
     "payload JSONB NOT NULL, meta JSONB NOT NULL, created TIMESTAMPTZ NOT NULL DEFAULT CURRENT_TIMESTAMP)"
 )
 TEMPLATE_SLOTS.update(
-    {
-        name: {"table": "vector_sample"}
-        for name in (
-            "vectors_search",
-            "vectors_newest",
-            "vectors_delete",
-            "filter_everything",
-            "filter_equal",
-            "filter_not_equal",
-            "filter_greater",
-            "filter_greater_or_equal",
-            "filter_less",
-            "filter_less_or_equal",
-            "filter_contained_in",
-            "filter_contains",
-            "filter_contains_any",
-            "filter_text_match",
-            "filter_exists",
-            "filter_and",
-            "filter_or",
-            "filter_not",
-        )
-    }
+    {name: {"table": "vector_sample"} for name in ("vectors_search", "vectors_newest", "vectors_delete")}
 )
+
+# pgstash status (queries/status.sql): the exact count of one listed table.
+TEMPLATE_SLOTS["status_count"] = {"table": "configurations"}

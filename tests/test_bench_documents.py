@@ -14,6 +14,7 @@ async def test_the_documents_benchmark_runs_at_tiny_scale(postgres: Postgres, da
     workloads = [result.workload for result in results]
     assert workloads == [
         "cached load, frozen attrs (in-process)",
+        "cached load, frozen attrs with lists (in-process)",
         "cached load, dataclass (in-process)",
         "cached resolve (in-process)",
         "uncached load (1 round trip)",

@@ -335,20 +335,3 @@ async def test_a_value_fetched_before_an_invalidation_is_not_stored(postgres: Po
 
     Up.listening = False
     assert cache.get("a") is MISS and cache.ticket() is None
-
-
-async def test_a_key_too_long_for_a_notify_flushes_the_store(postgres: Postgres, database_dsn: str) -> None:
-    long = "k" * 9000  # compressible, so the primary key takes it; NOTIFY payloads stop at 8000 bytes
-    repository = PostgresConfigurationRepository(postgres)
-    await sneak(postgres, long, {"v": 1})
-    await sneak(postgres, "short", {"v": 1})
-    assert await repository.load_raw(long) == {"v": 1}
-    assert await repository.load_raw("short") == {"v": 1}
-    await sneak(postgres, "short", {"v": 2})
-    async with PostgresConnectionPool.of(dsn=database_dsn) as elsewhere:
-        await PostgresConfigurationRepository(elsewhere).define({"v": 2}, long)
-
-    async def flushed() -> bool:
-        return await repository.load_raw(long) == {"v": 2} and await repository.load_raw("short") == {"v": 2}
-
-    await eventually(flushed)

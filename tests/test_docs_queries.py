@@ -40,7 +40,7 @@ from pgstash.migrations import applied
 from pgstash.notifications import Listener
 from pgstash.queries import Query, catalogue, load_catalogue
 from pgstash.resources import resource_dir
-from tests.sqlcheck import TEMPLATE_SETUP, TEMPLATE_SLOTS
+from tests.sqlcheck import TEMPLATE_SETUP, composed
 
 ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "queries.md"
@@ -101,8 +101,9 @@ def test_every_query_named_on_the_page_exists_with_its_parameters() -> None:
             f"{DOC.name} mentions `{name}({parameters})`, but no query of queries/ has that name "
             "(a renamed query? write SQL functions without parentheses)"
         )
-        declared = re.search(rf"^--\s*name:\s*{name}\(([^)]*)\)", queries[name].source.read_text(), re.M)
-        assert declared, f"no -- name: line for {name} in {queries[name].source}"
+        source = queries[name].source.read_text()
+        declared = re.search(rf"^--\s*(?:name|fragment):\s*{name}\(([^)]*)\)", source, re.M)
+        assert declared, f"no -- name: or -- fragment: line for {name} in {queries[name].source}"
         expected = ", ".join(part.strip() for part in declared.group(1).split(",") if part.strip())
         assert parameters == expected, f"{DOC.name}: `{name}({parameters})`, its -- name: line ({expected})"
 
@@ -199,7 +200,7 @@ async def test_the_documented_indexes_serve_generic_plans(postgres: Postgres) ->
             named_query = catalogue()[name]
             sql = named_query.sql
             if named_query.is_template:
-                sql = postgres.render(named_query, TEMPLATE_SLOTS[name])
+                sql = composed(named_query).sql
             await connection.execute(f"PREPARE documented AS {sql}")
             nulls = ", ".join("NULL" for _ in named_query.parameters)
             explained = await connection.fetchval(
@@ -402,7 +403,10 @@ def test_the_queries_command_lists_every_query_with_its_doc_line(capsys: pytest.
     assert main(["queries"]) == 0
     printed = capsys.readouterr().out
     for named in every_query().values():
-        assert f"  {named.name}({', '.join(named.parameters)})\n      {named.doc}\n" in printed
+        signature = f"{named.name}({', '.join(named.parameters)})"
+        if named.kind == "fragment":  # marked, with its splice points
+            signature = "fragment " + signature + "".join(f" {{{point}}}" for point in named.splice_points)
+        assert f"  {signature}\n      {named.doc}\n" in printed
     assert "| Conversational memory" in printed  # memory.sql's header comment, under its file
     assert "$1" not in printed
     assert main(["queries", "--sql"]) == 0

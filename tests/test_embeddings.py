@@ -81,3 +81,55 @@ def test_mmr_skips_near_duplicates() -> None:
     assert maximal_marginal_relevance(query, np.empty((0, 2)), 3) == []
     with pytest.raises(ValueError):
         maximal_marginal_relevance(query, candidates, 2, diversity=1.5)
+
+
+def _materialised(text: str, dimension: int) -> np.ndarray:
+    """The first implementation, which listed every feature of the text at once: the reference."""
+    import hashlib
+    import itertools
+    import re
+
+    words = re.findall(r"\w+", text.lower())
+    features: list[tuple[str, float]] = []
+    for word in words:
+        features.append((f"w:{word}", 1.0))
+        padded = f"<{word}>"
+        for size in (3, 4):
+            for start in range(max(1, len(padded) - size + 1)):
+                features.append((f"c{size}:{padded[start : start + size]}", 0.25))
+    features += [(f"b:{a} {b}", 0.5) for a, b in itertools.pairwise(words)]
+    features = features or [("\x00empty", 1.0)]
+    hashes = np.array(
+        [int.from_bytes(hashlib.blake2b(f.encode(), digest_size=8).digest(), "little") for f, _ in features],
+        dtype=np.uint64,
+    )
+    signs = np.where(hashes >> np.uint64(63), 1.0, -1.0)
+    vector = np.zeros(dimension)
+    np.add.at(vector, (hashes % np.uint64(dimension)).astype(np.intp), signs * [w for _, w in features])
+    return (vector / np.linalg.norm(vector)).astype(np.float32)
+
+
+def test_streamed_features_give_the_vectors_of_the_materialised_ones() -> None:
+    texts = ["", "!!", "hello world", "a", "x" * 300 + " y", "Ünïcode wörds, and more words " * 5000]
+    for dimension in (1, 7, 384):
+        for text in texts:
+            expected = _materialised(text, dimension)
+            assert np.array_equal(HashingEmbedding(dimension).embed(text), expected), (dimension, text[:20])
+
+
+def test_a_25_mb_line_embeds_in_bounded_memory() -> None:
+    script = """
+import random, resource
+from pgstash.embeddings import HashingEmbedding
+rng = random.Random(7)
+letters = "abcdefghijklmnopqrstuvwxyz"
+vocabulary = ["".join(rng.choice(letters) for _ in range(rng.randint(2, 9))) for _ in range(150)]
+text = " ".join(rng.choice(vocabulary) for _ in range(4_200_000))
+assert len(text) > 25_000_000
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+vector = HashingEmbedding(384).embed(text + " " + "z" * 1_000_000)  # and one 1 MB word
+print(before // 1024, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
+"""
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    before, peak = map(int, result.stdout.split())
+    assert peak < 500, f"peak RSS {peak} MB (before embedding: {before} MB)"

@@ -10,7 +10,6 @@ from typing import Any
 import pytest
 
 from pgstash import (
-    ConfigurationError,
     InstructionsArgumentDeclaration,
     InstructionsDeclaration,
     InstructionsNotFoundError,
@@ -19,6 +18,7 @@ from pgstash import (
     Postgres,
     PostgresConnectionPool,
     PostgresInstructionsRepository,
+    StoredDataError,
 )
 from pgstash.queries import query
 
@@ -46,17 +46,17 @@ async def test_define_load_and_resolve(postgres: Postgres) -> None:
     )
 
 
-async def test_resolve_follows_format_map_rules(postgres: Postgres) -> None:
+async def test_resolve_fills_name_placeholders_and_brace_escapes_only(postgres: Postgres) -> None:
     repository = PostgresInstructionsRepository(postgres)
-    await repository.define("fmt", "{n:>4}|{item[name]}|{user.upper}|{{literal}}")
-
-    class User:
-        upper = "ADA"
-
-    resolved = await repository.resolve("fmt", {"n": 7, "item": {"name": "tea"}, "user": User()})
-    assert resolved == "   7|tea|ADA|{literal}"
+    await repository.define("fmt", "{n}|{item}|{{literal}}|}}{{")
+    resolved = await repository.resolve("fmt", {"n": 7, "item": {"name": "tea"}})
+    assert resolved == "7|{'name': 'tea'}|{literal}|}{"
     await repository.define("plain", "no placeholders {{here}}")
     assert await repository.resolve("plain") == "no placeholders {here}"
+    for template in ("{n:>4}", "{item[name]}", "{user.upper}", "{0}", "{}", "{a!r}", "{", "}", "{a"):
+        with pytest.raises(ValueError, match="position 0"):
+            await repository.define("fmt", template)
+    assert len(await repository.history("fmt")) == 1
 
 
 async def test_a_missing_required_argument_is_named(postgres: Postgres) -> None:
@@ -186,7 +186,7 @@ async def test_a_malformed_stored_declaration_names_the_instructions(postgres: P
         "INSERT INTO instructions (name, content, arguments) VALUES ('broken', 'x', '[{\"nom\": 1}]')"
     )
     repository = PostgresInstructionsRepository(postgres)
-    with pytest.raises(ConfigurationError, match="'broken'"):
+    with pytest.raises(StoredDataError, match="'broken'"):
         await repository.load("broken")
 
 

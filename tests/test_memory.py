@@ -119,8 +119,12 @@ def test_a_stored_element_of_unknown_type_is_named() -> None:
 
 
 def test_bad_arguments_are_refused() -> None:
-    with pytest.raises(ValueError, match="non-empty str"):
+    with pytest.raises(ValueError, match="identifier must not be empty"):
         PostgresModelMemory("")
+    with pytest.raises(TypeError, match="identifier must be a str"):
+        PostgresModelMemory(7)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="postgres"):
+        PostgresModelMemory("m", postgres="postgresql://x")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="recall_limit must be a positive int"):
         PostgresModelMemory("m", recall_limit=0)
 
@@ -244,11 +248,15 @@ async def test_an_item_that_is_not_json_fails_the_whole_remember_before_writing(
 
 async def test_a_failure_in_the_database_leaves_nothing_behind(postgres: Postgres) -> None:
     memory = PostgresModelMemory("atomic", postgres=postgres)
-    # jsonb refuses \u0000: the failure comes from the server, after the memory row was locked.
+    # a check constraint refuses the second item: the failure comes from the server, after the
+    # memory row was locked and the first item inserted.
+    await postgres.execute(
+        "ALTER TABLE memories_elements ADD CONSTRAINT no_boom CHECK (content->>'content' <> 'boom')"
+    )
     with pytest.raises(DatabaseError) as failure:
-        await memory.remember(QUESTION, ANSWER, variables={"bad": "\x00"})
+        await memory.remember(QUESTION, ModelOutput("boom"), variables={"v": 1})
     assert failure.value.query == "memory_remember"
-    assert failure.value.sqlstate == "22P05"
+    assert failure.value.sqlstate == "23514"
     assert not await memory_exists(postgres, "atomic")
     assert await stored(postgres, "atomic") == []
 

@@ -8,12 +8,14 @@ from pgstash.errors import (
     ConfigurationError,
     DatabaseError,
     DimensionMismatchError,
+    EmbeddingMissingError,
     InstructionsNotFoundError,
     MemoryElementError,
     MigrationError,
     MissingArgumentError,
     PgstashError,
     SchemaMissingError,
+    StoredDataError,
 )
 from pgstash.filters import AttributeRequirement
 from pgstash.instructions import (
@@ -33,12 +35,15 @@ from pgstash.memory import (
 from pgstash.migrations import migrate
 from pgstash.vectors import PostgresVectorIndex
 
+__version__ = "0.1.0"
+
 __all__ = [
     "AttributeRequirement",
     "ConfigurationError",
     "ConfigurationSnapshot",
     "DatabaseError",
     "DimensionMismatchError",
+    "EmbeddingMissingError",
     "HashingEmbedding",
     "InstructionsArgumentDeclaration",
     "InstructionsDeclaration",
@@ -58,8 +63,10 @@ __all__ = [
     "PostgresModelMemory",
     "PostgresVectorIndex",
     "SchemaMissingError",
+    "StoredDataError",
     "ToolRequest",
     "ToolResponse",
+    "__version__",
     "embedded",
     "embeddings",
     "migrate",

@@ -8,15 +8,22 @@ after it (`ticket()` before the fetch, `put(..., ticket)` after).
 
 from __future__ import annotations
 
+import dataclasses
+import datetime
+import decimal
 import enum
+import pathlib
 import time
+import uuid
 from collections import OrderedDict
 from collections.abc import Hashable
+from types import MappingProxyType
 from typing import Any, Generic, Protocol, TypeVar
 
 import asyncpg
+import attrs
 
-__all__ = ["LRU", "MISS", "DocumentCache", "Miss"]
+__all__ = ["LRU", "MISS", "DocumentCache", "Miss", "immutable"]
 
 _K = TypeVar("_K", bound=Hashable)
 _V = TypeVar("_V")
@@ -66,6 +73,39 @@ class LRU(Generic[_K, _V]):
 
     def __len__(self) -> int:
         return len(self._entries)
+
+
+_ATOMS = (
+    str, int, float, complex, bytes, type(None), enum.Enum, uuid.UUID, decimal.Decimal,
+    datetime.date, datetime.time, datetime.timedelta, pathlib.PurePath,
+)  # bool is an int; datetime a date
+
+
+def _frozen_fields(value: Any) -> list[Any] | None:
+    """The field values of a frozen attrs or dataclass instance; None for anything else."""
+    cl = type(value)
+    if attrs.has(cl):
+        if getattr(cl.__setattr__, "__name__", "") != "_frozen_setattrs":  # attrs' frozen classes
+            return None
+        return [getattr(value, field.name) for field in attrs.fields(cl)]
+    if dataclasses.is_dataclass(cl) and cl.__dataclass_params__.frozen:  # type: ignore[attr-defined]
+        return [getattr(value, field.name) for field in dataclasses.fields(value)]
+    return None
+
+
+def immutable(value: Any) -> bool:
+    """Whether nothing a caller does to `value` can change it: str, numbers, bool, None, bytes,
+    enums, UUID, Decimal, dates and times, paths; tuples, frozensets and read-only mappings of
+    those; frozen attrs or dataclass instances whose fields are all of those. A cache may hand
+    out such a value to every caller; anything else must be copied per call."""
+    if isinstance(value, _ATOMS):
+        return True
+    if isinstance(value, tuple | frozenset):
+        return all(immutable(item) for item in value)
+    if isinstance(value, MappingProxyType):
+        return all(immutable(item) for item in value.values())
+    fields = _frozen_fields(value)
+    return fields is not None and all(immutable(field) for field in fields)
 
 
 class Listening(Protocol):

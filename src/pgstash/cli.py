@@ -1,7 +1,8 @@
-"""The `pgstash` command: migrate, status, queries, demo.
+"""The `pgstash` command: migrate, status, queries, demo, vector, server.
 
-Every command takes `--dsn`, else `PGSTASH_DSN`, else the embedded server in `./.pgstash`.
-Errors print one line without a traceback unless `--debug` is given.
+Every command takes `--dsn`, else `PGSTASH_DSN`, else the embedded server in `./.pgstash`; the
+options `--dsn`, `--data-dir` and `--debug` go before or after the command. Errors print one line
+without a traceback unless `--debug` is given.
 """
 
 from __future__ import annotations
@@ -11,15 +12,16 @@ import asyncio
 import contextlib
 import logging
 import os
+import re
+import signal
 import sys
 from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from typing import Any
 
-from pgstash import embedded
+from pgstash import __version__, embedded
 from pgstash.connection import DSN_VARIABLE, Postgres, PostgresConnectionPool
-from pgstash.console import table
-from pgstash.errors import PgstashError
-from pgstash.migrations import applied, migrate, migrations
+from pgstash.errors import ConfigurationError, PgstashError
+from pgstash.migrations import migrate
 from pgstash.queries import catalogue, load_catalogue
 from pgstash.resources import resource_dir
 
@@ -27,14 +29,33 @@ __all__ = ["main"]
 
 Command = Callable[[argparse.Namespace], Coroutine[Any, Any, int]]
 
+# Library wording that a command-line user cannot act on, and what to say instead.
+_CLI_WORDS = (("pass index=None", "pass --index none"), ("index=None", "--index none"))
+
+
+def _say(text: str) -> None:
+    print(f"pgstash: {text}", file=sys.stderr, flush=True)
+
 
 @contextlib.asynccontextmanager
-async def connect(args: argparse.Namespace) -> AsyncIterator[Postgres]:
-    """The pool for a command: --dsn, else PGSTASH_DSN, else the embedded server."""
+async def connect(args: argparse.Namespace, *, writes: bool = True) -> AsyncIterator[Postgres]:
+    """The pool for a command: --dsn, else PGSTASH_DSN, else the embedded server. A command that
+    only reads (`writes=False`) never creates the embedded server's folder."""
     dsn = args.dsn or os.environ.get(DSN_VARIABLE)
     async with contextlib.AsyncExitStack() as stack:
         if not dsn:
-            server = await stack.enter_async_context(embedded.start(args.data_dir))
+            server = embedded.EmbeddedServer(args.data_dir)
+            if not server.exists:
+                if not writes:
+                    raise ConfigurationError(
+                        f"no database: no --dsn, no {DSN_VARIABLE}, and no embedded server in "
+                        f"{server.data_dir} (`pgstash server start` creates one)"
+                    )
+                _say(
+                    f"creating the embedded PostgreSQL in {server.data_dir} (no --dsn nor {DSN_VARIABLE}); "
+                    "it stops when this command ends, `pgstash server start` keeps it running"
+                )
+            await stack.enter_async_context(server)
             dsn = server.dsn
         yield await stack.enter_async_context(PostgresConnectionPool.of(dsn=dsn))
 
@@ -49,29 +70,10 @@ async def cmd_migrate(args: argparse.Namespace) -> int:
 
 
 async def cmd_status(args: argparse.Namespace) -> int:
-    async with connect(args) as postgres:
-        facts = await postgres.run("server_facts")
-        print(f"PostgreSQL {facts['server_version']}, pgvector {facts['vector_version'] or 'not installed'}")
-        done = await applied(postgres)
-        print("\nmigrations")
-        print(
-            table(
-                [(m.name, "applied" if m.name in done else "pending") for m in migrations()],
-                ("name", "state"),
-            )
-        )
-        rows = await postgres.run("status_tables")
-        print("\ntables")
-        print(table([(r["name"], r["rows"], r["size"]) for r in rows], ("table", "rows", "size")))
-        vectors = await postgres.run("status_vector_tables")
-        if vectors:
-            print("\nvector tables")
-            print(
-                table(
-                    [(r["name"], r["dimension"], r["indexes"] or "none") for r in vectors],
-                    ("table", "dimension", "indexes"),
-                )
-            )
+    from pgstash import status
+
+    async with connect(args, writes=False) as postgres:
+        print(await status.report(postgres, args.dsn or os.environ.get(DSN_VARIABLE), args.data_dir))
     return 0
 
 
@@ -97,7 +99,11 @@ async def cmd_queries(args: argparse.Namespace) -> int:
             for line in file_header(named.source.read_text(encoding="utf-8")):
                 print(f"  | {line}".rstrip())
         params = ", ".join(named.parameters)
-        print(f"  {named.name}({params})\n      {named.doc}")
+        if named.kind == "fragment":  # spliced into statements at {name} points, never run alone
+            points = "".join(f" {{{point}}}" for point in named.splice_points)
+            print(f"  fragment {named.name}({params}){points}\n      {named.doc}")
+        else:
+            print(f"  {named.name}({params})\n      {named.doc}")
         if args.sql:
             print("\n".join(f"        {line}".rstrip() for line in named.sql.strip().splitlines()))
     print("\nWhich method runs which query, and the indexes that serve them: docs/queries.md")
@@ -117,8 +123,19 @@ async def cmd_demo(args: argparse.Namespace) -> int:
         return await demo.run(postgres, passages_limit=args.limit)
 
 
-def configure_demo(sub: argparse.ArgumentParser) -> None:
-    sub.add_argument("--limit", type=int, default=None, help="index at most this many docstrings")
+def positive(text: str) -> int:
+    """An argparse type: a whole number of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def configure_demo(sub: argparse.ArgumentParser, common: argparse.ArgumentParser) -> None:
+    sub.add_argument("--limit", type=positive, default=None, help="index at most this many docstrings (>= 1)")
 
 
 async def cmd_vector(args: argparse.Namespace) -> int:
@@ -128,37 +145,108 @@ async def cmd_vector(args: argparse.Namespace) -> int:
         return await vector_cli.run(postgres, args)
 
 
-def configure_vector(sub: argparse.ArgumentParser) -> None:
+def configure_vector(sub: argparse.ArgumentParser, common: argparse.ArgumentParser) -> None:
     from pgstash import vector_cli
 
-    vector_cli.configure(sub)
+    vector_cli.configure(sub, common)
 
 
-COMMANDS: dict[str, tuple[str, Command, Callable[[argparse.ArgumentParser], None] | None]] = {
+async def cmd_server(args: argparse.Namespace) -> int:
+    from pgstash import server_cli
+
+    return await asyncio.to_thread(server_cli.run, args)
+
+
+def configure_server(sub: argparse.ArgumentParser, common: argparse.ArgumentParser) -> None:
+    from pgstash import server_cli
+
+    server_cli.configure(sub, common)
+
+
+def configure_queries_command(sub: argparse.ArgumentParser, common: argparse.ArgumentParser) -> None:
+    configure_queries(sub)
+
+
+Configure = Callable[[argparse.ArgumentParser, argparse.ArgumentParser], None]
+COMMANDS: dict[str, tuple[str, Command, Configure | None]] = {
     "migrate": ("apply the schema/ migrations not yet applied", cmd_migrate, None),
-    "status": ("migrations, tables with row counts and sizes, vector tables", cmd_status, None),
+    "status": (
+        "the server, migrations, pgstash's tables and vector tables with row counts and sizes",
+        cmd_status,
+        None,
+    ),
     "queries": (
         "every named query with its doc line, by file: the DBA's catalogue",
         cmd_queries,
-        configure_queries,
+        configure_queries_command,
     ),
     "demo": ("configurations, instructions, memory and vector search end to end", cmd_demo, configure_demo),
     "vector": ("vector tables: create-table NAME, ingest NAME FILE.jsonl", cmd_vector, configure_vector),
+    "server": (
+        "the embedded PostgreSQL in ./.pgstash: start, stop, status, dsn",
+        cmd_server,
+        configure_server,
+    ),
 }
 
 
-def parser() -> argparse.ArgumentParser:
-    root = argparse.ArgumentParser(prog="pgstash", description=__doc__.split("\n")[0])
+def common_options(*, at_top: bool) -> argparse.ArgumentParser:
+    """--dsn, --data-dir and --debug. Below the top, absent options keep the top's values."""
+
+    def default(value: Any) -> Any:
+        return value if at_top else argparse.SUPPRESS
+
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--dsn", help=f"PostgreSQL DSN (default: ${DSN_VARIABLE}, else the embedded server)")
-    common.add_argument("--data-dir", default=embedded.DEFAULT_DATA_DIR, help="embedded server folder")
-    common.add_argument("--debug", action="store_true", help="show tracebacks and pgstash's query log")
+    group = common.add_argument_group("connection options (before or after the command)")
+    group.add_argument(
+        "--dsn",
+        default=default(None),
+        help=f"PostgreSQL DSN (default: ${DSN_VARIABLE}, else the embedded server)",
+    )
+    group.add_argument(
+        "--data-dir",
+        default=default(embedded.DEFAULT_DATA_DIR),
+        help=f"the embedded server's folder (default: {embedded.DEFAULT_DATA_DIR})",
+    )
+    group.add_argument(
+        "--debug", action="store_true", default=default(False), help="show tracebacks and pgstash's query log"
+    )
+    return common
+
+
+def parser() -> argparse.ArgumentParser:
+    root = argparse.ArgumentParser(
+        prog="pgstash", description=(__doc__ or "").split("\n")[0], parents=[common_options(at_top=True)]
+    )
+    root.add_argument("--version", action="version", version=f"pgstash {__version__}")
+    common = common_options(at_top=False)
     commands = root.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, (summary, _, configure) in COMMANDS.items():
         sub = commands.add_parser(name, parents=[common], help=summary, description=summary)
         if configure is not None:
-            configure(sub)
+            configure(sub, common)
     return root
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (a cancelled CI job), raised like Ctrl-C so every `with` block closes: pools, and
+    the embedded server this process holds."""
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise Terminated
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    """Ctrl-C stops at once, even inside a blocking read (asyncio's own handler would only cancel
+    the task, which a read of standard input never notices)."""
+    raise KeyboardInterrupt
+
+
+def _cli_words(text: str) -> str:
+    for library, cli in _CLI_WORDS:
+        text = text.replace(library, cli)
+    return re.sub(r"\s+", " ", text).strip()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -167,14 +255,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.DEBUG if args.debug else logging.WARNING, format="%(name)s: %(message)s"
     )
     _, command, _ = COMMANDS[args.command]
+    signal.signal(signal.SIGTERM, _terminate)
+    signal.signal(signal.SIGINT, _interrupt)
     try:
         return asyncio.run(command(args))
+    except Terminated:
+        print(f"\npgstash {args.command}: terminated", file=sys.stderr)
+        return 128 + signal.SIGTERM
     except KeyboardInterrupt:
+        print(file=sys.stderr)  # the newline after ^C, below any progress bar
         return 130
+    except BrokenPipeError:
+        # The reader went away (`pgstash queries | head`): stop quietly, as Unix tools do.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141
     except (PgstashError, ValueError, OSError) as error:
         if args.debug:
             raise
-        print(f"pgstash {args.command}: {error}", file=sys.stderr)
+        print(f"pgstash {args.command}: {_cli_words(str(error))}", file=sys.stderr)
         return 1
 
 

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import dataclasses
-import typing
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, TypeVar, overload
@@ -12,77 +11,23 @@ from typing import Any, TypeVar, overload
 import attrs
 import cattrs
 import orjson
-from cattrs.cols import (
-    homogenous_tuple_structure_factory,
-    is_mutable_sequence,
-    is_sequence,
-    list_structure_factory,
-)
-from cattrs.preconf.orjson import make_converter
 
-from pgstash.codecs import dumps_json
+from pgstash.caching import immutable
 from pgstash.connection import Postgres
-from pgstash.documents import MISS, Documents, require_key
+from pgstash.converters import make_converter, problems, readable
+from pgstash.documents import MISS, VersionedStore
 from pgstash.errors import ConfigurationError
+from pgstash.jsonvalue import dumps_json
 
 __all__ = ["ConfigurationSnapshot", "PostgresConfigurationRepository", "converter"]
 
 _C = TypeVar("_C")
 _D = TypeVar("_D")
 
-
-def _strict(expected: type, accepted: tuple[type, ...]) -> Any:
-    """A structure hook that takes JSON values of the expected kind as they are, where cattrs
-    would coerce (`str(5)`, `int("7")`, `int(2.5)`, `bool("no")`) and so hide a wrong snapshot."""
-
-    def structure(value: Any, _: Any) -> Any:
-        if type(value) in accepted:
-            return expected(value)
-        raise TypeError(f"expected {expected.__name__}, got {type(value).__name__} {value!r}")
-
-    return structure
-
-
-def _array(factory: Any) -> Any:
-    """A sequence hook factory whose hooks take JSON arrays only (cattrs would iterate a string
-    into its characters)."""
-
-    def make(sequence_type: Any, made: cattrs.Converter) -> Any:
-        structure = factory(sequence_type, made)
-
-        def array(value: Any, target: Any) -> Any:
-            if not isinstance(value, list | tuple):
-                raise TypeError(f"expected a JSON array, got {type(value).__name__} {value!r}")
-            return structure(value, target)
-
-        return array
-
-    return make
-
-
-def _is_fixed_tuple(value: Any) -> bool:
-    arguments = typing.get_args(value)
-    return typing.get_origin(value) is tuple and bool(arguments) and arguments[-1] is not Ellipsis
-
-
-def _make_converter() -> cattrs.Converter:
-    made = make_converter(detailed_validation=True)
-    made.register_structure_hook(str, _strict(str, (str,)))
-    made.register_structure_hook(int, _strict(int, (int,)))
-    made.register_structure_hook(float, _strict(float, (float, int)))
-    made.register_structure_hook(bool, _strict(bool, (bool,)))
-    # the latest registration wins: the general case first
-    made.register_structure_hook_factory(is_sequence, _array(homogenous_tuple_structure_factory))
-    made.register_structure_hook_factory(is_mutable_sequence, _array(list_structure_factory))
-    made.register_structure_hook_factory(
-        _is_fixed_tuple, _array(lambda tuple_type, made: made.gen_structure_hetero_tuple(tuple_type))
-    )
-    return made
-
-
-converter: cattrs.Converter = _make_converter()
-"""The converter between configuration objects and their JSON snapshots (cattrs' orjson
-preconfiguration, with str, int, float and bool taken strictly, not coerced)."""
+converter: cattrs.Converter = make_converter(strict=True)
+"""The converter between configuration objects and their JSON snapshots (`make_converter`:
+cattrs' orjson preconfiguration, UUID, Decimal, time and paths read back, and str, int, float,
+bool and arrays taken strictly, not coerced)."""
 
 
 @attrs.frozen(slots=True)
@@ -94,9 +39,13 @@ class ConfigurationSnapshot:
     created: datetime
 
 
+_FRESH = object()  # this type's instances are not immutable: structured afresh on every load
+
+
 class _Stored:
-    """A snapshot as the cache holds it: its JSON, from which every load decodes objects of its
-    own, and the instance structured from it per frozen configuration type (shared)."""
+    """A snapshot as the cache holds it: its JSON, from which loads decode objects of their
+    own, and per configuration type either the one instance every load shares (when nothing
+    about it can be changed: `caching.immutable`) or `_FRESH`."""
 
     __slots__ = ("json", "typed")
 
@@ -105,65 +54,26 @@ class _Stored:
         self.typed: dict[type, Any] = {}
 
 
-def _frozen(config_type: type) -> bool:
-    """Whether instances of the attrs class or dataclass are frozen."""
-    if dataclasses.is_dataclass(config_type):
-        return bool(config_type.__dataclass_params__.frozen)  # type: ignore[attr-defined]
-    inspect = getattr(attrs, "inspect", None)  # attrs >= 25.4
-    try:
-        return inspect is not None and bool(inspect(config_type).is_frozen)
-    except attrs.exceptions.NotAnAttrsClassError:  # a plain subclass of an attrs class
-        return False
-
-
 def _is_configuration_type(value: object) -> bool:
     return isinstance(value, type) and (attrs.has(value) or dataclasses.is_dataclass(value))
 
 
-def _json_object(content: Mapping[str, Any], identifier: str) -> dict[str, Any]:
-    """`content` as a dict that JSON can hold, else `TypeError` before anything is written."""
-    try:
-        dumps_json(content)
-    except orjson.JSONEncodeError as error:
-        raise TypeError(f"configuration {identifier!r} cannot be stored as JSON: {error}") from None
-    except ValueError as error:
-        raise ValueError(f"configuration {identifier!r} cannot be stored as JSON: {error}") from None
-    return dict(content)
-
-
-class PostgresConfigurationRepository:
+@attrs.define(eq=False)
+class PostgresConfigurationRepository(VersionedStore):
     """Versioned configurations: `define` appends a snapshot, `load` reads the newest.
 
     Reads are cached per repository (an LRU of `cache_limit` identifiers and the listing, each for
     `cache_expiration` seconds); `define` and `remove` invalidate at once here and, through a
     NOTIFY in their transaction, in every process on the database."""
 
-    __slots__ = ("_documents", "_hooks")
+    store = "configurations"
+    key_parameter = "identifier"
 
-    def __init__(
-        self,
-        postgres: Postgres | None = None,
-        *,
-        cache_limit: int = 32,
-        cache_expiration: float = 600.0,
-    ) -> None:
-        self._documents = Documents(
-            "configurations",
-            lock="configurations_lock",
-            key_parameter="identifier",
-            postgres=postgres,
-            cache_limit=cache_limit,
-            cache_expiration=cache_expiration,
-        )
-        self._hooks: dict[type, tuple[Any, bool]] = {}
-
-    @property
-    def postgres(self) -> Postgres | None:
-        return self._documents.postgres
+    _hooks: dict[type, Any] = attrs.field(factory=dict, init=False, repr=False)
 
     async def configurations(self) -> Sequence[str]:
-        """Every identifier with a snapshot, sorted; cached as one entry."""
-        result: tuple[str, ...] = await self._documents.read_listing(self._fetch_identifiers)
+        """Every identifier with a snapshot, sorted; cached as one entry (a tuple)."""
+        result: tuple[str, ...] = await self._read_listing(self._fetch_identifiers)
         return result
 
     @overload
@@ -175,75 +85,74 @@ class PostgresConfigurationRepository:
     async def load(self, config_type: type[_C], identifier: str | None = None, *, default: Any = None) -> Any:
         """The newest snapshot of `identifier` (default: the type's name) structured into
         `config_type`; `default` when there is none. A snapshot that does not fit raises
-        `ConfigurationError` naming the identifier and the fields. A frozen class's instance is
-        made once per cached snapshot and shared by the loads that follow."""
-        hook = self._hooks.get(config_type) if isinstance(config_type, type) else None
-        if hook is None:
-            hook = self._hook(config_type)
-        key = config_type.__name__ if identifier is None else require_key(identifier, "identifier")
-        documents = self._documents
-        stored = documents.cached(documents.pool(), key)
+        `ConfigurationError` naming the identifier and the fields. An instance nothing can change
+        (a frozen class whose fields are all immutable) is made once per cached snapshot and
+        shared; any other is structured afresh on every call."""
+        structure = self._hooks.get(config_type) if isinstance(config_type, type) else None
+        if structure is None:
+            structure = self._hook(config_type)
+        key = config_type.__name__ if identifier is None else self._key(identifier)
+        stored = self._cached(self._pool(), key)
         if stored is MISS:
-            stored = await documents.read(key, self._fetch_newest(key))
+            stored = await self._read(key, self._fetch_newest(key))
         if stored is None:
             return default
-        loaded = stored.typed.get(config_type)
-        if loaded is None:
+        loaded = stored.typed.get(config_type, MISS)
+        if loaded is MISS or loaded is _FRESH:
             try:
-                loaded = hook[0](orjson.loads(stored.json), config_type)
+                value = structure(orjson.loads(stored.json), config_type)
             except Exception as error:
                 raise _misfit(key, config_type, error) from error
-            if hook[1]:
-                stored.typed[config_type] = loaded
+            if loaded is MISS:
+                stored.typed[config_type] = value if immutable(value) else _FRESH
+            return value
         return loaded
 
     async def load_raw(self, identifier: str) -> Mapping[str, Any] | None:
         """The newest snapshot of `identifier` as stored (a fresh copy each call), or None."""
-        key = require_key(identifier, "identifier")
-        stored = await self._documents.read(key, self._fetch_newest(key))
+        key = self._key(identifier)
+        stored = await self._read(key, self._fetch_newest(key))
         return None if stored is None else orjson.loads(stored.json)
 
     async def define(self, config: Any, identifier: str | None = None) -> None:
         """Stores a new snapshot. `config` is an attrs or dataclass instance (identifier: its class
-        name unless given) or a Mapping (identifier required)."""
+        name unless given) or a Mapping (identifier required). A value that JSON cannot hold, or
+        that the converter could not read back into the instance's class, raises `TypeError` or
+        `ValueError` naming the identifier and the field, before anything is written."""
         if isinstance(config, Mapping):
             if identifier is None:
                 raise TypeError("define(mapping) needs the identifier: define(config, identifier='...')")
-            key = require_key(identifier, "identifier")
-            content = _json_object(config, key)
+            key = self._key(identifier)
+            content = dumps_json(dict(config), f"configuration {key!r}")
         elif not isinstance(config, type) and _is_configuration_type(type(config)):
-            key = type(config).__name__ if identifier is None else require_key(identifier, "identifier")
-            content = _json_object(converter.unstructure(config), key)
+            key = self._key(type(config).__name__ if identifier is None else identifier)
+            what = f"configuration {key!r}"
+            content = dumps_json(converter.unstructure(config), what)
+            readable(converter, content, type(config), what)
         else:
             raise TypeError(f"a configuration is an attrs or dataclass instance or a Mapping, got {config!r}")
-
-        async def insert(postgres: Postgres) -> None:
-            await postgres.run("configurations_insert", identifier=key, content=content)
-
-        await self._documents.write(key, insert)
+        await self._insert(key, content=orjson.Fragment(content))
 
     async def remove(self, identifier: str) -> None:
         """Deletes every snapshot of `identifier`."""
-        key = require_key(identifier, "identifier")
-
-        async def delete(postgres: Postgres) -> None:
-            await postgres.run("configurations_remove", identifier=key)
-
-        await self._documents.write(key, delete)
+        await self._remove(identifier)
 
     async def history(self, identifier: str) -> Sequence[ConfigurationSnapshot]:
         """Every snapshot of `identifier`, newest first (not cached)."""
-        key = require_key(identifier, "identifier")
-        rows = await self._documents.pool().run("configurations_history", identifier=key)
+        rows = await self._history(identifier)
         return tuple(ConfigurationSnapshot(row["identifier"], row["content"], row["created"]) for row in rows)
 
     # -- internals -------------------------------------------------------------------------------
 
-    def _hook(self, config_type: type) -> tuple[Any, bool]:
-        """The type's structure hook, and whether its instances may be shared (frozen)."""
+    def _hook(self, config_type: type) -> Any:
+        """The type's structure hook (`TypeError` for a type that is not a configuration)."""
         if not _is_configuration_type(config_type):
             raise TypeError(f"load() takes an attrs class or a dataclass, got {config_type!r}")
-        hook = self._hooks[config_type] = (converter.get_structure_hook(config_type), _frozen(config_type))
+        try:
+            hook = self._hooks[config_type] = converter.get_structure_hook(config_type)
+        except Exception as error:
+            name = config_type.__qualname__
+            raise TypeError(f"load() cannot structure {name}: {problems(error, config_type)}") from None
         return hook
 
     @staticmethod
@@ -263,11 +172,8 @@ class PostgresConfigurationRepository:
 
 
 def _misfit(identifier: str, config_type: type, error: Exception) -> ConfigurationError:
-    if isinstance(error, cattrs.BaseValidationError):
-        problems = "; ".join(cattrs.transform_error(error))
-    else:
-        problems = f"{type(error).__name__}: {error}"
+    found = problems(error, config_type)
     return ConfigurationError(
-        f"configuration {identifier!r} does not fit {config_type.__qualname__}: {problems}; "
+        f"configuration {identifier!r} does not fit {config_type.__qualname__}: {found}; "
         f"define() a snapshot that fits, or load it with load_raw({identifier!r})"
     )

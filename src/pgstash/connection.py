@@ -25,7 +25,7 @@ from pgstash.errors import ConfigurationError, DatabaseError, SchemaMissingError
 from pgstash.queries import Query, query
 from pgstash.templates import render
 
-__all__ = ["Postgres", "PostgresConnectionPool", "connection_lost", "current_postgres", "redact"]
+__all__ = ["Postgres", "PostgresConnectionPool", "connection_lost", "current_postgres", "redact", "resolve"]
 
 logger = logging.getLogger("pgstash")
 
@@ -79,6 +79,11 @@ def current_postgres() -> Postgres:
             "`async with PostgresConnectionPool.of(dsn=...)`, or pass postgres= explicitly"
         )
     return postgres
+
+
+def resolve(postgres: Postgres | None) -> Postgres:
+    """The given pool, else the current one (`ConfigurationError` outside any block)."""
+    return current_postgres() if postgres is None else postgres
 
 
 def _rows_of(kind: str, result: Any) -> int:

@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import itertools
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import attrs
 import numpy as np
@@ -23,31 +22,77 @@ _WORD = re.compile(r"\w+")
 _EMPTY = "\x00empty"  # the one feature of a text without words
 
 
-@functools.lru_cache(maxsize=1 << 18)
-def _hash(feature: str) -> int:
+_CACHED = 64  # features and words up to this length are cached; longer ones are hashed each time
+_CHUNK = 1 << 16  # features hashed and added to the vector at a time: memory stays bounded
+
+
+def _hash_uncached(feature: str) -> int:
     """A stable 64-bit hash (blake2b), the same in every process, unlike `hash()`."""
     return int.from_bytes(hashlib.blake2b(feature.encode("utf-8"), digest_size=8).digest(), "little")
 
 
-def _features(text: str) -> tuple[list[str], list[float]]:
-    words = _WORD.findall(text.lower())
-    features: list[str] = []
+_hash_cached = functools.lru_cache(maxsize=1 << 16)(_hash_uncached)
+
+
+def _hash(feature: str) -> int:
+    return _hash_cached(feature) if len(feature) <= _CACHED else _hash_uncached(feature)
+
+
+def _grams(word: str) -> Iterator[tuple[str, float]]:
+    """A word's features in order: the word (weight 1), then its character 3- and 4-grams (0.25)."""
+    yield f"w:{word}", 1.0
+    padded = f"<{word}>"
+    for size in (3, 4):
+        for start in range(max(1, len(padded) - size + 1)):
+            yield f"c{size}:{padded[start : start + size]}", 0.25
+
+
+@functools.lru_cache(maxsize=1 << 14)
+def _word_hashes(word: str) -> tuple[tuple[int, ...], tuple[float, ...]]:
+    pairs = [(_hash(feature), weight) for feature, weight in _grams(word)]
+    return tuple(h for h, _ in pairs), tuple(w for _, w in pairs)
+
+
+def _chunks(text: str) -> Iterator[tuple[list[int], list[float]]]:
+    """The text's hashed features and weights in a fixed order, about `_CHUNK` at a time, never
+    all at once: words and their character n-grams, then word pairs (0.5); a text without words
+    has one fixed feature. Memory is bounded by the text plus one chunk, whatever the text."""
+    lowered = text.lower()
+    hashes: list[int] = []
     weights: list[float] = []
-    for word in words:
-        features.append(f"w:{word}")
-        weights.append(1.0)
-        padded = f"<{word}>"
-        for size in (3, 4):
-            for start in range(max(1, len(padded) - size + 1)):
-                features.append(f"c{size}:{padded[start : start + size]}")
-                weights.append(0.25)
-    for first, second in itertools.pairwise(words):
-        features.append(f"b:{first} {second}")
-        weights.append(0.5)
-    if not features:
-        features.append(_EMPTY)
-        weights.append(1.0)
-    return features, weights
+    any_word = False
+    for match in _WORD.finditer(lowered):
+        any_word = True
+        word = match.group()
+        if len(word) <= _CACHED:
+            some_hashes, some_weights = _word_hashes(word)
+            hashes += some_hashes
+            weights += some_weights
+        else:
+            for feature, weight in _grams(word):
+                hashes.append(_hash(feature))
+                weights.append(weight)
+                if len(hashes) >= _CHUNK:
+                    yield hashes, weights
+                    hashes, weights = [], []
+        if len(hashes) >= _CHUNK:
+            yield hashes, weights
+            hashes, weights = [], []
+    if not any_word:
+        yield [_hash(_EMPTY)], [1.0]
+        return
+    previous = None
+    for match in _WORD.finditer(lowered):
+        word = match.group()
+        if previous is not None:
+            hashes.append(_hash(f"b:{previous} {word}"))
+            weights.append(0.5)
+            if len(hashes) >= _CHUNK:
+                yield hashes, weights
+                hashes, weights = [], []
+        previous = word
+    if hashes:
+        yield hashes, weights
 
 
 @attrs.frozen(slots=True)
@@ -70,12 +115,15 @@ class HashingEmbedding:
             raise ValueError(f"HashingEmbedding needs a positive integer dimension, got {value!r}")
 
     def embed(self, text: str) -> NDArray[np.float32]:
-        """One text's unit vector."""
-        features, weights = _features(text)
-        hashes = np.fromiter((_hash(feature) for feature in features), dtype=np.uint64, count=len(features))
-        signs = np.where(hashes >> np.uint64(63), 1.0, -1.0)
+        """One text's unit vector. Features are hashed and added a chunk at a time, so memory
+        stays bounded by the text plus the dimension (a 25 MB text needs no list of its words)."""
         vector = np.zeros(self.dimension, dtype=np.float64)
-        np.add.at(vector, (hashes % np.uint64(self.dimension)).astype(np.intp), signs * np.asarray(weights))
+        for hashes, weights in _chunks(text):
+            hashed = np.array(hashes, dtype=np.uint64)
+            signs = np.where(hashed >> np.uint64(63), 1.0, -1.0)
+            np.add.at(
+                vector, (hashed % np.uint64(self.dimension)).astype(np.intp), signs * np.asarray(weights)
+            )
         norm = np.linalg.norm(vector)
         if norm == 0.0:  # every feature cancelled out: fall back to the empty text's vector
             return self.embed("")

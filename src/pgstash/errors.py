@@ -6,12 +6,14 @@ __all__ = [
     "ConfigurationError",
     "DatabaseError",
     "DimensionMismatchError",
+    "EmbeddingMissingError",
     "InstructionsNotFoundError",
     "MemoryElementError",
     "MigrationError",
     "MissingArgumentError",
     "PgstashError",
     "SchemaMissingError",
+    "StoredDataError",
 ]
 
 
@@ -67,7 +69,16 @@ class MissingArgumentError(PgstashError, KeyError):
         return str(self.args[0])
 
 
-class MemoryElementError(PgstashError, ValueError):
+class StoredDataError(PgstashError):
+    """A stored row cannot be read back (written by hand, by older code, or by another writer):
+    the message names the identifier or table, the field, and the problem."""
+
+
+class EmbeddingMissingError(PgstashError, ValueError):
+    """A call needs an embedding model (text or image) and none was given to the index."""
+
+
+class MemoryElementError(StoredDataError, ValueError):
     """A stored memory element cannot be read back: an unknown `type` tag, or a shape that does
     not fit its type. The message names the memory and the problem."""
 

@@ -1,35 +1,39 @@
 """`AttributeRequirement`: filters on a vector table's stored payload, and their SQL.
 
-A requirement compiles to one SQL condition composed from the templates in `queries/filters.sql`,
-one per operator. Paths (`TEXT[]`) and values (`JSONB`) are always bound parameters; composing
-only renumbers the templates' `$n` placeholders and nests conditions in parentheses.
+A requirement compiles to one `Fragment` (`requirement_fragment`) built from the fragments in
+`queries/filters.sql`, one per operator, nested through the and/or/not fragments' splice points.
+Paths (`TEXT[]`) and values (`JSONB`) are always bound parameters.
 
 Semantics (tests/test_vectors_filters.py holds the SQL to a Python evaluation of them):
-- a path is a sequence of object keys (`"meta.source"` or an attrs field); it never indexes into
-  arrays. A path that does not reach a value is *missing*, and a missing field matches no
-  comparison, so `~` of any comparison on it matches;
+- a path is a sequence of object keys (`"meta.source"`, an attrs field, or a sequence of keys and
+  attrs fields); it never indexes into arrays. An attrs field stands for the key the index's
+  converter writes for it (its alias under `use_alias`, a `rename` override: `payload_keys`).
+  A path that does not reach a value is *missing*, and a missing field matches no comparison, so
+  `~` of any comparison on it matches;
 - values compare as JSON: `3` is not `"3"`, `true` is not `1`, `1` equals `1.0`;
 - `greater`/`less` and their `_or_equal` forms compare numbers as numbers and strings as text by
   code point (independent of the database collation); other pairs of types never match;
-- `text_match` is a case-insensitive substring test in which `%` and `_` are literal.
+- `text_match` is a case-insensitive substring test in which `%` and `_` are literal;
+- invalid input (an unknown operator, a path or value that is not JSON, something that is not an
+  `AttributeRequirement`) raises `TypeError` or `ValueError` when built or compiled.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import functools
 import math
-import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import attrs
 import orjson
 
-from pgstash.queries import Query, query
+from pgstash.composer import Fragment, fragment
 
-__all__ = ["AttributeRequirement", "Condition", "compose", "condition"]
+__all__ = ["AttributeRequirement", "KeyOf", "path_of", "requirement_fragment"]
 
+# Maps an attrs field in a path to the payload key the converter writes (payload_keys.payload_key_of).
+KeyOf = Callable[["attrs.Attribute[Any]"], str]
 _LEAVES = frozenset(
     {
         "equal",
@@ -49,28 +53,59 @@ _COMBINATIONS = {"and": 2, "or": 2, "not": 1}
 _ORDERINGS = frozenset({"greater", "greater_or_equal", "less", "less_or_equal"})
 
 
+class UnsupportedOperatorError(NotImplementedError, ValueError):
+    """An operator pgstash has no template for: a `NotImplementedError`, as the contract (and the
+    seed) say, and a `ValueError`, as every other invalid filter input is."""
+
+
 def _operator(_: object, attribute: attrs.Attribute[str], value: str) -> None:
     if value not in _LEAVES and value not in _COMBINATIONS:
-        raise NotImplementedError(
+        raise UnsupportedOperatorError(
             f"AttributeRequirement has no operator {value!r}; use one of "
             f"{', '.join(sorted(_LEAVES | _COMBINATIONS.keys()))}"
         )
 
 
-def path_of(path: object) -> tuple[str, ...]:
-    """The key path of a dotted string (`"meta.source"`), an attrs or dataclass field, or a
-    sequence of keys."""
+Field = attrs.Attribute  # an attrs field in a path: stands for the key the converter writes
+
+
+def _parts(path: object) -> tuple[tuple[str, ...], tuple[Field[Any] | None, ...]]:
+    """The keys of a path as written (an attrs field by its name) and, per key, the attrs field
+    it came from (None for a string key)."""
     if isinstance(path, str):
         if not path:
             raise ValueError("a requirement's path must not be empty")
-        return tuple(path.split("."))
-    if isinstance(path, attrs.Attribute | dataclasses.Field):
-        return (path.name,)
-    if isinstance(path, Sequence) and path and all(isinstance(key, str) for key in path):
-        return tuple(path)
+        keys = tuple(path.split("."))
+        return keys, (None,) * len(keys)
+    if isinstance(path, Field):
+        return (path.name,), (path,)
+    if isinstance(path, dataclasses.Field):
+        return (path.name,), (None,)
+    if isinstance(path, Sequence) and path and all(isinstance(key, str | Field) for key in path):
+        return (
+            tuple(key.name if isinstance(key, Field) else key for key in path),
+            tuple(key if isinstance(key, Field) else None for key in path),
+        )
     raise TypeError(
-        f"a requirement's path is a dotted string, an attrs field or a key sequence, not {path!r}"
+        "a requirement's path is a dotted string, an attrs field or a sequence of keys and attrs "
+        f"fields, not {path!r}"
     )
+
+
+def path_of(path: object, key_of: KeyOf | None = None) -> tuple[str, ...]:
+    """The payload keys of a path: a dotted string (`"meta.source"`), an attrs or dataclass field,
+    or a sequence of keys and attrs fields. `key_of` maps an attrs field to the key the converter
+    writes for it (`payload_key_of`); without it a field stands for its name."""
+    keys, fields = _parts(path)
+    return _keys(keys, fields, key_of)
+
+
+def _keys(
+    keys: tuple[str, ...], fields: tuple[Field[Any] | None, ...], key_of: KeyOf | None
+) -> tuple[str, ...]:
+    if key_of is None or not any(fields):
+        return keys
+    return tuple(key if field is None else key_of(field) for key, field in zip(keys, fields, strict=True))
 
 
 def _check_finite(value: object) -> None:
@@ -104,12 +139,14 @@ def _is_number(value: object) -> bool:
 @attrs.frozen(slots=True)
 class AttributeRequirement:
     """A requirement on the stored payload; build with the class methods, combine with `&`, `|`
-    and `~`. `operator` is the builder's name (or `and`, `or`, `not`)."""
+    and `~`. `operator` is the builder's name (or `and`, `or`, `not`); `path` the payload keys as
+    written (an attrs field by its name) and `fields` the attrs field each key came from, if any."""
 
     operator: str = attrs.field(validator=_operator)
     path: tuple[str, ...] = ()
     value: Any = None
     operands: tuple[AttributeRequirement, ...] = ()
+    fields: tuple[Field[Any] | None, ...] = ()
 
     def __attrs_post_init__(self) -> None:
         arity = _COMBINATIONS.get(self.operator)
@@ -120,25 +157,36 @@ class AttributeRequirement:
                 raise TypeError(f"{self.operator!r} combines {arity} AttributeRequirement operand(s)")
         elif not self.path or not all(isinstance(key, str) for key in self.path):
             raise ValueError(f"{self.operator!r} needs a non-empty path of string keys")
+        if self.fields and len(self.fields) != len(self.path):
+            raise ValueError("fields, when given, names the attrs field (or None) of each path key")
+
+    def keys(self, key_of: KeyOf | None = None) -> tuple[str, ...]:
+        """The payload keys this requirement's path reaches, attrs fields mapped by `key_of`."""
+        return _keys(self.path, self.fields or (None,) * len(self.path), key_of)
 
     # -- builders ------------------------------------------------------------------------------
 
     @classmethod
+    def _leaf(cls, operator: str, path: object, value: Any = None) -> AttributeRequirement:
+        keys, fields = _parts(path)
+        return cls(operator, keys, value, fields=fields if any(fields) else ())
+
+    @classmethod
     def equal(cls, path: object, value: object) -> AttributeRequirement:
         """The field equals `value` as JSON."""
-        return cls("equal", path_of(path), json_value(value))
+        return cls._leaf("equal", path, json_value(value))
 
     @classmethod
     def not_equal(cls, path: object, value: object) -> AttributeRequirement:
         """The field is present and differs from `value` as JSON."""
-        return cls("not_equal", path_of(path), json_value(value))
+        return cls._leaf("not_equal", path, json_value(value))
 
     @classmethod
     def _ordering(cls, operator: str, path: object, value: object) -> AttributeRequirement:
         normal = json_value(value)
         if not (_is_number(normal) or isinstance(normal, str)):
             raise TypeError(f"{operator} compares numbers or strings, not {value!r}")
-        return cls(operator, path_of(path), normal)
+        return cls._leaf(operator, path, normal)
 
     @classmethod
     def greater(cls, path: object, value: object) -> AttributeRequirement:
@@ -160,29 +208,29 @@ class AttributeRequirement:
     @classmethod
     def contained_in(cls, path: object, values: Iterable[object]) -> AttributeRequirement:
         """The field's value is one of `values`."""
-        return cls("contained_in", path_of(path), _json_values(values))
+        return cls._leaf("contained_in", path, _json_values(values))
 
     @classmethod
     def contains(cls, path: object, value: object) -> AttributeRequirement:
         """The field is an array holding `value`."""
-        return cls("contains", path_of(path), json_value(value))
+        return cls._leaf("contains", path, json_value(value))
 
     @classmethod
     def contains_any(cls, path: object, values: Iterable[object]) -> AttributeRequirement:
         """The field is an array holding at least one of `values`."""
-        return cls("contains_any", path_of(path), _json_values(values))
+        return cls._leaf("contains_any", path, _json_values(values))
 
     @classmethod
     def text_match(cls, path: object, text: str) -> AttributeRequirement:
         """The field is a string containing `text`, ignoring case; `%` and `_` are literal."""
         if not isinstance(text, str):
             raise TypeError(f"text_match takes a string, not {text!r}")
-        return cls("text_match", path_of(path), text)
+        return cls._leaf("text_match", path, text)
 
     @classmethod
     def exists(cls, path: object) -> AttributeRequirement:
         """The key is present, even when its value is JSON null."""
-        return cls("exists", path_of(path))
+        return cls._leaf("exists", path)
 
     # -- combinations ----------------------------------------------------------------------------
 
@@ -200,59 +248,10 @@ class AttributeRequirement:
         return AttributeRequirement("not", operands=(self,))
 
 
-# -- composing SQL ---------------------------------------------------------------------------------
-
-
-@attrs.frozen(slots=True)
-class Condition:
-    """SQL condition text to put in place of a template's placeholder (already numbered)."""
-
-    sql: str
-
+# -- compiling to a fragment -----------------------------------------------------------------------
 
 # JSON null as a parameter: a bare None would bind SQL NULL, which no jsonb comparison matches.
 _JSON_NULL = orjson.Fragment(b"null")
-_PLACEHOLDER = re.compile(r"\$(\d+)")
-_WHERE = re.compile(r"\bWHERE\b(.*);\s*$", re.DOTALL)
-
-
-def compose(sql: str, parameters: Sequence[str], bindings: Mapping[str, Any], args: list[Any]) -> str:
-    """`sql` (a template's statement, `$n` naming `parameters[n-1]`) with each placeholder bound:
-    a `Condition` goes in as parenthesised SQL, any other value is appended to `args` (once per
-    name) and its placeholder renumbered to its position there."""
-    conditions = tuple((name, bound.sql) for name, bound in bindings.items() if isinstance(bound, Condition))
-    text, order = _composition(sql, tuple(parameters), conditions, len(args))
-    args.extend(bindings[name] for name in order)
-    return text
-
-
-@functools.lru_cache(maxsize=4096)
-def _composition(
-    sql: str, parameters: tuple[str, ...], conditions: tuple[tuple[str, str], ...], offset: int
-) -> tuple[str, tuple[str, ...]]:
-    """The composed text, and the names whose values follow the first `offset` arguments, in order
-    (the same for every call with the same shape, so it is computed once)."""
-    inserted = dict(conditions)
-    numbers: dict[str, str] = {}
-
-    def bind(match: re.Match[str]) -> str:
-        name = parameters[int(match.group(1)) - 1]
-        if name in inserted:
-            return f"({inserted[name]})"
-        if name not in numbers:
-            numbers[name] = f"${offset + len(numbers) + 1}"
-        return numbers[name]
-
-    return _PLACEHOLDER.sub(bind, sql), tuple(numbers)
-
-
-@functools.cache
-def _template(operator: str) -> tuple[str, Query]:
-    named = query(f"filter_{operator}")
-    found = _WHERE.search(named.sql)
-    if found is None:
-        raise ValueError(f"queries/filters.sql: {named.name} has no WHERE condition")
-    return found.group(1).strip(), named
 
 
 def _nested(path: Sequence[str], leaf: Any) -> Any:
@@ -266,39 +265,45 @@ def _like_pattern(text: str) -> str:
     return f"%{escaped}%"
 
 
-def condition(requirement: object, args: list[Any]) -> str:
-    """The SQL condition of `requirement` (None: every row), its values appended to `args`."""
+def _json(value: Any) -> Any:
+    return _JSON_NULL if value is None else value
+
+
+def requirement_fragment(requirement: object, *, key_of: KeyOf | None = None) -> Fragment:
+    """The SQL condition of `requirement` (None: every row) as a fragment for a statement's
+    `{requirements}` splice point. `key_of` maps attrs fields in paths to payload keys (for the
+    index's converter: `pgstash.payload_keys.payload_key_of`). Anything but an
+    `AttributeRequirement` or None raises `TypeError`."""
     if requirement is None:
-        sql, named = _template("everything")
-        return compose(sql, named.parameters, {}, args)
+        return fragment("filter_everything")
     if not isinstance(requirement, AttributeRequirement):
-        raise NotImplementedError(
+        raise TypeError(
             f"requirements must be a pgstash AttributeRequirement, not {type(requirement).__name__}"
         )
     operator = requirement.operator
-    sql, named = _template(operator)
-    bindings: dict[str, Any]
+    template = f"filter_{operator}"
     if operator in ("and", "or"):
-        lhs = Condition(condition(requirement.operands[0], args))
-        rhs = Condition(condition(requirement.operands[1], args))
-        bindings = {"lhs": lhs, "rhs": rhs}
-    elif operator == "not":
-        bindings = {"operand": Condition(condition(requirement.operands[0], args))}
-    else:
-        path = list(requirement.path)
-        bindings = {"path": path, "parents": _nested(path[:-1], {})}
-        if operator == "equal":
-            bindings["document"] = _nested(path, requirement.value)
-            bindings["value"] = requirement.value
-        elif operator == "contains":
-            bindings["document"] = _nested(path, [requirement.value])
-            bindings["value"] = requirement.value
-        elif operator in ("contained_in", "contains_any"):
-            bindings["candidates"] = requirement.value
-        elif operator == "text_match":
-            bindings["pattern"] = _like_pattern(requirement.value)
-        elif operator != "exists":
-            bindings["value"] = requirement.value
-        if "value" in bindings and bindings["value"] is None:
-            bindings["value"] = _JSON_NULL
-    return compose(sql, named.parameters, bindings, args)
+        lhs, rhs = (requirement_fragment(operand, key_of=key_of) for operand in requirement.operands)
+        return fragment(template, fragments={"lhs": lhs, "rhs": rhs})
+    if operator == "not":
+        return fragment(
+            template, fragments={"operand": requirement_fragment(requirement.operands[0], key_of=key_of)}
+        )
+    path = list(requirement.keys(key_of))
+    value = requirement.value
+    if operator == "equal":
+        return fragment(template, document=_nested(path, value), path=path, value=_json(value))
+    if operator == "contains":
+        return fragment(template, document=_nested(path, [value]), path=path, value=_json(value))
+    if operator == "contained_in":
+        probes = [_nested(path, candidate) for candidate in value]
+        return fragment(template, documents=probes, path=path, candidates=value)
+    if operator == "contains_any":
+        probes = [_nested(path, [candidate]) for candidate in value]
+        return fragment(template, documents=probes, path=path, candidates=value)
+    parents = _nested(path[:-1], {})
+    if operator == "text_match":
+        return fragment(template, parents=parents, path=path, pattern=_like_pattern(value))
+    if operator == "exists":
+        return fragment(template, parents=parents, path=path)
+    return fragment(template, parents=parents, path=path, value=_json(value))

@@ -1,8 +1,15 @@
 """`PostgresInstructionsRepository`: versioned instructions (prompt templates with declared
-arguments) in the seed's `instructions` table, resolved with `str.format_map`."""
+arguments) in the seed's `instructions` table.
+
+A template holds text, `{name}` placeholders (`name` a Python identifier) and the escapes `{{`
+and `}}`; nothing else. `define` refuses anything else with the position; `resolve` fills the
+placeholders from its own parse of the stored text, never with `str.format`, so no stored text
+can reach attributes, indexes, conversions or format specs of the arguments.
+"""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from types import MappingProxyType
@@ -11,33 +18,87 @@ from typing import Any
 import attrs
 import orjson
 
-from pgstash.codecs import dumps_json
+from pgstash.caching import immutable
+from pgstash.checks import key_validator, no_nul
 from pgstash.connection import Postgres
-from pgstash.documents import Documents, require_key
-from pgstash.errors import ConfigurationError, InstructionsNotFoundError, MissingArgumentError
+from pgstash.documents import VersionedStore
+from pgstash.errors import InstructionsNotFoundError, MissingArgumentError, StoredDataError
+from pgstash.jsonvalue import dumps_json
 
 __all__ = [
     "InstructionsArgumentDeclaration",
     "InstructionsDeclaration",
     "InstructionsRevision",
     "PostgresInstructionsRepository",
+    "parse_template",
 ]
 
 
-def _name(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
-    require_key(value, attribute.name)
+def parse_template(template: str) -> tuple[str | tuple[str], ...]:
+    """The template as parts: text (str) and placeholders (a 1-tuple holding the name).
+    `ValueError` names the position (0-based) of anything but text, `{name}`, `{{` and `}}`."""
+    parts: list[str | tuple[str]] = []
+    text: list[str] = []
+    position, end = 0, len(template)
+    while position < end:
+        brace = _next_brace(template, position)
+        text.append(template[position:brace])
+        if brace == end:
+            break
+        if template.startswith(("{{", "}}"), brace):
+            text.append(template[brace])
+            position = brace + 2
+            continue
+        if template[brace] == "}":
+            raise ValueError(f"a single '}}' at position {brace}: write '}}}}' for a literal brace")
+        close = template.find("}", brace + 1)
+        name = template[brace + 1 : close] if close >= 0 else template[brace + 1 :]
+        if close < 0:
+            raise ValueError(f"the '{{' at position {brace} is not closed: write '{{{{' for a literal brace")
+        if not name.isidentifier():
+            raise ValueError(
+                f"placeholder {{{name}}} at position {brace}: only {{name}} placeholders (a Python "
+                "identifier) are allowed, no index, attribute, conversion or format spec"
+            )
+        if text:
+            parts.append("".join(text))
+            text = []
+        parts.append((name,))
+        position = close + 1
+    if text:
+        parts.append("".join(text))
+    return tuple(parts)
+
+
+def _next_brace(template: str, position: int) -> int:
+    found = [index for index in (template.find("{", position), template.find("}", position)) if index >= 0]
+    return min(found) if found else len(template)
+
+
+@functools.lru_cache(maxsize=512)
+def _stored_template(name: str, content: str) -> tuple[str | tuple[str], ...]:
+    """The parse of a stored template; a row no `define` would have written raises."""
+    try:
+        return parse_template(content)
+    except ValueError as error:
+        raise StoredDataError(
+            f"instructions {name!r} are stored with a template pgstash does not resolve ({error}); "
+            "define() a new revision"
+        ) from None
 
 
 def _optional_text(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
-    if value is not None and not isinstance(value, str):
-        raise TypeError(f"{attribute.name} must be a str or None, got {type(value).__name__}")
+    if value is not None:
+        if not isinstance(value, str):
+            raise TypeError(f"{attribute.name} must be a str or None, got {type(value).__name__}")
+        no_nul(value, attribute.name)
 
 
 @attrs.frozen(slots=True)
 class InstructionsArgumentDeclaration:
     """An argument the instructions' `{placeholders}` take; a missing optional one is ""."""
 
-    name: str = attrs.field(validator=_name)
+    name: str = attrs.field(validator=key_validator)
     description: str | None = attrs.field(default=None, validator=_optional_text)
     required: bool = attrs.field(default=True, validator=attrs.validators.instance_of(bool))
 
@@ -58,14 +119,14 @@ def _arguments(value: Any) -> tuple[InstructionsArgumentDeclaration, ...]:
 def _meta(value: Any) -> Mapping[str, Any]:
     if not isinstance(value, Mapping):
         raise TypeError(f"meta must be a Mapping, got {type(value).__name__}")
-    return MappingProxyType(dict(value))  # read-only: declarations are shared by the cache
+    return MappingProxyType(dict(value))  # read-only at the top; nested values: see _shared
 
 
 @attrs.frozen(slots=True)
 class InstructionsDeclaration:
     """What instructions are called, what they are for, and the arguments they take."""
 
-    name: str = attrs.field(validator=_name)
+    name: str = attrs.field(validator=key_validator)
     description: str | None = attrs.field(default=None, validator=_optional_text)
     arguments: Sequence[InstructionsArgumentDeclaration] = attrs.field(default=(), converter=_arguments)
     meta: Mapping[str, Any] = attrs.field(factory=dict, converter=_meta)
@@ -80,126 +141,97 @@ class InstructionsRevision:
     created: datetime
 
 
-class _Arguments(dict[str, Any]):
-    """The values `format_map` fills placeholders from; a missing one names itself."""
-
-    __slots__ = ("instructions",)
-
-    def __init__(self, instructions: str, values: Mapping[str, Any]) -> None:
-        super().__init__(values)
-        self.instructions = instructions
-
-    def __missing__(self, key: str) -> Any:
-        raise MissingArgumentError(self.instructions, key)
+def _fresh(declaration: InstructionsDeclaration) -> InstructionsDeclaration:
+    """The cached declaration itself when nothing about it can change, else one with its own copy
+    of `meta` (nested lists and dicts a caller could change)."""
+    if immutable(declaration):
+        return declaration
+    return attrs.evolve(declaration, meta=orjson.loads(orjson.dumps(dict(declaration.meta))))
 
 
-class PostgresInstructionsRepository:
+@attrs.define(eq=False)
+class PostgresInstructionsRepository(VersionedStore):
     """Versioned instructions: `define` appends a revision, `load` and `resolve` read the newest.
 
     Reads are cached per repository (an LRU of `cache_limit` names and the listing, each for
     `cache_expiration` seconds); `define` and `remove` invalidate at once here and, through a
     NOTIFY in their transaction, in every process on the database."""
 
-    __slots__ = ("_documents",)
-
-    def __init__(
-        self,
-        postgres: Postgres | None = None,
-        *,
-        cache_limit: int = 32,
-        cache_expiration: float = 600.0,
-    ) -> None:
-        self._documents = Documents(
-            "instructions",
-            lock="instructions_lock",
-            key_parameter="name",
-            postgres=postgres,
-            cache_limit=cache_limit,
-            cache_expiration=cache_expiration,
-        )
-
-    @property
-    def postgres(self) -> Postgres | None:
-        return self._documents.postgres
+    store = "instructions"
+    key_parameter = "name"
 
     async def available_instructions(self) -> Sequence[InstructionsDeclaration]:
-        """The declaration of the newest revision of each name, sorted by name; cached."""
-        listing: tuple[InstructionsDeclaration, ...]
-        listing = await self._documents.read_listing(self._fetch_declarations)
-        return listing
+        """The declaration of the newest revision of each name, sorted by name; cached (each
+        call gets declarations whose `meta` it may change without changing the next call's)."""
+        listing: tuple[InstructionsDeclaration, ...] = await self._read_listing(self._fetch_declarations)
+        return tuple(_fresh(declaration) for declaration in listing)
 
     async def load(self, name: str) -> str | None:
         """The newest content of `name`, or None."""
-        revision = await self._newest(require_key(name, "name"))
+        revision = await self._newest(self._key(name))
         return None if revision is None else revision.content
 
     async def resolve(self, name: str, arguments: Mapping[str, Any] | None = None) -> str:
-        """The newest content with its `{placeholders}` filled from `arguments` (`str.format_map`
-        rules). A declared optional argument not given is ""; a declared required one, or any
-        other placeholder, not given raises `MissingArgumentError`."""
-        key = require_key(name, "name")
+        """The newest content with its `{placeholders}` filled from `arguments` (each value as
+        `str(value)`), `{{` and `}}` as single braces. A declared optional argument not given is
+        ""; a declared required one, or any other placeholder, not given raises
+        `MissingArgumentError`. A stored template `define` would refuse raises `StoredDataError`."""
+        key = self._key(name)
         if arguments is not None and not isinstance(arguments, Mapping):
             raise TypeError(f"arguments must be a Mapping or None, got {type(arguments).__name__}")
         revision = await self._newest(key)
         if revision is None:
             raise InstructionsNotFoundError(key)
-        values: dict[str, Any] = {}
         given = arguments or {}
+        optional = set()
         for argument in revision.declaration.arguments:
             if argument.name not in given:
                 if argument.required:
                     raise MissingArgumentError(key, argument.name)
-                values[argument.name] = ""
-        values.update(given)
-        return revision.content.format_map(_Arguments(key, values))
+                optional.add(argument.name)
+        pieces = []
+        for part in _stored_template(key, revision.content):
+            if isinstance(part, str):
+                pieces.append(part)
+            elif part[0] in given:
+                pieces.append(str(given[part[0]]))
+            elif part[0] not in optional:
+                raise MissingArgumentError(key, part[0])
+        return "".join(pieces)
 
     async def define(self, instructions: InstructionsDeclaration | str, content: str) -> None:
-        """Stores a new revision of `instructions` (a declaration, or a bare name)."""
+        """Stores a new revision of `instructions` (a declaration, or a bare name). `content` is a
+        template (text, `{name}` placeholders, `{{`, `}}`); anything else, NUL characters, or a
+        `meta` JSON cannot hold raise `ValueError`/`TypeError` before anything is written."""
         if isinstance(instructions, str):
-            instructions = InstructionsDeclaration(require_key(instructions, "name"))
+            instructions = InstructionsDeclaration(self._key(instructions))
         elif not isinstance(instructions, InstructionsDeclaration):
             kind = type(instructions).__name__
             raise TypeError(f"instructions must be an InstructionsDeclaration or a name, got {kind}")
         if not isinstance(content, str):
             raise TypeError(f"content must be a str, got {type(content).__name__}")
-        if "\x00" in content:
-            raise ValueError("content must not contain NUL characters (PostgreSQL text cannot hold them)")
         declaration = instructions
-        meta = dict(declaration.meta)
+        no_nul(content, "content")
         try:
-            dumps_json(meta)
-        except orjson.JSONEncodeError as error:
-            raise TypeError(f"meta of {declaration.name!r} cannot be stored as JSON: {error}") from None
+            parse_template(content)
         except ValueError as error:
-            raise ValueError(f"meta of {declaration.name!r} cannot be stored as JSON: {error}") from None
-        arguments = [attrs.asdict(argument) for argument in declaration.arguments]
-
-        async def insert(postgres: Postgres) -> None:
-            await postgres.run(
-                "instructions_insert",
-                name=declaration.name,
-                description=declaration.description,
-                content=content,
-                arguments=arguments,
-                meta=meta,
-            )
-
-        await self._documents.write(declaration.name, insert)
+            raise ValueError(f"the template of {declaration.name!r} is refused: {error}") from None
+        meta = dumps_json(dict(declaration.meta), f"meta of {declaration.name!r}")
+        await self._insert(
+            declaration.name,
+            description=declaration.description,
+            content=content,
+            arguments=[attrs.asdict(argument) for argument in declaration.arguments],
+            meta=orjson.Fragment(meta),
+        )
 
     async def remove(self, name: str) -> None:
         """Deletes every revision of `name`."""
-        key = require_key(name, "name")
-
-        async def delete(postgres: Postgres) -> None:
-            await postgres.run("instructions_remove", name=key)
-
-        await self._documents.write(key, delete)
+        await self._remove(name)
 
     async def history(self, name: str) -> Sequence[InstructionsRevision]:
         """Every revision of `name`, newest first (not cached)."""
-        key = require_key(name, "name")
-        rows = await self._documents.pool().run("instructions_history", name=key)
-        return tuple(_revision(row) for row in rows)
+        return tuple(_revision(row) for row in await self._history(name))
 
     # -- internals -------------------------------------------------------------------------------
 
@@ -208,7 +240,7 @@ class PostgresInstructionsRepository:
             row = await postgres.run("instructions_newest", name=key)
             return None if row is None else _revision(row)
 
-        revision: InstructionsRevision | None = await self._documents.read(key, fetch)
+        revision: InstructionsRevision | None = await self._read(key, fetch)
         return revision
 
     @staticmethod
@@ -223,7 +255,7 @@ def _revision(row: Mapping[str, Any]) -> InstructionsRevision:
 
 def _declaration(row: Mapping[str, Any]) -> InstructionsDeclaration:
     """The declaration stored in a row; a row another writer filled wrongly raises
-    `ConfigurationError` naming the instructions."""
+    `StoredDataError` naming the instructions."""
     try:
         return InstructionsDeclaration(
             name=row["name"],
@@ -239,7 +271,7 @@ def _declaration(row: Mapping[str, Any]) -> InstructionsDeclaration:
             meta=row["meta"],
         )
     except (TypeError, ValueError, KeyError, AttributeError) as error:
-        raise ConfigurationError(
+        raise StoredDataError(
             f"instructions {row['name']!r} are stored with a malformed declaration ({error}); "
             "define() a new revision"
         ) from error

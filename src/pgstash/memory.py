@@ -20,9 +20,11 @@ import orjson
 from attrs import validators
 from cattrs.strategies import configure_tagged_union
 
-from pgstash.codecs import dumps_json
-from pgstash.connection import Postgres, current_postgres
+from pgstash.checks import key_validator, positive_int
+from pgstash.connection import Postgres, resolve
+from pgstash.converters import problems
 from pgstash.errors import MemoryElementError
+from pgstash.jsonvalue import dumps_json
 from pgstash.queries import query
 
 __all__ = [
@@ -181,12 +183,6 @@ def element_json(element: ModelContextElement) -> dict[str, Any]:
     return unstructured
 
 
-def _described(error: BaseException, _: Any) -> str:
-    if isinstance(error, KeyError):
-        return "required field missing"
-    return str(error.args[0]) if error.args else type(error).__name__
-
-
 def elements_of(contents: Sequence[Any], identifier: str = "?") -> list[ModelContextElement]:
     """The elements of stored JSON objects, in order; a bad one raises as in `element_of`."""
     try:
@@ -211,58 +207,37 @@ def element_of(content: Any, identifier: str = "?") -> ModelContextElement:
     try:
         element: ModelContextElement = structure(content, cl)
     except Exception as error:
-        detail: object = error
-        if isinstance(error, cattrs.BaseValidationError):
-            detail = "; ".join(cattrs.transform_error(error, format_exception=_described))
         raise MemoryElementError(
-            f"memory {identifier!r} holds a {tag!r} element that does not fit: {detail}"
+            f"memory {identifier!r} holds a {tag!r} element that does not fit: {problems(error)}"
         ) from error
     return element
 
 
 def _serialised(identifier: str, position: int, item: object) -> orjson.Fragment:
-    """The item as JSON, checked now so that a bad item fails `remember` before anything is sent."""
+    """The item as JSON, checked now so that a bad item fails `remember` before anything is sent:
+    `TypeError` for what JSON cannot hold, `ValueError` for NaN, infinities and NUL characters,
+    naming the memory, the item's position and the place in it."""
     if not isinstance(item, ModelInput | ModelOutput):
         raise TypeError(
             f"memory {identifier!r}: item {position} is a {type(item).__name__}; remember takes "
             "ModelInput and ModelOutput elements"
         )
-    try:
-        return orjson.Fragment(dumps_json(element_json(item)))
-    except (TypeError, ValueError) as error:
-        raise TypeError(
-            f"memory {identifier!r}: item {position} ({type(item).__name__}) cannot be stored as JSON: "
-            f"{error}; use str, int, float, bool, None, lists and dicts with str keys; nothing was written"
-        ) from error
+    what = f"memory {identifier!r}: item {position} ({type(item).__name__})"
+    return orjson.Fragment(dumps_json(element_json(item), what))
 
 
 def _serialised_variables(identifier: str, variables: object) -> orjson.Fragment:
     if not isinstance(variables, Mapping):
         raise TypeError(f"memory {identifier!r}: variables must be a mapping, got {type(variables).__name__}")
-    try:
-        return orjson.Fragment(dumps_json(dict(variables)))
-    except (TypeError, ValueError) as error:
-        raise TypeError(
-            f"memory {identifier!r}: variables cannot be stored as JSON: {error}; use str, int, float, "
-            "bool, None, lists and dicts with str keys; nothing was written"
-        ) from error
+    return orjson.Fragment(dumps_json(dict(variables), f"memory {identifier!r}: variables"))
 
 
 def _limit(value: object, name: str) -> int | None:
-    if value is None:
-        return None
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"{name} must be a positive int (or None for no limit), got {value!r}")
-    return value
+    return None if value is None else positive_int(value, name)
 
 
 def _validate_recall_limit(_: object, __: attrs.Attribute[int | None], value: int | None) -> None:
     _limit(value, "recall_limit")
-
-
-def _validate_identifier(_: object, __: attrs.Attribute[str], value: str) -> None:
-    if not isinstance(value, str) or not value:
-        raise ValueError(f"a memory identifier must be a non-empty str, got {value!r}")
 
 
 def _opens_a_turn(element: ModelContextElement) -> bool:
@@ -278,12 +253,14 @@ class PostgresModelMemory:
     at call time. Inside `postgres.transaction()` its calls join that transaction.
     """
 
-    identifier: str = attrs.field(validator=_validate_identifier)
-    postgres: Postgres | None = attrs.field(default=None, kw_only=True)
+    identifier: str = attrs.field(validator=key_validator)
+    postgres: Postgres | None = attrs.field(
+        default=None, kw_only=True, validator=validators.optional(validators.instance_of(Postgres))
+    )
     recall_limit: int | None = attrs.field(default=None, kw_only=True, validator=_validate_recall_limit)
 
     def _postgres(self) -> Postgres:
-        return self.postgres if self.postgres is not None else current_postgres()
+        return resolve(self.postgres)
 
     async def remember(self, *items: ModelContextElement, variables: Mapping[str, Any] | None = None) -> None:
         """Appends `items` in order, and a variables snapshot when `variables` is given, in one

@@ -1,16 +1,25 @@
 """The catalogue of named SQL: every `.sql` file under `queries/`, loaded once with aiosql.
 
 aiosql parses the `-- name:` blocks, checks their parameter lists and rewrites `:name`
-parameters to asyncpg's `$n`. pgstash keeps the result as `Query` values and runs them through
-`Postgres.run` (logging, errors with the query's name and SQLSTATE, the transaction in scope).
+parameters to asyncpg's `$n`. pgstash keeps the result as `Query` values: `Query.bind` makes a
+`Statement` of one that has no splice points, `pgstash.composer` the others.
+
+A file of `-- fragment: name(params)` blocks holds fragments: SQL expressions spliced into
+statements at `{name}` points (`queries/filters.sql`). They go through the same aiosql parsing
+(each block read as if it said `-- name:`), and are `Query` values of kind "fragment", never run.
+
+aiosql internals relied on: `QueryLoader` (per-file loading, so a name defined twice is refused
+with both files named) and `AsyncPGAdapter.var_sorted` (the only record of which name each `$n`
+stands for).
 """
 
 from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import attrs
 from aiosql.adapters.asyncpg import AsyncPGAdapter
@@ -18,11 +27,13 @@ from aiosql.query_loader import QueryLoader
 from aiosql.types import SQLOperationType
 
 from pgstash.resources import resource_dir
+from pgstash.statements import Statement
+from pgstash.templates import Parameter, Slot, bound_inside_literals, pieces
 
 __all__ = ["Query", "catalogue", "load_catalogue", "query"]
 
 _NAME_LINE = re.compile(r"^--\s*name\s*:\s*([A-Za-z_][\w]*)", re.MULTILINE)
-_PARAMETER = re.compile(r"(?<![:\w\\]):([A-Za-z_]\w*)")
+_FRAGMENT_LINE = re.compile(r"^--\s*fragment\s*:", re.MULTILINE)
 
 _KINDS = {
     SQLOperationType.SELECT: "fetch",
@@ -37,21 +48,25 @@ _KINDS = {
 
 @attrs.frozen(slots=True)
 class Query:
-    """One named statement. `sql` uses asyncpg's `$n`; `parameters` names them in that order;
-    `text` is the statement as written, with `:name` parameters and `{slot}` identifiers."""
+    """One named statement, or fragment (`kind == "fragment"`). `sql` uses asyncpg's `$n`;
+    `parameters` names them in that order; `{name}` marks a splice point."""
 
     name: str
     doc: str
     sql: str
-    text: str
     parameters: tuple[str, ...]
     kind: str
     source: Path
 
     @property
+    def splice_points(self) -> tuple[str, ...]:
+        """The `{name}` splice points, in order of first use (outside literals and comments)."""
+        return tuple(dict.fromkeys(piece.name for piece in pieces(self.sql) if isinstance(piece, Slot)))
+
+    @property
     def is_template(self) -> bool:
-        """Whether the statement has `{slot}` identifiers to fill before it runs."""
-        return re.search(r"\{[a-z_]+\}", self.sql) is not None
+        """Whether the statement has `{name}` splice points to fill (with `compose`) first."""
+        return bool(self.splice_points)
 
     def arguments(self, values: Mapping[str, object]) -> list[object]:
         """The values in `$n` order; a missing or unexpected name raises `TypeError`."""
@@ -64,44 +79,76 @@ class Query:
             )
         return [values[name] for name in self.parameters]
 
+    def bind(self, **values: Any) -> Statement:
+        """This statement with its parameters bound by name, ready to run. A fragment, or a
+        statement with splice points, raises `TypeError` (use `pgstash.composer`)."""
+        if self.kind == "fragment" or self.is_template:
+            raise TypeError(f"{self.name} has splice points or is a fragment: use pgstash.composer")
+        return Statement(self.name, self.kind, self.sql, self.arguments(values))
+
 
 def load_catalogue(folder: Path) -> dict[str, Query]:
-    """Every named query under `folder`, by name. A name defined twice, in one file or in two,
-    raises `ValueError`: aiosql would silently keep only the last."""
+    """Every named query and fragment under `folder`, by name. A name defined twice, in one file or
+    in two, raises `ValueError`: aiosql would silently keep only the last. So does a file that
+    mixes `-- name:` and `-- fragment:` blocks, and a parameter aiosql bound inside a string
+    literal or a comment."""
     adapter = AsyncPGAdapter()  # type: ignore[no-untyped-call]
     loader = QueryLoader(adapter, None, attribute=None, mandatory_parameters=True)
     found: dict[str, Query] = {}
     for path in sorted(folder.rglob("*.sql")):
         source = path.read_text(encoding="utf-8")
         names = _NAME_LINE.findall(source)
+        kind = None
+        if _FRAGMENT_LINE.search(source):
+            if names:
+                raise ValueError(
+                    f"{path} mixes -- name: and -- fragment: blocks; keep fragments in their own file"
+                )
+            source = _FRAGMENT_LINE.sub("-- name:", source)
+            names = _NAME_LINE.findall(source)
+            kind = "fragment"
+        try:
+            hidden = bound_inside_literals(source)
+        except ValueError as error:
+            raise ValueError(f"{path}: {error}") from None
+        if hidden:
+            raise ValueError(
+                f"{path}: aiosql would bind {sorted(set(hidden))} inside a string literal or a comment "
+                "(E'...', $$...$$, or a -- comment after code); reword the text"
+            )
         for name in names:
             if name in found or names.count(name) > 1:
                 other = found[name].source if name in found else path
                 raise ValueError(f"query {name!r} is defined twice: in {other} and in {path}")
-        raw = _raw_statements(source)
-        for datum in loader.load_query_data_from_file(path):
-            found[datum.query_name] = Query(
+        for datum in loader.load_query_data_from_sql(source, [], path):
+            if kind == "fragment" and datum.operation_type != SQLOperationType.SELECT:
+                raise ValueError(f"{path}: fragment {datum.query_name} takes no operation suffix")
+            named = Query(
                 name=datum.query_name,
                 doc=" ".join(line.strip() for line in datum.doc_comments.splitlines()).strip(),
                 sql=datum.sql,
-                text=raw[datum.query_name],
                 parameters=tuple(adapter.var_sorted[datum.query_name]),
-                kind=_KINDS[datum.operation_type],
+                kind=kind or _KINDS[datum.operation_type],
                 source=path,
             )
+            _check_parameters(named)
+            found[named.name] = named
     return found
 
 
-def _raw_statements(source: str) -> dict[str, str]:
-    """Each named block's statement as written (without the name and doc lines)."""
-    blocks: dict[str, str] = {}
-    starts = list(_NAME_LINE.finditer(source))
-    for index, match in enumerate(starts):
-        end = starts[index + 1].start() if index + 1 < len(starts) else len(source)
-        lines = source[match.end() : end].splitlines()[1:]
-        body = [line for line in lines if not line.lstrip().startswith("--")]
-        blocks[match.group(1)] = "\n".join(body).strip()
-    return blocks
+def _check_parameters(named: Query) -> None:
+    """Every `$n` aiosql numbered must be a parameter in the SQL text, not inside a literal or a
+    comment (aiosql does not skip `--`, `/* */`, `E'...'` or `$$...$$`)."""
+    try:
+        used = {piece.number for piece in pieces(named.sql) if isinstance(piece, Parameter)}
+    except ValueError as error:
+        raise ValueError(f"{named.source}: {named.name}: {error}") from None
+    if used != set(range(1, len(named.parameters) + 1)):
+        hidden = [name for number, name in enumerate(named.parameters, 1) if number not in used]
+        raise ValueError(
+            f"{named.source}: {named.name}: parameter(s) {hidden} appear only inside a string literal "
+            "or a comment, where aiosql still binds them; reword the text"
+        )
 
 
 @functools.cache
@@ -116,11 +163,3 @@ def query(name: str) -> Query:
         return catalogue()[name]
     except KeyError:
         raise KeyError(f"no query named {name!r} under {resource_dir('queries')}") from None
-
-
-def parameters_of(text: str) -> Iterable[str]:
-    """The `:name` parameters of a statement as written, in order of first use."""
-    seen: dict[str, None] = {}
-    for match in _PARAMETER.finditer(text):
-        seen.setdefault(match.group(1), None)
-    return list(seen)

@@ -1,21 +1,154 @@
-"""Fills the `{slot}` identifiers of template queries, and nothing else.
+"""SQL template text: where its bind parameters and `{slot}` splice points are, and what may fill
+an identifier slot.
 
-This is the only place where text is put into SQL: identifiers that match
-`^[a-z_][a-z0-9_]{0,62}$`, double-quoted, and non-negative integers written as digits (a vector
-column's dimension, which DDL cannot take as a parameter). Values never come here; they are bound
-parameters.
+`pieces` reads a statement the way PostgreSQL's lexer does, as far as splicing needs: text inside
+string literals (`'...'`, `E'...'`, `$tag$...$tag$`), quoted identifiers (`"..."`) and comments
+(`--`, nested `/* */`) is kept verbatim, so a `$1`, `:x` or `{y}` in there is never a parameter or
+a slot. Outside them, `$n` is a bind parameter and `{name}` a splice point; any other `{` is an
+error (PostgreSQL itself never uses braces outside literals).
+
+Identifier slots take names that match `^[a-z_][a-z0-9_]{0,62}$` (not `pg_...`), double-quoted,
+or non-negative integers written as digits (a vector column's dimension, which DDL cannot take
+as a parameter). Values never come here; they are bound parameters.
 """
 
 from __future__ import annotations
 
+import functools
 import re
 
-__all__ = ["IDENTIFIER", "quote_identifier", "render", "validate_identifier"]
+import attrs
+
+__all__ = [
+    "IDENTIFIER",
+    "Parameter",
+    "Slot",
+    "bound_inside_literals",
+    "pieces",
+    "quote_identifier",
+    "render",
+    "slot_text",
+    "validate_identifier",
+]
 
 # Not pg_...: PostgreSQL searches pg_catalog before every schema, so an unqualified "pg_class"
 # names the system catalog even when a table of that name exists elsewhere.
 IDENTIFIER = re.compile(r"(?!pg_)[a-z_][a-z0-9_]{0,62}")
-_SLOT = re.compile(r"\{([a-z_]+)\}")
+
+
+@attrs.frozen(slots=True)
+class Parameter:
+    """A bind parameter `$number`."""
+
+    number: int
+
+
+@attrs.frozen(slots=True)
+class Slot:
+    """A `{name}` splice point."""
+
+    name: str
+
+
+Piece = str | Parameter | Slot
+
+# One token each: comment, quoted text, parameter, slot, a word (identifiers may hold `$`), or
+# one other character. Literal bodies are scanned by `_end_of` (dollar tags and nesting).
+_TOKEN = re.compile(
+    r"(?P<line_comment>--[^\n]*)"
+    r"|(?P<block_comment>/\*)"
+    r"|(?P<escape_string>(?<![\w$])[eE]')"
+    r"|(?P<string>')"
+    r"|(?P<quoted>\")"
+    r"|(?P<parameter>\$(?P<number>\d+))"
+    r"|(?P<dollar>\$(?:[A-Za-z_\x80-\uffff][\w\x80-\uffff]*)?\$)"
+    r"|(?P<slot>\{(?P<name>[a-z_][a-z0-9_]*)\})"
+    r"|(?P<brace>[{}])"
+    r"|(?P<word>[A-Za-z_\x80-\uffff][\w$\x80-\uffff]*)"
+    r"|(?P<other>[^-/eE'\"$\{}A-Za-z_\x80-\uffff]+|.)",
+    re.DOTALL,
+)
+_LITERALS = ("block_comment", "escape_string", "string", "quoted", "dollar")
+_ESCAPE_BODY = re.compile(r"(?:[^'\\]|\\.|'')*'", re.DOTALL)
+_STRING_BODY = re.compile(r"(?:[^']|'')*'", re.DOTALL)
+_QUOTED_BODY = re.compile(r'(?:[^"]|"")*"', re.DOTALL)
+
+
+@functools.lru_cache(maxsize=1024)
+def pieces(sql: str) -> tuple[Piece, ...]:
+    """`sql` as verbatim text, `Parameter`s and `Slot`s (adjacent text joined). An unterminated
+    literal, quoted identifier or comment, or a brace that is not a `{slot}`, raises `ValueError`."""
+    found: list[Piece] = []
+    text: list[str] = []
+    position = 0
+    while position < len(sql):
+        match = _TOKEN.match(sql, position)
+        assert match is not None  # `.` matches any character
+        kind = match.lastgroup or "other"
+        end = match.end()
+        if kind == "parameter" or kind == "slot":
+            found.append("".join(text))
+            text = []
+            found.append(Parameter(int(match["number"])) if kind == "parameter" else Slot(match["name"]))
+        elif kind == "brace":
+            raise ValueError(
+                f"a brace that is not a {{slot}} at offset {position}: {sql[position : position + 30]!r}"
+            )
+        else:
+            if kind in _LITERALS:
+                end = _end_of(kind, sql, match)
+            text.append(sql[position:end])
+        position = end
+    found.append("".join(text))
+    return tuple(piece for piece in found if piece != "")
+
+
+# What aiosql takes for a parameter (its VAR_REF): a colon after anything but a colon, then a word.
+_COLON_WORD = re.compile(r"(?<!:):([A-Za-z_]\w*)")
+
+
+def bound_inside_literals(sql: str) -> list[str]:
+    """The `:name`s aiosql would bind although they sit inside an `E'...'` or `$$...$$` string or
+    a comment after code on its line (aiosql skips only `'...'`, `"..."`, `/* */` and whole-line
+    comments): binding them there changes the literal. `sql` is the text as written."""
+    found: list[str] = []
+    position = 0
+    while position < len(sql):
+        match = _TOKEN.match(sql, position)
+        assert match is not None
+        kind = match.lastgroup or "other"
+        end = _end_of(kind, sql, match) if kind in _LITERALS else match.end()
+        inside = sql[position:end]
+        trailing = kind == "line_comment" and sql[sql.rfind("\n", 0, position) + 1 : position].strip()
+        if kind in ("escape_string", "dollar") or trailing:
+            found.extend(_COLON_WORD.findall(inside))
+        position = end
+    return found
+
+
+def _end_of(kind: str, sql: str, match: re.Match[str]) -> int:
+    """Where the literal, quoted identifier or comment opened by `match` ends."""
+    start = match.end()
+    if kind == "block_comment":
+        depth, position = 1, start
+        while depth:
+            close = sql.find("*/", position)
+            if close < 0:
+                break
+            opened = sql.find("/*", position, close)
+            depth, position = (depth + 1, opened + 2) if opened >= 0 else (depth - 1, close + 2)
+        else:
+            return position
+    elif kind == "dollar":
+        close = sql.find(match.group(), start)
+        if close >= 0:
+            return close + len(match.group())
+    else:
+        body = {"escape_string": _ESCAPE_BODY, "string": _STRING_BODY, "quoted": _QUOTED_BODY}[kind]
+        found = body.match(sql, start)
+        if found is not None:
+            return found.end()
+    raise ValueError(f"unterminated {kind.replace('_', ' ')} at offset {match.start()}")
 
 
 def validate_identifier(name: object) -> str:
@@ -34,19 +167,25 @@ def quote_identifier(name: object) -> str:
     return f'"{validate_identifier(name)}"'
 
 
+def slot_text(slot: str, value: object) -> str:
+    """What fills identifier slot `{slot}`: the quoted identifier, or the digits of a non-negative
+    `int`; anything else raises `ValueError`."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        if value < 0:
+            raise ValueError(f"template slot {{{slot}}} takes a non-negative integer, got {value}")
+        return str(value)
+    return quote_identifier(value)
+
+
 def render(template: str, **slots: str | int) -> str:
-    """`template` with every `{slot}` replaced by its quoted identifier, or by the digits of a
-    non-negative `int`. A slot without a value, or a value that is neither, raises `ValueError`."""
-
-    def fill(match: re.Match[str]) -> str:
-        slot = match.group(1)
-        if slot not in slots:
-            raise ValueError(f"template slot {{{slot}}} has no value")
-        value = slots[slot]
-        if isinstance(value, int) and not isinstance(value, bool):
-            if value < 0:
-                raise ValueError(f"template slot {{{slot}}} takes a non-negative integer, got {value}")
-            return str(value)
-        return quote_identifier(value)
-
-    return _SLOT.sub(fill, template)
+    """`template` with every `{slot}` filled by `slot_text` (parameters left as they are). A slot
+    without a value raises `ValueError`."""
+    out: list[str] = []
+    for piece in pieces(template):
+        if isinstance(piece, Slot):
+            if piece.name not in slots:
+                raise ValueError(f"template slot {{{piece.name}}} has no value")
+            out.append(slot_text(piece.name, slots[piece.name]))
+        else:
+            out.append(piece if isinstance(piece, str) else f"${piece.number}")
+    return "".join(out)

@@ -1,16 +1,19 @@
 """`pgstash vector create-table NAME --dimension D` and `pgstash vector ingest NAME FILE.jsonl`.
 
 Each JSON line is one row: its object is the stored payload. Its vector is the field named by
-`--vector-field` when given (a list of numbers), else the text of `--text-field` embedded with the
-lexical `HashingEmbedding` of the table's dimension.
+`--vector-field` (a list of numbers), or the text of `--text-field` (a string) embedded with the
+lexical `HashingEmbedding` of the table's dimension. One file is one transaction: every row is
+written, or none; an error names FILE:LINE (physical lines, blank ones counted). `-` is stdin.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
+import sys
 import time
-from pathlib import Path
-from typing import Any
+from collections.abc import Iterator
+from typing import IO, Any
 
 import attrs
 import cattrs
@@ -19,9 +22,18 @@ import orjson
 from pgstash.connection import Postgres
 from pgstash.console import progress
 from pgstash.embeddings import HashingEmbedding
+from pgstash.errors import PgstashError
+from pgstash.templates import validate_identifier
 from pgstash.vectors import PostgresVectorIndex
 
 BATCH = 1000
+
+INDEXES_HELP = (
+    "the index on embedding that serves nearest-neighbour search: hnsw (default; best recall and "
+    "speed, slower to build), ivfflat (faster to build, build it after loading), or none (exact "
+    "search, any dimension). The GIN index on payload serves equality and contains filters; the "
+    "B-tree on created serves listing newest first."
+)
 
 
 @attrs.frozen
@@ -38,69 +50,183 @@ def _converter() -> cattrs.Converter:
     return converter
 
 
-def configure(parser: argparse.ArgumentParser) -> None:
+def configure(parser: argparse.ArgumentParser, common: argparse.ArgumentParser) -> None:
     actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
-    create = actions.add_parser("create-table", help="create a vector table and its indexes")
-    create.add_argument("name", help="table name: a-z, 0-9 and _, at most 63 characters")
-    create.add_argument("--dimension", type=int, required=True)
-    create.add_argument("--index", choices=("hnsw", "ivfflat", "none"), default="hnsw")
-    ingest = actions.add_parser("ingest", help="load a JSON-lines file into a vector table")
-    ingest.add_argument("name")
-    ingest.add_argument("file", type=Path)
+    create = actions.add_parser(
+        "create-table",
+        parents=[common],
+        help="create a vector table and its indexes",
+        description=INDEXES_HELP,
+    )
+    create.add_argument("name", help="table name: a-z, 0-9 and _, at most 63 characters, not pg_...")
+    create.add_argument("--dimension", type=int, required=True, help="the vectors' length")
+    create.add_argument("--index", choices=("hnsw", "ivfflat", "none"), default="hnsw", help=INDEXES_HELP)
+    ingest = actions.add_parser(
+        "ingest",
+        parents=[common],
+        help="load a JSON-lines file into a vector table, all rows or none",
+        description="Loads one JSON object per line, in one transaction: every row, or none.",
+    )
+    ingest.add_argument("name", help="an existing vector table (pgstash vector create-table)")
+    ingest.add_argument("file", help="a JSON-lines file, or - for standard input")
     source = ingest.add_mutually_exclusive_group(required=True)
-    source.add_argument("--text-field", help="embed this field's text with HashingEmbedding")
-    source.add_argument("--vector-field", help="use this field's ready vector")
+    source.add_argument("--text-field", help="embed this field's text (a string) with HashingEmbedding")
+    source.add_argument("--vector-field", help="use this field's ready vector (a list of numbers)")
 
 
-def _read(path: Path) -> list[dict[str, Any]]:
-    rows: list[dict[str, Any]] = []
-    with path.open("rb") as lines:
-        for number, line in enumerate(lines, 1):
-            if not line.strip():
-                continue
-            try:
-                row = orjson.loads(line)
-            except orjson.JSONDecodeError as error:
-                raise ValueError(f"{path}:{number}: not JSON: {error}") from None
-            if not isinstance(row, dict):
-                raise ValueError(f"{path}:{number}: each line must be a JSON object")
-            rows.append(row)
-    return rows
+class InputError(ValueError):
+    """A line of the input that cannot be stored; the message names FILE:LINE."""
+
+
+def _lines(stream: IO[bytes], name: str) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(physical line number, JSON object) for every non-blank line."""
+    for number, line in enumerate(stream, 1):
+        if not line.strip():
+            continue
+        try:
+            row = orjson.loads(line)
+        except orjson.JSONDecodeError as error:
+            raise InputError(f"{name}:{number}: not JSON: {error}") from None
+        if not isinstance(row, dict):
+            raise InputError(f"{name}:{number}: each line must be a JSON object, not {type(row).__name__}")
+        yield number, row
+
+
+def _nul_path(value: Any, path: str = "") -> str | None:
+    """The JSON path of the first string or key holding a NUL character (PostgreSQL refuses it)."""
+    if isinstance(value, str):
+        return path or "(the value)" if "\x00" in value else None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            where = f"{path}.{key}" if path else str(key)
+            if "\x00" in key:
+                return where
+            if (found := _nul_path(item, where)) is not None:
+                return found
+    if isinstance(value, list):
+        for position, item in enumerate(value):
+            if (found := _nul_path(item, f"{path}[{position}]")) is not None:
+                return found
+    return None
+
+
+def _check(name: str, number: int, row: dict[str, Any], args: argparse.Namespace, dimension: int) -> None:
+    """Refuses a row before anything is sent, naming FILE:LINE and the field."""
+    where = f"{name}:{number}"
+    field = args.text_field or args.vector_field
+    if field not in row:
+        raise InputError(f"{where}: no field {field!r}")
+    value = row[field]
+    if args.text_field is not None and not isinstance(value, str):
+        raise InputError(f"{where}: --text-field {field!r} must be a string, got {type(value).__name__}")
+    if args.vector_field is not None:
+        if not isinstance(value, list) or not all(
+            isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x) for x in value
+        ):
+            raise InputError(f"{where}: --vector-field {field!r} must be a list of finite numbers")
+        if len(value) != dimension:
+            raise InputError(
+                f"{where}: --vector-field {field!r} has {len(value)} numbers, "
+                f"the table's dimension is {dimension}"
+            )
+    if (path := _nul_path(row)) is not None:
+        raise InputError(f"{where}: field {path!r} holds a NUL character, which PostgreSQL cannot store")
+
+
+async def _table_dimension(postgres: Postgres, name: str, action: str) -> int | None:
+    """The vector table's dimension; None when no table has that name. A table of that name that
+    is not a vector table is refused here, with one line."""
+    validate_identifier(name)
+    found = await postgres.run("status_relation", table_name=name)
+    if found is None:
+        return None
+    if found["dimension"] is None:
+        raise ValueError(
+            f"table {name!r} exists and is not a vector table (no vector column `embedding`): "
+            f"{action} needs another name"
+        )
+    dimension: int = found["dimension"]
+    return dimension
+
+
+async def create_table(postgres: Postgres, args: argparse.Namespace) -> int:
+    await _table_dimension(postgres, args.name, "create-table")
+    index = PostgresVectorIndex(postgres, converter=_converter())
+    await index.create_table(
+        Record, dimension=args.dimension, index=None if args.index == "none" else args.index, table=args.name
+    )
+    print(f"table {args.name}: vector({args.dimension}), index {args.index}")
+    return 0
 
 
 async def run(postgres: Postgres, args: argparse.Namespace) -> int:
     if args.action == "create-table":
-        index = PostgresVectorIndex(postgres, converter=_converter())
-        await index.create_table(
-            Record,
-            dimension=args.dimension,
-            index=None if args.index == "none" else args.index,
-            table=args.name,
-        )
-        print(f"table {args.name}: vector({args.dimension}), index {args.index}")
-        return 0
-    rows = _read(args.file)
-    field = args.text_field or args.vector_field
-    missing = [n for n, row in enumerate(rows, 1) if field not in row]
-    if missing:
-        raise ValueError(f"{len(missing)} row(s) have no field {field!r}, the first at line {missing[0]}")
-    dimension = await postgres.run("vector_table_dimension", table_name=args.name)
+        return await create_table(postgres, args)
+    dimension = await _table_dimension(postgres, args.name, "ingest")
     if dimension is None:
         raise ValueError(
-            f"no vector table {args.name!r}: run `pgstash vector create-table {args.name}` first"
+            f"no vector table {args.name!r}: run pgstash vector create-table {args.name} --dimension D first"
         )
+    if args.file == "-":
+        return await ingest(postgres, args, sys.stdin.buffer, "<stdin>", None, dimension)
+    with open(args.file, "rb") as stream:
+        return await ingest(postgres, args, stream, args.file, _size(stream), dimension)
+
+
+def _size(stream: IO[bytes]) -> int | None:
+    try:
+        return stream.seek(0, 2) or None
+    finally:
+        stream.seek(0)
+
+
+async def ingest(
+    postgres: Postgres,
+    args: argparse.Namespace,
+    stream: IO[bytes],
+    name: str,
+    size: int | None,
+    dimension: int,
+) -> int:
+    """Every line in one transaction, BATCH rows per COPY; any error rolls all of them back."""
     index = PostgresVectorIndex(postgres, embedding=HashingEmbedding(dimension), converter=_converter())
+    field = args.text_field or args.vector_field
     started = time.perf_counter()
     written = 0
-    for offset in range(0, len(rows), BATCH):
-        batch = [Record(row) for row in rows[offset : offset + BATCH]]
-        written += await index.index(
-            Record, values=batch, attribute=lambda r: r.payload[field], table=args.name
-        )
-        progress("", written, len(rows), started)
+    try:
+        with progress(f"ingest {args.name}", size, "rows") as advance:
+            async with postgres.transaction():
+                batch: list[tuple[int, dict[str, Any]]] = []
+                for number, row in _lines(stream, name):
+                    _check(name, number, row, args, dimension)
+                    batch.append((number, row))
+                    if len(batch) == BATCH:
+                        written += await _write(index, args.name, field, batch, name)
+                        batch = []
+                        advance(stream.tell() if size else 0, written)
+                if batch:
+                    written += await _write(index, args.name, field, batch, name)
+    except InputError as error:
+        raise InputError(f"{error}; nothing was written") from None
+    except (PgstashError, ValueError, OSError) as error:
+        raise InputError(f"{name}: {error}; nothing was written") from error
     seconds = time.perf_counter() - started
     print(
         f"ingested {written} rows into {args.name} in {seconds:.2f} s"
-        f" ({written / max(seconds, 1e-9):,.0f} rows/s)"
+        f" ({written / max(seconds, 1e-9):,.0f} rows/s), in one transaction"
     )
     return 0
+
+
+async def _write(
+    index: PostgresVectorIndex, table: str, field: str, batch: list[tuple[int, dict[str, Any]]], name: str
+) -> int:
+    try:
+        return await index.index(
+            Record,
+            values=[Record(row) for _, row in batch],
+            attribute=lambda r: r.payload[field],
+            table=table,
+        )
+    except ValueError as error:
+        raise InputError(f"{name}:{batch[0][0]}-{batch[-1][0]}: {error}") from error

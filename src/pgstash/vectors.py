@@ -29,10 +29,12 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from pgstash.codecs import dumps_json
+from pgstash.composer import compose
 from pgstash.connection import Postgres, current_postgres
 from pgstash.errors import ConfigurationError, DatabaseError, DimensionMismatchError, SchemaMissingError
-from pgstash.filters import AttributeRequirement, Condition, compose, condition
+from pgstash.filters import AttributeRequirement, requirement_fragment
 from pgstash.mmr import maximal_marginal_relevance
+from pgstash.payload_keys import payload_key_of
 from pgstash.queries import Query, load_catalogue
 from pgstash.queries import query as named_query
 from pgstash.resources import resource_dir
@@ -424,21 +426,19 @@ class PostgresVectorIndex:
                 not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= most
             ):
                 raise ValueError(f"{setting} must be an integer from 1 to {most}, got {value!r}")
-        args: list[Any] = []
-        where = Condition(condition(requirements, args))
+        where = requirement_fragment(requirements, key_of=payload_key_of(self.converter, model))
         postgres = self._postgres()
         if query is None:
             if score_threshold is not None or rerank:
                 raise ValueError("score_threshold and rerank need a query to compare rows with")
-            newest = named_query("vectors_newest")
-            sql = compose(
-                postgres.render(newest, {"table": name}),
-                newest.parameters,
-                {"requirements": where, "candidates": limit},
-                args,
+            newest = compose(
+                named_query("vectors_newest"),
+                slots={"table": name},
+                fragments={"requirements": where},
+                candidates=limit,
             )
             with self._requires_table(name, model):
-                rows = await postgres.run_sql(newest.name, newest.kind, sql, args)
+                rows = await postgres.run_sql(newest.name, newest.kind, newest.sql, newest.args)
             return [(self.converter.structure(row["payload"], model), math.nan) for row in rows]
 
         vector = await self._query_vector(query)
@@ -446,19 +446,16 @@ class PostgresVectorIndex:
         if facts.dimension is not None and vector.shape[0] != facts.dimension:
             raise DimensionMismatchError(facts.dimension, vector.shape[0], f'query for table "{name}"')
         candidates = limit * self.mmr_multiplier if rerank else limit
-        search = named_query("vectors_search")
-        sql = compose(
-            postgres.render(search, {"table": name}),
-            search.parameters,
-            {
-                "query_vector": vector,
-                "requirements": where,
-                "candidates": candidates,
-                "max_distance": math.inf if score_threshold is None else 1.0 - float(score_threshold),
-                "with_embeddings": rerank,
-            },
-            args,
+        search = compose(
+            named_query("vectors_search"),
+            slots={"table": name},
+            fragments={"requirements": where},
+            query_vector=vector,
+            candidates=candidates,
+            max_distance=math.inf if score_threshold is None else 1.0 - float(score_threshold),
+            with_embeddings=rerank,
         )
+        sql, args = search.sql, list(search.args)
         with self._requires_table(name, model):
             rows = await self._nearest(
                 postgres, facts, sql, args, candidates, requirements, ef_search, probes
@@ -532,15 +529,15 @@ class PostgresVectorIndex:
             raise ValueError("delete needs requirements, or everything=True to delete every row")
         if requirements is not None and everything:
             raise ValueError("pass either requirements or everything=True to delete, not both")
-        args: list[Any] = []
-        where = Condition(condition(requirements, args))
+        where = requirement_fragment(requirements, key_of=payload_key_of(self.converter, model))
         postgres = self._postgres()
-        statement = named_query("vectors_delete")
-        sql = compose(
-            postgres.render(statement, {"table": name}), statement.parameters, {"requirements": where}, args
+        statement = compose(
+            named_query("vectors_delete"), slots={"table": name}, fragments={"requirements": where}
         )
         with self._requires_table(name, model):
-            status: str = await postgres.run_sql(statement.name, statement.kind, sql, args)
+            status: str = await postgres.run_sql(
+                statement.name, statement.kind, statement.sql, statement.args
+            )
         return int(status.rsplit(" ", 1)[-1])
 
     # -- helpers ---------------------------------------------------------------------------------

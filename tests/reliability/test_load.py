@@ -1,6 +1,6 @@
 """Load: 100 concurrent tasks mixing the four stores on a pool of 10, for a fixed count of
 operations. Zero errors, every write accounted for by a count afterwards, and the latency
-percentiles printed (never asserted: speed is measured in bench/)."""
+percentiles printed, shown with `pytest -s` (never asserted: speed is measured in bench/)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,6 @@ from collections.abc import Awaitable
 from typing import Any
 
 import attrs
-import pytest
 
 from pgstash import (
     AttributeRequirement,
@@ -50,9 +49,7 @@ def percentile(values: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
 
 
-async def test_a_hundred_tasks_on_a_pool_of_ten_lose_nothing(
-    database_dsn: str, capsys: pytest.CaptureFixture[str]
-) -> None:
+async def test_a_hundred_tasks_on_a_pool_of_ten_lose_nothing(database_dsn: str) -> None:
     async with PostgresConnectionPool.of(dsn=database_dsn, min_size=10, max_size=10) as postgres:
         configurations = PostgresConfigurationRepository(postgres)
         instructions = PostgresInstructionsRepository(postgres)
@@ -138,10 +135,10 @@ async def test_a_hundred_tasks_on_a_pool_of_ten_lose_nothing(
 
         everything = [value for values in latencies.values() for value in values]
         assert len(everything) == TASKS * STEPS
-        with capsys.disabled():
-            print(f"\nload: {TASKS} tasks x {STEPS} operations on a pool of 10 in {elapsed:.2f}s "
-                  f"({len(everything) / elapsed:.0f} ops/s)")
-            for kind, values in [*sorted(latencies.items()), ("all", everything)]:
-                print(f"  {kind:<15} n={len(values):>5}  p50 {percentile(values, 0.5) * 1000:7.2f} ms  "
-                      f"p99 {percentile(values, 0.99) * 1000:7.2f} ms  "
-                      f"mean {statistics.fmean(values) * 1000:7.2f} ms")
+        # Shown with -s (or -rP): printed to the captured output, never in the middle of pytest's.
+        print(f"\nload: {TASKS} tasks x {STEPS} operations on a pool of 10 in {elapsed:.2f}s "
+              f"({len(everything) / elapsed:.0f} ops/s)")
+        for kind, values in [*sorted(latencies.items()), ("all", everything)]:
+            print(f"  {kind:<15} n={len(values):>5}  p50 {percentile(values, 0.5) * 1000:7.2f} ms  "
+                  f"p99 {percentile(values, 0.99) * 1000:7.2f} ms  "
+                  f"mean {statistics.fmean(values) * 1000:7.2f} ms")

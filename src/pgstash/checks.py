@@ -1,0 +1,58 @@
+"""The checks every store applies to what a caller gives it, written once.
+
+`require_key` is the one check for every key pgstash stores: configuration identifiers,
+instructions names, memory identifiers and variable keys. `MAX_KEY_LENGTH` is the longest key in
+characters: at most 4 bytes each in UTF-8 (2,048 bytes, under the 2,704-byte B-tree row limit of
+a primary key that also holds a timestamp), and at most 6 bytes each once escaped in the JSON of
+an invalidation NOTIFY (3,072 bytes plus the envelope, under PostgreSQL's 8,000-byte payload
+limit). So any key up to this length (quotes, backslashes and control characters included)
+is stored, invalidated and removed.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import attrs
+
+__all__ = ["MAX_KEY_LENGTH", "key_validator", "no_nul", "positive_int", "require_key"]
+
+MAX_KEY_LENGTH = 512
+
+
+def no_nul(value: str, what: str) -> str:
+    """`value`, unless it holds a NUL character (PostgreSQL text and jsonb cannot): `ValueError`
+    naming `what`."""
+    if "\x00" in value:
+        raise ValueError(
+            f"{what} must not contain NUL characters (PostgreSQL text cannot hold them), "
+            f"found one at position {value.index(chr(0))}"
+        )
+    return value
+
+
+def require_key(value: object, what: str, max_length: int = MAX_KEY_LENGTH) -> str:
+    """`value` if it is a non-empty str of at most `max_length` characters without NUL, else
+    `TypeError`/`ValueError` naming `what`."""
+    if not isinstance(value, str):
+        raise TypeError(f"{what} must be a str, got {type(value).__name__}")
+    if not value:
+        raise ValueError(f"{what} must not be empty")
+    if len(value) > max_length:
+        raise ValueError(f"{what} must be at most {max_length} characters, got {len(value)}")
+    return no_nul(value, what)
+
+
+def key_validator(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    """`require_key` as an attrs validator, naming the field."""
+    require_key(value, attribute.alias or attribute.name)
+
+
+def positive_int(value: object, what: str, most: int | None = None) -> int:
+    """`value` if it is an int (not a bool) >= 1 and, when `most` is given, <= `most`; else
+    `ValueError` naming `what`."""
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ValueError(f"{what} must be a positive int, got {value!r}")
+    if most is not None and value > most:
+        raise ValueError(f"{what} must be at most {most}, got {value!r}")
+    return value
