@@ -136,7 +136,7 @@ async def run(dsn: str, scale: Scale) -> list[Result]:
             f"recall(limit={RECALL_LIMIT}) among {stored}",
             raw_recall,
             our_recall,
-            f"round trips: {trips['recall']} (query + pool reset), {trips['recall in transaction']} in a "
+            f"round trips: {trips['recall']} (no pool reset), {trips['recall in transaction']} in a "
             "transaction; goal within 1.1x and under 2 ms",
         ),
         Result(
@@ -144,7 +144,7 @@ async def run(dsn: str, scale: Scale) -> list[Result]:
             f"remember({REMEMBER_ITEMS} items, variables)",
             raw_remember,
             our_remember,
-            f"round trips: {trips['remember']} (pipeline + pool reset), {trips['remember in transaction']} "
+            f"round trips: {trips['remember']} (no pool reset), {trips['remember in transaction']} "
             "in a transaction; goal at most 2",
         ),
     ]

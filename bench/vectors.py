@@ -17,7 +17,7 @@ Run alone: `.venv/bin/python -m bench.vectors --scale full` (embedded server in 
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import asyncpg
@@ -28,7 +28,8 @@ from numpy.typing import NDArray
 import pgstash
 from bench.common import Result, Scale, Stats, interleaved, main
 from pgstash import AttributeRequirement, Postgres, PostgresConnectionPool, PostgresVectorIndex
-from pgstash.codecs import register_codecs
+from pgstash.connection.codecs import register_codecs
+from pgstash.statements import Statement
 
 STORE = "vectors"
 TOPICS = 100  # an equality filter on one topic keeps 1% of the rows
@@ -122,18 +123,18 @@ class Recorded:
 
 async def record(postgres: Postgres, call: Callable[[], Awaitable[object]]) -> Recorded:
     seen: list[tuple[str, list[Any]]] = []
-    run_sql = postgres.run_sql
+    run_statement = postgres.run_statement
 
-    async def recording(name: str, kind: str, sql: str, args: Sequence[Any]) -> Any:
-        if name != "vectors_table_facts":  # cached between searches
-            seen.append((sql, list(args)))
-        return await run_sql(name, kind, sql, args)
+    async def recording(statement: Statement) -> Any:
+        if statement.name != "vectors_table_facts":  # cached between searches
+            seen.append((statement.sql, list(statement.args)))
+        return await run_statement(statement)
 
-    postgres.run_sql = recording  # type: ignore[method-assign]
+    postgres.run_statement = recording  # type: ignore[method-assign]
     try:
         await call()
     finally:
-        del postgres.run_sql
+        del postgres.run_statement
     return Recorded(seen)
 
 

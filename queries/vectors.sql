@@ -94,3 +94,8 @@ LIMIT :candidates;
 -- Deletes the rows meeting the requirements (GIN on payload serves containment filters).
 DELETE FROM {table}
 WHERE {requirements};
+
+-- name: vectors_copy()!
+-- Ingest: the rows in PostgreSQL's binary COPY format, fed by the index's encoder. (WITH BINARY is
+-- PostgreSQL's older spelling of WITH (FORMAT binary), which sqlfluff cannot parse yet.)
+COPY {table} (embedding, created, meta, payload) FROM STDIN WITH BINARY;

@@ -9,12 +9,16 @@ and every parameter is cast in the SQL text.
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Iterable, Mapping
 
 from pgstash import Postgres
 from pgstash.composer import Fragment, compose, fragment
 from pgstash.queries import Query, catalogue
 from pgstash.statements import Statement
+
+# A binary COPY stream of no rows: its header and trailer.
+EMPTY_BINARY_COPY = b"PGCOPY\n\xff\r\n\x00" + struct.pack(">ii", 0, 0) + struct.pack(">h", -1)
 
 # Slot values for template statements; each names a table the preparation creates first.
 TEMPLATE_SLOTS: dict[str, Mapping[str, str]] = {}
@@ -80,7 +84,12 @@ async def prepare_all(postgres: Postgres, queries: Iterable[Query]) -> int:
             for named in queries:
                 for statement in statements_of(named):
                     with postgres.errors(named.name):
-                        await connection.prepare(statement.sql)
+                        if statement.sql.lstrip().upper().startswith("COPY"):  # not preparable: run it empty
+                            await connection._copy_in(  # type: ignore[attr-defined]
+                                statement.sql, memoryview(EMPTY_BINARY_COPY), None
+                            )
+                        else:
+                            await connection.prepare(statement.sql)
                     count += 1
         finally:
             await transaction.rollback()
@@ -93,7 +102,10 @@ TEMPLATE_SETUP.append(
     "payload JSONB NOT NULL, meta JSONB NOT NULL, created TIMESTAMPTZ NOT NULL DEFAULT CURRENT_TIMESTAMP)"
 )
 TEMPLATE_SLOTS.update(
-    {name: {"table": "vector_sample"} for name in ("vectors_search", "vectors_newest", "vectors_delete")}
+    {
+        name: {"table": "vector_sample"}
+        for name in ("vectors_search", "vectors_newest", "vectors_delete", "vectors_copy")
+    }
 )
 
 # pgstash status (queries/status.sql): the exact count of one listed table.

@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import socket
 
+import asyncpg
+import attrs
 import numpy as np
 import pytest
+from bench.roundtrips import RoundTripCounter
 
 from pgstash import (
+    AttributeRequirement,
     ConfigurationError,
     DatabaseError,
     Postgres,
     PostgresConnectionPool,
+    PostgresVectorIndex,
     SchemaMissingError,
 )
 from pgstash.connection import current_postgres
@@ -139,3 +145,124 @@ async def test_every_query_is_logged_and_slow_ones_warn(
     assert debug and "rows in" in debug[0].getMessage()
     slow = [r for r in caplog.records if r.levelno == logging.WARNING]
     assert slow and "slow query sql" in slow[0].getMessage()
+
+
+# -- issue 11: misuse is said as misuse, a killed backend is a DatabaseError, a connect timeout is
+# not a statement timeout --------------------------------------------------------------------------
+
+
+async def test_two_tasks_on_one_transaction_is_misuse_and_keeps_the_connection(database_dsn: str) -> None:
+    async with PostgresConnectionPool.of(dsn=database_dsn, min_size=1, max_size=1) as postgres:
+        pid = await postgres.fetch_value("SELECT pg_backend_pid()")
+        with pytest.raises(DatabaseError) as failure:
+            async with postgres.transaction():
+                await asyncio.gather(
+                    postgres.fetch_value("SELECT pg_sleep(0.2)"), postgres.fetch_value("SELECT 1")
+                )
+        message = str(failure.value)
+        assert "used by two tasks at once" in message and "connection lost" not in message
+        assert failure.value.sqlstate is None
+        assert await postgres.fetch_value("SELECT pg_backend_pid()") == pid  # not terminated
+
+
+async def test_a_call_after_its_transaction_ended_is_misuse(postgres: Postgres) -> None:
+    async def later() -> object:
+        await asyncio.sleep(0.05)
+        return await postgres.fetch_value("SELECT 1")
+
+    async with postgres.transaction():
+        task = asyncio.create_task(later())  # inherits the transaction's scope
+    with pytest.raises(DatabaseError, match="used after the transaction ended"):
+        await task
+    assert await postgres.fetch_value("SELECT 1") == 1
+
+
+@attrs.frozen
+class Item:
+    kind: int
+
+
+async def test_a_backend_killed_in_a_filtered_search_is_a_database_error(postgres: Postgres) -> None:
+    """The filtered search runs in a rolled-back transaction (its scan settings); its backend
+    terminated mid-query raised a raw asyncpg.InterfaceError before."""
+    index = PostgresVectorIndex(postgres)
+    await index.create_table(Item, dimension=3, index="hnsw")
+    await index.index(Item, values=[Item(1), Item(2)], attribute=lambda item: [1.0, float(item.kind), 0.0])
+    blocker = await asyncpg.connect(postgres.dsn)
+    try:
+        lock = blocker.transaction()
+        await lock.start()
+        await blocker.execute("LOCK TABLE item IN ACCESS EXCLUSIVE MODE")
+        search = asyncio.create_task(
+            index.search(Item, query=[1.0, 1.0, 0.0], requirements=AttributeRequirement.equal("kind", 1))
+        )
+        pid = None
+        while pid is None and not search.done():
+            await asyncio.sleep(0.02)
+            pid = await blocker.fetchval(
+                "SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND pid <> pg_backend_pid()"
+            )
+        await blocker.fetchval("SELECT pg_terminate_backend($1, 5000)", pid)
+        with pytest.raises(DatabaseError) as failure:
+            await search
+        assert failure.value.query == "vectors_search"
+        assert failure.value.sqlstate in {"57P01", "08003", "08006"}
+        await lock.rollback()
+    finally:
+        await blocker.close()
+    kind = AttributeRequirement.equal("kind", 1)
+    again = await index.search(Item, query=[1.0, 1.0, 0.0], requirements=kind)
+    assert len(again) == 1  # the same pool serves the next search
+
+
+async def test_a_connect_timeout_is_not_a_statement_timeout() -> None:
+    writers: list[asyncio.StreamWriter] = []
+
+    async def accept(_: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writers.append(writer)  # accepts, never answers
+
+    server = await asyncio.start_server(accept, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        dsn = f"postgresql://app:secret@127.0.0.1:{port}/db"
+        async with PostgresConnectionPool.of(dsn=dsn, min_size=0, connect_timeout=0.3) as postgres:
+            with pytest.raises(DatabaseError) as failure:
+                await postgres.fetch_value("SELECT 1")
+    finally:
+        for writer in writers:
+            writer.close()
+        server.close()
+    assert failure.value.sqlstate == "08001", failure.value
+    assert f"timed out after 0.3 s connecting to 127.0.0.1:{port}" in str(failure.value)
+
+
+# -- issue 13: one round trip per call; the caller's session state never leaks -----------------
+
+
+async def test_the_callers_session_state_does_not_reach_the_next_user(database_dsn: str) -> None:
+    async with PostgresConnectionPool.of(dsn=database_dsn, min_size=1, max_size=1) as postgres:
+        pid = await postgres.fetch_value("SELECT pg_backend_pid()")
+        await postgres.execute("SET work_mem = '77MB'")
+        await postgres.execute("SELECT pg_advisory_lock(4242)")
+        await postgres.run("migrations_applied")  # a named query on the same connection
+        assert await postgres.fetch_value("SELECT pg_backend_pid()") == pid  # the same connection
+        assert await postgres.fetch_value("SHOW work_mem") != "77MB"
+        locks = "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()"
+        assert await postgres.fetch_value(locks) == 0
+        async with postgres.session():
+            await postgres.execute("SET statement_timeout = '12s'")
+        assert await postgres.fetch_value("SHOW statement_timeout") != "12s"
+
+
+async def test_a_named_query_costs_one_round_trip(database_dsn: str) -> None:
+    """No reset round trip after pgstash's own queries (they hold no session state)."""
+    async with RoundTripCounter(database_dsn) as counter:
+        async with PostgresConnectionPool.of(dsn=counter.dsn, min_size=1, max_size=1) as postgres:
+            await postgres.run("server_facts")  # prepared once
+            counter.reset()
+            await postgres.run("server_facts")
+            assert counter.round_trips == 1
+            await postgres.fetch_value("SELECT 1")  # caller SQL: the full reset follows
+            counter.reset()
+            await postgres.fetch_value("SELECT 1")
+            assert counter.round_trips == 2

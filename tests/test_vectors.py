@@ -27,6 +27,7 @@ from pgstash import (
     PostgresVectorIndex,
     SchemaMissingError,
 )
+from pgstash.statements import Statement
 from pgstash.vectors import table_name
 
 R = AttributeRequirement
@@ -80,17 +81,17 @@ def brute_force(
 async def plan_of(postgres: Postgres, call: Any) -> str:
     """The EXPLAIN of the statement that `call()` runs (the last one), as JSON text."""
     seen: list[tuple[str, list[Any]]] = []
-    run_sql = postgres.run_sql
+    run_statement = postgres.run_statement
 
-    async def recording(name: str, kind: str, sql: str, args: Sequence[Any]) -> Any:
-        seen.append((sql, list(args)))
-        return await run_sql(name, kind, sql, args)
+    async def recording(statement: Statement) -> Any:
+        seen.append((statement.sql, list(statement.args)))
+        return await run_statement(statement)
 
-    postgres.run_sql = recording  # type: ignore[method-assign]
+    postgres.run_statement = recording  # type: ignore[method-assign]
     try:
         await call()
     finally:
-        del postgres.run_sql
+        del postgres.run_statement
     sql, args = seen[-1]
     plan = await postgres.fetch_value(f"EXPLAIN (FORMAT JSON) {sql}", *args)
     return plan if isinstance(plan, str) else json.dumps(plan)

@@ -198,9 +198,7 @@ class DocumentCache:
 
 
 def _in_transaction(connection: asyncpg.Connection) -> bool:
-    """Whether the connection is still inside the transaction it was in; a pooled connection
-    released back to the pool (which ends its transaction) counts as no."""
-    try:
-        return not connection.is_closed() and connection.is_in_transaction()
-    except asyncpg.InterfaceError:
-        return False
+    """Whether the connection (the driver's, never a pool proxy) is still inside a transaction;
+    one released back to the pool has ended it (at worst a later transaction on it holds the
+    cache off a little longer)."""
+    return not connection.is_closed() and connection.is_in_transaction()

@@ -26,6 +26,7 @@ from pgstash.converters import problems
 from pgstash.errors import MemoryElementError
 from pgstash.jsonvalue import dumps_json
 from pgstash.queries import query
+from pgstash.statements import Statement
 
 __all__ = [
     "ModelContextElement",
@@ -284,7 +285,7 @@ class PostgresModelMemory:
             runs.append(
                 named.arguments({"identifier": self.identifier, "contents": contents, "variables": variables})
             )
-        await self._postgres().run_sql(named.name, named.kind, named.sql, runs)
+        await self._postgres().run_statement(Statement(named.name, named.kind, named.sql, tuple(runs)))
 
     async def recall(self, limit: int | None = None) -> ModelMemoryRecall:
         """The newest variables (`{}` when none) and the last `limit` elements (else

@@ -13,6 +13,7 @@ import attrs
 from pgstash.connection import Postgres, logger
 from pgstash.errors import DatabaseError, MigrationError
 from pgstash.resources import resource_dir
+from pgstash.statements import Statement
 
 __all__ = ["Migration", "migrate", "migrations", "pending"]
 
@@ -72,8 +73,6 @@ async def migrate(postgres: Postgres, folder: Path | None = None) -> list[str]:
                     done.append(migration.name)
         finally:
             await postgres.run("migrations_unlock", lock_key=LOCK_KEY)
-    if done:
-        await postgres.reset_codecs()
     return done
 
 
@@ -119,7 +118,7 @@ async def _apply(postgres: Postgres, migration: Migration) -> None:
         await require_extension(postgres, "vector")
     try:
         async with postgres.transaction():
-            await postgres.run_sql(f"schema/{migration.name}", "execute", migration.sql, ())
+            await postgres.run_statement(Statement(f"schema/{migration.name}", "execute", migration.sql, ()))
             await postgres.run("migrations_record", name=migration.name, checksum=migration.checksum)
     except DatabaseError as error:
         raise MigrationError(f"migration {migration.name} failed and was rolled back: {error}") from error

@@ -99,7 +99,7 @@ class Listener:
                 connection = self._connection = await self._postgres.connect(timeout=self.connect_timeout)
                 self._lost.clear()
                 connection.add_termination_listener(self._terminated)
-                await connection.add_listener(CHANNEL, self._notified)
+                await self._postgres.listen(connection, CHANNEL, self._notified)
                 self._up()
                 delay = self.first_delay
                 self._attempted.set()
@@ -118,13 +118,13 @@ class Listener:
     async def _watch(self, connection: asyncpg.Connection) -> None:
         """Returns when the connection is lost (at once when the server closes it; a silent
         network is noticed by the ping)."""
-        ping = query("notifications_ping").sql
+        ping = query("notifications_ping").bind()
         while True:
             try:
                 await asyncio.wait_for(self._lost.wait(), timeout=self.ping_interval)
                 return
             except TimeoutError:
-                await connection.fetchval(ping, timeout=self.ping_timeout)
+                await self._postgres.run_on(connection, ping, timeout=self.ping_timeout)
 
     def _up(self) -> None:
         self.listening = True

@@ -8,7 +8,6 @@ validated, quoted identifier and the payload filter composed from `queries/filte
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import dataclasses
 import functools
@@ -38,6 +37,7 @@ from pgstash.payload_keys import payload_key_of
 from pgstash.queries import Query, load_catalogue
 from pgstash.queries import query as named_query
 from pgstash.resources import resource_dir
+from pgstash.statements import Statement
 from pgstash.templates import render, validate_identifier
 
 __all__ = ["PostgresVectorIndex", "table_name"]
@@ -177,38 +177,6 @@ async def _copy_stream(
     yield _COPY_TRAILER
 
 
-async def _until_connection_lost(connection: asyncpg.Connection, operation: Awaitable[_T]) -> _T:
-    """Awaits `operation` on `connection`, but ends it when the connection closes: asyncpg's COPY
-    otherwise waits forever for the socket to drain when its backend is terminated mid-copy."""
-    # A pool's proxy detaches from its connection as soon as the connection dies, and then refuses
-    # every call; the connection itself is what must be listened to and cleaned up.
-    raw: asyncpg.Connection = getattr(connection, "_con", None) or connection
-    lost: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-
-    def closed(_: object) -> None:
-        if not lost.done():
-            lost.set_result(None)
-
-    raw.add_termination_listener(closed)
-    task = asyncio.ensure_future(operation)
-    try:
-        await asyncio.wait((task, lost), return_when=asyncio.FIRST_COMPLETED)
-    except BaseException:
-        task.cancel()
-        raise
-    finally:
-        raw.remove_termination_listener(closed)
-        lost.cancel()
-    if task.done():
-        return task.result()
-    task.cancel()
-    await asyncio.wait({task}, timeout=5.0)
-    if task.done() and not task.cancelled():
-        task.exception()  # retrieved: the copy failed because the connection went away
-    raw.terminate()  # also ends the cancel request asyncpg now sends to the gone backend
-    raise asyncpg.ConnectionDoesNotExistError("the connection closed during COPY; nothing was written")
-
-
 def _or_default_converter(converter: cattrs.Converter | None) -> cattrs.Converter:
     """The given converter, else cattrs' orjson preset: payloads JSON can hold (bytes as base85
     text, sets as lists, ...) and back."""
@@ -299,7 +267,8 @@ class PostgresVectorIndex:
                 await postgres.run("vectors_table_lock", table_name=name)
                 for step in steps:
                     named = templates[step]
-                    await postgres.run_sql(named.name, named.kind, render(named.sql, **slots), ())
+                    sql = render(named.sql, **slots)
+                    await postgres.run_statement(Statement(named.name, named.kind, sql, ()))
                     if step == "vector_table_create":
                         facts = await postgres.run("vectors_table_facts", table_name=name)
                         if facts["dimension"] not in (dimension, -1, None):
@@ -346,20 +315,10 @@ class PostgresVectorIndex:
         vectors = await self._vectors([select(item) for item in items], facts.dimension, name)
         first = (facts.now - _POSTGRES_EPOCH) // _MICROSECOND
         payloads = _payloads(items, self.converter.unstructure)
-        started = time.perf_counter()
+        copy = named_query("vectors_copy")
+        statement = Statement(copy.name, "copy", postgres.render(copy, {"table": name}), ())
         with self._requires_table(name, model):
-            async with postgres.connection() as connection:
-                with postgres.errors("vectors_copy"):
-                    await _until_connection_lost(
-                        connection,
-                        connection.copy_to_table(
-                            name,
-                            source=_copy_stream(vectors, first, metas, payloads),
-                            columns=_COPY_COLUMNS,
-                            format="binary",
-                        ),
-                    )
-        postgres.log("vectors_copy", len(items), time.perf_counter() - started)
+            await postgres.copy(statement, _copy_stream(vectors, first, metas, payloads))
         return len(items)
 
     # -- search ----------------------------------------------------------------------------------
@@ -438,7 +397,7 @@ class PostgresVectorIndex:
                 candidates=limit,
             )
             with self._requires_table(name, model):
-                rows = await postgres.run_sql(newest.name, newest.kind, newest.sql, newest.args)
+                rows = await postgres.run_statement(newest)
             return [(self.converter.structure(row["payload"], model), math.nan) for row in rows]
 
         vector = await self._query_vector(query)
@@ -490,12 +449,13 @@ class PostgresVectorIndex:
             requirements is not None or "ivfflat" in facts.methods or candidates > _HNSW_DEFAULT_EF_SEARCH
         )
         exact = not facts.iterative and demanding
+        search = Statement("vectors_search", "fetch", sql, tuple(args))
         if not ann or not (demanding or tuned):
-            rows: list[asyncpg.Record] = await postgres.run_sql("vectors_search", "fetch", sql, args)
+            rows: list[asyncpg.Record] = await postgres.run_statement(search)
             if not ann or rows[0]["found"] >= candidates:
                 return rows
             exact = True
-        async with _rolled_back(postgres):
+        async with postgres.transaction(rollback=True):
             await postgres.run(
                 "vectors_scan_settings",
                 iterative=facts.iterative and not exact,
@@ -503,12 +463,12 @@ class PostgresVectorIndex:
                 ef_search=ef_search,
                 probes=probes,
             )
-            rows = await postgres.run_sql("vectors_search", "fetch", sql, args)
+            rows = await postgres.run_statement(search)
             if not exact and rows[0]["found"] < candidates:
                 await postgres.run(
                     "vectors_scan_settings", iterative=False, exact=True, ef_search=None, probes=None
                 )
-                rows = await postgres.run_sql("vectors_search", "fetch", sql, args)
+                rows = await postgres.run_statement(search)
         return rows
 
     # -- delete ----------------------------------------------------------------------------------
@@ -535,9 +495,7 @@ class PostgresVectorIndex:
             named_query("vectors_delete"), slots={"table": name}, fragments={"requirements": where}
         )
         with self._requires_table(name, model):
-            status: str = await postgres.run_sql(
-                statement.name, statement.kind, statement.sql, statement.args
-            )
+            status: str = await postgres.run_statement(statement)
         return int(status.rsplit(" ", 1)[-1])
 
     # -- helpers ---------------------------------------------------------------------------------
@@ -722,22 +680,3 @@ def _array_like(item: Any) -> Any:
     """pgvector's Vector and the like convert with to_numpy(); lists and tuples stay as they are."""
     to_numpy = getattr(item, "to_numpy", None)
     return to_numpy() if to_numpy is not None else item
-
-
-@contextlib.asynccontextmanager
-async def _rolled_back(postgres: Postgres) -> AsyncIterator[None]:
-    """A transaction (a savepoint inside one) that is always rolled back: read-only work whose
-    `set_config(..., true)` settings must not outlive it."""
-    async with postgres.session(), postgres.connection() as connection:
-        transaction = connection.transaction()
-        with postgres.errors("begin"):
-            await transaction.start()
-        try:
-            yield
-        except BaseException:
-            if not connection.is_closed():
-                with contextlib.suppress(Exception):
-                    await transaction.rollback()
-            raise
-        with postgres.errors("rollback"):
-            await transaction.rollback()
