@@ -8,11 +8,15 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from pgstash.composer import compose
 from pgstash.connection import Postgres
 from pgstash.console import human_size, table
 from pgstash.migrations import applied, migrations
+from pgstash.queries import query
 
-__all__ = ["report"]
+__all__ = ["REPLICAS_VARIABLE", "report"]
+
+REPLICAS_VARIABLE = "PGSTASH_REPLICAS"  # `pgstash status`: replica DSNs, separated by spaces
 
 EXACT_BELOW = 1_000_000  # tables estimated to hold more rows show the planner's estimate, marked ~
 _CREATED_TABLE = re.compile(r"CREATE TABLE IF NOT EXISTS\s+(\w+)", re.IGNORECASE)
@@ -53,6 +57,10 @@ async def report(postgres: Postgres, dsn: str | None, data_dir: str) -> str:
         lines.append(f"pgvector {vector['available']} available, not created: run pgstash migrate")
     else:
         lines.append("pgvector not available on this server: install the pgvector package on it")
+
+    if postgres.replicas is not None:
+        lines += ["", "replicas (reads go to those up; replay lag as the replica reports it)"]
+        lines.append(table(postgres.replicas.describe(), ("replica", "state")))
 
     done = {row["name"]: row for row in await _applied_rows(postgres)}
     files = {m.name: m for m in migrations()}
@@ -100,7 +108,7 @@ async def report(postgres: Postgres, dsn: str | None, data_dir: str) -> str:
 
 async def _count(postgres: Postgres, name: str) -> int:
     """An exact count(*) of one listed table (its name comes from the catalog and is quoted)."""
-    count: int = await postgres.run("status_count", slots={"table": name})
+    count: int = await postgres.run_statement(compose(query("status_count"), slots={"table": name}))
     return count
 
 

