@@ -4,15 +4,12 @@
 SELECT (pg_current_wal_lsn() - '0/0'::PG_LSN)::BIGINT AS lsn;
 
 -- name: replica_state()^
--- A standby's routing facts: in recovery, replayed WAL position in bytes,
--- replay lag in seconds (no table).
+-- A standby's routing facts: in recovery, and the WAL positions in bytes it has
+-- received and replayed (no table).
 SELECT
     pg_is_in_recovery() AS in_recovery,
-    (pg_last_wal_replay_lsn() - '0/0'::PG_LSN)::BIGINT AS replayed,
-    (CASE
-        WHEN pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn() THEN 0.0
-        ELSE coalesce(extract(EPOCH FROM now() - pg_last_xact_replay_timestamp()), 0.0)
-    END)::FLOAT8 AS lag;
+    (pg_last_wal_receive_lsn() - '0/0'::PG_LSN)::BIGINT AS received,
+    (pg_last_wal_replay_lsn() - '0/0'::PG_LSN)::BIGINT AS replayed;
 
 -- name: replica_replayed()$
 -- The WAL position in bytes a standby has replayed, polled while a read waits for it (no table).

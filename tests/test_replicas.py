@@ -20,6 +20,7 @@ from typing import Any
 
 import attrs
 import pytest
+from bench.roundtrips import RoundTripCounter
 
 import pgstash
 from pgstash import (
@@ -28,9 +29,11 @@ from pgstash import (
     PostgresConnectionPool,
     PostgresModelMemory,
 )
+from pgstash.connection.replicas import Replicas
 from pgstash.memory import ModelInput
 from pgstash.status import report
 from tests.replication import ReplicaPair
+from tests.test_readme import BLOCKS
 
 
 @pytest.fixture(scope="module")
@@ -140,6 +143,36 @@ async def test_a_write_is_read_back_at_once_and_another_pools_write_waits_for_re
         assert time.monotonic() - started > 0.5  # it waited for the standby's replay (1.5 s delay)
 
 
+async def test_a_replica_lagging_more_than_max_replica_lag_is_skipped(
+    pair: ReplicaPair, delayed: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="pgstash")
+    delayed(3.0)
+    key = f"lag-{uuid.uuid4().hex[:8]}"
+    count = "SELECT count(*) FROM memories_elements WHERE identifier = $1"
+    async with pool(pair, application(), max_replica_lag=0.5) as postgres, PostgresConnectionPool.of(
+        pair.primary_dsn
+    ) as other:
+        assert postgres.replicas is not None
+        replica = postgres.replicas.replicas[0]
+        await PostgresModelMemory(identifier=key, postgres=other).remember(ModelInput("written elsewhere"))
+        deadline = time.monotonic() + 2.5
+        while replica.state != "lagging":
+            assert time.monotonic() < deadline, replica.describe()
+            await asyncio.sleep(0.05)
+        assert "replay lag" in replica.describe()
+        # skipped: the primary serves the read, though the standby has not replayed the write
+        assert await postgres.replica().fetch_value(count, key) == 1
+        on_standby = f"SELECT count(*) FROM memories_elements WHERE identifier = '{key}'"
+        assert pair.psql(pair.standby_port, on_standby) == "0"
+        deadline = time.monotonic() + 10.0
+        while not replica.up:  # it replays after 3 s and is used again
+            assert time.monotonic() < deadline, replica.describe()
+            await asyncio.sleep(0.05)
+    lines = [record.getMessage() for record in caplog.records if record.getMessage().startswith("replica ")]
+    assert any("lagging" in line for line in lines) and any(": up" in line for line in lines), lines
+
+
 async def test_a_notified_definition_is_loaded_at_once_though_the_standby_lags(
     pair: ReplicaPair, delayed: Any, tmp_path: Path
 ) -> None:
@@ -195,7 +228,7 @@ async def test_a_standby_stopped_mid_load_is_no_error_and_reads_come_back_to_it(
                 try:
                     assert await configurations.load(Setting, key) == Setting("steady")
                     served += 1
-                except Exception as error:  # noqa: BLE001 (collected: the test asserts there is none)
+                except Exception as error:
                     errors.append(error)
                 await asyncio.sleep(0)
 
@@ -223,6 +256,50 @@ async def test_a_standby_stopped_mid_load_is_no_error_and_reads_come_back_to_it(
     lines = [record.getMessage() for record in caplog.records if record.getMessage().startswith("replica ")]
     assert any("down" in line for line in lines) and any(": up" in line for line in lines), lines
     assert len(lines) <= 4, lines  # one line per change of state, not per read
+
+
+async def test_a_read_known_replayed_costs_one_round_trip_on_the_replica_and_none_on_the_primary(
+    pair: ReplicaPair,
+) -> None:
+    """The measured costs docs/queries.md states ("Replicas")."""
+    key = f"trips-{uuid.uuid4().hex[:8]}"
+    async with (
+        RoundTripCounter(pair.primary_dsn) as primary,
+        RoundTripCounter(pair.standby_dsn) as standby,
+        PostgresConnectionPool.of(primary.dsn, replicas=[standby.dsn]) as postgres,
+    ):
+        replicas = postgres.replicas
+        assert replicas is not None
+        memory = PostgresModelMemory(identifier=key, postgres=postgres)
+        await memory.remember(ModelInput("hello"))  # prepares the statements on the connections
+        await memory.recall()
+        primary.reset()
+        await memory.remember(ModelInput("again"))
+        assert primary.round_trips == 2  # the write's pipeline, then its commit's WAL position
+        deadline = time.monotonic() + 5.0
+        while replicas.replicas[0].replayed < replicas.required:  # the monitor has seen the replay
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.05)
+        replicas.interval = 3600.0  # quiet the monitor (its probes pass through the counter too)
+        await asyncio.sleep(Replicas.interval + 0.3)
+        primary.reset()
+        standby.reset()
+        recalled = await memory.recall()
+        assert [element.content for element in recalled.context] == ["hello", "again"]
+        assert (primary.round_trips, standby.round_trips) == (0, 1)
+
+
+def test_the_readme_replicas_example_reads_on_the_standby(pair: ReplicaPair, tmp_path: Path) -> None:
+    """tests/test_readme.py runs it without replicas (every read on the primary); here on the pair."""
+    (block,) = [block for block in BLOCKS if "PGSTASH_REPLICAS" in block]
+    script = tmp_path / "replicas.py"
+    script.write_text(block, encoding="utf-8")
+    env = {**os.environ, "PGSTASH_DSN": pair.primary_dsn, "PGSTASH_REPLICAS": pair.standby_dsn}
+    done = subprocess.run(
+        [sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert "replica reads served by a standby: True" in done.stdout
 
 
 async def test_status_lists_each_replica_and_a_down_replica_is_no_error(pair: ReplicaPair) -> None:

@@ -21,6 +21,7 @@ standby accepts no write), so running it twice is safe.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import itertools
 import time
@@ -50,7 +51,6 @@ READS = frozenset(
         "memory_recall",
         "vectors_search",
         "vectors_newest",
-        "vectors_table_facts",
     }
 )
 
@@ -74,6 +74,8 @@ class Replica:
     replayed: int = -1  # WAL position replayed, in bytes
     lag: float | None = None
     checked: float = 0.0
+    # (when first seen, WAL position) the primary had and the replica had not replayed yet
+    pending: collections.deque[tuple[float, int]] = attrs.field(factory=collections.deque)
     retry_at: float = 0.0
     monitor: asyncpg.Connection | None = None
 
@@ -239,13 +241,26 @@ class Replicas:
         if not row["in_recovery"]:
             self._mark(replica, "not a standby", "it is not in recovery (promoted?): writes may land there")
             return
-        replica.replayed = max(replica.replayed, row["replayed"] or -1)
-        replica.lag = row["lag"]
+        replica.replayed = -1 if row["replayed"] is None else row["replayed"]
+        replica.lag = self._lag(replica, max(row["received"] or -1, self.required))
         if replica.lag is not None and replica.lag > self.max_lag:
             reason = f"replay lag {replica.lag:.1f} s > max_replica_lag {self.max_lag:g} s"
             self._mark(replica, "lagging", reason)
         else:
             self._mark(replica, "up")
+
+    def _lag(self, replica: Replica, known: int) -> float:
+        """Seconds since the monitor first saw a WAL position that the primary had (what the
+        replica had received, or this pool's last commit) and the replica has still not
+        replayed. Unlike `now() - pg_last_xact_replay_timestamp()` it does not count the idle
+        time before a write."""
+        now = time.monotonic()
+        pending = replica.pending
+        if known > replica.replayed and (not pending or known > pending[-1][1]):
+            pending.append((now, known))
+        while pending and pending[0][1] <= replica.replayed:
+            pending.popleft()
+        return now - pending[0][0] if pending else 0.0
 
     def _drop_monitor(self, replica: Replica) -> None:
         monitor, replica.monitor = replica.monitor, None
