@@ -32,6 +32,7 @@ from pgstash import (
 from pgstash.connection.replicas import Replicas
 from pgstash.memory import ModelInput
 from pgstash.status import report
+from tests.cli_run import pgstash as pgstash_command
 from tests.replication import ReplicaPair
 from tests.test_readme import BLOCKS
 
@@ -316,6 +317,17 @@ async def test_status_lists_each_replica_and_a_down_replica_is_no_error(pair: Re
     lines = text.splitlines()
     assert any(f"port={pair.standby_port}" in line and "up, replay lag" in line for line in lines), text
     assert any(f"port={unused}" in line and "skipped (down)" in line for line in lines), text
+
+
+def test_pgstash_status_lists_the_replicas_of_the_option_and_of_the_variable(pair: ReplicaPair) -> None:
+    listed = pgstash_command("status", "--dsn", pair.primary_dsn, "--replica", pair.standby_dsn)
+    assert listed.returncode == 0, listed.stderr
+    assert f"port={pair.standby_port}" in listed.stdout and "up, replay lag" in listed.stdout
+    unused = _unused_port()
+    environment = {"PGSTASH_REPLICAS": pair.dsn(unused)}
+    variable = pgstash_command("status", "--dsn", pair.primary_dsn, env=environment)
+    assert variable.returncode == 0, variable.stderr
+    assert f"port={unused}" in variable.stdout and "skipped (down)" in variable.stdout
 
 
 def _unused_port() -> int:
