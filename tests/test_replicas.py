@@ -24,10 +24,12 @@ from bench.roundtrips import RoundTripCounter
 
 import pgstash
 from pgstash import (
+    HashingEmbedding,
     Postgres,
     PostgresConfigurationRepository,
     PostgresConnectionPool,
     PostgresModelMemory,
+    PostgresVectorIndex,
 )
 from pgstash.connection.replicas import Replicas
 from pgstash.memory import ModelInput
@@ -116,6 +118,28 @@ async def test_reads_are_served_by_the_standby_and_writes_by_the_primary(pair: R
     assert "FROM configurations" in standby, standby
     assert "INSERT" not in standby
     assert "FROM configurations" not in primary, primary
+
+
+@attrs.frozen
+class Passage:
+    identifier: str
+    text: str
+
+
+async def test_searches_and_recalls_read_this_pools_writes_on_the_standby(pair: ReplicaPair) -> None:
+    name = application()
+    table = f"passage_{uuid.uuid4().hex[:8]}"
+    async with pool(pair, name, replica_wait=5.0) as postgres:
+        index = PostgresVectorIndex(postgres, embedding=HashingEmbedding(64))
+        await index.create_table(Passage, dimension=64, index=None, table=table)
+        passages = [Passage("p-1", "hello standby"), Passage("p-2", "the primary writes")]
+        await index.index(Passage, values=passages, attribute="text", table=table)
+        found = await index.search(Passage, query="hello standby", limit=1, table=table)
+        assert [passage.identifier for passage in found] == ["p-1"]
+        scored = await index.search_scored(Passage, query=None, limit=5, table=table)
+        assert {passage.identifier for passage, _ in scored} == {"p-1", "p-2"}
+        standby = last_queries(pair, pair.standby_port, name)
+    assert table in standby, standby
 
 
 async def test_a_write_is_read_back_at_once_and_another_pools_write_waits_for_replay(
