@@ -1,16 +1,40 @@
+-- Configurations: versioned snapshots, primary key (identifier, created).
+--
+-- search_path: every function is called as pg_catalog.name(...) and every operator's operands
+-- have the exact types of a pg_catalog operator, so no function or operator a role creates in a
+-- schema of the caller's search_path can be chosen instead (docs/security.md).
+
 -- name: configurations_newest(identifier)$
 -- The newest snapshot of one identifier (primary key (identifier, created): index scan backward).
 SELECT content
 FROM configurations
-WHERE identifier = :identifier
+WHERE identifier = :identifier::TEXT
 ORDER BY created DESC
 LIMIT 1;
 
 -- name: configurations_identifiers()
--- Every identifier once, in order (reads every row: no index skips duplicates; callers cache it).
-SELECT DISTINCT identifier
-FROM configurations
-ORDER BY identifier;
+-- Every identifier once, in order: a loose index scan (one primary key descent per identifier).
+WITH RECURSIVE identifiers AS (
+    (
+        SELECT c.identifier
+        FROM configurations AS c
+        ORDER BY c.identifier
+        LIMIT 1
+    )
+    UNION ALL
+    SELECT following.identifier
+    FROM identifiers
+    CROSS JOIN LATERAL (
+        SELECT c.identifier
+        FROM configurations AS c
+        WHERE c.identifier > identifiers.identifier
+        ORDER BY c.identifier
+        LIMIT 1
+    ) AS following
+)
+
+SELECT identifier
+FROM identifiers;
 
 -- name: configurations_history(identifier)
 -- Every snapshot of one identifier, newest first (the identifier's range of the primary key).
@@ -19,38 +43,44 @@ SELECT
     content,
     created
 FROM configurations
-WHERE identifier = :identifier
+WHERE identifier = :identifier::TEXT
 ORDER BY created DESC;
 
 -- name: configurations_lock(identifier)$
 -- Makes writers of one identifier take turns until commit (transaction advisory lock on its hash).
-SELECT pg_advisory_xact_lock(hashtextextended('configurations/' || :identifier::TEXT, 0));
+SELECT
+    pg_catalog.pg_advisory_xact_lock(
+        pg_catalog.hashtextextended('configurations/'::TEXT || :identifier::TEXT, 0::BIGINT)
+    );
 
 -- name: configurations_insert(identifier, content)$
 -- Appends a snapshot later than the newest (max via the primary key) and NOTIFYs its identifier.
 WITH newest AS (
-    SELECT max(created) AS created
+    SELECT pg_catalog.max(created) AS created
     FROM configurations
-    WHERE identifier = :identifier
+    WHERE identifier = :identifier::TEXT
 ),
 
 inserted AS (
     INSERT INTO configurations (identifier, content, created)
     SELECT
-        :identifier AS identifier,
+        :identifier::TEXT AS identifier,
         :content::JSONB AS content,
-        greatest(clock_timestamp(), newest.created + INTERVAL '1 microsecond') AS created
+        greatest(
+            pg_catalog.clock_timestamp(), newest.created + INTERVAL '1 microsecond'
+        ) AS created
     FROM newest
     RETURNING created
 )
 
 SELECT
     inserted.created,
-    pg_notify(
-        'pgstash_documents',
-        json_build_object(
-            'store', 'configurations',
-            'key', CASE WHEN octet_length(:identifier) <= 7000 THEN :identifier END
+    pg_catalog.pg_notify(
+        'pgstash_documents'::TEXT,
+        pg_catalog.json_build_object(
+            'store'::TEXT, 'configurations'::TEXT,
+            'key'::TEXT,
+            CASE WHEN pg_catalog.octet_length(:identifier::TEXT) <= 7000 THEN :identifier::TEXT END
         )::TEXT
     ) AS notified
 FROM inserted;
@@ -59,17 +89,69 @@ FROM inserted;
 -- Deletes every snapshot of one identifier (primary key range) and NOTIFYs it; the count deleted.
 WITH removed AS (
     DELETE FROM configurations
-    WHERE identifier = :identifier
+    WHERE identifier = :identifier::TEXT
     RETURNING created
 )
 
 SELECT
-    count(*) AS removed,
-    pg_notify(
-        'pgstash_documents',
-        json_build_object(
-            'store', 'configurations',
-            'key', CASE WHEN octet_length(:identifier) <= 7000 THEN :identifier END
+    pg_catalog.count(*) AS removed,
+    pg_catalog.pg_notify(
+        'pgstash_documents'::TEXT,
+        pg_catalog.json_build_object(
+            'store'::TEXT, 'configurations'::TEXT,
+            'key'::TEXT,
+            CASE WHEN pg_catalog.octet_length(:identifier::TEXT) <= 7000 THEN :identifier::TEXT END
         )::TEXT
     ) AS notified
 FROM removed;
+
+-- name: configurations_prune(keep, older_than)$
+-- Deletes snapshots beyond each identifier's keep newest, older than older_than (NULL: any age);
+-- never an identifier's newest. Loose index scan, then a primary key range per identifier.
+WITH RECURSIVE identifiers AS (
+    (
+        SELECT c.identifier
+        FROM configurations AS c
+        ORDER BY c.identifier
+        LIMIT 1
+    )
+    UNION ALL
+    SELECT following.identifier
+    FROM identifiers
+    CROSS JOIN LATERAL (
+        SELECT c.identifier
+        FROM configurations AS c
+        WHERE c.identifier > identifiers.identifier
+        ORDER BY c.identifier
+        LIMIT 1
+    ) AS following
+),
+
+kept AS (
+    SELECT
+        identifiers.identifier,
+        least(
+            oldest_kept.created,
+            coalesce(:older_than::TIMESTAMPTZ, 'infinity'::TIMESTAMPTZ)
+        ) AS created
+    FROM identifiers
+    CROSS JOIN LATERAL (
+        SELECT c.created
+        FROM configurations AS c
+        WHERE c.identifier = identifiers.identifier
+        ORDER BY c.created DESC
+        LIMIT 1 OFFSET (greatest(:keep::BIGINT, 1::BIGINT) - 1::BIGINT)
+    ) AS oldest_kept
+),
+
+pruned AS (
+    DELETE FROM configurations AS c
+    USING kept
+    WHERE
+        c.identifier = kept.identifier
+        AND c.created < kept.created
+    RETURNING c.created
+)
+
+SELECT pg_catalog.count(*) AS pruned
+FROM pruned;

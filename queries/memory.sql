@@ -12,6 +12,13 @@
 -- relies on READ COMMITTED, PostgreSQL's default, where each statement takes a new snapshot.)
 -- The conflict branch `DO UPDATE ... WHERE FALSE` locks the existing row (FOR NO KEY UPDATE,
 -- which foreign-key checks do not wait for) without writing a new version of it.
+--
+-- Recall without a limit reads the elements in primary key order, unsorted: LIMIT (SELECT NULL)
+-- is no limit, but one the planner cannot see, so it keeps the ordered index scan rather than a
+-- bitmap scan and a sort of every element (which spills past work_mem at 20,000 elements).
+--
+-- search_path: every function is called as pg_catalog.name(...) and every operator's operands
+-- have the exact types of a pg_catalog operator (docs/security.md).
 
 -- name: memory_remember(identifier, contents, variables)*!
 -- Creates or locks a memory; appends elements, variables after its newest (identifier indexes).
@@ -26,13 +33,13 @@ WITH memory AS (
 stamp AS (
     SELECT
         greatest(
-            clock_timestamp(),
+            pg_catalog.clock_timestamp(),
             (
-                SELECT max(e.created) FROM memories_elements AS e
+                SELECT pg_catalog.max(e.created) FROM memories_elements AS e
                 WHERE e.identifier = :identifier::TEXT
             ) + INTERVAL '1 microsecond',
             (
-                SELECT max(v.created) FROM memories_variables AS v
+                SELECT pg_catalog.max(v.created) FROM memories_variables AS v
                 WHERE v.identifier = :identifier::TEXT
             ) + INTERVAL '1 microsecond'
         ) AS created
@@ -43,9 +50,10 @@ elements AS (
     SELECT
         :identifier::TEXT AS identifier,
         item.content,
-        stamp.created + (item.position - 1) * INTERVAL '1 microsecond' AS created
+        stamp.created
+        + (item.position - 1::BIGINT)::FLOAT8 * INTERVAL '1 microsecond' AS created
     FROM stamp
-    CROSS JOIN unnest(:contents::JSONB[]) WITH ORDINALITY AS item (content, position)
+    CROSS JOIN pg_catalog.unnest(:contents::JSONB[]) WITH ORDINALITY AS item (content, position)
 )
 
 INSERT INTO memories_variables (identifier, variables, created)
@@ -57,7 +65,7 @@ FROM stamp
 WHERE :variables::JSONB IS NOT NULL;
 
 -- name: memory_recall(identifier, element_limit)^
--- Newest variables, last elements (NULL: all) oldest first; both (identifier, created) indexes.
+-- Newest variables, last elements (NULL: all, read in order) oldest first; both primary keys.
 SELECT
     (
         SELECT v.variables FROM memories_variables AS v
@@ -65,21 +73,67 @@ SELECT
         ORDER BY v.created DESC
         LIMIT 1
     ) AS variables,
-    array(
-        SELECT recent.content
-        FROM (
-            SELECT
-                e.content,
-                e.created
-            FROM memories_elements AS e
-            WHERE e.identifier = :identifier::TEXT
-            ORDER BY e.created DESC
-            LIMIT :element_limit::BIGINT
-        ) AS recent
-        ORDER BY recent.created
-    ) AS context;
+    CASE
+        WHEN :element_limit::BIGINT IS NULL
+            THEN array(
+                SELECT e.content
+                FROM memories_elements AS e
+                WHERE e.identifier = :identifier::TEXT
+                ORDER BY e.created
+                LIMIT (SELECT NULL::BIGINT)
+            )
+        ELSE array(
+            SELECT recent.content
+            FROM (
+                SELECT
+                    e.content,
+                    e.created
+                FROM memories_elements AS e
+                WHERE e.identifier = :identifier::TEXT
+                ORDER BY e.created DESC
+                LIMIT :element_limit::BIGINT
+            ) AS recent
+            ORDER BY recent.created
+        )
+    END AS context;
 
 -- name: memory_forget(identifier)!
--- Deletes a memory with its elements and variables (ON DELETE CASCADE; identifier indexes).
+-- Deletes a memory with its elements and variables (ON DELETE CASCADE; the primary keys).
 DELETE FROM memories
 WHERE identifier = :identifier::TEXT;
+
+-- name: memory_forget_idle(idle_before, lock_only)$
+-- Forgets memories with nothing remembered since idle_before (created, newest element, variables);
+-- run twice in one transaction: lock, then delete (primary key probes per memory); count deleted.
+WITH idle AS (
+    SELECT m.identifier
+    FROM memories AS m
+    WHERE
+        m.created < :idle_before::TIMESTAMPTZ
+        AND NOT EXISTS (
+            SELECT FROM memories_elements AS e
+            WHERE
+                e.identifier = m.identifier
+                AND e.created >= :idle_before::TIMESTAMPTZ
+        )
+        AND NOT EXISTS (
+            SELECT FROM memories_variables AS v
+            WHERE
+                v.identifier = m.identifier
+                AND v.created >= :idle_before::TIMESTAMPTZ
+        )
+    FOR UPDATE OF m
+),
+
+forgotten AS (
+    DELETE FROM memories AS m
+    USING idle
+    WHERE
+        m.identifier = idle.identifier
+        AND NOT :lock_only::BOOLEAN
+    RETURNING m.identifier
+)
+
+SELECT pg_catalog.count(forgotten.identifier) AS forgotten
+FROM idle
+LEFT JOIN forgotten ON idle.identifier = forgotten.identifier;

@@ -8,11 +8,11 @@ CREATE TABLE IF NOT EXISTS pgstash_migrations (
 
 -- name: migrations_lock(lock_key)$
 -- Serialises migrate() across processes: a session advisory lock, held until unlocked.
-SELECT pg_advisory_lock(:lock_key);
+SELECT pg_catalog.pg_advisory_lock(:lock_key::BIGINT);
 
 -- name: migrations_unlock(lock_key)$
 -- Releases the advisory lock taken by migrations_lock.
-SELECT pg_advisory_unlock(:lock_key);
+SELECT pg_catalog.pg_advisory_unlock(:lock_key::BIGINT);
 
 -- name: migrations_applied()
 -- Every applied migration with its checksum, in name order (one row per file: a few rows).
@@ -30,11 +30,11 @@ VALUES (:name, :checksum);
 
 -- name: migrations_tracking_exists()$
 -- Whether the tracking table exists yet (read-only probe used by `pgstash status`).
-SELECT to_regclass('pgstash_migrations') IS NOT NULL;
+SELECT pg_catalog.to_regclass('pgstash_migrations'::TEXT) IS NOT NULL;
 
 -- name: extension_available(extension_name)$
 -- Whether the server can CREATE EXTENSION this name (pg_available_extensions).
 SELECT exists(
-    SELECT 1 FROM pg_available_extensions
-    WHERE name = :extension_name
+    SELECT 1 FROM pg_catalog.pg_available_extensions
+    WHERE name = :extension_name::TEXT
 );

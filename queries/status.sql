@@ -3,12 +3,12 @@
 -- name: status_connection()^
 -- Who and where: the server version, address, database and user this session is connected as.
 SELECT
-    current_setting('server_version') AS server_version,
-    inet_server_addr()::TEXT AS address,
-    inet_server_port() AS port,
-    current_database() AS database,
+    pg_catalog.current_setting('server_version'::TEXT) AS server_version,
+    pg_catalog.inet_server_addr()::TEXT AS address,
+    pg_catalog.inet_server_port() AS port,
+    pg_catalog.current_database() AS database,
     current_user AS username,
-    current_schema() AS schema_name;
+    pg_catalog.current_schema() AS schema_name;
 
 -- name: status_extension(extension_name)^
 -- An extension's installed version (NULL: not created) and the version the server could create.
@@ -32,10 +32,15 @@ SELECT
 SELECT
     c.relname AS name,
     vector_column.dimension,
-    pg_total_relation_size(c.oid) AS size_bytes,
+    pg_catalog.pg_total_relation_size(c.oid) AS size_bytes,
     CASE WHEN c.reltuples >= :exact_below THEN c.reltuples::BIGINT END AS row_estimate,
     (
-        SELECT string_agg(am.amname || ' (' || ic.relname || ')', ', ' ORDER BY ic.relname)
+        SELECT
+            pg_catalog.string_agg(
+                am.amname::TEXT || ' ('::TEXT || ic.relname::TEXT || ')'::TEXT,
+                ', '::TEXT
+                ORDER BY ic.relname
+            )
         FROM pg_index AS i
         INNER JOIN pg_class AS ic ON i.indexrelid = ic.oid
         INNER JOIN pg_am AS am ON ic.relam = am.oid
@@ -53,7 +58,7 @@ LEFT JOIN LATERAL (
         AND t.typname IN ('vector', 'halfvec')
         AND NOT a.attisdropped
         AND (
-            SELECT count(*)
+            SELECT pg_catalog.count(*)
             FROM pg_attribute AS other
             WHERE
                 other.attrelid = c.oid
@@ -63,8 +68,8 @@ LEFT JOIN LATERAL (
 ) AS vector_column ON TRUE
 WHERE
     c.relkind = 'r'
-    AND n.nspname = current_schema()
-    AND (c.relname = any(:table_names) OR vector_column.dimension IS NOT NULL)
+    AND n.nspname = pg_catalog.current_schema()
+    AND (c.relname = ANY(:table_names::NAME[]) OR vector_column.dimension IS NOT NULL)
 ORDER BY vector_column.dimension IS NOT NULL, c.relname;
 
 -- name: status_relation(table_name)^
@@ -87,9 +92,9 @@ INNER JOIN pg_namespace AS n ON c.relnamespace = n.oid
 WHERE
     c.relname = :table_name
     AND c.relkind IN ('r', 'p', 'v', 'm', 'f')
-    AND n.nspname = current_schema();
+    AND n.nspname = pg_catalog.current_schema();
 
 -- name: status_count()$
 -- The exact row count of one of the tables status_tables lists ({table}: a validated, quoted
 -- identifier): a full scan, run only for tables estimated below status_tables' `exact_below`.
-SELECT count(*) FROM {table};
+SELECT pg_catalog.count(*) FROM {table};

@@ -3,20 +3,40 @@
 -- spliced in parentheses by pgstash.composer. Words in braces are splice points, :words parameters.
 
 -- name: vectors_table_facts(table_name)^
--- The table's embedding dimension and cosine ANN index methods, pgvector's version, the clock.
+-- One catalog read: the table's embedding dimension and storage, its valid and invalid index
+-- names, cosine ANN index methods, whether id is its primary key, the index create_table was
+-- asked for (its comment), pgvector's version and the clock.
 SELECT
     c.oid IS NOT NULL AS present,
     (
-        SELECT a.atttypmod FROM pg_attribute AS a
+        SELECT a.atttypmod FROM pg_catalog.pg_attribute AS a
         WHERE a.attrelid = c.oid AND a.attname = 'embedding' AND NOT a.attisdropped
     ) AS dimension,
     (
+        SELECT a.attstorage::TEXT FROM pg_catalog.pg_attribute AS a
+        WHERE a.attrelid = c.oid AND a.attname = 'embedding' AND NOT a.attisdropped
+    ) AS storage,
+    (
+        SELECT coalesce(array_agg(ic.relname::TEXT), '{}')
+        FROM pg_catalog.pg_index AS i
+        INNER JOIN pg_catalog.pg_class AS ic ON i.indexrelid = ic.oid
+        WHERE i.indrelid = c.oid AND i.indisvalid
+    ) AS indexes,
+    (
+        SELECT coalesce(array_agg(ic.relname::TEXT), '{}')
+        FROM pg_catalog.pg_index AS i
+        INNER JOIN pg_catalog.pg_class AS ic ON i.indexrelid = ic.oid
+        WHERE i.indrelid = c.oid AND NOT i.indisvalid
+    ) AS invalid_indexes,
+    (
         SELECT coalesce(array_agg(DISTINCT am.amname::TEXT), '{}')
-        FROM pg_index AS i
-        INNER JOIN pg_class AS ic ON i.indexrelid = ic.oid
-        INNER JOIN pg_am AS am ON ic.relam = am.oid
-        INNER JOIN pg_opclass AS oc ON i.indclass[0] = oc.oid
-        INNER JOIN pg_attribute AS a ON i.indrelid = a.attrelid AND i.indkey[0] = a.attnum
+        FROM pg_catalog.pg_index AS i
+        INNER JOIN pg_catalog.pg_class AS ic ON i.indexrelid = ic.oid
+        INNER JOIN pg_catalog.pg_am AS am ON ic.relam = am.oid
+        INNER JOIN pg_catalog.pg_opclass AS oc ON i.indclass[0] = oc.oid
+        INNER JOIN
+            pg_catalog.pg_attribute AS a
+            ON i.indrelid = a.attrelid AND i.indkey[0] = a.attnum
         WHERE
             i.indrelid = c.oid
             AND a.attname = 'embedding'
@@ -25,39 +45,69 @@ SELECT
             AND i.indpred IS NULL
     ) AS methods,
     (
-        SELECT e.extversion FROM pg_extension AS e
+        SELECT count(*) > 0 FROM pg_catalog.pg_constraint AS k
+        WHERE k.conrelid = c.oid AND k.contype = 'p'
+    ) AS primary_key,
+    pg_catalog.obj_description(c.oid, 'pg_class') AS comment,
+    (
+        SELECT e.extversion FROM pg_catalog.pg_extension AS e
         WHERE e.extname = 'vector'
     ) AS vector_version,
-    clock_timestamp() AS now
-FROM (SELECT to_regclass(quote_ident(:table_name))::OID AS oid) AS c;
+    pg_catalog.clock_timestamp() AS now
+FROM (SELECT pg_catalog.to_regclass(pg_catalog.quote_ident(:table_name))::OID AS oid) AS c;
 
 -- name: vectors_table_lock(table_name)$
 -- Serialises create_table calls on one table name until the transaction ends (advisory lock).
-SELECT pg_advisory_xact_lock(hashtextextended('pgstash.vectors.' || :table_name, 0));
+SELECT
+    pg_catalog.pg_advisory_xact_lock(
+        pg_catalog.hashtextextended('pgstash.vectors.' || :table_name::TEXT, 0::BIGINT)
+    );
+
+-- name: vectors_table_rows(enough)$
+-- How many rows the table holds, counted up to :enough (create_table and the IVFFlat build ask
+-- whether the table is empty, or holds enough rows to train IVFFlat's lists).
+SELECT count(*) FROM (SELECT FROM {table} LIMIT :enough::BIGINT) AS sample; -- noqa: AM09
+
+-- name: vectors_ddl_settings(lock_timeout, local)$
+-- DDL waits at most :lock_timeout for its lock, then fails (55P03) instead of queueing every
+-- reader and writer of the table behind it. Local to the transaction, or (for a concurrent index
+-- build, which runs outside one) a session setting that vectors_ddl_reset puts back.
+SELECT pg_catalog.set_config('lock_timeout', :lock_timeout::TEXT, :local::BOOLEAN);
+
+-- name: vectors_ddl_reset()!
+-- The session's lock_timeout back to its default after a concurrent index build.
+RESET lock_timeout;
 
 -- name: vectors_scan_settings(iterative, exact, ef_search, probes)$
--- Scopes one search's index scan settings to its transaction (set_config local): iterative scans,
--- an exact plan (no index scans), hnsw.ef_search and ivfflat.probes when given.
-SELECT concat_ws(
+-- Scopes one search's settings to its transaction (set_config local): custom plans always (a
+-- generic plan of a filtered vector query can be 100x slower), iterative scans, an exact plan (no
+-- index scans), hnsw.ef_search and ivfflat.probes when given.
+SELECT pg_catalog.concat_ws(
     ', ',
+    pg_catalog.set_config('plan_cache_mode', 'force_custom_plan', TRUE),
     CASE
         WHEN :iterative::BOOLEAN
-            THEN set_config('hnsw.iterative_scan', 'strict_order', TRUE)
+            THEN pg_catalog.set_config('hnsw.iterative_scan', 'strict_order', TRUE)
     END,
     CASE
         WHEN :iterative::BOOLEAN
-            THEN set_config('ivfflat.iterative_scan', 'relaxed_order', TRUE)
+            THEN pg_catalog.set_config('ivfflat.iterative_scan', 'relaxed_order', TRUE)
     END,
-    CASE WHEN :exact::BOOLEAN THEN set_config('enable_indexscan', 'off', TRUE) END,
+    CASE WHEN :exact::BOOLEAN THEN pg_catalog.set_config('enable_indexscan', 'off', TRUE) END,
     CASE
         WHEN :ef_search::INTEGER IS NOT NULL
-            THEN set_config('hnsw.ef_search', :ef_search::INTEGER::TEXT, TRUE)
+            THEN pg_catalog.set_config('hnsw.ef_search', :ef_search::INTEGER::TEXT, TRUE)
     END,
     CASE
         WHEN :probes::INTEGER IS NOT NULL
-            THEN set_config('ivfflat.probes', :probes::INTEGER::TEXT, TRUE)
+            THEN pg_catalog.set_config('ivfflat.probes', :probes::INTEGER::TEXT, TRUE)
     END
 );
+
+-- name: vectors_copy()!
+-- Ingest: one binary COPY of every row of an index() call; id defaults to gen_random_uuid().
+-- (WITH BINARY: PostgreSQL's older spelling of WITH (FORMAT binary), which sqlfluff cannot parse.)
+COPY {table} (embedding, created, meta, payload) FROM STDIN WITH BINARY;
 
 -- name: vectors_search(query_vector, candidates, max_distance, with_embeddings)
 -- The rows meeting the requirements nearest to the query by cosine distance, within max_distance,
@@ -94,8 +144,3 @@ LIMIT :candidates;
 -- Deletes the rows meeting the requirements (GIN on payload serves containment filters).
 DELETE FROM {table}
 WHERE {requirements};
-
--- name: vectors_copy()!
--- Ingest: the rows in PostgreSQL's binary COPY format, fed by the index's encoder. (WITH BINARY is
--- PostgreSQL's older spelling of WITH (FORMAT binary), which sqlfluff cannot parse yet.)
-COPY {table} (embedding, created, meta, payload) FROM STDIN WITH BINARY;

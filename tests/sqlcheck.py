@@ -104,7 +104,13 @@ TEMPLATE_SETUP.append(
 TEMPLATE_SLOTS.update(
     {
         name: {"table": "vector_sample"}
-        for name in ("vectors_search", "vectors_newest", "vectors_delete", "vectors_copy")
+        for name in (
+            "vectors_search",
+            "vectors_newest",
+            "vectors_delete",
+            "vectors_table_rows",
+            "vectors_copy",
+        )
     }
 )
 

@@ -19,7 +19,9 @@ async def test_the_memory_benchmark_runs_and_cleans_up(database_dsn: str) -> Non
     for result in results:
         assert result.raw is not None and result.raw.p50 > 0 and result.pgstash.p50 > 0
         trips = [int(count) for count in re.findall(r"(\d+) (?:\(|in a transaction)", result.note)]
-        assert trips == [1, 1], result.note  # measured on the wire: the call alone (no pool reset)
+        assert trips == [1, 1], (
+            result.note
+        )  # measured on the wire: the call alone (a clean connection is not reset)
     async with PostgresConnectionPool.of(dsn=database_dsn) as postgres:
         assert await postgres.fetch_value("SELECT count(*) FROM memories") == 0
         assert await postgres.fetch_value("SELECT count(*) FROM memories_elements") == 0

@@ -17,29 +17,35 @@ from pgstash.migrations import migrations, require_extension
 from pgstash.resources import resource_dir
 
 # The seed's DDL (seed.md), column by column: (table, column) -> (type, nullable, default).
+# The seed's columns, except that `created` defaults to the time of the insert, not of its
+# transaction (schema/0006: another writer's two inserts in one transaction would collide).
+CLOCK = "clock_timestamp()"
 SEED_COLUMNS = {
     ("configurations", "identifier"): ("text", "NO", None),
     ("configurations", "content"): ("jsonb", "NO", None),
-    ("configurations", "created"): ("timestamp with time zone", "NO", "CURRENT_TIMESTAMP"),
+    ("configurations", "created"): ("timestamp with time zone", "NO", CLOCK),
     ("instructions", "name"): ("text", "NO", None),
     ("instructions", "description"): ("text", "YES", None),  # DEFAULT NULL
     ("instructions", "content"): ("text", "NO", None),
     ("instructions", "arguments"): ("jsonb", "NO", "'[]'::jsonb"),
     ("instructions", "meta"): ("jsonb", "NO", "'{}'::jsonb"),
-    ("instructions", "created"): ("timestamp with time zone", "NO", "CURRENT_TIMESTAMP"),
+    ("instructions", "created"): ("timestamp with time zone", "NO", CLOCK),
     ("memories", "identifier"): ("text", "NO", None),
-    ("memories", "created"): ("timestamp with time zone", "NO", "CURRENT_TIMESTAMP"),
+    ("memories", "created"): ("timestamp with time zone", "NO", CLOCK),
     ("memories_variables", "identifier"): ("text", "NO", None),
     ("memories_variables", "variables"): ("jsonb", "NO", "'{}'::jsonb"),
-    ("memories_variables", "created"): ("timestamp with time zone", "NO", "CURRENT_TIMESTAMP"),
+    ("memories_variables", "created"): ("timestamp with time zone", "NO", CLOCK),
     ("memories_elements", "identifier"): ("text", "NO", None),
     ("memories_elements", "content"): ("jsonb", "NO", None),
-    ("memories_elements", "created"): ("timestamp with time zone", "NO", "CURRENT_TIMESTAMP"),
+    ("memories_elements", "created"): ("timestamp with time zone", "NO", CLOCK),
 }
 SEED_PRIMARY_KEYS = {
     "configurations": ["identifier", "created"],
     "instructions": ["name", "created"],
     "memories": ["identifier"],
+    # schema/0005: a replica identity for logical replication
+    "memories_elements": ["identifier", "created"],
+    "memories_variables": ["identifier", "created"],
 }
 
 

@@ -10,6 +10,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+import asyncpg
 import attrs
 import cattrs
 import numpy as np
@@ -21,6 +22,7 @@ from pgstash import (
     ConfigurationError,
     DatabaseError,
     DimensionMismatchError,
+    EmbeddingMissingError,
     HashingEmbedding,
     Postgres,
     PostgresConnectionPool,
@@ -155,9 +157,10 @@ async def test_create_table_variants(postgres: Postgres) -> None:
         "WHERE c.relname IN ('ivf_chunks', 'bare_chunks', $1)",
         "a" * 63,
     )
-    assert sorted(r["amname"] for r in methods if r["tab"] == "ivf_chunks") == ["btree", "gin", "ivfflat"]
-    assert [r for r in methods if r["tab"] == "bare_chunks"] == []
-    assert sorted(r["amname"] for r in methods if r["tab"] == "a" * 63) == ["btree", "gin", "hnsw"]
+    # every table has its primary key; IVFFlat waits for rows to train on (test_ivfflat_...)
+    assert sorted(r["amname"] for r in methods if r["tab"] == "ivf_chunks") == ["btree", "btree", "gin"]
+    assert [r["amname"] for r in methods if r["tab"] == "bare_chunks"] == ["btree"]
+    assert sorted(r["amname"] for r in methods if r["tab"] == "a" * 63) == ["btree", "btree", "gin", "hnsw"]
     for bad in (
         {"dimension": 0},
         {"dimension": 4, "index": "flat"},
@@ -260,7 +263,7 @@ async def test_bad_vectors_are_refused_before_anything_is_written(postgres: Post
             Chunk, values=[Chunk("a", "b")], attribute="text"
         )
     assert (mismatch.value.expected, mismatch.value.actual) == (4, 6)
-    with pytest.raises(ConfigurationError, match="no image_embedding"):
+    with pytest.raises(EmbeddingMissingError, match="no image_embedding"):
         await index.index(Chunk, values=[Chunk("a", "b")], attribute=lambda _: b"image")
     with pytest.raises(ValueError, match="no attribute 'missing'"):
         await index.index(Chunk, values=[Chunk("a", "b")], attribute="missing")
@@ -374,7 +377,7 @@ async def test_search_takes_text_and_rejects_bad_arguments(postgres: Postgres) -
         await index.search(Chunk, query=[0.0] * 64)
     with pytest.raises(TypeError, match="query is a text"):
         await index.search(Chunk, query=3)
-    with pytest.raises(ConfigurationError, match="no image_embedding"):
+    with pytest.raises(EmbeddingMissingError, match="no image_embedding"):
         await index.search(Chunk, query=b"png")
 
 
@@ -536,3 +539,140 @@ async def test_without_iterative_scans_the_fallback_is_exact(
     )
     expected = brute_force(vectors, query, 10, allowed=[i % 200 == 5 for i in range(20_000)])
     assert [chunk.identifier for chunk, _ in found] == [identifier for identifier, _ in expected]
+
+
+# -- DDL at production scale (issue 17: 4, 8, 9) ---------------------------------------------------
+
+
+async def test_create_table_on_a_complete_table_takes_no_lock(postgres: Postgres, database_dsn: str) -> None:
+    index = PostgresVectorIndex(postgres)
+    await index.create_table(Chunk, dimension=4)
+    await load(index, unit_rows(10, 4))
+    ingest = await asyncpg.connect(database_dsn)  # an open ingest: ROW EXCLUSIVE until it ends
+    try:
+        await ingest.execute("BEGIN; LOCK TABLE chunk IN ROW EXCLUSIVE MODE")
+        ran: list[str] = []
+        run_statement = postgres.run_statement
+
+        async def recording(statement: Statement) -> Any:
+            ran.append(statement.name)
+            return await run_statement(statement)
+
+        postgres.run_statement = recording  # type: ignore[method-assign]
+        try:
+            await asyncio.wait_for(index.create_table(Chunk, dimension=4), timeout=30)
+        finally:
+            del postgres.run_statement
+        assert ran == ["vectors_table_facts"]  # one catalog read, no DDL, no lock
+    finally:
+        await ingest.close()
+
+
+async def test_create_table_on_a_table_with_rows_builds_concurrently(postgres: Postgres) -> None:
+    index = PostgresVectorIndex(postgres)
+    await index.create_table(Chunk, dimension=4, index=None)
+    await load(index, unit_rows(50, 4))
+    ran: list[str] = []
+    run_statement = postgres.run_statement
+
+    async def recording(statement: Statement) -> Any:
+        ran.append(statement.name)
+        return await run_statement(statement)
+
+    postgres.run_statement = recording  # type: ignore[method-assign]
+    try:
+        await index.create_table(Chunk, dimension=4)
+    finally:
+        del postgres.run_statement
+    built = [name for name in ran if name.startswith("vector_table_")]
+    assert built == [
+        "vector_table_hnsw_index_concurrently",
+        "vector_table_payload_index_concurrently",
+        "vector_table_created_index_concurrently",
+    ]
+    assert "begin" not in ran and "vectors_ddl_settings" in ran
+    assert set(
+        await postgres.fetch_value(
+            "SELECT array_agg(indexrelid::regclass::text) FROM pg_index WHERE indrelid = 'chunk'::regclass "
+            "AND indisvalid"
+        )
+    ) == {"chunk_pkey", "chunk_embedding_idx", "chunk_payload_idx", "chunk_created_idx"}
+
+
+async def test_ddl_gives_up_after_its_lock_timeout_and_a_later_call_completes(
+    postgres: Postgres, database_dsn: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pgstash.vectors import tables
+
+    monkeypatch.setattr(tables, "DDL_LOCK_TIMEOUT", "200ms")
+    index = PostgresVectorIndex(postgres)
+    await index.create_table(Chunk, dimension=4, index=None)
+    await load(index, unit_rows(50, 4))
+    other = await asyncpg.connect(database_dsn)  # a maintenance job holding a conflicting lock
+    try:
+        await other.execute("BEGIN; LOCK TABLE chunk IN SHARE UPDATE EXCLUSIVE MODE")
+        with pytest.raises(DatabaseError) as waited:
+            await asyncio.wait_for(index.create_table(Chunk, dimension=4), timeout=30)
+        assert waited.value.sqlstate == "55P03"
+        assert await postgres.fetch_value("SHOW lock_timeout") == "0"  # the session setting was put back
+    finally:
+        await other.close()
+    await index.create_table(Chunk, dimension=4)  # drops what the failed build left, builds again
+    assert (
+        await postgres.fetch_value(
+            "SELECT count(*) FROM pg_index WHERE indrelid = 'chunk'::regclass AND NOT indisvalid"
+        )
+        == 0
+    )
+    assert len(await index.search(Chunk, query=[1.0, 0, 0, 0], limit=3)) == 3
+
+
+async def test_vectors_are_stored_inline_in_new_and_existing_tables(postgres: Postgres) -> None:
+    await postgres.execute(
+        "CREATE TABLE chunk (id UUID NOT NULL DEFAULT gen_random_uuid(), embedding VECTOR(768) NOT NULL, "
+        "payload JSONB NOT NULL, meta JSONB NOT NULL, created TIMESTAMPTZ NOT NULL DEFAULT CURRENT_TIMESTAMP)"
+    )
+    storage = (
+        "SELECT attstorage::text FROM pg_attribute WHERE attrelid = $1::regclass AND attname = 'embedding'"
+    )
+    assert await postgres.fetch_value(storage, "chunk") == "e"  # pgvector's default: out of line
+    index = PostgresVectorIndex(postgres)
+    await index.create_table(Chunk, dimension=768)
+    await index.create_table(Chunk, dimension=768, table="fresh")
+    assert [await postgres.fetch_value(storage, table) for table in ("chunk", "fresh")] == ["m", "m"]
+    await load(index, unit_rows(20, 768))
+    out_of_line = await postgres.fetch_value(
+        "SELECT count(*) FROM chunk WHERE pg_column_toast_chunk_id(embedding) IS NOT NULL"
+    )
+    assert out_of_line == 0  # 768 dimensions (3 KB) stay in the heap
+
+
+async def test_filtered_vector_statements_get_custom_plans_whatever_the_server_says(
+    postgres: Postgres, database_dsn: str
+) -> None:
+    await postgres.execute(
+        "DO $$ BEGIN EXECUTE format('ALTER DATABASE %I SET plan_cache_mode = force_generic_plan', "
+        "current_database()); END $$"
+    )
+    async with PostgresConnectionPool.of(dsn=database_dsn) as generic:
+        index = PostgresVectorIndex(generic)
+        await index.create_table(Chunk, dimension=4)
+        await load(index, unit_rows(50, 4), topics=("a", "b"))
+        modes: dict[str, set[str]] = {}
+        run_statement = generic.run_statement
+
+        async def recording(statement: Statement) -> Any:
+            if statement.name in ("vectors_search", "vectors_newest", "vectors_delete"):
+                mode = await generic.fetch_value("SELECT current_setting('plan_cache_mode')")
+                modes.setdefault(statement.name, set()).add(mode)
+            return await run_statement(statement)
+
+        generic.run_statement = recording  # type: ignore[method-assign]
+        topic = R.equal("topic", "a")
+        for _ in range(6):  # past the five custom plans the server makes before it may go generic
+            await index.search(Chunk, query=[1.0, 0, 0, 0], limit=3, requirements=topic)
+            await index.search(Chunk, limit=3, requirements=topic)
+        await index.delete(Chunk, requirements=topic)
+        assert modes == {
+            name: {"force_custom_plan"} for name in ("vectors_search", "vectors_newest", "vectors_delete")
+        }

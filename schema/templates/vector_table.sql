@@ -1,26 +1,67 @@
--- The vector-table template: what `PostgresVectorIndex.create_table` runs, in one transaction.
--- Not a migration (no NNNN_ prefix): {table}, {embedding_index}, {payload_index} and
--- {created_index} are validated, quoted identifiers and {dimension} a positive integer.
--- Every statement is idempotent.
+-- The vector-table template: what `PostgresVectorIndex.create_table` runs, each step only when the
+-- catalog (vectors_table_facts) shows it missing. Not a migration (no NNNN_ prefix): {table},
+-- {primary_key}, {embedding_index}, {payload_index} and {created_index} are validated, quoted
+-- identifiers and {dimension} a positive integer. On a table that already holds rows, the
+-- indexes are built by the *_concurrently variants, outside a transaction.
 
 -- name: vector_table_create()!
--- The seed's five columns; the embedding column carries the table's dimension.
+-- The seed's five columns, id the primary key; the embedding column carries the table's dimension.
 CREATE TABLE IF NOT EXISTS {table} (
     id UUID NOT NULL DEFAULT gen_random_uuid(),
     embedding VECTOR({dimension}) NOT NULL,
     payload JSONB NOT NULL,
     meta JSONB NOT NULL,
-    created TIMESTAMPTZ NOT NULL DEFAULT CURRENT_TIMESTAMP
+    created TIMESTAMPTZ NOT NULL DEFAULT CURRENT_TIMESTAMP,
+    CONSTRAINT {primary_key} PRIMARY KEY (id)
 );
+
+-- name: vector_table_storage()!
+-- Keeps vectors inline in the heap (MAIN: out of line only when a row cannot fit a page), not in
+-- TOAST (pgvector's default, EXTERNAL): a scan then reads one page per row, not two. Rows written
+-- before move inline when the table is rewritten (VACUUM FULL, pg_repack).
+ALTER TABLE {table} ALTER COLUMN embedding SET STORAGE MAIN;
+
+-- name: vector_table_primary_key()!
+-- A table made before pgstash added the key (or by hand from the seed): id becomes its primary
+-- key (replication and delete need one), using the unique index built just before.
+ALTER TABLE {table} ADD CONSTRAINT {primary_key} PRIMARY KEY USING INDEX {primary_key};
+
+-- name: vector_table_primary_key_index()!
+-- The unique index on id the primary key is made from (in create_table's transaction).
+CREATE UNIQUE INDEX IF NOT EXISTS {primary_key} ON {table} (id);
+
+-- name: vector_table_primary_key_index_concurrently()!
+-- The same, on a table holding rows: built without blocking writes, outside a transaction.
+CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS {primary_key} ON {table} (id);
+
+-- name: vector_table_comment_ivfflat()!
+-- Remembers that the table's embedding index is IVFFlat, built once the table holds enough rows
+-- to train its lists (index() or a later create_table builds it).
+COMMENT ON TABLE {table} IS 'pgstash: index=ivfflat';
+
+-- name: vector_table_drop_invalid_index()!
+-- An index a failed concurrent build left invalid (unused by queries, in the way of IF NOT EXISTS).
+DROP INDEX IF EXISTS {invalid_index};
 
 -- name: vector_table_hnsw_index()!
 -- HNSW on cosine distance: serves ORDER BY embedding <=> query LIMIT k.
 CREATE INDEX IF NOT EXISTS {embedding_index}
 ON {table} USING hnsw (embedding vector_cosine_ops);
 
+-- name: vector_table_hnsw_index_concurrently()!
+-- The same, on a table holding rows: built without blocking writes, outside a transaction.
+CREATE INDEX CONCURRENTLY IF NOT EXISTS {embedding_index}
+ON {table} USING hnsw (embedding vector_cosine_ops);
+
 -- name: vector_table_ivfflat_index()!
--- IVFFlat on cosine distance, the seed's 100 lists: serves ORDER BY embedding <=> query LIMIT k.
+-- IVFFlat on cosine distance, the seed's 100 lists, trained on the rows present: serves
+-- ORDER BY embedding <=> query LIMIT k.
 CREATE INDEX IF NOT EXISTS {embedding_index}
+ON {table} USING ivfflat (embedding vector_cosine_ops) WITH (lists = 100);
+
+-- name: vector_table_ivfflat_index_concurrently()!
+-- The same, on a table holding rows: built without blocking writes, outside a transaction.
+CREATE INDEX CONCURRENTLY IF NOT EXISTS {embedding_index}
 ON {table} USING ivfflat (embedding vector_cosine_ops) WITH (lists = 100);
 
 -- name: vector_table_payload_index()!
@@ -28,7 +69,17 @@ ON {table} USING ivfflat (embedding vector_cosine_ops) WITH (lists = 100);
 CREATE INDEX IF NOT EXISTS {payload_index}
 ON {table} USING gin (payload jsonb_path_ops);
 
+-- name: vector_table_payload_index_concurrently()!
+-- The same, on a table holding rows: built without blocking writes, outside a transaction.
+CREATE INDEX CONCURRENTLY IF NOT EXISTS {payload_index}
+ON {table} USING gin (payload jsonb_path_ops);
+
 -- name: vector_table_created_index()!
 -- B-tree on created: serves the newest-first listing (search without a query).
 CREATE INDEX IF NOT EXISTS {created_index}
+ON {table} (created);
+
+-- name: vector_table_created_index_concurrently()!
+-- The same, on a table holding rows: built without blocking writes, outside a transaction.
+CREATE INDEX CONCURRENTLY IF NOT EXISTS {created_index}
 ON {table} (created);

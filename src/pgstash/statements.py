@@ -11,7 +11,7 @@ __all__ = ["KINDS", "Statement"]
 
 # How the executor runs a statement: fetch (rows), fetch_one (a row or None), fetch_value (the
 # first column of the first row), execute (a status), execute_many (args is a sequence of
-# argument tuples), copy (COPY ... FROM STDIN).
+# argument tuples), copy (COPY ... FROM STDIN), listen (the executor's LISTEN, args the channel).
 KINDS = frozenset({"fetch", "fetch_one", "fetch_value", "execute", "execute_many", "copy", "listen"})
 
 

@@ -44,11 +44,22 @@ class Chunk:
 def deployment_grants() -> list[str]:
     """The SQL blocks of the README's Deployment section: the tables of migrate, then a vector
     table's (`chunk`)."""
+    blocks = [block for block in deployment_blocks() if not block.startswith("-- as a superuser")]
+    assert len(blocks) == 2, "the README's Deployment section has two sql blocks of grants"
+    return blocks
+
+
+def deployment_blocks() -> list[str]:
+    """Every SQL block of the README's Deployment section, in order."""
     text = README.read_text(encoding="utf-8")
     section = text[text.index("\n## Deployment\n") :]
-    blocks = re.findall(r"```sql\n(.*?)```", section, re.S)
-    assert len(blocks) == 2, "the README's Deployment section has two sql blocks"
-    return blocks
+    return re.findall(r"```sql\n(.*?)```", section, re.S)
+
+
+def database_preparation() -> str:
+    """The README's superuser block: REVOKE CREATE on public, the extension, the role's timeouts."""
+    (block,) = [block for block in deployment_blocks() if block.startswith("-- as a superuser")]
+    return block
 
 
 def as_role(dsn: str, role: str) -> str:
@@ -69,7 +80,7 @@ async def roles(empty_dsn: str) -> AsyncIterator[tuple[str, str]]:
         for role in (owner, app):
             await admin.execute(f"CREATE ROLE {role} LOGIN PASSWORD '{PASSWORD}'")
         await admin.execute(f"GRANT CREATE ON SCHEMA public TO {owner}")
-        await admin.execute("CREATE EXTENSION vector")
+        await admin.execute(database_preparation().replace("pgstash_app", app))
         yield owner, app
     finally:
         await admin.execute(f"DROP OWNED BY {owner}, {app}")
@@ -91,6 +102,8 @@ async def test_every_store_works_through_the_application_role_and_migrate_needs_
 
     async with PostgresConnectionPool.of(dsn=as_role(empty_dsn, app)) as postgres:
         assert await postgres.fetch_value("SELECT current_user") == app
+        assert await postgres.fetch_value("SHOW lock_timeout") == "5s"  # the README's role settings
+        assert await postgres.fetch_value("SHOW idle_in_transaction_session_timeout") == "1min"
         configurations = PostgresConfigurationRepository(postgres)
         await configurations.define({"model": "m-1"}, "app")
         await configurations.define({"model": "m-2"}, "app")
@@ -133,8 +146,9 @@ async def test_every_store_works_through_the_application_role_and_migrate_needs_
         assert found[0] == chunks[7] and all(chunk.group == 1 for chunk in found)
         assert len(await vectors.search(Chunk, query="chunk", limit=5, rerank=True, score_threshold=-1)) == 5
         assert await vectors.delete(Chunk, requirements=AttributeRequirement.equal("group", 0)) == 10
+        await vectors.create_table(Chunk, dimension=16)  # complete already: a catalog read, no DDL
         with pytest.raises(DatabaseError) as refused:  # DDL is the owner's
-            await vectors.create_table(Chunk, dimension=16)
+            await vectors.create_table(Chunk, dimension=16, table="chunk_new")
         assert refused.value.sqlstate == "42501"
 
         # what the role may not do

@@ -1,0 +1,306 @@
+"""`PostgresVectorIndex`: one pgvector table per model (the seed's five columns, id the primary
+key), binary COPY for ingest, cosine search with payload filters, score thresholds and MMR
+re-ranking.
+
+Every statement comes from a template: `schema/templates/vector_table.sql` (the table and its
+indexes, see `tables.py`) and `queries/vectors.sql` (copy, search, newest, delete), their
+`{table}` slot filled with a validated, quoted identifier and the payload filter composed from
+`queries/filters.sql`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import Any, TypeVar
+
+import attrs
+import cattrs
+import numpy as np
+
+from pgstash.composer import compose
+from pgstash.connection import Postgres, resolve
+from pgstash.errors import ConfigurationError, DatabaseError, DimensionMismatchError, SchemaMissingError
+from pgstash.filters import AttributeRequirement, requirement_fragment
+from pgstash.mmr import maximal_marginal_relevance
+from pgstash.payload_keys import payload_key_of
+from pgstash.queries import query as named_query
+from pgstash.vectors import inputs, payloads, planning, tables
+from pgstash.vectors.ingest import copy_stream, microseconds_since_2000
+from pgstash.vectors.inputs import ImageEmbedding, TextEmbedding, table_name
+
+__all__ = ["PostgresVectorIndex"]
+
+Model = TypeVar("Model")
+_INDEXES = ("hnsw", "ivfflat", None)
+
+
+@attrs.frozen(slots=True)
+class PostgresVectorIndex:
+    """A pgvector index of attrs or dataclass models, one table per model.
+
+    `embedding` embeds texts and `image_embedding` images (bytes): async callables returning an
+    `(n, d)` array-like. `mmr_multiplier`: how many candidates per result `rerank=True` weighs;
+    `mmr_diversity`: MMR's trade-off (0 nearest first, 1 only diverse). `converter` turns models
+    into the stored payload and back (default: cattrs' orjson preset, so bytes, sets, datetimes,
+    UUIDs, Decimals and times become JSON and read back).
+    """
+
+    postgres: Postgres | None = None
+    embedding: TextEmbedding | None = attrs.field(default=None, kw_only=True)
+    image_embedding: ImageEmbedding | None = attrs.field(default=None, kw_only=True)
+    mmr_multiplier: int = attrs.field(default=8, kw_only=True)
+    converter: cattrs.Converter = attrs.field(
+        default=None, kw_only=True, converter=payloads.default_converter
+    )
+    mmr_diversity: float = attrs.field(default=0.5, kw_only=True)
+
+    @mmr_multiplier.validator
+    def _multiplier(self, _: attrs.Attribute[int], value: int) -> None:
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ValueError(f"mmr_multiplier must be a positive integer, got {value!r}")
+
+    @mmr_diversity.validator
+    def _diversity(self, _: attrs.Attribute[float], value: float) -> None:
+        if not 0.0 <= value <= 1.0:
+            raise ValueError(f"mmr_diversity must be within [0, 1], got {value!r}")
+
+    # -- tables ----------------------------------------------------------------------------------
+
+    async def create_table(
+        self,
+        model: type,
+        *,
+        dimension: int,
+        index: str | None = "hnsw",
+        distance: str = "cosine",
+        table: str | None = None,
+    ) -> None:
+        """Creates the model's table (the seed's five columns, `PRIMARY KEY (id)`, vectors stored
+        inline) and, unless `index=None`, an `"hnsw"` or `"ivfflat"` cosine index on `embedding`, a
+        GIN index on `payload` and a B-tree on `created`. Only what the catalog shows missing is
+        made (on an existing table: the key, the storage, the indexes, built `CONCURRENTLY` when it
+        holds rows); IVFFlat waits for enough rows to train on (see `tables.py`). An existing table
+        of another dimension raises `DimensionMismatchError`."""
+        inputs.check_model(model)
+        name = table_name(model, table)
+        inputs.positive(dimension, "dimension", inputs.MAX_DIMENSION)
+        if index not in _INDEXES:
+            raise ValueError(f'index must be "hnsw", "ivfflat" or None, got {index!r}')
+        if index is not None and dimension > inputs.MAX_INDEXED_DIMENSION:
+            raise ValueError(
+                f"pgvector's {index} indexes vectors of at most {inputs.MAX_INDEXED_DIMENSION} "
+                f"dimensions, got {dimension}: pass index=None for exact search"
+            )
+        if distance != "cosine":
+            raise ValueError(
+                f"distance {distance!r} is not supported: pgstash scores and ranks by cosine "
+                "similarity, which only a cosine index serves; use distance='cosine'"
+            )
+        try:
+            await tables.create_table(self._postgres(), name, dimension, index)
+        except DatabaseError as error:
+            if error.sqlstate == "42704" and "vector" in str(error):
+                raise ConfigurationError(
+                    "this database has no pgvector extension: run `pgstash migrate` "
+                    "(or `await pgstash.migrate(postgres)`), which installs it"
+                ) from error
+            raise
+
+    # -- ingest ----------------------------------------------------------------------------------
+
+    async def index(
+        self,
+        model: type[Model],
+        *,
+        values: Iterable[Model],
+        attribute: Any,
+        meta: Mapping[str, Any] | Sequence[Mapping[str, Any]] | None = None,
+        table: str | None = None,
+    ) -> int:
+        """Embeds what `attribute` (a field name, an attrs field or a callable) yields for each
+        value (text with `embedding`, bytes with `image_embedding`, else a ready vector) and
+        writes every row with one binary COPY, `created` increasing in input order. Every vector
+        is checked (dimension, NaN, infinity, zero norm) and the model's payload read back once
+        before anything is written. `meta` is one mapping for every row or one per value.
+        Returns the number of rows written."""
+        inputs.check_model(model)
+        name = table_name(model, table)
+        items = list(values)
+        if not items:
+            return 0
+        for item in items:
+            if not isinstance(item, model):
+                raise TypeError(f"index({model.__name__}) got a {type(item).__name__} value")
+        metas = payloads.metas(meta, len(items))
+        select = inputs.selector(model, attribute)
+        payloads.check_round_trip(self.converter, model, items[0], name)
+        postgres = self._postgres()
+        facts = await planning.table_facts(postgres, name, lambda: self._missing(name, model), fresh=True)
+        vectors = await inputs.vectors_of(
+            [select(item) for item in items], facts.dimension, name, self.embedding, self.image_embedding
+        )
+        rows = copy_stream(
+            vectors,
+            microseconds_since_2000(facts.now),
+            metas,
+            payloads.payload_fields(items, self.converter.unstructure),
+        )
+        with self._requires_table(name, model):
+            copy = compose(named_query("vectors_copy"), slots={"table": name})
+            await postgres.copy(attrs.evolve(copy, kind="copy"), rows)  # aiosql reads COPY as "!"
+        await tables.build_pending_ivfflat(postgres, facts, name)
+        return len(items)
+
+    # -- search ----------------------------------------------------------------------------------
+
+    async def search(
+        self,
+        model: type[Model],
+        *,
+        query: Any = None,
+        limit: int = 8,
+        score_threshold: float | None = None,
+        requirements: AttributeRequirement | None = None,
+        rerank: bool = False,
+        table: str | None = None,
+        ef_search: int | None = None,
+        probes: int | None = None,
+    ) -> list[Model]:
+        """The `limit` rows nearest to `query` by cosine similarity (a text, image bytes or a
+        vector; None: the newest rows), among rows meeting `requirements` and scoring at least
+        `score_threshold`; `rerank=True` picks them by MMR among `limit * mmr_multiplier`
+        candidates (at most 10,000 either way). `ef_search` / `probes` tune an HNSW / IVFFlat
+        scan for this query only."""
+        scored = await self.search_scored(
+            model,
+            query=query,
+            limit=limit,
+            score_threshold=score_threshold,
+            requirements=requirements,
+            rerank=rerank,
+            table=table,
+            ef_search=ef_search,
+            probes=probes,
+        )
+        return [found for found, _ in scored]
+
+    async def search_scored(
+        self,
+        model: type[Model],
+        *,
+        query: Any = None,
+        limit: int = 8,
+        score_threshold: float | None = None,
+        requirements: AttributeRequirement | None = None,
+        rerank: bool = False,
+        table: str | None = None,
+        ef_search: int | None = None,
+        probes: int | None = None,
+    ) -> list[tuple[Model, float]]:
+        """`search` with each model's score, the cosine similarity `1 - (embedding <=> query)`
+        (NaN for the newest-first listing, which has no query)."""
+        inputs.check_model(model)
+        name = table_name(model, table)
+        candidates = inputs.candidates_for(limit, rerank, self.mmr_multiplier)
+        inputs.check_search_settings(score_threshold, ef_search, probes)
+        where = requirement_fragment(requirements, key_of=payload_key_of(self.converter, model))
+        postgres = self._postgres()
+        if query is None:
+            if score_threshold is not None or rerank:
+                raise ValueError("score_threshold and rerank need a query to compare rows with")
+            newest = compose(
+                named_query("vectors_newest"),
+                slots={"table": name},
+                fragments={"requirements": where},
+                candidates=limit,
+            )
+            with self._requires_table(name, model):
+                # custom plans when filtered: a generic one of a filtered listing can read the table
+                rows = await planning.run(postgres, newest, custom_plans=requirements is not None)
+            return [(self._read(row["payload"], model, name), math.nan) for row in rows]
+
+        vector = await inputs.query_vector(query, self.embedding, self.image_embedding)
+        facts = await planning.table_facts(postgres, name, lambda: self._missing(name, model))
+        if facts.dimension is not None and vector.shape[0] != facts.dimension:
+            raise DimensionMismatchError(facts.dimension, vector.shape[0], f'query for table "{name}"')
+        search = compose(
+            named_query("vectors_search"),
+            slots={"table": name},
+            fragments={"requirements": where},
+            query_vector=vector,
+            candidates=candidates,
+            max_distance=math.inf if score_threshold is None else 1.0 - float(score_threshold),
+            with_embeddings=rerank,
+        )
+        with self._requires_table(name, model):
+            rows = await planning.nearest(
+                postgres, facts, search, candidates, requirements is not None, ef_search, probes
+            )
+        found = [row for row in rows if row["payload"] is not None]
+        if rerank and found:
+            order = maximal_marginal_relevance(
+                vector, np.stack([row["embedding"] for row in found]), limit, self.mmr_diversity
+            )
+            found = [found[position] for position in order]
+        return [(self._read(row["payload"], model, name), float(row["score"])) for row in found]
+
+    # -- delete ----------------------------------------------------------------------------------
+
+    async def delete(
+        self,
+        model: type,
+        *,
+        requirements: AttributeRequirement | None = None,
+        everything: bool = False,
+        table: str | None = None,
+    ) -> int:
+        """Deletes the rows meeting `requirements` (every row only with `everything=True`) and
+        returns how many it deleted."""
+        inputs.check_model(model)
+        name = table_name(model, table)
+        if requirements is None and everything is not True:
+            raise ValueError("delete needs requirements, or everything=True to delete every row")
+        if requirements is not None and everything:
+            raise ValueError("pass either requirements or everything=True to delete, not both")
+        where = requirement_fragment(requirements, key_of=payload_key_of(self.converter, model))
+        postgres = self._postgres()
+        statement = compose(
+            named_query("vectors_delete"), slots={"table": name}, fragments={"requirements": where}
+        )
+        with self._requires_table(name, model):
+            # custom plans when filtered (committed with the delete, a savepoint in a transaction)
+            status: str = await planning.run(
+                postgres, statement, custom_plans=requirements is not None, commit=True
+            )
+        return int(status.rsplit(" ", 1)[-1])
+
+    # -- helpers ---------------------------------------------------------------------------------
+
+    def _postgres(self) -> Postgres:
+        return resolve(self.postgres)
+
+    def _read(self, payload: Any, model: type[Model], name: str) -> Model:
+        found: Model = payloads.read_back(self.converter, payload, model, name)
+        return found
+
+    @staticmethod
+    def _tables(postgres: Postgres) -> dict[str, planning.TableFacts]:
+        return planning.tables(postgres)
+
+    @staticmethod
+    def _missing(name: str, model: type) -> SchemaMissingError:
+        return SchemaMissingError(
+            name, f"`await PostgresVectorIndex().create_table({model.__name__}, dimension=...)`"
+        )
+
+    @contextlib.contextmanager
+    def _requires_table(self, name: str, model: type) -> Iterator[None]:
+        """A missing table names `create_table` as its remedy, not `migrate`."""
+        try:
+            yield
+        except SchemaMissingError as error:
+            if error.table != name:
+                raise
+            raise self._missing(name, model) from error

@@ -1,0 +1,172 @@
+"""`create_table`'s DDL: the template steps (schema/templates/vector_table.sql) the catalog shows
+missing, and nothing when the table already has everything (no lock taken).
+
+A new or empty table gets its steps in one transaction, under an advisory lock and a
+`lock_timeout`; a table that already holds rows gets its indexes built `CONCURRENTLY`, outside a
+transaction, so ingest and delete go on meanwhile. IVFFlat trains its lists on the rows present
+when it is built, so on a table with fewer than `IVFFLAT_MIN_ROWS` rows it is noted in the table's
+comment and built by the first `index` that brings the table to that many rows (or by
+`create_table` again).
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Mapping
+
+import attrs
+
+from pgstash.composer import compose
+from pgstash.connection import Postgres
+from pgstash.errors import ConfigurationError, DatabaseError, DimensionMismatchError
+from pgstash.queries import Query, load_catalogue, query
+from pgstash.resources import resource_dir
+from pgstash.vectors.planning import TableFacts, index_name, read_facts, tables
+
+__all__ = ["DDL_LOCK_TIMEOUT", "IVFFLAT_MIN_ROWS", "build_pending_ivfflat", "create_table"]
+
+logger = logging.getLogger("pgstash")
+
+DDL_LOCK_TIMEOUT = "10s"  # how long create_table's DDL waits for a table lock before failing (55P03)
+IVFFLAT_LISTS = 100  # the seed's lists (vector_table_ivfflat_index)
+IVFFLAT_MIN_ROWS = 50 * IVFFLAT_LISTS  # rows to train the lists on: 50 per list
+
+
+@functools.cache
+def _templates() -> Mapping[str, Query]:
+    return load_catalogue(resource_dir("schema") / "templates")
+
+
+@attrs.frozen(slots=True)
+class _Names:
+    """The identifiers a table's DDL fills its slots with."""
+
+    table: str
+    dimension: int
+
+    def slots(self, **more: str | int) -> dict[str, str | int]:
+        return {
+            "table": self.table,
+            "dimension": self.dimension,
+            "primary_key": index_name(self.table, "pkey"),
+            "embedding_index": index_name(self.table, "embedding_idx"),
+            "payload_index": index_name(self.table, "payload_idx"),
+            "created_index": index_name(self.table, "created_idx"),
+            **more,
+        }
+
+
+def _missing_steps(facts: TableFacts, names: _Names, index: str | None, rows: int) -> list[tuple[str, str]]:
+    """(template, invalid index to drop or "") for every piece the catalog shows missing."""
+    slots = names.slots()
+    steps: list[tuple[str, str]] = [
+        ("vector_table_drop_invalid_index", invalid) for invalid in sorted(facts.invalid_indexes)
+    ]
+    if facts.storage not in ("m", "p"):
+        steps.append(("vector_table_storage", ""))
+    if not facts.primary_key:
+        if slots["primary_key"] not in facts.indexes:
+            steps.append(("vector_table_primary_key_index", ""))
+        steps.append(("vector_table_primary_key", ""))
+    if index is None:
+        return steps
+    if slots["embedding_index"] not in facts.indexes:
+        if index == "hnsw":
+            steps.append(("vector_table_hnsw_index", ""))
+        elif rows >= IVFFLAT_MIN_ROWS:
+            steps.append(("vector_table_ivfflat_index", ""))
+        elif not facts.ivfflat_pending:
+            steps.append(("vector_table_comment_ivfflat", ""))
+    for step, slot in (
+        ("vector_table_payload_index", "payload_index"),
+        ("vector_table_created_index", "created_index"),
+    ):
+        if slots[slot] not in facts.indexes:
+            steps.append((step, ""))
+    return steps
+
+
+async def _ddl(postgres: Postgres, names: _Names, step: str, invalid: str, concurrently: bool) -> None:
+    name = f"{step}_concurrently" if concurrently and f"{step}_concurrently" in _templates() else step
+    named = _templates()[name]
+    slots = names.slots(invalid_index=invalid)
+    await postgres.run_statement(compose(named, slots={point: slots[point] for point in named.splice_points}))
+
+
+async def _rows(postgres: Postgres, name: str, enough: int) -> int:
+    """The table's rows, counted up to `enough`."""
+    count: int = await postgres.run_statement(
+        compose(query("vectors_table_rows"), slots={"table": name}, enough=enough)
+    )
+    return count
+
+
+def _check_dimension(facts: TableFacts, name: str, dimension: int) -> None:
+    if facts.present and facts.storage is None:
+        raise ConfigurationError(
+            f'table "{name}" exists and has no embedding column, so it is not a vector table: '
+            "pass table= to name another"
+        )
+    if facts.present and facts.dimension not in (dimension, None):
+        raise DimensionMismatchError(facts.dimension, dimension, f'table "{name}" already exists')
+
+
+async def create_table(postgres: Postgres, name: str, dimension: int, index: str | None) -> None:
+    """Makes the table and what `index` asks for, each missing piece only (see the module)."""
+    names = _Names(name, dimension)
+    facts = await read_facts(postgres, name)
+    _check_dimension(facts, name, dimension)
+    if facts.present:
+        rows = await _rows(postgres, name, IVFFLAT_MIN_ROWS) if _missing_steps(facts, names, index, 0) else 0
+        steps = _missing_steps(facts, names, index, rows)
+        if not steps:
+            return
+        if rows and not postgres.in_transaction:
+            await _concurrently(postgres, names, steps)
+            tables(postgres).pop(name, None)
+            return
+    async with postgres.transaction():
+        await postgres.run("vectors_table_lock", table_name=name)
+        await postgres.run("vectors_ddl_settings", lock_timeout=DDL_LOCK_TIMEOUT, local=True)
+        if not facts.present:
+            await _ddl(postgres, names, "vector_table_create", "", False)
+        facts = await read_facts(postgres, name)  # under the lock: what another caller made counts
+        _check_dimension(facts, name, dimension)
+        rows = await _rows(postgres, name, IVFFLAT_MIN_ROWS) if index == "ivfflat" else 0
+        for step, invalid in _missing_steps(facts, names, index, rows):
+            await _ddl(postgres, names, step, invalid, False)
+    tables(postgres).pop(name, None)
+
+
+async def _concurrently(postgres: Postgres, names: _Names, steps: list[tuple[str, str]]) -> None:
+    """The steps on a table holding rows: indexes built CONCURRENTLY (outside a transaction, on
+    one pinned connection), each lock wait bounded by `lock_timeout`."""
+    async with postgres.session():
+        await postgres.run("vectors_ddl_settings", lock_timeout=DDL_LOCK_TIMEOUT, local=False)
+        try:
+            for step, invalid in steps:
+                await _ddl(postgres, names, step, invalid, True)
+        finally:
+            await postgres.run("vectors_ddl_reset")
+
+
+async def build_pending_ivfflat(postgres: Postgres, facts: TableFacts, name: str) -> None:
+    """After an `index`: builds the IVFFlat index `create_table` noted, once the table holds
+    `IVFFLAT_MIN_ROWS` rows. A role that may not build it (not the table's owner) or a lock it
+    cannot get leaves the table searchable exactly; the owner's next `create_table` builds it."""
+    if not facts.ivfflat_pending or "ivfflat" in facts.methods or facts.dimension is None:
+        return
+    if await _rows(postgres, name, IVFFLAT_MIN_ROWS) < IVFFLAT_MIN_ROWS:
+        return
+    names = _Names(name, facts.dimension)
+    try:
+        if postgres.in_transaction:
+            async with postgres.transaction():  # a savepoint: a failure keeps the caller's rows
+                await postgres.run("vectors_ddl_settings", lock_timeout=DDL_LOCK_TIMEOUT, local=True)
+                await _ddl(postgres, names, "vector_table_ivfflat_index", "", False)
+        else:
+            await _concurrently(postgres, names, [("vector_table_ivfflat_index", "")])
+    except DatabaseError as error:
+        logger.warning("vector table %s: IVFFlat index not built (%s); searches stay exact", name, error)
+    tables(postgres).pop(name, None)
