@@ -59,7 +59,7 @@ async def report(postgres: Postgres, dsn: str | None, data_dir: str) -> str:
         lines.append("pgvector not available on this server: install the pgvector package on it")
 
     if postgres.replicas is not None:
-        lines += ["", "replicas (reads go to those up; lag: how long the oldest WAL it has not replayed has waited)"]
+        lines += ["", "replicas (reads go to those up; lag: how long its oldest WAL not replayed has waited)"]
         lines.append(table(postgres.replicas.describe(), ("replica", "state")))
 
     done = {row["name"]: row for row in await _applied_rows(postgres)}
