@@ -24,6 +24,7 @@ from bench.roundtrips import RoundTripCounter
 
 import pgstash
 from pgstash import (
+    AttributeRequirement,
     HashingEmbedding,
     Postgres,
     PostgresConfigurationRepository,
@@ -126,20 +127,28 @@ class Passage:
     text: str
 
 
-async def test_searches_and_recalls_read_this_pools_writes_on_the_standby(pair: ReplicaPair) -> None:
-    name = application()
+async def test_searches_read_this_pools_writes_on_the_standby_filtered_ones_too(pair: ReplicaPair) -> None:
     table = f"passage_{uuid.uuid4().hex[:8]}"
-    async with pool(pair, name, replica_wait=5.0) as postgres:
+    only_two = AttributeRequirement.equal("identifier", "p-2")
+    async with (
+        RoundTripCounter(pair.primary_dsn) as primary,  # a search must send the primary nothing
+        PostgresConnectionPool.of(primary.dsn, replicas=[pair.standby_dsn], replica_wait=5.0) as postgres,
+    ):
         index = PostgresVectorIndex(postgres, embedding=HashingEmbedding(64))
-        await index.create_table(Passage, dimension=64, index=None, table=table)
+        await index.create_table(Passage, dimension=64, index="hnsw", table=table)
         passages = [Passage("p-1", "hello standby"), Passage("p-2", "the primary writes")]
         await index.index(Passage, values=passages, attribute="text", table=table)
+        primary.reset()
         found = await index.search(Passage, query="hello standby", limit=1, table=table)
         assert [passage.identifier for passage in found] == ["p-1"]
-        scored = await index.search_scored(Passage, query=None, limit=5, table=table)
-        assert {passage.identifier for passage, _ in scored} == {"p-1", "p-2"}
-        standby = last_queries(pair, pair.standby_port, name)
-    assert table in standby, standby
+        # a filter on an HNSW table: a rolled-back transaction of scan settings, on the replica
+        scored = await index.search_scored(
+            Passage, query="hello", limit=5, requirements=only_two, table=table
+        )
+        assert [passage.identifier for passage, _ in scored] == ["p-2"]
+        newest = await index.search(Passage, query=None, limit=5, requirements=only_two, table=table)
+        assert [passage.identifier for passage in newest] == ["p-2"]
+        assert primary.round_trips == 0
 
 
 async def test_a_write_is_read_back_at_once_and_another_pools_write_waits_for_replay(

@@ -93,6 +93,15 @@ class Postgres(Scopes):
         the stores' reads are; on the primary when the pool has no replica."""
         return ReplicaReads(self, self._run)
 
+    async def on_replica(self, block: Callable[[Postgres], Awaitable[_T]]) -> _T:
+        """Runs `block(self)` with every statement it sends on one replica connection, as one
+        read (a block of reads only: a search's rolled-back transaction of scan settings); on the
+        primary without replicas, inside a transaction, or when no replica can serve it. When the
+        replica fails midway the block runs again on the primary (on a standby it wrote nothing)."""
+        if self.replicas is None or self._scope.get() is not None:
+            return await block(self)
+        return await self.replicas.read_block(self, block)
+
     # -- pgstash's own statements --------------------------------------------------------------
 
     async def run(self, name: str | Query, /, **values: Any) -> Any:

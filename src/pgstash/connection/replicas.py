@@ -25,8 +25,8 @@ import collections
 import contextlib
 import itertools
 import time
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import asyncpg
 import attrs
@@ -39,6 +39,8 @@ if TYPE_CHECKING:
     from pgstash.connection.executor import Postgres
 
 __all__ = ["READS", "Replica", "ReplicaReads", "Replicas"]
+
+_T = TypeVar("_T")
 
 READS = frozenset(
     {
@@ -143,39 +145,61 @@ class Replicas:
     # -- reads --------------------------------------------------------------------------------
 
     async def read(self, postgres: Postgres, statement: Statement, caller: bool) -> Any:
-        """Runs the read `statement` on a replica that has replayed `required`, else the primary.
-        Just after a notification it first waits (at most `wait`) for the listener's fence: one
-        round trip on the listener's connection."""
+        """Runs the read `statement` on a replica that has replayed `required`, else the primary."""
+
+        async def on(connection: asyncpg.Connection) -> Any:
+            return await postgres.run_on(connection, statement, caller=caller)
+
+        done, result = await self._route(postgres, statement.name, on)
+        return result if done else await postgres.on_primary(statement, caller=caller)
+
+    async def read_block(self, postgres: Postgres, block: Callable[[Postgres], Awaitable[_T]]) -> _T:
+        """Runs `block(postgres)` with every statement it sends on one replica connection (a
+        block of reads, such as a search's rolled-back transaction of scan settings), else on
+        the primary."""
+
+        async def on(connection: asyncpg.Connection) -> _T:
+            with postgres.pinned(connection):
+                return await block(postgres)
+
+        done, result = await self._route(postgres, "read block", on)
+        return result if done else await block(postgres)
+
+    async def _route(
+        self, postgres: Postgres, name: str, on: Callable[[asyncpg.Connection], Awaitable[Any]]
+    ) -> tuple[bool, Any]:
+        """(True, what `on` returned) when a replica that has replayed `required` ran it; else
+        (False, None): the caller runs it on the primary. Just after a notification it first waits
+        (at most `wait`) for the listener's fence: one round trip on the listener's connection."""
         if self.held and self.wait > 0:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._settled.wait(), self.wait)
-        if not self.held:
-            required = self.required
-            candidates = self._candidates()
-            for replica in candidates:
-                if replica.replayed >= required:
-                    done, result = await self._try(postgres, replica, statement, caller, required)
-                    if done:
-                        return result
-            if candidates and self.wait > 0 and not self.held:
-                done, result = await self._try(postgres, candidates[0], statement, caller, required, True)
+        if self.held:
+            return False, None
+        required = self.required
+        candidates = self._candidates()
+        for replica in candidates:
+            if replica.replayed >= required:
+                done, result = await self._try(postgres, replica, name, on, required)
                 if done:
-                    return result
-        return await postgres.on_primary(statement, caller=caller)
+                    return True, result
+        if candidates and self.wait > 0 and not self.held:
+            return await self._try(postgres, candidates[0], name, on, required, poll=True)
+        return False, None
 
     async def _try(
         self,
         postgres: Postgres,
         replica: Replica,
-        statement: Statement,
-        caller: bool,
+        name: str,
+        on: Callable[[asyncpg.Connection], Awaitable[Any]],
         required: int,
         poll: bool = False,
     ) -> tuple[bool, Any]:
-        """(True, result) when `replica` ran `statement`; (False, None) when it could not or
+        """(True, what `on` returned) when `replica` ran it; (False, None) when it could not or
         had not replayed `required` in time (then the caller runs it elsewhere)."""
         try:
-            connection, proxy = await postgres.acquire_from(replica.pool, statement.name)
+            connection, proxy = await postgres.acquire_from(replica.pool, name)
         except PgstashError as error:
             self._mark(replica, "down", str(error))
             return False, None
@@ -194,7 +218,7 @@ class Replicas:
                     await asyncio.sleep(min(0.02, left))
                 if self.held:
                     return False, None
-            return True, await postgres.run_on(connection, statement, caller=caller)
+            return True, await on(connection)
         except PgstashError as error:
             # A read on a hot standby has no side effect (it accepts no write): when the replica
             # went away, or lags behind a migration or conflicts with its replay, the primary runs
@@ -205,7 +229,7 @@ class Replicas:
                 raise
             return False, None
         finally:
-            await postgres.release_to(replica.pool, proxy, statement.name)
+            await postgres.release_to(replica.pool, proxy, name)
 
     # -- health -------------------------------------------------------------------------------
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, Self
 
@@ -137,6 +137,18 @@ class Scopes:
                         await self.committed(connection)
             finally:
                 await self._release(proxy, name)
+
+    @contextlib.contextmanager
+    def pinned(self, connection: asyncpg.Connection) -> Iterator[None]:
+        """Every call inside the block runs on `connection` (a replica's, for a block of reads);
+        the caller acquired it and releases it."""
+        scope = Scope(connection, "session")
+        token = self._scope.set(scope)
+        try:
+            yield
+        finally:
+            scope.ended = True
+            self._scope.reset(token)
 
     @contextlib.asynccontextmanager
     async def transaction(self, *, rollback: bool = False) -> AsyncIterator[Self]:
