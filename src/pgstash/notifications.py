@@ -9,10 +9,11 @@ While the connection is down every cache of the pool is flushed and serves nothi
 the database); the listener reconnects with exponential backoff and caches resume once it
 listens again.
 
-With replicas, a notification also holds the pool's reads on the primary until the listener has
-read the primary's WAL position on its own connection (after the notification arrived, so at or
-past the notifying commit); from then on a replica serves reads only once it has replayed that
-position. A reload that starts after a notification therefore never sees the older value.
+With replicas, a notification also holds the pool's reads (they wait, else run on the primary)
+until the listener has read the primary's WAL position on its own connection (after the
+notification arrived, so at or past the notifying commit); from then on a replica serves reads
+only once it has replayed that position. A reload that starts after a notification therefore
+never sees the older value.
 """
 
 from __future__ import annotations

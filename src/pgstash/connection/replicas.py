@@ -8,9 +8,11 @@ Read-your-writes: after each commit on the primary the pool reads the commit's W
 (`replica_commit_lsn`, same connection) into `required`. A read goes to a replica known (from
 its monitor, every `interval` seconds) to have replayed `required`, at no extra round trip; else
 it polls one replica's `replica_replayed` up to `wait` seconds, else it runs on the primary.
-The cache listener `hold()`s reads on the primary from a notification until it has read the
-primary's WAL position after it (`fenced`), so no replica serves a value older than a
-notification already received.
+The cache listener `hold()`s reads from a notification until it has read the primary's WAL
+position after it (`fenced`; a read waits at most `wait` for that, else runs on the primary), so
+no replica serves a value older than a notification already received. A block of reads
+(`Postgres.on_replica`: a search's rolled-back transaction of scan settings) runs whole on one
+replica connection under the same rules.
 
 A replica that refuses connections, times out or lags more than `max_lag` seconds is skipped and
 checked again after `recheck` seconds; each change of its state is one WARNING line. A read that
@@ -119,7 +121,8 @@ class Replicas:
             self.required = lsn
 
     def hold(self) -> int:
-        """A notification arrived: reads go to the primary until `fenced(...)` covers it."""
+        """A notification arrived: reads wait for `fenced(...)` to cover it (at most `wait`
+        seconds, else they run on the primary)."""
         self.notified += 1
         self._settled.clear()
         return self.notified
