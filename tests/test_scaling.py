@@ -20,7 +20,7 @@ LAYOUT: dict[str, str | None] = {
 }
 
 KEYS = """
-SELECT c.relname AS table_name, k.conname AS name, k.contype AS kind,
+SELECT c.relname AS table_name, k.conname AS name, k.contype::TEXT AS kind,
        array_agg(a.attname::TEXT ORDER BY a.attname) AS columns
 FROM pg_constraint AS k
 JOIN pg_class AS c ON c.oid = k.conrelid
