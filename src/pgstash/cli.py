@@ -39,7 +39,9 @@ def _say(text: str) -> None:
 
 
 @contextlib.asynccontextmanager
-async def connect(args: argparse.Namespace, *, writes: bool = True) -> AsyncIterator[Postgres]:
+async def connect(
+    args: argparse.Namespace, *, writes: bool = True, replicas: Sequence[str] = ()
+) -> AsyncIterator[Postgres]:
     """The pool for a command: --dsn, else PGSTASH_DSN, else the embedded server. A command that
     only reads (`writes=False`) never creates the embedded server's folder."""
     dsn = args.dsn or os.environ.get(DSN_VARIABLE)
@@ -58,7 +60,7 @@ async def connect(args: argparse.Namespace, *, writes: bool = True) -> AsyncIter
                 )
             await stack.enter_async_context(server)
             dsn = server.dsn
-        yield await stack.enter_async_context(PostgresConnectionPool.of(dsn=dsn))
+        yield await stack.enter_async_context(PostgresConnectionPool.of(dsn=dsn, replicas=replicas))
 
 
 async def cmd_migrate(args: argparse.Namespace) -> int:
@@ -73,9 +75,20 @@ async def cmd_migrate(args: argparse.Namespace) -> int:
 async def cmd_status(args: argparse.Namespace) -> int:
     from pgstash import status
 
-    async with connect(args, writes=False) as postgres:
+    replicas = args.replica or os.environ.get(status.REPLICAS_VARIABLE, "").split()
+    async with connect(args, writes=False, replicas=replicas) as postgres:
         print(await status.report(postgres, args.dsn or os.environ.get(DSN_VARIABLE), args.data_dir))
     return 0
+
+
+def configure_status(sub: argparse.ArgumentParser, common: argparse.ArgumentParser) -> None:
+    sub.add_argument(
+        "--replica",
+        action="append",
+        metavar="DSN",
+        help="a hot standby of the server to report on (repeat for several; default: the DSNs in "
+        "PGSTASH_REPLICAS, separated by spaces)",
+    )
 
 
 def file_header(source: str) -> list[str]:
@@ -239,7 +252,7 @@ COMMANDS: dict[str, tuple[str, Command, Configure | None]] = {
     "status": (
         "the server, migrations, pgstash's tables and vector tables with row counts and sizes",
         cmd_status,
-        None,
+        configure_status,
     ),
     "queries": (
         "every named query with its doc line, by file: the DBA's catalogue",
