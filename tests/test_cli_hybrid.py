@@ -109,3 +109,16 @@ def test_search_errors_are_one_line(database_dsn: str, capsys: pytest.CaptureFix
         == 1
     )
     assert "english" in capsys.readouterr().err
+
+
+def test_a_key_twice_in_one_file_is_refused_naming_both_lines(
+    database_dsn: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    vector = ["vector", "--dsn", database_dsn]
+    assert main([*vector, "create-table", "docs", "--dimension", "16"]) == 0
+    twice = [*ROWS, {"id": "a", "body": "again", "topic": "python"}]
+    source = str(rows_file(tmp_path, twice))
+    assert main([*vector, "ingest", "docs", source, "--text-field", "body", "--key-field", "id"]) == 1
+    err = capsys.readouterr().err
+    assert "rows.jsonl:4: key 'a' again (line 1)" in err and "nothing was written" in err
+    assert count(database_dsn) == []
