@@ -35,6 +35,7 @@ __all__ = [
     "MODES",
     "Fusion",
     "TextColumn",
+    "TextColumnMissingError",
     "check_language",
     "existing_column",
     "language_of",
@@ -160,6 +161,15 @@ def _weight(value: object) -> bool:
     )
 
 
+class TextColumnMissingError(SchemaMissingError):
+    """Text or hybrid search on a table without the text column pgstash makes."""
+
+    def __init__(self, table: str, remedy: str) -> None:
+        super().__init__(table, remedy)
+        what = f'table "{table}" has no text column, which text and hybrid search read'
+        self.args = (f"{what}: add it with {remedy}",)
+
+
 def words_of(query: object) -> str:
     """The text of a text or hybrid search."""
     if not isinstance(query, str):
@@ -174,10 +184,9 @@ def language_of(facts: TableFacts, name: str, model: type) -> str:
     `create_table(..., text=...)` when it has none pgstash made."""
     column = existing_column(facts)
     if column is None:
-        remedy = f"`await PostgresVectorIndex().create_table({model.__name__}, dimension=..., text=...)`"
-        error = SchemaMissingError(name, remedy)
-        error.args = (f'table "{name}" has no text column (for text and hybrid search): {remedy}',)
-        raise error
+        raise TextColumnMissingError(
+            name, f"`await PostgresVectorIndex().create_table({model.__name__}, dimension=..., text=...)`"
+        )
     return column.language
 
 
