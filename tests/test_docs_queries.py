@@ -290,6 +290,19 @@ def method_calls(postgres: Postgres) -> dict[str, Callable[[], Awaitable[object]
         f"{prefix}search`, no query": lambda: vectors.search(Chunk, limit=5, requirements=topic),
         f"{prefix}search_scored`, a query": lambda: vectors.search_scored(Chunk, query="postgres", limit=5),
         f"{prefix}delete`": lambda: vectors.delete(Chunk, requirements=topic),
+        f'{prefix}create_table`, `text="text"`': lambda: vectors.create_table(
+            Chunk, dimension=16, text="text"
+        ),
+        f'{prefix}index`, `key="text"`': lambda: vectors.index(
+            Chunk, values=chunks, attribute="text", key="text"
+        ),
+        f'{prefix}search`, `mode="text"`': lambda: vectors.search(
+            Chunk, query="postgres", mode="text", limit=5
+        ),
+        f'{prefix}search`, `mode="hybrid"`': lambda: vectors.search(
+            Chunk, query="postgres", mode="hybrid", limit=5
+        ),
+        f"{prefix}delete`, `keys=[...]`": lambda: vectors.delete(Chunk, keys=["passage 0 on postgres"]),
     }
     return calls
 
@@ -379,8 +392,10 @@ async def test_the_documented_grants_are_enough_and_each_is_needed(database_dsn:
     unread = [line for line in doc().splitlines() if line.startswith("GRANT ") and not GRANT.fullmatch(line)]
     assert not unread, f"GRANT lines this test cannot read: {unread}"
     role, password = f"pgstash_app_{secrets.token_hex(4)}", secrets.token_hex(16)
-    async with PostgresConnectionPool.of(dsn=database_dsn) as owner:  # the owner makes the vector table
-        await method_calls(owner)['`PostgresVectorIndex.create_table`, `index="hnsw"`']()
+    async with PostgresConnectionPool.of(dsn=database_dsn) as owner:  # the owner makes the vector tables
+        for row, call in method_calls(owner).items():
+            if ".create_table`" in row:
+                await call()
     admin = await asyncpg.connect(database_dsn)
     await admin.execute(f"CREATE ROLE {role} LOGIN PASSWORD '{password}'")
     try:

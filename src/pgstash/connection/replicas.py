@@ -55,6 +55,8 @@ READS = frozenset(
         "memory_recall",
         "vectors_search",
         "vectors_newest",
+        "vectors_text_search",  # full text and hybrid search (queries/vectors_text.sql)
+        "vectors_hybrid",
     }
 )
 

@@ -47,6 +47,7 @@ class TableFacts:
     invalid_indexes: frozenset[str]  # left by a failed concurrent build
     methods: frozenset[str]  # access methods of valid cosine indexes on embedding
     primary_key: bool
+    text_expression: str | None  # the text column's generation expression, as the server prints it
     ivfflat_pending: bool  # create_table(index="ivfflat") ran before the table had rows
     iterative: bool  # pgvector >= 0.8: iterative index scans
     now: datetime  # the server's clock when the facts were read
@@ -68,6 +69,7 @@ async def read_facts(postgres: Postgres, name: str) -> TableFacts:
         invalid_indexes=frozenset(row["invalid_indexes"] or ()),
         methods=frozenset(row["methods"] or ()),
         primary_key=bool(row["primary_key"]),
+        text_expression=row["text_expression"],
         ivfflat_pending=row["comment"] == IVFFLAT_COMMENT,
         iterative=_version(row["vector_version"]) >= (0, 8),
         now=row["now"],
