@@ -4,8 +4,9 @@
 
 -- name: vectors_table_facts(table_name)^
 -- One catalog read: the table's embedding dimension and storage, its valid and invalid index
--- names, cosine ANN index methods, whether id is its primary key, the index create_table was
--- asked for (its comment), pgvector's version and the clock.
+-- names, cosine ANN index methods, whether id is its primary key, the generation expression of
+-- its text column (naming the payload path and text search configuration), the index
+-- create_table was asked for (its comment), pgvector's version and the clock.
 SELECT
     c.oid IS NOT NULL AS present,
     (
@@ -48,6 +49,14 @@ SELECT
         SELECT pg_catalog.count(*) > 0::BIGINT FROM pg_catalog.pg_constraint AS k
         WHERE k.conrelid = c.oid AND k.contype = 'p'
     ) AS primary_key,
+    (
+        SELECT pg_catalog.pg_get_expr(d.adbin, d.adrelid)
+        FROM pg_catalog.pg_attribute AS a
+        INNER JOIN
+            pg_catalog.pg_attrdef AS d
+            ON a.attrelid = d.adrelid AND a.attnum = d.adnum
+        WHERE a.attrelid = c.oid AND a.attname = 'text_vector' AND NOT a.attisdropped
+    ) AS text_expression,
     pg_catalog.obj_description(c.oid, 'pg_class') AS comment,
     (
         SELECT e.extversion FROM pg_catalog.pg_extension AS e

@@ -110,6 +110,10 @@ TEMPLATE_SLOTS.update(
             "vectors_delete",
             "vectors_table_rows",
             "vectors_copy",
+            "vectors_text_search",
+            "vectors_hybrid",
+            "vectors_delete_ids",
+            "vectors_copy_keyed",
         )
     }
 )
@@ -120,3 +124,9 @@ TEMPLATE_SLOTS["vectors_vacuum"] = {"table": "vector_sample"}
 
 # pgstash status (queries/status.sql): the exact count of one listed table.
 TEMPLATE_SLOTS["status_count"] = {"table": "configurations"}
+
+# Full text (queries/vectors_text.sql): the text column create_table(..., text="body") adds.
+TEMPLATE_SETUP.append(
+    "ALTER TABLE vector_sample ADD COLUMN text_vector TSVECTOR GENERATED ALWAYS AS "
+    "(to_tsvector('english'::REGCONFIG, payload #>> '{body}'::TEXT[])) STORED"
+)

@@ -43,6 +43,7 @@ def test_the_demo_runs_every_store_end_to_end(database_dsn: str) -> None:
         assert section in result.stdout
     assert "300 docstrings" in result.stdout
     assert "== search 'json encoder' (MMR re-ranked) ==" in result.stdout
+    assert "== vector, text and hybrid search 'TimeoutError' ==" in result.stdout
     assert "\r" not in result.stderr  # in a pipe: plain lines, no bar redrawn in place
 
 

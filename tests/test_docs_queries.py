@@ -14,6 +14,7 @@ import json
 import re
 import secrets
 from collections.abc import Awaitable, Callable, Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -117,8 +118,9 @@ def test_every_method_of_the_stores_has_a_row() -> None:
     public = {
         f"{store.__name__}.{name}"
         for store in STORES
-        for name, member in vars(store).items()
-        if not name.startswith("_") and inspect.iscoroutinefunction(member)
+        for cls in store.__mro__  # inherited methods (VersionedStore.prune) and classmethods too
+        for name, member in vars(cls).items()
+        if not name.startswith("_") and inspect.iscoroutinefunction(getattr(member, "__func__", member))
     }
     documented = {".".join(METHOD_REF.match(cell).groups()) for cell in method_rows()}  # type: ignore[union-attr]
     assert documented == public
@@ -251,6 +253,7 @@ def method_calls(postgres: Postgres) -> dict[str, Callable[[], Awaitable[object]
         f"{prefix}configurations`": configurations.configurations,
         f"{prefix}history`": lambda: configurations.history("Documented"),
         f"{prefix}remove`": lambda: configurations.remove("Documented"),
+        f"{prefix}prune`": lambda: configurations.prune(keep=5),
     }
     prefix = "`PostgresInstructionsRepository."
     calls |= {
@@ -260,6 +263,7 @@ def method_calls(postgres: Postgres) -> dict[str, Callable[[], Awaitable[object]
         f"{prefix}available_instructions`": instructions.available_instructions,
         f"{prefix}history`": lambda: instructions.history("documented"),
         f"{prefix}remove`": lambda: instructions.remove("documented"),
+        f"{prefix}prune`": lambda: instructions.prune(older_than=timedelta(days=30)),
     }
     prefix = "`PostgresModelMemory."
     calls |= {
@@ -267,6 +271,7 @@ def method_calls(postgres: Postgres) -> dict[str, Callable[[], Awaitable[object]
         f"{prefix}remember`": lambda: memory.remember(ModelInput("hello"), variables={"n": 1}),
         f"{prefix}recall`": lambda: memory.recall(limit=10),
         f"{prefix}forget`": memory.forget,
+        f"{prefix}forget_idle`": lambda: memory.forget_idle(timedelta(days=30), postgres=postgres),
     }
     prefix = "`PostgresVectorIndex."
     calls |= {
@@ -285,6 +290,19 @@ def method_calls(postgres: Postgres) -> dict[str, Callable[[], Awaitable[object]
         f"{prefix}search`, no query": lambda: vectors.search(Chunk, limit=5, requirements=topic),
         f"{prefix}search_scored`, a query": lambda: vectors.search_scored(Chunk, query="postgres", limit=5),
         f"{prefix}delete`": lambda: vectors.delete(Chunk, requirements=topic),
+        f'{prefix}create_table`, `text="text"`': lambda: vectors.create_table(
+            Chunk, dimension=16, text="text"
+        ),
+        f'{prefix}index`, `key="text"`': lambda: vectors.index(
+            Chunk, values=chunks, attribute="text", key="text"
+        ),
+        f'{prefix}search`, `mode="text"`': lambda: vectors.search(
+            Chunk, query="postgres", mode="text", limit=5
+        ),
+        f'{prefix}search`, `mode="hybrid"`': lambda: vectors.search(
+            Chunk, query="postgres", mode="hybrid", limit=5
+        ),
+        f"{prefix}delete`, `keys=[...]`": lambda: vectors.delete(Chunk, keys=["passage 0 on postgres"]),
     }
     return calls
 
@@ -374,8 +392,10 @@ async def test_the_documented_grants_are_enough_and_each_is_needed(database_dsn:
     unread = [line for line in doc().splitlines() if line.startswith("GRANT ") and not GRANT.fullmatch(line)]
     assert not unread, f"GRANT lines this test cannot read: {unread}"
     role, password = f"pgstash_app_{secrets.token_hex(4)}", secrets.token_hex(16)
-    async with PostgresConnectionPool.of(dsn=database_dsn) as owner:  # the owner makes the vector table
-        await method_calls(owner)['`PostgresVectorIndex.create_table`, `index="hnsw"`']()
+    async with PostgresConnectionPool.of(dsn=database_dsn) as owner:  # the owner makes the vector tables
+        for row, call in method_calls(owner).items():
+            if ".create_table`" in row:
+                await call()
     admin = await asyncpg.connect(database_dsn)
     await admin.execute(f"CREATE ROLE {role} LOGIN PASSWORD '{password}'")
     try:

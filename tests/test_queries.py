@@ -64,7 +64,13 @@ async def test_every_query_prepares_against_the_real_schema(postgres: Postgres) 
     prepared = await prepare_all(postgres, catalogue().values())
     fragments = sum(named.kind == "fragment" for named in catalogue().values())
     hosts = {host.name for host in fragment_hosts()}
-    assert hosts == {"vectors_search", "vectors_newest", "vectors_delete"}
+    assert hosts == {
+        "vectors_search",
+        "vectors_newest",
+        "vectors_delete",
+        "vectors_text_search",  # full text: queries/vectors_text.sql
+        "vectors_hybrid",
+    }
     assert prepared == len(catalogue()) - fragments + fragments * len(hosts)
 
 

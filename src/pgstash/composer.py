@@ -23,7 +23,7 @@ import attrs
 
 from pgstash.queries import Query, query
 from pgstash.statements import Statement
-from pgstash.templates import Parameter, Slot, pieces, slot_text
+from pgstash.templates import Parameter, Slot, SlotValue, pieces, slot_text
 
 __all__ = ["Fragment", "compose", "fragment"]
 
@@ -41,14 +41,14 @@ class Fragment:
     args: tuple[Any, ...] = attrs.field(default=(), converter=_as_tuple)
 
 
-_NO_SLOTS: Mapping[str, str | int] = {}
+_NO_SLOTS: Mapping[str, SlotValue] = {}
 _NO_FRAGMENTS: Mapping[str, Fragment] = {}
 
 
 def compose(
     query: Query,
     *,
-    slots: Mapping[str, str | int] = _NO_SLOTS,
+    slots: Mapping[str, SlotValue] = _NO_SLOTS,
     fragments: Mapping[str, Fragment] = _NO_FRAGMENTS,
     **values: Any,
 ) -> Statement:
@@ -64,7 +64,7 @@ def compose(
 def fragment(
     template: Query | str,
     *,
-    slots: Mapping[str, str | int] = _NO_SLOTS,
+    slots: Mapping[str, SlotValue] = _NO_SLOTS,
     fragments: Mapping[str, Fragment] = _NO_FRAGMENTS,
     **values: Any,
 ) -> Fragment:
@@ -80,7 +80,7 @@ def fragment(
 
 def _composed(
     template: Query,
-    slots: Mapping[str, str | int],
+    slots: Mapping[str, SlotValue],
     fragments: Mapping[str, Fragment],
     values: Mapping[str, Any],
 ) -> tuple[str, tuple[Any, ...]]:
@@ -109,7 +109,7 @@ def _shape(
     name: str,
     sql: str,
     parameters: tuple[str, ...],
-    slots: tuple[tuple[str, str | int], ...],
+    slots: tuple[tuple[str, SlotValue], ...],
     spliced: tuple[tuple[str, str, int], ...],
 ) -> tuple[str, tuple[tuple[str, str], ...]]:
     """The composed text of one shape, and where its arguments come from in `$n` order: each

@@ -29,6 +29,7 @@ from pgstash.migrations import migrate
 from pgstash.vectors import PostgresVectorIndex
 
 DIMENSION = 384
+MODES = ("vector", "text", "hybrid")
 BATCH = 500
 
 
@@ -122,7 +123,8 @@ async def run(postgres: Postgres, passages_limit: int | None = None) -> int:
     index = PostgresVectorIndex(embedding=HashingEmbedding(DIMENSION))
     # The HNSW index is built from the data after loading: inserting into it costs a graph search
     # per row (about 500 rows/s against tens of thousands without it).
-    await index.create_table(Passage, dimension=DIMENSION, index=None)
+    # text="text": the server also keeps a tsvector of each docstring, for text and hybrid search.
+    await index.create_table(Passage, dimension=DIMENSION, index=None, text="text")
     await index.delete(Passage, everything=True)
     with (
         timings.step(f"vector index ({len(passages)} passages)"),
@@ -134,7 +136,7 @@ async def run(postgres: Postgres, passages_limit: int | None = None) -> int:
             advance(done, done)
 
     with timings.step("HNSW index build"):
-        await index.create_table(Passage, dimension=DIMENSION)
+        await index.create_table(Passage, dimension=DIMENSION, text="text")
 
     searches: Sequence[tuple[str, str, dict[str, Any]]] = (
         ("read a file line by line", "plain", {}),
@@ -157,6 +159,18 @@ async def run(postgres: Postgres, passages_limit: int | None = None) -> int:
                 right=(0,),
             )
         )
+
+    # An exact identifier, where a lexical vector is weakest and full text strongest, and two
+    # questions in words: the three modes side by side (hybrid fuses the other two, RRF).
+    for text in ("TimeoutError", "read a file line by line", "wait with a timeout"):
+        with timings.step(f"vector, text and hybrid {text!r}"):
+            modes = [await index.search(Passage, query=text, limit=3, mode=mode) for mode in MODES]
+        heading(f"vector, text and hybrid search {text!r}")
+        rows = [
+            (rank, *(found[rank - 1].name if rank <= len(found) else "" for found in modes))
+            for rank in (1, 2, 3)
+        ]
+        print(table(rows, ("#", *MODES), right=(0,)))
 
     heading("timings")
     print(table(timings.rows, ("step", "time"), right=(1,)))

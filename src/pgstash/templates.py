@@ -21,8 +21,10 @@ import attrs
 
 __all__ = [
     "IDENTIFIER",
+    "Constant",
     "Parameter",
     "Slot",
+    "SlotValue",
     "bound_inside_literals",
     "pieces",
     "quote_identifier",
@@ -167,9 +169,29 @@ def quote_identifier(name: object) -> str:
     return f'"{validate_identifier(name)}"'
 
 
+@attrs.frozen(slots=True)
+class Constant:
+    """A string constant for a slot that DDL cannot take as a parameter (the text search
+    configuration and payload path of a generated column), written `'text'`. The caller checks
+    what it means; here it may hold no quote, backslash or NUL, so it cannot end early and reads
+    the same whatever standard_conforming_strings says."""
+
+    text: str = attrs.field(validator=attrs.validators.instance_of(str))
+
+    @text.validator
+    def _plain(self, _: attrs.Attribute[str], value: str) -> None:
+        if re.search(r"['\\\x00]", value):
+            raise ValueError(f"a template constant holds no quote, backslash or NUL, got {value!r}")
+
+
+SlotValue = str | int | Constant  # what fills a {slot}: an identifier, digits or a constant
+
+
 def slot_text(slot: str, value: object) -> str:
-    """What fills identifier slot `{slot}`: the quoted identifier, or the digits of a non-negative
-    `int`; anything else raises `ValueError`."""
+    """What fills slot `{slot}`: the quoted identifier, the digits of a non-negative `int`, or a
+    `Constant` in single quotes; anything else raises `ValueError`."""
+    if isinstance(value, Constant):
+        return f"'{value.text}'"
     if isinstance(value, int) and not isinstance(value, bool):
         if value < 0:
             raise ValueError(f"template slot {{{slot}}} takes a non-negative integer, got {value}")
@@ -177,7 +199,7 @@ def slot_text(slot: str, value: object) -> str:
     return quote_identifier(value)
 
 
-def render(template: str, **slots: str | int) -> str:
+def render(template: str, **slots: SlotValue) -> str:
     """`template` with every `{slot}` filled by `slot_text` (parameters left as they are). A slot
     without a value raises `ValueError`."""
     out: list[str] = []

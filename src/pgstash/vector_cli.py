@@ -1,9 +1,12 @@
-"""`pgstash vector create-table NAME --dimension D` and `pgstash vector ingest NAME FILE.jsonl`.
+"""`pgstash vector create-table NAME --dimension D [--text-field F]`, `pgstash vector ingest NAME
+FILE.jsonl [--key-field K]` and `pgstash vector search NAME QUERY [--mode M]`.
 
 Each JSON line is one row: its object is the stored payload. Its vector is the field named by
 `--vector-field` (a list of numbers), or the text of `--text-field` (a string) embedded with the
 lexical `HashingEmbedding` of the table's dimension. One file is one transaction: every row is
 written, or none; an error names FILE:LINE (physical lines, blank ones counted). `-` is stdin.
+With `--key-field`, rows whose key is already stored replace them. `search` embeds its query with
+the same `HashingEmbedding` (vector and hybrid modes).
 """
 
 from __future__ import annotations
@@ -20,9 +23,10 @@ import cattrs
 import orjson
 
 from pgstash.connection import Postgres
-from pgstash.console import progress
+from pgstash.console import progress, table
 from pgstash.embeddings import HashingEmbedding
 from pgstash.errors import PgstashError
+from pgstash.filters import AttributeRequirement
 from pgstash.templates import validate_identifier
 from pgstash.vectors import PostgresVectorIndex
 
@@ -61,6 +65,16 @@ def configure(parser: argparse.ArgumentParser, common: argparse.ArgumentParser) 
     create.add_argument("name", help="table name: a-z, 0-9 and _, at most 63 characters, not pg_...")
     create.add_argument("--dimension", type=int, required=True, help="the vectors' length")
     create.add_argument("--index", choices=("hnsw", "ivfflat", "none"), default="hnsw", help=INDEXES_HELP)
+    create.add_argument(
+        "--text-field",
+        help="also index this payload field (a dotted path) for full-text and hybrid search: a "
+        "tsvector column the server generates from it, and a GIN index (rewrites a table holding rows)",
+    )
+    create.add_argument(
+        "--language",
+        default="english",
+        help="the text search configuration of --text-field (default english)",
+    )
     ingest = actions.add_parser(
         "ingest",
         parents=[common],
@@ -72,6 +86,31 @@ def configure(parser: argparse.ArgumentParser, common: argparse.ArgumentParser) 
     source = ingest.add_mutually_exclusive_group(required=True)
     source.add_argument("--text-field", help="embed this field's text (a string) with HashingEmbedding")
     source.add_argument("--vector-field", help="use this field's ready vector (a list of numbers)")
+    ingest.add_argument(
+        "--key-field",
+        help="the field (a string or integer) that identifies a row: a row whose key is stored "
+        "already replaces it, so loading a file again changes nothing",
+    )
+    search = actions.add_parser(
+        "search",
+        parents=[common],
+        help="search a vector table: vector, full-text or hybrid",
+        description="Prints the best rows with their scores. The vector and hybrid modes embed QUERY "
+        "with HashingEmbedding of the table's dimension (lexical: shared words, not meaning), as "
+        "ingest --text-field does; the text and hybrid modes need a table made with "
+        "create-table --text-field.",
+    )
+    search.add_argument("name", help="a vector table")
+    search.add_argument("query", help="the text to search for (web-search syntax in text mode)")
+    search.add_argument("--mode", choices=("vector", "text", "hybrid"), default="vector")
+    search.add_argument("--limit", type=int, default=10, help="how many rows (default 10)")
+    search.add_argument(
+        "--where",
+        action="append",
+        default=[],
+        metavar="PATH=VALUE",
+        help="only rows whose payload field PATH equals VALUE (JSON, else text); repeatable",
+    )
 
 
 class InputError(ValueError):
@@ -131,6 +170,12 @@ def _check(name: str, number: int, row: dict[str, Any], args: argparse.Namespace
             )
     if (path := _nul_path(row)) is not None:
         raise InputError(f"{where}: field {path!r} holds a NUL character, which PostgreSQL cannot store")
+    if args.key_field is not None:
+        key = row.get(args.key_field)
+        if not isinstance(key, str | int) or isinstance(key, bool) or key == "":
+            raise InputError(
+                f"{where}: --key-field {args.key_field!r} must be a non-empty string or an integer"
+            )
 
 
 async def _table_dimension(postgres: Postgres, name: str, action: str) -> int | None:
@@ -153,15 +198,57 @@ async def create_table(postgres: Postgres, args: argparse.Namespace) -> int:
     await _table_dimension(postgres, args.name, "create-table")
     index = PostgresVectorIndex(postgres, converter=_converter())
     await index.create_table(
-        Record, dimension=args.dimension, index=None if args.index == "none" else args.index, table=args.name
+        Record,
+        dimension=args.dimension,
+        index=None if args.index == "none" else args.index,
+        table=args.name,
+        text=args.text_field,
+        language=args.language,
     )
-    print(f"table {args.name}: vector({args.dimension}), index {args.index}")
+    text = f", text {args.text_field!r} ({args.language})" if args.text_field else ""
+    print(f"table {args.name}: vector({args.dimension}), index {args.index}{text}")
+    return 0
+
+
+def _requirements(pairs: list[str]) -> AttributeRequirement | None:
+    """`--where PATH=VALUE ...`: every field equal to its value (JSON, else the text as it is)."""
+    found: AttributeRequirement | None = None
+    for pair in pairs:
+        path, separator, text = pair.partition("=")
+        if not separator or not path:
+            raise ValueError(f"--where takes PATH=VALUE, got {pair!r}")
+        try:
+            value = orjson.loads(text)
+        except orjson.JSONDecodeError:
+            value = text
+        requirement = AttributeRequirement.equal(path, value)
+        found = requirement if found is None else found & requirement
+    return found
+
+
+async def search(postgres: Postgres, args: argparse.Namespace) -> int:
+    where = _requirements(args.where)
+    dimension = await _table_dimension(postgres, args.name, "search")
+    if dimension is None:
+        raise ValueError(f"no vector table {args.name!r}: run pgstash vector create-table {args.name} first")
+    embedding = HashingEmbedding(dimension)
+    index = PostgresVectorIndex(postgres, embedding=embedding, converter=_converter())
+    found = await index.search_scored(
+        Record, query=args.query, mode=args.mode, limit=args.limit, requirements=where, table=args.name
+    )
+    rows = [
+        (rank, f"{score:.4f}", orjson.dumps(record.payload).decode()[:100])
+        for rank, (record, score) in enumerate(found, 1)
+    ]
+    print(table(rows, ("#", "score", "payload")))
     return 0
 
 
 async def run(postgres: Postgres, args: argparse.Namespace) -> int:
     if args.action == "create-table":
         return await create_table(postgres, args)
+    if args.action == "search":
+        return await search(postgres, args)
     dimension = await _table_dimension(postgres, args.name, "ingest")
     if dimension is None:
         raise ValueError(
@@ -197,15 +284,22 @@ async def ingest(
         with progress(f"ingest {args.name}", size, "rows") as advance:
             async with postgres.transaction():
                 batch: list[tuple[int, dict[str, Any]]] = []
+                keys: dict[object, int] = {}  # --key-field: the line of each key, one row per key
                 for number, row in _lines(stream, name):
                     _check(name, number, row, args, dimension)
+                    if args.key_field is not None:
+                        first = keys.setdefault(row[args.key_field], number)
+                        if first != number:
+                            raise InputError(
+                                f"{name}:{number}: key {row[args.key_field]!r} again (line {first})"
+                            )
                     batch.append((number, row))
                     if len(batch) == BATCH:
-                        written += await _write(index, args.name, field, batch, name)
+                        written += await _write(index, args.name, field, batch, name, args.key_field)
                         batch = []
                         advance(stream.tell() if size else 0, written)
                 if batch:
-                    written += await _write(index, args.name, field, batch, name)
+                    written += await _write(index, args.name, field, batch, name, args.key_field)
     except InputError as error:
         raise InputError(f"{error}; nothing was written") from None
     except (PgstashError, ValueError, OSError) as error:
@@ -219,7 +313,12 @@ async def ingest(
 
 
 async def _write(
-    index: PostgresVectorIndex, table: str, field: str, batch: list[tuple[int, dict[str, Any]]], name: str
+    index: PostgresVectorIndex,
+    table: str,
+    field: str,
+    batch: list[tuple[int, dict[str, Any]]],
+    name: str,
+    key: str | None,
 ) -> int:
     try:
         return await index.index(
@@ -227,6 +326,7 @@ async def _write(
             values=[Record(row) for _, row in batch],
             attribute=lambda r: r.payload[field],
             table=table,
+            key=key,
         )
     except ValueError as error:
         raise InputError(f"{name}:{batch[0][0]}-{batch[-1][0]}: {error}") from error

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar
 
 import attrs
@@ -27,6 +27,8 @@ from pgstash.mmr import maximal_marginal_relevance
 from pgstash.payload_keys import payload_key_of
 from pgstash.queries import query as named_query
 from pgstash.vectors import inputs, maintenance, payloads, planning, tables
+from pgstash.vectors import keys as row_keys
+from pgstash.vectors import text as fulltext
 from pgstash.vectors.ingest import copy_stream, microseconds_since_2000
 from pgstash.vectors.inputs import ImageEmbedding, TextEmbedding, table_name
 
@@ -76,6 +78,8 @@ class PostgresVectorIndex:
         index: str | None = "hnsw",
         distance: str = "cosine",
         table: str | None = None,
+        text: Any = None,
+        language: str = "english",
     ) -> None:
         """Creates the model's table (the seed's five columns, `PRIMARY KEY (id)`, vectors stored
         inline), an `"hnsw"` or `"ivfflat"` cosine index on `embedding` (none with `index=None`:
@@ -100,7 +104,9 @@ class PostgresVectorIndex:
                 "similarity, which only a cosine index serves; use distance='cosine'"
             )
         try:
-            await tables.create_table(self._postgres(), name, dimension, index)
+            key_of = payload_key_of(self.converter, model)
+            column = None if text is None else fulltext.text_column(text, language, key_of)
+            await tables.create_table(self._postgres(), name, dimension, index, column)
         except DatabaseError as error:
             if error.sqlstate == "42704" and "vector" in str(error):
                 raise ConfigurationError(
@@ -119,13 +125,19 @@ class PostgresVectorIndex:
         attribute: Any,
         meta: Mapping[str, Any] | Sequence[Mapping[str, Any]] | None = None,
         table: str | None = None,
+        key: Any = None,
     ) -> int:
         """Embeds what `attribute` (a field name, an attrs field or a callable) yields for each
         value (text with `embedding`, bytes with `image_embedding`, else a ready vector) and
         writes every row with one binary COPY, `created` increasing in input order. Every vector
         is checked (dimension, NaN, infinity, zero norm) and the model's payload read back once
         before anything is written. `meta` is one mapping for every row or one per value.
-        Returns the number of rows written."""
+        Returns the number of rows written.
+
+        With `key` (a field name, dotted payload path, attrs field or callable), each row's `id`
+        is derived from the table and its key (`keys.py`), and the rows of the keys written are
+        deleted in the COPY's transaction: ingesting again leaves one row per key, the newest.
+        Two values with the same key raise `ValueError` before anything is written."""
         inputs.check_model(model)
         name = table_name(model, table)
         items = list(values)
@@ -137,6 +149,14 @@ class PostgresVectorIndex:
         metas = payloads.metas(meta, len(items))
         select = inputs.selector(model, attribute)
         payloads.check_round_trip(self.converter, model, items[0], name)
+        stored: Sequence[Any] = items
+        unstructure: Callable[[Any], Any] = self.converter.unstructure
+        ids = None
+        if key is not None:  # payloads first: keys may be read from them (then encoded as they are)
+            read = row_keys.key_reader(key, payload_key_of(self.converter, model))
+            stored = [unstructure(item) for item in items]
+            ids = row_keys.row_ids(name, [read(item, stored[at]) for at, item in enumerate(items)])
+            unstructure = _as_is
         postgres = self._postgres()
         facts = await planning.table_facts(postgres, name, lambda: self._missing(name, model), fresh=True)
         vectors = await inputs.vectors_of(
@@ -146,11 +166,15 @@ class PostgresVectorIndex:
             vectors,
             microseconds_since_2000(facts.now),
             metas,
-            payloads.payload_fields(items, self.converter.unstructure),
+            payloads.payload_fields(stored, unstructure),
+            ids,
         )
         with self._requires_table(name, model):
-            copy = compose(named_query("vectors_copy"), slots={"table": name})
-            await postgres.copy(attrs.evolve(copy, kind="copy"), rows)  # aiosql reads COPY as "!"
+            if ids is not None:
+                await row_keys.replace_rows(postgres, name, ids, rows)
+            else:
+                copy = compose(named_query("vectors_copy"), slots={"table": name})
+                await postgres.copy(attrs.evolve(copy, kind="copy"), rows)  # aiosql reads COPY as "!"
         await tables.build_pending_ivfflat(postgres, facts, name)
         return len(items)
 
@@ -168,12 +192,25 @@ class PostgresVectorIndex:
         table: str | None = None,
         ef_search: int | None = None,
         probes: int | None = None,
+        mode: str = "vector",
+        candidates: int | None = None,
+        rrf_k: int = 60,
+        weights: tuple[float, float] = (1.0, 1.0),
     ) -> list[Model]:
         """The `limit` rows nearest to `query` by cosine similarity (a text, image bytes or a
         vector; None: the newest rows), among rows meeting `requirements` and scoring at least
         `score_threshold`; `rerank=True` picks them by MMR among `limit * mmr_multiplier`
         candidates (at most 10,000 either way). `ef_search` / `probes` tune an HNSW / IVFFlat
-        scan for this query only."""
+        scan for this query only.
+
+        On a table with a text column (`create_table(..., text=...)`): `mode="text"` finds the
+        rows matching `query` (a string in web-search syntax, `websearch_to_tsquery`), best
+        `ts_rank_cd` first, newer first among equals. `mode="hybrid"` fuses, in one statement,
+        the `candidates` nearest rows (`score_threshold` applies to them) and the `candidates` best
+        text matches (default `max(4 * limit, 20)` each) by reciprocal rank fusion: a row scores
+        `weights[0] / (rrf_k + vector rank) + weights[1] / (rrf_k + text rank)`, an arm it is
+        absent from adding 0, ties going to the better vector rank, then text rank.
+        `requirements` apply in both arms; `rerank=True` picks by MMR among the fused rows."""
         scored = await self.search_scored(
             model,
             query=query,
@@ -184,6 +221,10 @@ class PostgresVectorIndex:
             table=table,
             ef_search=ef_search,
             probes=probes,
+            mode=mode,
+            candidates=candidates,
+            rrf_k=rrf_k,
+            weights=weights,
         )
         return [found for found, _ in scored]
 
@@ -199,11 +240,33 @@ class PostgresVectorIndex:
         table: str | None = None,
         ef_search: int | None = None,
         probes: int | None = None,
+        mode: str = "vector",
+        candidates: int | None = None,
+        rrf_k: int = 60,
+        weights: tuple[float, float] = (1.0, 1.0),
     ) -> list[tuple[Model, float]]:
         """`search` with each model's score, the cosine similarity `1 - (embedding <=> query)`
-        (NaN for the newest-first listing, which has no query)."""
+        (NaN for the newest-first listing, which has no query); with `mode="text"` the
+        `ts_rank_cd`, with `mode="hybrid"` the fused score."""
         inputs.check_model(model)
         name = table_name(model, table)
+        if mode != "vector":
+            if mode not in fulltext.MODES:
+                raise ValueError(f'mode is "vector", "text" or "hybrid", not {mode!r}')
+            options = {
+                "score_threshold": score_threshold,
+                "rerank": rerank,
+                "ef_search": ef_search,
+                "probes": probes,
+                "candidates": candidates,
+                "rrf_k": rrf_k,
+                "weights": weights,
+                "filtered": requirements is not None,
+            }
+            where = requirement_fragment(requirements, key_of=payload_key_of(self.converter, model))
+            return await fulltext.search(self, model, name, where, mode, query, limit, options)
+        if candidates is not None:
+            raise ValueError('candidates sizes the two arms of mode="hybrid"; vector search takes limit')
         candidates = inputs.candidates_for(limit, rerank, self.mmr_multiplier)
         inputs.check_search_settings(score_threshold, ef_search, probes)
         where = requirement_fragment(requirements, key_of=payload_key_of(self.converter, model))
@@ -256,13 +319,20 @@ class PostgresVectorIndex:
         requirements: AttributeRequirement | None = None,
         everything: bool = False,
         table: str | None = None,
+        keys: Iterable[str | int] | None = None,
     ) -> int:
-        """Deletes the rows meeting `requirements` (every row only with `everything=True`) and
-        returns how many it deleted. A delete of more than a quarter of the table's rows then
+        """Deletes the rows meeting `requirements` (every row only with `everything=True`), or
+        the rows of `keys` (as `index(..., key=...)` wrote them), and returns how many it
+        deleted. A delete by requirements of more than a quarter of the table's rows then
         rebuilds its nearest-neighbour index concurrently and vacuums it (`maintenance.py`), so
         that searches keep their speed; inside a transaction it logs that recommendation instead."""
         inputs.check_model(model)
         name = table_name(model, table)
+        if keys is not None:
+            if requirements is not None or everything:
+                raise ValueError("pass one of keys, requirements or everything=True to delete")
+            with self._requires_table(name, model):
+                return await row_keys.delete_keys(self._postgres(), name, keys)
         if requirements is None and everything is not True:
             raise ValueError("delete needs requirements, or everything=True to delete every row")
         if requirements is not None and everything:
@@ -310,3 +380,7 @@ class PostgresVectorIndex:
             if error.table != name:
                 raise
             raise self._missing(name, model) from error
+
+
+def _as_is(payload: Any) -> Any:
+    return payload

@@ -15,11 +15,12 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 from numpy.typing import NDArray
 
-__all__ = ["COPY_COLUMNS", "copy_stream", "microseconds_since_2000"]
+__all__ = ["COPY_COLUMNS", "KEYED_COPY_COLUMNS", "copy_stream", "microseconds_since_2000"]
 
 # COPY column order (queries/vectors.sql, vectors_copy): the fixed-size fields of a row first,
 # then the JSON ones (see copy_stream).
 COPY_COLUMNS = ("embedding", "created", "meta", "payload")
+KEYED_COPY_COLUMNS = ("id", *COPY_COLUMNS)  # vectors_copy_keyed: ids derived from keys (keys.py)
 _MICROSECOND = timedelta(microseconds=1)
 _POSTGRES_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)  # timestamptz's binary zero
 _COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + struct.pack(">ii", 0, 0)
@@ -33,16 +34,23 @@ def microseconds_since_2000(moment: datetime) -> int:
 
 
 async def copy_stream(
-    vectors: NDArray[np.float32], first: int, metas: Sequence[bytes], payloads: Iterator[bytes]
+    vectors: NDArray[np.float32],
+    first: int,
+    metas: Sequence[bytes],
+    payloads: Iterator[bytes],
+    ids: NDArray[np.uint8] | None = None,
 ) -> AsyncIterator[bytes]:
-    """The rows in PostgreSQL's binary COPY format, built a batch at a time: numpy lays out each
-    row's fixed part (field count, the vector as pgvector's binary `vector`, `created` as
+    """The rows in PostgreSQL's binary COPY format (columns `COPY_COLUMNS`, or with `ids` (n, 16)
+    `KEYED_COPY_COLUMNS`), built a batch at a time: numpy lays out each row's fixed part (field
+    count, the row's uuid, the vector as pgvector's binary `vector`, `created` as
     microseconds since 2000-01-01, `first` plus the row's position), then its meta and payload
     jsonb fields follow. No per-row encoder calls: the connection only forwards the bytes."""
     count, dimension = vectors.shape
+    keyed = [("id_size", ">i4"), ("id", "u1", (16,))] if ids is not None else []
     layout = np.dtype(
         [
             ("fields", ">i2"),
+            *keyed,
             ("vector_size", ">i4"),
             ("dimension", ">u2"),
             ("unused", ">u2"),
@@ -56,7 +64,10 @@ async def copy_stream(
     for start in range(0, count, _COPY_BATCH):
         stop = min(count, start + _COPY_BATCH)
         block = np.empty(stop - start, dtype=layout)
-        block["fields"] = len(COPY_COLUMNS)
+        block["fields"] = len(COPY_COLUMNS) if ids is None else len(KEYED_COPY_COLUMNS)
+        if ids is not None:
+            block["id_size"] = 16
+            block["id"] = ids[start:stop]
         block["vector_size"] = 4 + 4 * dimension
         block["dimension"] = dimension
         block["unused"] = 0

@@ -19,9 +19,9 @@ from typing import Any
 import cattrs
 import orjson
 
-from pgstash.codecs import dumps_json
 from pgstash.converters import make_converter
 from pgstash.errors import StoredDataError
+from pgstash.jsonvalue import dumps_json
 
 __all__ = ["MAX_PAYLOAD_DEPTH", "default_converter", "jsonb_field", "metas", "payload_fields", "read_back"]
 

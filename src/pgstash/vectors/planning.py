@@ -52,6 +52,7 @@ class TableFacts:
     invalid_indexes: frozenset[str]  # left by a failed concurrent build
     methods: frozenset[str]  # access methods of valid cosine indexes on embedding
     primary_key: bool
+    text_expression: str | None  # the text column's generation expression, as the server prints it
     ivfflat_pending: bool  # create_table(index="ivfflat") ran before the table had rows
     iterative: bool  # pgvector >= 0.8: iterative index scans
     now: datetime  # the server's clock when the facts were read
@@ -73,6 +74,7 @@ async def read_facts(postgres: Postgres, name: str) -> TableFacts:
         invalid_indexes=frozenset(row["invalid_indexes"] or ()),
         methods=frozenset(row["methods"] or ()),
         primary_key=bool(row["primary_key"]),
+        text_expression=row["text_expression"],
         ivfflat_pending=row["comment"] == IVFFLAT_COMMENT,
         iterative=_version(row["vector_version"]) >= (0, 8),
         now=row["now"],
@@ -143,18 +145,22 @@ async def nearest(
         if not facts.methods or rows[0]["found"] >= candidates:
             return rows
         exact = True
-    async with rolled_back(postgres):
-        iterative = facts.iterative and not exact
-        bound = candidates * SCAN_TUPLES_PER_CANDIDATE if iterative and filtered else None
-        await scan_settings(
-            postgres, iterative=iterative, exact=exact, ef_search=ef_search, probes=probes,
-            max_scan_tuples=bound,
-        )  # fmt: skip
-        rows = await postgres.run_statement(search)
-        if not exact and rows[0]["found"] < candidates:
-            await scan_settings(postgres, iterative=False, exact=True, ef_search=None, probes=None)
-            rows = await postgres.run_statement(search)
-    return rows
+
+    async def scan(postgres: Postgres) -> list[asyncpg.Record]:
+        async with rolled_back(postgres):
+            iterative = facts.iterative and not exact
+            bound = candidates * SCAN_TUPLES_PER_CANDIDATE if iterative and filtered else None
+            await scan_settings(
+                postgres, iterative=iterative, exact=exact, ef_search=ef_search, probes=probes,
+                max_scan_tuples=bound,
+            )  # fmt: skip
+            rows: list[asyncpg.Record] = await postgres.run_statement(search)
+            if not exact and rows[0]["found"] < candidates:
+                await scan_settings(postgres, iterative=False, exact=True, ef_search=None, probes=None)
+                rows = await postgres.run_statement(search)
+        return rows
+
+    return await postgres.on_replica(scan)  # a read: on a replica when the pool has one
 
 
 async def scan_settings(postgres: Postgres, **settings: Any) -> None:
@@ -173,6 +179,11 @@ async def run(postgres: Postgres, statement: Statement, *, custom_plans: bool, c
     write) that sets `plan_cache_mode = force_custom_plan` first, whatever the server's default."""
     if not custom_plans:
         return await postgres.run_statement(statement)
-    async with postgres.transaction(rollback=not commit):
-        await scan_settings(postgres, iterative=False, exact=False, ef_search=None, probes=None)
-        return await postgres.run_statement(statement)
+
+    async def planned(postgres: Postgres) -> Any:
+        async with postgres.transaction(rollback=not commit):
+            await scan_settings(postgres, iterative=False, exact=False, ef_search=None, probes=None)
+            return await postgres.run_statement(statement)
+
+    # rolled back, it is a read: on a replica when the pool has one
+    return await (planned(postgres) if commit else postgres.on_replica(planned))

@@ -6,7 +6,9 @@ A new or empty table gets its steps in one transaction, under an advisory lock a
 transaction, so ingest and delete go on meanwhile. IVFFlat trains its lists on the rows present
 when it is built, so on a table with fewer than `IVFFLAT_MIN_ROWS` rows it is noted in the table's
 comment and built by the first `index` that brings the table to that many rows (or by
-`create_table` again).
+`create_table` again). The text column (`text=`) is a stored generated column: added to a table
+holding rows, `ALTER TABLE ... ADD COLUMN` rewrites the table and every index, reads and writes
+waiting meanwhile (no concurrent form exists); its GIN index is then built `CONCURRENTLY`.
 """
 
 from __future__ import annotations
@@ -22,7 +24,9 @@ from pgstash.connection import Postgres
 from pgstash.errors import ConfigurationError, DatabaseError, DimensionMismatchError
 from pgstash.queries import Query, load_catalogue, query
 from pgstash.resources import resource_dir
+from pgstash.templates import SlotValue
 from pgstash.vectors.planning import TableFacts, index_name, read_facts, tables
+from pgstash.vectors.text import TextColumn, check_language
 
 __all__ = ["DDL_LOCK_TIMEOUT", "IVFFLAT_MIN_ROWS", "build_pending_ivfflat", "create_table"]
 
@@ -44,9 +48,11 @@ class _Names:
 
     table: str
     dimension: int
+    text: TextColumn | None = None
 
-    def slots(self, **more: str | int) -> dict[str, str | int]:
+    def slots(self, **more: SlotValue) -> dict[str, SlotValue]:
         return {
+            **(self.text.slots(self.table) if self.text is not None else {}),
             "table": self.table,
             "dimension": self.dimension,
             "primary_key": index_name(self.table, "pkey"),
@@ -69,6 +75,11 @@ def _missing_steps(facts: TableFacts, names: _Names, index: str | None, rows: in
         if slots["primary_key"] not in facts.indexes:
             steps.append(("vector_table_primary_key_index", ""))
         steps.append(("vector_table_primary_key", ""))
+    if names.text is not None:
+        if not names.text.check_existing(facts, names.table):
+            steps.append(("vector_table_text_column", ""))  # on a table holding rows: a rewrite
+        if slots["text_index"] not in facts.indexes:
+            steps.append(("vector_table_text_index", ""))
     if index is not None and slots["embedding_index"] not in facts.indexes:
         if index == "hnsw":
             steps.append(("vector_table_hnsw_index", ""))
@@ -110,9 +121,14 @@ def _check_dimension(facts: TableFacts, name: str, dimension: int) -> None:
         raise DimensionMismatchError(facts.dimension, dimension, f'table "{name}" already exists')
 
 
-async def create_table(postgres: Postgres, name: str, dimension: int, index: str | None) -> None:
-    """Makes the table and what `index` asks for, each missing piece only (see the module)."""
-    names = _Names(name, dimension)
+async def create_table(
+    postgres: Postgres, name: str, dimension: int, index: str | None, text: TextColumn | None = None
+) -> None:
+    """Makes the table and what `index` and `text` ask for, each missing piece only (see the
+    module); the text column's configuration must be one the server has."""
+    names = _Names(name, dimension, text)
+    if text is not None:
+        check_language(text.language, await postgres.run("vectors_text_languages"))
     facts = await read_facts(postgres, name)
     _check_dimension(facts, name, dimension)
     if facts.present:

@@ -1,0 +1,125 @@
+-- Full text and hybrid search on a vector table, and upserts by key (issue 14). {table} is a
+-- validated, quoted identifier; {requirements} is where the requirement fragment (queries/
+-- filters.sql) is spliced, its values bound once however often it appears. The text column is
+-- text_vector, a tsvector the server generates from one payload field
+-- (schema/templates/vector_table.sql); :language is its text search configuration, read from the
+-- catalog (vectors_table_facts), never from the caller.
+
+-- name: vectors_text_search(words, language, candidates)
+-- The rows meeting the requirements that match the web-search style query, best ts_rank_cd
+-- first, newer first among equals. GIN on text_vector serves the @@ match; the tsquery is
+-- parsed once (a one-row FROM item), not per row. A query of only stop words matches nothing.
+SELECT
+    payload,
+    pg_catalog.ts_rank_cd(text_vector, query) AS score
+FROM {table}, pg_catalog.websearch_to_tsquery(:language::REGCONFIG, :words::TEXT) AS query
+WHERE text_vector @@ query AND {requirements}
+ORDER BY score DESC, created DESC
+LIMIT :candidates::BIGINT;
+
+-- name: vectors_hybrid(vector, words, language, candidates, max_distance, rrf_k, weights, rows)
+-- Reciprocal rank fusion of two arms in one statement: the candidates nearest to the query
+-- vector by cosine (HNSW/IVFFlat serve ORDER BY ... LIMIT; max_distance applies after it, as
+-- in vectors_search) and the candidates best by ts_rank_cd (GIN serves @@), both among the rows
+-- meeting the requirements. A row's score is weights[1] / (rrf_k + vector rank) + weights[2] /
+-- (rrf_k + text rank), an arm it is absent from adding 0; ties go to the better vector rank
+-- (absent last), then the better text rank. The best `rows` rows, or with rows NULL every fused
+-- row with its embedding (for MMR). found counts what the vector scan returned (fewer than
+-- asked: the caller runs it again exactly).
+WITH nearest AS MATERIALIZED (
+    SELECT
+        id,
+        payload,
+        CASE WHEN :rows::INTEGER IS NULL THEN embedding END AS embedding,
+        embedding <=> :vector::VECTOR AS distance
+    FROM {table}
+    WHERE {requirements}
+    ORDER BY embedding <=> :vector::VECTOR
+    LIMIT :candidates::BIGINT
+),
+
+vector_arm AS (
+    SELECT
+        id,
+        payload,
+        embedding,
+        pg_catalog.row_number() OVER (ORDER BY distance) AS vector_rank
+    FROM nearest
+    WHERE distance <= :max_distance::FLOAT8
+),
+
+text_arm AS (
+    SELECT
+        id,
+        payload,
+        embedding,
+        pg_catalog.row_number() OVER (ORDER BY rank DESC, created DESC) AS text_rank
+    FROM (
+        SELECT
+            id,
+            payload,
+            created,
+            CASE WHEN :rows::INTEGER IS NULL THEN embedding END AS embedding,
+            pg_catalog.ts_rank_cd(text_vector, query) AS rank
+        FROM {table}, pg_catalog.websearch_to_tsquery(:language::REGCONFIG, :words::TEXT) AS query
+        WHERE text_vector @@ query AND {requirements}
+        ORDER BY rank DESC, created DESC
+        LIMIT :candidates::BIGINT
+    ) AS best
+),
+
+fused AS (
+    SELECT
+        v.vector_rank,
+        t.text_rank,
+        coalesce(v.payload, t.payload) AS payload,
+        coalesce(v.embedding, t.embedding) AS embedding,
+        coalesce(
+            (:weights::FLOAT8[])[1] / (:rrf_k::BIGINT + v.vector_rank)::FLOAT8, 0::FLOAT8
+        )
+        + coalesce(
+            (:weights::FLOAT8[])[2] / (:rrf_k::BIGINT + t.text_rank)::FLOAT8, 0::FLOAT8
+        ) AS score
+    FROM vector_arm AS v
+    FULL JOIN text_arm AS t ON v.id = t.id
+)
+
+SELECT
+    scanned.found,
+    fused.payload,
+    fused.score,
+    fused.embedding
+FROM (SELECT pg_catalog.count(*) AS found FROM nearest) AS scanned
+LEFT JOIN fused ON TRUE
+ORDER BY fused.score DESC, fused.vector_rank ASC NULLS LAST, fused.text_rank ASC NULLS LAST
+LIMIT :rows::BIGINT;
+
+-- Upserts by key: a keyed row's id is uuid5(uuid5(NAMESPACE_URL, 'pgstash:vectors:' || table),
+-- the key's JSON text), computed in Python (pgstash.vectors.keys); PRIMARY KEY (id) keeps one row
+-- per key.
+
+-- name: vectors_text_languages()$
+-- The text search configurations the search path shows (what `'name'::REGCONFIG` resolves).
+SELECT coalesce(pg_catalog.array_agg(cfgname::TEXT ORDER BY cfgname), '{}'::TEXT[])
+FROM pg_catalog.pg_ts_config
+WHERE pg_catalog.pg_ts_config_is_visible(oid);
+
+-- name: vectors_keys_lock(table_name)$
+-- Serialises keyed ingests into one table until the transaction ends, so that a replacing
+-- DELETE sees the rows a concurrent ingest of the same keys committed (without it, the later
+-- ingest's COPY would fail on the primary key instead of replacing them).
+SELECT
+    pg_catalog.pg_advisory_xact_lock(
+        pg_catalog.hashtextextended('pgstash.vectors.keys.'::TEXT || :table_name::TEXT, 0::BIGINT)
+    );
+
+-- name: vectors_delete_ids(ids)!
+-- Deletes the rows with these ids: the rows whose keys an ingest replaces (before its COPY, in
+-- its transaction), or delete(keys=...). The primary key serves id = ANY(...).
+DELETE FROM {table}
+WHERE id = ANY(:ids::UUID[]);
+
+-- name: vectors_copy_keyed()!
+-- Binary COPY of keyed rows, in the transaction of their vectors_delete_ids: the id column too
+-- (vectors_copy leaves it to its default).
+COPY {table} (id, embedding, created, meta, payload) FROM STDIN WITH BINARY;
