@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar
 
 import attrs
@@ -26,7 +26,7 @@ from pgstash.filters import AttributeRequirement, requirement_fragment
 from pgstash.mmr import maximal_marginal_relevance
 from pgstash.payload_keys import payload_key_of
 from pgstash.queries import query as named_query
-from pgstash.vectors import inputs, payloads, planning, tables
+from pgstash.vectors import bulk, inputs, payloads, planning, tables
 from pgstash.vectors.ingest import copy_stream, microseconds_since_2000
 from pgstash.vectors.inputs import ImageEmbedding, TextEmbedding, table_name
 
@@ -148,10 +148,43 @@ class PostgresVectorIndex:
             payloads.payload_fields(items, self.converter.unstructure),
         )
         with self._requires_table(name, model):
-            copy = compose(named_query("vectors_copy"), slots={"table": name})
-            await postgres.copy(attrs.evolve(copy, kind="copy"), rows)  # aiosql reads COPY as "!"
-        await tables.build_pending_ivfflat(postgres, facts, name)
+            copy = attrs.evolve(compose(named_query("vectors_copy"), slots={"table": name}), kind="copy")
+            built = False
+            if facts.methods or facts.ivfflat_pending:  # a large batch: ANN index from the data
+                pending = facts.ivfflat_pending and not facts.methods
+                built = await bulk.ingest(postgres, name, copy, rows, len(items), vectors.shape[1], pending)
+            else:
+                await postgres.copy(copy, rows)  # aiosql reads COPY as "!"
+        if not built:
+            await tables.build_pending_ivfflat(postgres, facts, name)
         return len(items)
+
+    async def build_index(
+        self,
+        model: type,
+        *,
+        index: str | None = None,
+        table: str | None = None,
+        progress: Callable[[bulk.BuildProgress], object] | None = None,
+    ) -> float:
+        """Builds the table's ANN index on `embedding` again from its rows, without blocking reads
+        or writes (`CONCURRENTLY`): `index` "hnsw" or "ivfflat" (default: the method it has, else
+        the one `create_table` noted, else HNSW); IVFFlat gets lists from today's row count.
+        `progress` receives `pg_stat_progress_create_index` samples while it runs. Returns the
+        seconds it took."""
+        inputs.check_model(model)
+        name = table_name(model, table)
+        if index not in _INDEXES:
+            raise ValueError(f'index must be "hnsw", "ivfflat" or None, got {index!r}')
+        postgres = self._postgres()
+        facts = await planning.table_facts(postgres, name, lambda: self._missing(name, model), fresh=True)
+        if facts.dimension is None:
+            raise ConfigurationError(f'table "{name}" has no fixed dimension: pgvector cannot index it')
+        method = index or next(iter(sorted(facts.methods)), "ivfflat" if facts.ivfflat_pending else "hnsw")
+        with self._requires_table(name, model):
+            seconds = await bulk.build_index(postgres, name, method, facts.dimension, progress)
+        planning.tables(postgres).pop(name, None)
+        return seconds
 
     # -- search ----------------------------------------------------------------------------------
 
