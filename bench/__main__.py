@@ -5,13 +5,14 @@ python -m bench [--scale full|tiny] [--dsn DSN] [--only documents memory ...]
 
 from __future__ import annotations
 
-from bench import documents, memory, vectors
+from bench import bulk, documents, memory, vectors
 from bench.common import Runner, main
 
 RUNNERS: dict[str, Runner] = {
     "documents": documents.run,
     "memory": memory.run,
     "vectors": vectors.run,
+    "bulk": bulk.run,
 }
 
 if __name__ == "__main__":

@@ -42,7 +42,9 @@ async def ann_index(postgres: Postgres, table: str = "chunk") -> dict[str, Any] 
     return None if row is None else dict(row)
 
 
-async def test_a_large_batch_into_an_hnsw_table_gets_its_index_built_from_the_data(postgres: Postgres) -> None:
+async def test_a_large_batch_into_an_hnsw_table_gets_its_index_built_from_the_data(
+    postgres: Postgres,
+) -> None:
     index = PostgresVectorIndex(postgres)
     await index.create_table(Chunk, dimension=8)
     before = await ann_index(postgres)
