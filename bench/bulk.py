@@ -21,7 +21,7 @@ from pgstash import Postgres, PostgresConnectionPool, PostgresVectorIndex
 from pgstash.connection.codecs import register_codecs
 from pgstash.vectors import bulk
 
-STORE = "vectors"
+STORE = "bulk"  # the runner's name in bench/__main__.py
 TABLE = "bench_vectors_bulk"
 PER_ROW_BATCH = 1_000  # rows inserted into the built index to measure the old per-row flow
 
