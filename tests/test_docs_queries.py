@@ -14,6 +14,7 @@ import json
 import re
 import secrets
 from collections.abc import Awaitable, Callable, Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -117,8 +118,9 @@ def test_every_method_of_the_stores_has_a_row() -> None:
     public = {
         f"{store.__name__}.{name}"
         for store in STORES
-        for name, member in vars(store).items()
-        if not name.startswith("_") and inspect.iscoroutinefunction(member)
+        for cls in store.__mro__  # inherited methods (VersionedStore.prune) and classmethods too
+        for name, member in vars(cls).items()
+        if not name.startswith("_") and inspect.iscoroutinefunction(getattr(member, "__func__", member))
     }
     documented = {".".join(METHOD_REF.match(cell).groups()) for cell in method_rows()}  # type: ignore[union-attr]
     assert documented == public
@@ -251,6 +253,7 @@ def method_calls(postgres: Postgres) -> dict[str, Callable[[], Awaitable[object]
         f"{prefix}configurations`": configurations.configurations,
         f"{prefix}history`": lambda: configurations.history("Documented"),
         f"{prefix}remove`": lambda: configurations.remove("Documented"),
+        f"{prefix}prune`": lambda: configurations.prune(keep=5),
     }
     prefix = "`PostgresInstructionsRepository."
     calls |= {
@@ -260,6 +263,7 @@ def method_calls(postgres: Postgres) -> dict[str, Callable[[], Awaitable[object]
         f"{prefix}available_instructions`": instructions.available_instructions,
         f"{prefix}history`": lambda: instructions.history("documented"),
         f"{prefix}remove`": lambda: instructions.remove("documented"),
+        f"{prefix}prune`": lambda: instructions.prune(older_than=timedelta(days=30)),
     }
     prefix = "`PostgresModelMemory."
     calls |= {
@@ -267,6 +271,7 @@ def method_calls(postgres: Postgres) -> dict[str, Callable[[], Awaitable[object]
         f"{prefix}remember`": lambda: memory.remember(ModelInput("hello"), variables={"n": 1}),
         f"{prefix}recall`": lambda: memory.recall(limit=10),
         f"{prefix}forget`": memory.forget,
+        f"{prefix}forget_idle`": lambda: memory.forget_idle(timedelta(days=30), postgres=postgres),
     }
     prefix = "`PostgresVectorIndex."
     calls |= {

@@ -271,7 +271,7 @@ async def test_bad_vectors_are_refused_before_anything_is_written(postgres: Post
         await index.index(Chunk, values=["not a chunk"], attribute="text")  # type: ignore[list-item]
     with pytest.raises(ValueError, match="one per value"):
         await index.index(Chunk, values=[Chunk("a", "b")], attribute="text", meta=[{}, {}])
-    with pytest.raises(ValueError, match="payload 1 holds a NUL"):
+    with pytest.raises(ValueError, match=r"payload 1 .*NUL"):
         await index.index(Chunk, values=[Chunk("a", "b"), Chunk("c", "d\x00")], attribute="identifier")
     with pytest.raises(TypeError, match="meta 0 is not JSON"):
         await index.index(Chunk, values=[Chunk("a", "b")], attribute="text", meta={"when": object()})

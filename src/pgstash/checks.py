@@ -11,11 +11,12 @@ is stored, invalidated and removed.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import attrs
 
-__all__ = ["MAX_KEY_LENGTH", "key_validator", "no_nul", "positive_int", "require_key"]
+__all__ = ["MAX_KEY_LENGTH", "cutoff", "key_validator", "no_nul", "positive_int", "require_key"]
 
 MAX_KEY_LENGTH = 512
 
@@ -56,3 +57,21 @@ def positive_int(value: object, what: str, most: int | None = None) -> int:
     if most is not None and value > most:
         raise ValueError(f"{what} must be at most {most}, got {value!r}")
     return value
+
+
+def cutoff(value: object, what: str) -> datetime:
+    """The moment `value` names: an aware datetime as it is, or a positive timedelta as that long
+    before now (this process's clock); else `TypeError`/`ValueError` naming `what`."""
+    if isinstance(value, timedelta):
+        if value <= timedelta(0):
+            raise ValueError(f"{what} must be a positive timedelta (an age), got {value!r}")
+        try:
+            return datetime.now(UTC) - value
+        except OverflowError:
+            raise ValueError(f"{what} reaches before the year 1: {value!r}") from None
+    if isinstance(value, datetime):
+        if value.utcoffset() is None:
+            raise ValueError(f"{what} must be a timezone-aware datetime (tzinfo=UTC), got {value!r}")
+        return value
+    kind = type(value).__name__
+    raise TypeError(f"{what} must be a datetime.timedelta (an age) or an aware datetime, got {kind}")

@@ -1,4 +1,4 @@
-"""The `pgstash` command: migrate, status, queries, demo, vector, server.
+"""The `pgstash` command: migrate, status, queries, prune, demo, vector, server.
 
 Every command takes `--dsn`, else `PGSTASH_DSN`, else the embedded server in `./.pgstash`; the
 options `--dsn`, `--data-dir` and `--debug` go before or after the command. Errors print one line
@@ -16,6 +16,7 @@ import re
 import signal
 import sys
 from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
+from datetime import timedelta
 from typing import Any
 
 from pgstash import __version__, embedded
@@ -38,7 +39,9 @@ def _say(text: str) -> None:
 
 
 @contextlib.asynccontextmanager
-async def connect(args: argparse.Namespace, *, writes: bool = True) -> AsyncIterator[Postgres]:
+async def connect(
+    args: argparse.Namespace, *, writes: bool = True, replicas: Sequence[str] = ()
+) -> AsyncIterator[Postgres]:
     """The pool for a command: --dsn, else PGSTASH_DSN, else the embedded server. A command that
     only reads (`writes=False`) never creates the embedded server's folder."""
     dsn = args.dsn or os.environ.get(DSN_VARIABLE)
@@ -57,7 +60,7 @@ async def connect(args: argparse.Namespace, *, writes: bool = True) -> AsyncIter
                 )
             await stack.enter_async_context(server)
             dsn = server.dsn
-        yield await stack.enter_async_context(PostgresConnectionPool.of(dsn=dsn))
+        yield await stack.enter_async_context(PostgresConnectionPool.of(dsn=dsn, replicas=replicas))
 
 
 async def cmd_migrate(args: argparse.Namespace) -> int:
@@ -72,9 +75,20 @@ async def cmd_migrate(args: argparse.Namespace) -> int:
 async def cmd_status(args: argparse.Namespace) -> int:
     from pgstash import status
 
-    async with connect(args, writes=False) as postgres:
+    replicas = args.replica or os.environ.get(status.REPLICAS_VARIABLE, "").split()
+    async with connect(args, writes=False, replicas=replicas) as postgres:
         print(await status.report(postgres, args.dsn or os.environ.get(DSN_VARIABLE), args.data_dir))
     return 0
+
+
+def configure_status(sub: argparse.ArgumentParser, common: argparse.ArgumentParser) -> None:
+    sub.add_argument(
+        "--replica",
+        action="append",
+        metavar="DSN",
+        help="a hot standby of the server to report on (repeat for several; default: the DSNs in "
+        "PGSTASH_REPLICAS, separated by spaces)",
+    )
 
 
 def file_header(source: str) -> list[str]:
@@ -114,6 +128,71 @@ def configure_queries(sub: argparse.ArgumentParser) -> None:
     sub.add_argument(
         "--sql", action="store_true", help="also print each statement as sent ($1, $2, ...), ready to EXPLAIN"
     )
+
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)([smhdw])")
+
+
+def duration(text: str) -> timedelta:
+    """An argparse type: a positive age such as 90s, 30m, 12h, 7d, 2w or 1d12h."""
+    parts = _DURATION.findall(text.strip())
+    if not parts or "".join(number + unit for number, unit in parts) != text.strip():
+        raise argparse.ArgumentTypeError(f"not a duration: {text!r} (e.g. 90s, 30m, 12h, 7d, 2w, 1d12h)")
+    try:
+        age = timedelta(seconds=sum(float(number) * _UNITS[unit] for number, unit in parts))
+    except OverflowError:
+        raise argparse.ArgumentTypeError(f"too long: {text!r}") from None
+    if age <= timedelta(0):
+        raise argparse.ArgumentTypeError(f"must be longer than zero, got {text!r}")
+    return age
+
+
+async def cmd_prune(args: argparse.Namespace) -> int:
+    from pgstash.configurations import PostgresConfigurationRepository
+    from pgstash.documents import VersionedStore
+    from pgstash.instructions import PostgresInstructionsRepository
+    from pgstash.memory import PostgresModelMemory
+
+    async with connect(args, writes=False) as postgres:
+        if args.store == "memories":
+            forgotten = await PostgresModelMemory.forget_idle(args.idle, postgres=postgres)
+            print(f"forgot {forgotten} memories idle for {args.idle}")
+            return 0
+        store: VersionedStore = PostgresConfigurationRepository(postgres)
+        if args.store == "instructions":
+            store = PostgresInstructionsRepository(postgres)
+        pruned = await store.prune(keep=args.keep, older_than=args.older_than)
+    print(f"pruned {pruned} {args.store} versions (each key's newest is always kept)")
+    return 0
+
+
+PRUNE_HELP = (
+    "configurations and instructions: delete old versions, never a key's newest (--keep N: all "
+    "but each key's N newest; --older-than AGE: those older than AGE; both: those beyond N and "
+    "older than AGE). memories: forget the memories with nothing remembered for --idle AGE. "
+    "AGE is e.g. 90s, 30m, 12h, 7d, 2w, 1d12h."
+)
+
+
+def configure_prune(sub: argparse.ArgumentParser, common: argparse.ArgumentParser) -> None:
+    sub.description = PRUNE_HELP
+    sub.add_argument("store", choices=("configurations", "instructions", "memories"), help="what to prune")
+    for option, kind, metavar, help in (
+        ("--keep", positive, "N", "configurations|instructions: keep each key's N newest"),
+        ("--older-than", duration, "AGE", "configurations|instructions: delete older versions"),
+        ("--idle", duration, "AGE", "memories: forget those with nothing remembered this long"),
+    ):
+        sub.add_argument(option, type=kind, metavar=metavar, help=help)
+
+
+def prune_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """The options `pgstash prune STORE` takes, checked before connecting (exit status 2)."""
+    if args.store == "memories":
+        if args.idle is None or args.keep is not None or args.older_than is not None:
+            parser.error("prune memories takes --idle AGE (and no --keep or --older-than)")
+    elif args.idle is not None or (args.keep is None and args.older_than is None):
+        parser.error(f"prune {args.store} takes --keep N, --older-than AGE or both (and no --idle)")
 
 
 async def cmd_demo(args: argparse.Namespace) -> int:
@@ -173,12 +252,17 @@ COMMANDS: dict[str, tuple[str, Command, Configure | None]] = {
     "status": (
         "the server, migrations, pgstash's tables and vector tables with row counts and sizes",
         cmd_status,
-        None,
+        configure_status,
     ),
     "queries": (
         "every named query with its doc line, by file: the DBA's catalogue",
         cmd_queries,
         configure_queries_command,
+    ),
+    "prune": (
+        "retention: prune configurations|instructions --keep N | --older-than AGE; prune memories --idle AGE",
+        cmd_prune,
+        configure_prune,
     ),
     "demo": ("configurations, instructions, memory and vector search end to end", cmd_demo, configure_demo),
     "vector": ("vector tables: create-table NAME, ingest NAME FILE.jsonl", cmd_vector, configure_vector),
@@ -250,7 +334,10 @@ def _cli_words(text: str) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    root = parser()
+    args = root.parse_args(argv)
+    if args.command == "prune":
+        prune_arguments(root, args)
     logging.basicConfig(
         level=logging.DEBUG if args.debug else logging.WARNING, format="%(name)s: %(message)s"
     )

@@ -60,11 +60,8 @@ def _is_configuration_type(value: object) -> bool:
 
 @attrs.define(eq=False)
 class PostgresConfigurationRepository(VersionedStore):
-    """Versioned configurations: `define` appends a snapshot, `load` reads the newest.
-
-    Reads are cached per repository (an LRU of `cache_limit` identifiers and the listing, each for
-    `cache_expiration` seconds); `define` and `remove` invalidate at once here and, through a
-    NOTIFY in their transaction, in every process on the database."""
+    """Versioned configurations: `define` appends a snapshot, `load` reads the newest (cached
+    per identifier, see `VersionedStore`), `prune` deletes old snapshots."""
 
     store = "configurations"
     key_parameter = "identifier"

@@ -1,7 +1,8 @@
 """`VersionedStore`: what configurations and instructions share: an append-only history per key
 whose newest entry wins, read through a cache that invalidations keep honest, written under a
 per-key lock. A store names its table (`store`) and its key column (`key_parameter`); its named
-queries are `<store>_lock`, `<store>_insert`, `<store>_remove` and `<store>_history`.
+queries are `<store>_lock`, `<store>_insert`, `<store>_remove`, `<store>_history` and
+`<store>_prune`.
 
 Writes (`_write`): one transaction (or the caller's, when one is in scope) that takes the store's
 transaction advisory lock on the key, then runs the store's statement, which inserts or deletes
@@ -17,12 +18,13 @@ it copies or structures afresh per call (see docs/reliability.md, "Caches").
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
 from typing import Any, ClassVar, TypeVar
 
 import attrs
 
 from pgstash.caching import MISS, DocumentCache
-from pgstash.checks import require_key
+from pgstash.checks import cutoff, positive_int, require_key
 from pgstash.connection import Postgres, resolve
 from pgstash.notifications import Listener
 
@@ -49,7 +51,11 @@ def _seconds(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
 @attrs.define(eq=False)
 class VersionedStore:
     """The base of the versioned-document repositories. Built without `postgres`, a repository
-    uses the current pool (`async with PostgresConnectionPool.of()`) at call time."""
+    uses the current pool (`async with PostgresConnectionPool.of()`) at call time.
+
+    Reads are cached per repository (an LRU of `cache_limit` keys and the listing, each for
+    `cache_expiration` seconds); `define` and `remove` invalidate at once here and, through a
+    NOTIFY in their transaction, in every process on the database."""
 
     store: ClassVar[str]
     key_parameter: ClassVar[str]
@@ -153,3 +159,17 @@ class VersionedStore:
     async def _history(self, value: object) -> Any:
         """Every stored revision of the key `value` as rows, newest first (not cached)."""
         return await self._pool().run(f"{self.store}_history", **self._keyed(self._key(value)))
+
+    async def prune(self, *, keep: int | None = None, older_than: datetime | timedelta | None = None) -> int:
+        """Deletes old versions and returns how many: with `keep`, every version beyond each key's
+        `keep` newest; with `older_than` (an age, or an aware datetime), every version older
+        than that; with both, the versions that are both. A key's newest version is never
+        deleted, so what `load` returns does not change; only `history` shrinks. One statement
+        (`<store>_prune`), in the transaction in scope if there is one. Bad arguments raise
+        `TypeError`/`ValueError` before anything is sent."""
+        if keep is None and older_than is None:
+            raise TypeError("prune() needs keep=, older_than= or both")
+        newest = 1 if keep is None else positive_int(keep, "keep", most=2**63 - 1)
+        before = None if older_than is None else cutoff(older_than, "older_than")
+        pruned: int = await self._pool().run(f"{self.store}_prune", keep=newest, older_than=before)
+        return pruned

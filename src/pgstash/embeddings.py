@@ -16,6 +16,8 @@ import attrs
 import numpy as np
 from numpy.typing import NDArray
 
+from pgstash.checks import positive_int
+
 __all__ = ["HashingEmbedding"]
 
 _WORD = re.compile(r"\w+")
@@ -111,8 +113,7 @@ class HashingEmbedding:
 
     @dimension.validator
     def _positive(self, _: attrs.Attribute[int], value: int) -> None:
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise ValueError(f"HashingEmbedding needs a positive integer dimension, got {value!r}")
+        positive_int(value, "HashingEmbedding's dimension")
 
     def embed(self, text: str) -> NDArray[np.float32]:
         """One text's unit vector. Features are hashed and added a chunk at a time, so memory

@@ -50,7 +50,6 @@ _LEAVES = frozenset(
     }
 )
 _COMBINATIONS = {"and": 2, "or": 2, "not": 1}
-_ORDERINGS = frozenset({"greater", "greater_or_equal", "less", "less_or_equal"})
 
 
 class UnsupportedOperatorError(NotImplementedError, ValueError):

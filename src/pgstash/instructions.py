@@ -151,11 +151,8 @@ def _fresh(declaration: InstructionsDeclaration) -> InstructionsDeclaration:
 
 @attrs.define(eq=False)
 class PostgresInstructionsRepository(VersionedStore):
-    """Versioned instructions: `define` appends a revision, `load` and `resolve` read the newest.
-
-    Reads are cached per repository (an LRU of `cache_limit` names and the listing, each for
-    `cache_expiration` seconds); `define` and `remove` invalidate at once here and, through a
-    NOTIFY in their transaction, in every process on the database."""
+    """Versioned instructions: `define` appends a revision, `load` and `resolve` read the newest
+    (cached per name, see `VersionedStore`), `prune` deletes old revisions."""
 
     store = "instructions"
     key_parameter = "name"

@@ -3,8 +3,11 @@
 orjson does the encoding. What it cannot encode raises `TypeError`; what jsonb would store
 differently from the caller's value raises `ValueError`: NaN and +-Infinity (orjson writes
 `null`) and NUL characters (jsonb cannot hold `\\u0000`). Both messages name `what` and the place
-in the value (`$.a.b[2]`). The common case costs one encoding and two substring scans: the walk
-that finds the place runs only when the text holds `null` or an escaped NUL.
+in the value (`$.a.b[2]`); without `what`, only the place (for callers that name the value
+themselves). It serves every JSON pgstash writes: the stores' values, the jsonb codec's
+parameters (`pgstash.connection.codecs`) and the vector payloads. The common case costs one
+encoding and two substring scans: the walk that finds the place runs only when the text holds
+`null` or an escaped NUL.
 """
 
 from __future__ import annotations
@@ -21,19 +24,20 @@ __all__ = ["dumps_json"]
 _NUL = b"\\u0000"
 
 
-def dumps_json(value: Any, what: str = "value") -> bytes:
+def dumps_json(value: Any, what: str | None = None) -> bytes:
     """`value` as JSON text for jsonb, else `TypeError`/`ValueError` saying `what cannot be
-    stored as JSON: <why> at <where>`."""
+    stored as JSON: <why> at <where>` (without `what`: `<why> at <where>`)."""
+    subject = "" if what is None else f"{what} cannot be stored as JSON: "
     try:
         data = orjson.dumps(value)
     except orjson.JSONEncodeError as error:
         where = _unencodable(value, "$")
         at = f" at {where}" if where not in (None, "$") else ""
-        raise TypeError(f"{what} cannot be stored as JSON: {error}{at}") from None
+        raise TypeError(f"{subject}{error}{at}") from None
     if b"null" in data or _NUL in data:
         problem = _unfaithful(value, "$")
         if problem is not None:
-            raise ValueError(f"{what} cannot be stored as JSON: {problem}")
+            raise ValueError(f"{subject}{problem}")
     return data
 
 

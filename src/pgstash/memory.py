@@ -11,6 +11,7 @@ twice in one pipeline) is explained at the top of `queries/memory.sql`.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import datetime, timedelta
 from functools import partial
 from typing import Any, TypeAlias
 
@@ -20,7 +21,7 @@ import orjson
 from attrs import validators
 from cattrs.strategies import configure_tagged_union
 
-from pgstash.checks import key_validator, positive_int
+from pgstash.checks import cutoff, key_validator, positive_int
 from pgstash.connection import Postgres, resolve
 from pgstash.converters import problems
 from pgstash.errors import MemoryElementError
@@ -308,3 +309,19 @@ class PostgresModelMemory:
     async def forget(self) -> None:
         """Deletes the memory, its elements and its variables."""
         await self._postgres().run("memory_forget", identifier=self.identifier)
+
+    @classmethod
+    async def forget_idle(cls, idle: timedelta | datetime, *, postgres: Postgres | None = None) -> int:
+        """Forgets every memory with nothing remembered for `idle` (an age; or an aware datetime:
+        nothing since then) and returns how many. A memory is idle since its newest element or
+        variables snapshot (its creation when it holds neither); one a `remember` in flight
+        writes to is kept. Runs `memory_forget_idle` twice in one transaction (lock, then
+        delete; see docs/queries.md), on `postgres` or the current pool."""
+        if postgres is not None and not isinstance(postgres, Postgres):
+            raise TypeError(f"postgres must be a pgstash Postgres or None, got {type(postgres).__name__}")
+        idle_before = cutoff(idle, "idle")
+        pool = resolve(postgres)
+        async with pool.transaction():
+            await pool.run("memory_forget_idle", idle_before=idle_before, lock_only=True)
+            forgotten: int = await pool.run("memory_forget_idle", idle_before=idle_before, lock_only=False)
+        return forgotten

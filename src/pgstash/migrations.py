@@ -15,7 +15,7 @@ from pgstash.errors import DatabaseError, MigrationError
 from pgstash.resources import resource_dir
 from pgstash.statements import Statement
 
-__all__ = ["Migration", "migrate", "migrations", "pending"]
+__all__ = ["Migration", "migrate", "migrations"]
 
 _MIGRATION_FILE = re.compile(r"\d{4}_[a-z0-9_]+\.sql")
 # pg_advisory_lock key: the first 8 bytes of sha256("pgstash.migrate"), as a signed bigint.
@@ -49,11 +49,6 @@ async def applied(postgres: Postgres) -> dict[str, str]:
     return {row["name"]: row["checksum"] for row in await postgres.run("migrations_applied")}
 
 
-async def pending(postgres: Postgres, folder: Path | None = None) -> list[str]:
-    done = await applied(postgres)
-    return [migration.name for migration in migrations(folder) if migration.name not in done]
-
-
 async def migrate(postgres: Postgres, folder: Path | None = None) -> list[str]:
     """Applies the migrations not yet applied, each in its own transaction, under an advisory
     lock (safe from many processes at once), and returns the names it applied. An applied
@@ -65,7 +60,7 @@ async def migrate(postgres: Postgres, folder: Path | None = None) -> list[str]:
         try:
             with _needs_the_owner():
                 await postgres.run("migrations_create_table")
-                recorded = {row["name"]: row["checksum"] for row in await postgres.run("migrations_applied")}
+                recorded = await applied(postgres)
             _check_unchanged(files, recorded)
             for migration in files:
                 if migration.name not in recorded:

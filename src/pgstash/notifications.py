@@ -8,6 +8,12 @@ evicts the key from each cache of that store on its pool.
 While the connection is down every cache of the pool is flushed and serves nothing (reads go to
 the database); the listener reconnects with exponential backoff and caches resume once it
 listens again.
+
+With replicas, a notification also holds the pool's reads (they wait, else run on the primary)
+until the listener has read the primary's WAL position on its own connection (after the
+notification arrived, so at or past the notifying commit); from then on a replica serves reads
+only once it has replayed that position. A reload that starts after a notification therefore
+never sees the older value.
 """
 
 from __future__ import annotations
@@ -47,6 +53,8 @@ class Listener:
         self._task: asyncio.Task[None] | None = None
         self._attempted = asyncio.Event()  # the first connection attempt has finished
         self._lost = asyncio.Event()
+        self._busy = asyncio.Lock()  # the ping and the WAL fence share the connection
+        self._fence: asyncio.Task[None] | None = None
         self.listening = False
 
     @classmethod
@@ -83,6 +91,9 @@ class Listener:
                 cache.written(key, transaction)
 
     async def aclose(self) -> None:
+        fence, self._fence = self._fence, None
+        if fence is not None:
+            fence.cancel()
         task, self._task = self._task, None
         if task is not None:
             task.cancel()
@@ -100,6 +111,10 @@ class Listener:
                 self._lost.clear()
                 connection.add_termination_listener(self._terminated)
                 await self._postgres.listen(connection, CHANNEL, self._notified)
+                if self._postgres.replicas is not None:
+                    # notifications missed while down: reads wait for what the primary holds now
+                    self._postgres.replicas.hold()
+                    await self._fenced(connection)
                 self._up()
                 delay = self.first_delay
                 self._attempted.set()
@@ -124,7 +139,29 @@ class Listener:
                 await asyncio.wait_for(self._lost.wait(), timeout=self.ping_interval)
                 return
             except TimeoutError:
-                await self._postgres.run_on(connection, ping, timeout=self.ping_timeout)
+                async with self._busy:
+                    await self._postgres.run_on(connection, ping, timeout=self.ping_timeout)
+
+    async def _fenced(self, connection: asyncpg.Connection) -> None:
+        """Reads the primary's WAL position until it covers every notification received (reads
+        are held on the primary meanwhile)."""
+        replicas = self._postgres.replicas
+        assert replicas is not None
+        while replicas.held:
+            through = replicas.notified
+            async with self._busy:
+                lsn = await self._postgres.run_on(
+                    connection, query("replica_commit_lsn").bind(), timeout=self.ping_timeout
+                )
+            replicas.fenced(lsn, through)
+
+    async def _fence_later(self, connection: asyncpg.Connection) -> None:
+        try:
+            await self._fenced(connection)
+        except Exception as error:  # reads stay on the primary until the listener reconnects
+            logger.warning("cache listener: could not read the WAL position (%s); reconnecting", error)
+            if connection is self._connection:
+                self._lost.set()
 
     def _up(self) -> None:
         self.listening = True
@@ -154,4 +191,9 @@ class Listener:
         except (orjson.JSONDecodeError, KeyError, TypeError):
             logger.warning("cache listener: unexpected payload %r; flushing every cache", payload)
             store, key = None, None
+        replicas = self._postgres.replicas
+        if replicas is not None:
+            replicas.hold()  # before the eviction: a load that starts now reads the primary
+            if self._fence is None or self._fence.done():
+                self._fence = asyncio.get_running_loop().create_task(self._fence_later(connection))
         self.invalidate(store, key)

@@ -14,7 +14,9 @@ from pgstash.console import human_size, table
 from pgstash.migrations import applied, migrations
 from pgstash.queries import query
 
-__all__ = ["report"]
+__all__ = ["REPLICAS_VARIABLE", "report"]
+
+REPLICAS_VARIABLE = "PGSTASH_REPLICAS"  # `pgstash status`: replica DSNs, separated by spaces
 
 EXACT_BELOW = 1_000_000  # tables estimated to hold more rows show the planner's estimate, marked ~
 _CREATED_TABLE = re.compile(r"CREATE TABLE IF NOT EXISTS\s+(\w+)", re.IGNORECASE)
@@ -55,6 +57,10 @@ async def report(postgres: Postgres, dsn: str | None, data_dir: str) -> str:
         lines.append(f"pgvector {vector['available']} available, not created: run pgstash migrate")
     else:
         lines.append("pgvector not available on this server: install the pgvector package on it")
+
+    if postgres.replicas is not None:
+        lines += ["", "replicas (reads go to those up; lag: how long its oldest WAL not replayed has waited)"]
+        lines.append(table(postgres.replicas.describe(), ("replica", "state")))
 
     done = {row["name"]: row for row in await _applied_rows(postgres)}
     files = {m.name: m for m in migrations()}

@@ -19,7 +19,7 @@ import orjson
 from numpy.typing import NDArray
 from pgvector import HalfVector, SparseVector, Vector
 
-from pgstash.codecs import dumps_json
+from pgstash.jsonvalue import dumps_json
 
 __all__ = [
     "VECTOR_TYPES",
@@ -35,8 +35,8 @@ VECTOR_TYPES = ("vector", "halfvec", "sparsevec")
 
 
 def encode_jsonb(value: Any) -> bytes:
-    """jsonb's binary format: a version byte, then the JSON text (NaN and Infinity refused)."""
-    return _JSONB_VERSION + dumps_json(value)
+    """jsonb's binary format: a version byte, then the JSON text (NaN, Infinity and NUL refused)."""
+    return _JSONB_VERSION + dumps_json(value, "a jsonb parameter")
 
 
 def decode_jsonb(data: bytes) -> Any:

@@ -23,6 +23,7 @@ import asyncpg
 
 from pgstash.connection.codecs import VECTOR_TYPES, register_jsonb, register_vector_codecs
 from pgstash.connection.driver import ConnectTimeout, call, classify, closed_before_use, lost, rows_of
+from pgstash.connection.replicas import READS, ReplicaReads, Replicas
 from pgstash.connection.scope import Scope, Scopes, release
 from pgstash.errors import DatabaseError
 from pgstash.queries import Query, query
@@ -35,6 +36,7 @@ logger = logging.getLogger("pgstash")
 _T = TypeVar("_T")
 _MISSING_RELATION = re.compile(r'relation "(?:[^"]+\.)?([^"]+)" does not exist')
 _UNENCODED = re.compile(r"invalid input for query argument .*expected str, got", re.S)
+_COMMIT_LSN = query("replica_commit_lsn").bind()
 
 class Postgres(Scopes):
     """A pool of connections with pgstash's codecs, and the calls that run SQL on it."""
@@ -64,6 +66,7 @@ class Postgres(Scopes):
         self._shared: dict[str, Any] = {}
         self._closers: list[Callable[[], Awaitable[None]]] = []
         self._rendered: dict[tuple[str, tuple[tuple[str, str], ...]], str] = {}
+        self.replicas: Replicas | None = None  # hot standbys serving reads (see replicas.py)
 
     def attach(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
@@ -85,6 +88,20 @@ class Postgres(Scopes):
         result: str = await self._run(Statement("sql", "execute", sql, args), caller=True)
         return result
 
+    def replica(self) -> ReplicaReads:
+        """The caller's read-only SQL on a replica (`postgres.replica().fetch(...)`), routed as
+        the stores' reads are; on the primary when the pool has no replica."""
+        return ReplicaReads(self, self._run)
+
+    async def on_replica(self, block: Callable[[Postgres], Awaitable[_T]]) -> _T:
+        """Runs `block(self)` with every statement it sends on one replica connection, as one
+        read (a block of reads only: a search's rolled-back transaction of scan settings); on the
+        primary without replicas, inside a transaction, or when no replica can serve it. When the
+        replica fails midway the block runs again on the primary (on a standby it wrote nothing)."""
+        if self.replicas is None or self._scope.get() is not None:
+            return await block(self)
+        return await self.replicas.read_block(self, block)
+
     # -- pgstash's own statements --------------------------------------------------------------
 
     async def run(self, name: str | Query, /, **values: Any) -> Any:
@@ -103,9 +120,17 @@ class Postgres(Scopes):
         return rows_of("copy", status)
 
     async def run_on(
-        self, connection: asyncpg.Connection, statement: Statement, *, timeout: float | None = None
+        self,
+        connection: asyncpg.Connection,
+        statement: Statement,
+        *,
+        timeout: float | None = None,
+        caller: bool = False,
     ) -> Any:
-        """Runs `statement` on a connection of the caller's own (the cache listener's)."""
+        """Runs `statement` on a connection of the caller's own (the cache listener's, a
+        replica's); `caller`: the caller's SQL (the connection is reset in full on release)."""
+        if caller:
+            self._dirty.add(id(connection))
         return await self._send(connection, statement, timeout=timeout)
 
     async def listen(
@@ -125,17 +150,38 @@ class Postgres(Scopes):
 
     # -- the one path of every statement -------------------------------------------------------
 
-    async def _run(self, statement: Statement, *, source: Any = None, caller: bool = False) -> Any:
+    async def _run(
+        self, statement: Statement, *, source: Any = None, caller: bool = False, read: bool = False
+    ) -> Any:
         scope = self._scope.get()
         if scope is not None:
             return await self._in_scope(scope, statement, source=source, caller=caller)
+        if self.replicas is not None and (read or statement.name in READS):
+            return await self.replicas.read(self, statement, caller)
+        return await self.on_primary(statement, source=source, caller=caller, write=not read)
+
+    async def on_primary(
+        self, statement: Statement, *, source: Any = None, caller: bool = False, write: bool = False
+    ) -> Any:
+        """Runs `statement` on a pooled connection to the primary, outside any scope; `write`:
+        it may have committed a write (with replicas, its WAL position is then read)."""
         connection, proxy = await self._acquire(statement.name)
         try:
             if caller:
                 self._dirty.add(id(connection))
-            return await self._send(connection, statement, extra=source)
+            result = await self._send(connection, statement, extra=source)
+            if write:
+                await self.committed(connection)
+            return result
         finally:
             await self._release(proxy, statement.name)
+
+    async def committed(self, connection: asyncpg.Connection) -> None:
+        """After a commit on the primary: with replicas, the WAL position reads must reach (one
+        round trip, same connection); without, nothing."""
+        if self.replicas is not None and not connection.is_closed():
+            lsn = await self._send(connection, _COMMIT_LSN, quiet=True)
+            self.replicas.wrote(lsn)
 
     async def _in_scope(
         self, scope: Scope, statement: Statement, *, source: Any = None, caller: bool = False
@@ -241,13 +287,21 @@ class Postgres(Scopes):
     # -- connections, transactions, sessions --------------------------------------------------
 
     async def _acquire(self, name: str) -> tuple[asyncpg.Connection, Any]:
-        """A connection from the pool (and its pool proxy, to release it), found open before
-        anything is sent on it; failing to get one raises `DatabaseError` naming `name`."""
         if self._pool is None:
             raise DatabaseError(name, None, "the pool is closed")
+        return await self.acquire_from(self._pool, name)
+
+    async def _release(self, proxy: Any, name: str) -> None:
+        assert self._pool is not None
+        await self.release_to(self._pool, proxy, name)
+
+    async def acquire_from(self, pool: asyncpg.Pool, name: str) -> tuple[asyncpg.Connection, Any]:
+        """A connection from `pool` (the primary's or a replica's) and its pool proxy, to release
+        it, found open before anything is sent on it; failing to get one raises `DatabaseError`
+        naming `name`."""
         for _ in range(self.max_size + 1):
             try:
-                proxy = await self._pool.acquire(timeout=self.acquire_timeout)
+                proxy = await pool.acquire(timeout=self.acquire_timeout)
             except ConnectTimeout as error:
                 raise DatabaseError(name, "08001", str(error)) from None
             except TimeoutError:
@@ -271,25 +325,29 @@ class Postgres(Scopes):
             if not await closed_before_use(connection):
                 return connection, proxy
             logger.warning("query %s: a pooled connection had closed; nothing was sent, using another", name)
-            await self._release(proxy, name)
+            await self.release_to(pool, proxy, name)
         raise DatabaseError(name, "08006", "every pooled connection was found closed")
 
-    async def _release(self, proxy: Any, name: str) -> None:
-        assert self._pool is not None
+    async def release_to(self, pool: asyncpg.Pool, proxy: Any, name: str) -> None:
         try:
-            await self._pool.release(proxy)
+            await pool.release(proxy)
         except Exception as error:  # asyncpg terminated it; the statement's outcome stands
             logger.warning("query %s: connection dropped on release (%s)", name, error)
 
     async def connect(self, **options: Any) -> asyncpg.Connection:
         """A new connection outside the pool (for LISTEN, which must not hold a pooled one)."""
+        return await self.connect_to(self.dsn, **options)
+
+    async def connect_to(self, dsn: str, **options: Any) -> asyncpg.Connection:
+        """A new connection to `dsn` (the primary's or a replica's) outside any pool."""
         try:
             connection: asyncpg.Connection = await asyncpg.connect(
-                self.dsn, **{**self._connect_options, **options}
+                dsn, **{**self._connect_options, **options}
             )
         except TimeoutError:
             seconds = options.get("timeout", self._connect_options.get("timeout"))
-            message = f"timed out after {seconds} s connecting to {self._where}"
+            where = self._where if dsn == self.dsn else "a replica"
+            message = f"timed out after {seconds} s connecting to {where}"
             raise DatabaseError("connect", "08001", message) from None
         except Exception as error:
             mapped = classify("connect", error)
@@ -312,6 +370,8 @@ class Postgres(Scopes):
         return result
 
     async def close(self) -> None:
+        if self.replicas is not None:
+            await self.replicas.close()
         for closer in reversed(self._closers):
             with contextlib.suppress(Exception):
                 await closer()

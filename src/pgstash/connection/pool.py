@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Sequence
 from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 import asyncpg
 
-from pgstash.connection.executor import ConnectTimeout, Postgres
+from pgstash.connection.executor import ConnectTimeout, Postgres, logger
+from pgstash.connection.replicas import Replica, Replicas
 from pgstash.connection.scope import CURRENT
 from pgstash.errors import ConfigurationError
 
@@ -72,10 +74,22 @@ class PostgresConnectionPool:
         acquire_timeout: float | None = 30.0,
         connect_timeout: float = 10.0,
         slow_query_threshold: float = 1.0,
+        replicas: Sequence[str] = (),
+        max_replica_lag: float = 5.0,
+        replica_wait: float = 0.25,
         **connect_options: Any,
     ) -> PostgresConnectionPool:
         """`acquire_timeout`: seconds a call waits for a free connection (None: forever);
-        `connect_timeout`: seconds to open one; `command_timeout`: seconds a statement may run."""
+        `connect_timeout`: seconds to open one; `command_timeout`: seconds a statement may run.
+        `replicas`: DSNs of hot standbys of `dsn`'s server that serve reads (each with a pool of
+        the same sizes, opening its connections on first use); a replica lagging more than
+        `max_replica_lag` seconds is skipped; a read waits at most `replica_wait` seconds for a
+        replica to replay this pool's last write, else runs on the primary."""
+        if isinstance(replicas, str):
+            raise TypeError("replicas is a sequence of DSNs, not one DSN: replicas=[dsn]")
+        for name, value in (("max_replica_lag", max_replica_lag), ("replica_wait", replica_wait)):
+            if not isinstance(value, int | float) or isinstance(value, bool) or not value >= 0:
+                raise ValueError(f"{name} must be a number of seconds >= 0, got {value!r}")
         return cls(
             dsn,
             min_size=min_size,
@@ -86,6 +100,9 @@ class PostgresConnectionPool:
             connect_timeout=connect_timeout,
             slow_query_threshold=slow_query_threshold,
             connect_options=connect_options,
+            replicas=tuple(replicas),
+            max_replica_lag=float(max_replica_lag),
+            replica_wait=float(replica_wait),
         )
 
     async def open(self) -> Postgres:
@@ -97,6 +114,9 @@ class PostgresConnectionPool:
                 "(for example postgresql://user:password@localhost:5432/db)"
             )
         options = dict(self._options)
+        replica_dsns: tuple[str, ...] = options.pop("replicas")
+        max_lag: float = options.pop("max_replica_lag")
+        wait: float = options.pop("replica_wait")
         connect_options: dict[str, Any] = options.pop("connect_options")
         connect_timeout: float = options.pop("connect_timeout")
         per_connection = {
@@ -116,28 +136,37 @@ class PostgresConnectionPool:
             where=where,
         )
 
-        async def connect(*args: Any, **kwargs: Any) -> asyncpg.Connection:
-            try:
-                connection: asyncpg.Connection = await asyncpg.connect(*args, **kwargs)
-            except TimeoutError:
-                raise ConnectTimeout(f"timed out after {connect_timeout:g} s connecting to {where}") from None
-            except (ValueError, asyncpg.ClientConfigurationError):
-                # the driver's message may quote the password: neither chained nor repeated
-                raise ConfigurationError(
-                    f"cannot parse the PostgreSQL DSN {redact(dsn)}: percent-encode the characters "
-                    "@ / ? # : in the user name and password"
-                ) from None
-            return connection
+        def connector(dsn: str) -> Any:
+            where = address(dsn, connect_options)
 
-        try:
-            pool: asyncpg.Pool = await asyncpg.create_pool(
+            async def connect(*args: Any, **kwargs: Any) -> asyncpg.Connection:
+                try:
+                    connection: asyncpg.Connection = await asyncpg.connect(*args, **kwargs)
+                except TimeoutError:
+                    message = f"timed out after {connect_timeout:g} s connecting to {where}"
+                    raise ConnectTimeout(message) from None
+                except (ValueError, asyncpg.ClientConfigurationError):
+                    # the driver's message may quote the password: neither chained nor repeated
+                    raise ConfigurationError(
+                        f"cannot parse the PostgreSQL DSN {redact(dsn)}: percent-encode the characters "
+                        "@ / ? # : in the user name and password"
+                    ) from None
+                return connection
+
+            return connect
+
+        def create_pool(dsn: str, **sizes: Any) -> Any:
+            return asyncpg.create_pool(
                 dsn,
-                connect=connect,
+                connect=connector(dsn),
                 init=postgres.setup_connection,
                 reset=postgres.reset_connection,
-                **options,
+                **{**options, **sizes},
                 **per_connection,
             )
+
+        try:
+            pool: asyncpg.Pool = await create_pool(dsn)
         except OSError as error:
             raise ConfigurationError(
                 f"cannot reach PostgreSQL at {redact(dsn)}: {error}. Check the host and port in the "
@@ -153,6 +182,13 @@ class PostgresConnectionPool:
             raise ConfigurationError(f"PostgreSQL at {redact(dsn)}: {error}") from error
         postgres.attach(pool)
         self._postgres = postgres
+        if replica_dsns:
+            # a replica's pool connects on first use: a replica down at startup is no error
+            replicas = [
+                Replica(redact(each), each, await create_pool(each, min_size=0)) for each in replica_dsns
+            ]
+            postgres.replicas = Replicas(replicas, max_lag=max_lag, wait=wait, logger=logger)
+            await postgres.replicas.start(postgres)
         return postgres
 
     async def close(self) -> None:

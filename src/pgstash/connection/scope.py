@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, Self
 
@@ -118,6 +118,9 @@ class Scopes:
     async def _in_scope(self, scope: Scope, statement: Statement) -> Any:
         raise NotImplementedError
 
+    async def committed(self, connection: asyncpg.Connection) -> None:
+        raise NotImplementedError
+
     @contextlib.asynccontextmanager
     async def _pinned(self, kind: str, name: str) -> AsyncIterator[Scope]:
         connection, proxy = await self._acquire(name)
@@ -128,7 +131,24 @@ class Scopes:
         finally:
             scope.ended = True
             self._scope.reset(token)
-            await self._release(proxy, name)
+            try:
+                if kind == "session":  # it may have committed writes: read-your-writes on replicas
+                    with contextlib.suppress(PgstashError):
+                        await self.committed(connection)
+            finally:
+                await self._release(proxy, name)
+
+    @contextlib.contextmanager
+    def pinned(self, connection: asyncpg.Connection) -> Iterator[None]:
+        """Every call inside the block runs on `connection` (a replica's, for a block of reads);
+        the caller acquired it and releases it."""
+        scope = Scope(connection, "session")
+        token = self._scope.set(scope)
+        try:
+            yield
+        finally:
+            scope.ended = True
+            self._scope.reset(token)
 
     @contextlib.asynccontextmanager
     async def transaction(self, *, rollback: bool = False) -> AsyncIterator[Self]:
@@ -158,8 +178,11 @@ class Scopes:
             raise
         if rollback:
             await self._in_scope(scope, _UNDO if nested else _ROLLBACK)
+        elif nested:
+            await self._in_scope(scope, _RELEASE)
         else:
-            await self._in_scope(scope, _RELEASE if nested else _COMMIT)
+            await self._in_scope(scope, _COMMIT)
+            await self.committed(scope.connection)
 
     @contextlib.asynccontextmanager
     async def session(self) -> AsyncIterator[Self]:
@@ -185,6 +208,8 @@ class Scopes:
         self._dirty.add(id(connection))
         try:
             yield connection
+            if not connection.is_in_transaction():
+                await self.committed(connection)  # the caller's calls may have written
         finally:
             await self._release(proxy, purpose)
 

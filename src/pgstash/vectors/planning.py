@@ -138,15 +138,23 @@ async def nearest(
         if not facts.methods or rows[0]["found"] >= candidates:
             return rows
         exact = True
-    async with rolled_back(postgres):
-        await scan_settings(
-            postgres, iterative=facts.iterative and not exact, exact=exact, ef_search=ef_search, probes=probes
-        )
-        rows = await postgres.run_statement(search)
-        if not exact and rows[0]["found"] < candidates:
-            await scan_settings(postgres, iterative=False, exact=True, ef_search=None, probes=None)
-            rows = await postgres.run_statement(search)
-    return rows
+
+    async def scan(postgres: Postgres) -> list[asyncpg.Record]:
+        async with rolled_back(postgres):
+            await scan_settings(
+                postgres,
+                iterative=facts.iterative and not exact,
+                exact=exact,
+                ef_search=ef_search,
+                probes=probes,
+            )
+            rows: list[asyncpg.Record] = await postgres.run_statement(search)
+            if not exact and rows[0]["found"] < candidates:
+                await scan_settings(postgres, iterative=False, exact=True, ef_search=None, probes=None)
+                rows = await postgres.run_statement(search)
+        return rows
+
+    return await postgres.on_replica(scan)  # a read: on a replica when the pool has one
 
 
 async def scan_settings(postgres: Postgres, **settings: Any) -> None:
@@ -164,6 +172,11 @@ async def run(postgres: Postgres, statement: Statement, *, custom_plans: bool, c
     write) that sets `plan_cache_mode = force_custom_plan` first, whatever the server's default."""
     if not custom_plans:
         return await postgres.run_statement(statement)
-    async with postgres.transaction(rollback=not commit):
-        await scan_settings(postgres, iterative=False, exact=False, ef_search=None, probes=None)
-        return await postgres.run_statement(statement)
+
+    async def planned(postgres: Postgres) -> Any:
+        async with postgres.transaction(rollback=not commit):
+            await scan_settings(postgres, iterative=False, exact=False, ef_search=None, probes=None)
+            return await postgres.run_statement(statement)
+
+    # rolled back, it is a read: on a replica when the pool has one
+    return await (planned(postgres) if commit else postgres.on_replica(planned))
