@@ -5,7 +5,7 @@ python -m bench [--scale full|tiny] [--dsn DSN] [--only documents memory ...]
 
 from __future__ import annotations
 
-from bench import documents, hybrid, memory, vectors
+from bench import bulk, documents, hybrid, memory, vectors
 from bench.common import Runner, main
 
 RUNNERS: dict[str, Runner] = {
@@ -13,6 +13,7 @@ RUNNERS: dict[str, Runner] = {
     "memory": memory.run,
     "vectors": vectors.run,
     "hybrid": hybrid.run,  # full text, hybrid search and keyed ingest (issue 14)
+    "bulk": bulk.run,
 }
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ from pgstash.statements import Statement
 EMPTY_BINARY_COPY = b"PGCOPY\n\xff\r\n\x00" + struct.pack(">ii", 0, 0) + struct.pack(">h", -1)
 
 # Slot values for template statements; each names a table the preparation creates first.
-TEMPLATE_SLOTS: dict[str, Mapping[str, str]] = {}
+TEMPLATE_SLOTS: dict[str, Mapping[str, str | int]] = {}
 
 # Statements run (inside the rolled-back transaction) before preparing template statements.
 TEMPLATE_SETUP: list[str] = []
@@ -121,6 +121,26 @@ TEMPLATE_SLOTS.update(
 # A bulk delete's maintenance (queries/vectors.sql): parsed only, as PREPARE does.
 TEMPLATE_SLOTS["vectors_reindex_concurrently"] = {"embedding_index": "vector_sample_embedding_idx"}
 TEMPLATE_SLOTS["vectors_vacuum"] = {"table": "vector_sample"}
+
+# Bulk loads and index builds (queries/vectors_build.sql): the same table, its index names, the
+# cosine opclass and build options (DDL is parsed, never run, here).
+_BUILD = {"table": "vector_sample", "index": "vector_sample_embedding_idx", "opclass": "vector_cosine_ops"}
+TEMPLATE_SLOTS.update(
+    {
+        "vectors_ann_indexes": {"table": "vector_sample"},
+        "vectors_comment_clear": {"table": "vector_sample"},
+        "vectors_drop_index": {"index": "vector_sample_embedding_idx"},
+        "vectors_drop_index_concurrently": {"index": "vector_sample_embedding_idx"},
+        "vectors_rename_index": {
+            "index": "vector_sample_embedding_new",
+            "new_name": "vector_sample_embedding_idx",
+        },
+        "vectors_build_hnsw": {**_BUILD, "m": 16, "ef_construction": 64},
+        "vectors_build_hnsw_concurrently": {**_BUILD, "m": 16, "ef_construction": 64},
+        "vectors_build_ivfflat": {**_BUILD, "lists": 1},
+        "vectors_build_ivfflat_concurrently": {**_BUILD, "lists": 1},
+    }
+)
 
 # pgstash status (queries/status.sql): the exact count of one listed table.
 TEMPLATE_SLOTS["status_count"] = {"table": "configurations"}

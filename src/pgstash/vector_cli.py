@@ -1,5 +1,6 @@
 """`pgstash vector create-table NAME --dimension D [--text-field F]`, `pgstash vector ingest NAME
-FILE.jsonl [--key-field K]` and `pgstash vector search NAME QUERY [--mode M]`.
+FILE.jsonl [--key-field K]`, `pgstash vector search NAME QUERY [--mode M]` and `pgstash vector
+build-index NAME [--index M]`.
 
 Each JSON line is one row: its object is the stored payload. Its vector is the field named by
 `--vector-field` (a list of numbers), or the text of `--text-field` (a string) embedded with the
@@ -7,11 +8,20 @@ lexical `HashingEmbedding` of the table's dimension. One file is one transaction
 written, or none; an error names FILE:LINE (physical lines, blank ones counted). `-` is stdin.
 With `--key-field`, rows whose key is already stored replace them. `search` embeds its query with
 the same `HashingEmbedding` (vector and hybrid modes).
+
+Ingest into a table with an HNSW/IVFFlat index: the file's rows are estimated before the first
+write (all of it when it has at most `BATCH` rows; else from its first `BATCH` rows and its size;
+from standard input, the first `BATCH` rows only), and when that is large next to the table
+(`PostgresVectorIndex.loading`, the rule of `index`) the index is dropped in a short transaction
+first, every batch is copied without it in the one transaction, and the index is built from the
+data at its end; otherwise the rows go into the index as they come. `build-index` rebuilds the
+index concurrently, printing `pg_stat_progress_create_index`'s phase and counts on stderr.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import math
 import sys
 import time
@@ -29,6 +39,7 @@ from pgstash.errors import PgstashError
 from pgstash.filters import AttributeRequirement
 from pgstash.templates import validate_identifier
 from pgstash.vectors import PostgresVectorIndex
+from pgstash.vectors.builds import BuildProgress
 
 BATCH = 1000
 
@@ -90,6 +101,21 @@ def configure(parser: argparse.ArgumentParser, common: argparse.ArgumentParser) 
         "--key-field",
         help="the field (a string or integer) that identifies a row: a row whose key is stored "
         "already replaces it, so loading a file again changes nothing",
+    )
+    build = actions.add_parser(
+        "build-index",
+        parents=[common],
+        help="rebuild a vector table's nearest-neighbour index without blocking reads or writes",
+        description="Builds the table's HNSW or IVFFlat index again from its rows with CREATE INDEX "
+        "CONCURRENTLY / REINDEX INDEX CONCURRENTLY (IVFFlat: lists from today's row count), printing "
+        "the build's phase and progress on stderr.",
+    )
+    build.add_argument("name", help="a vector table")
+    build.add_argument(
+        "--index",
+        choices=("hnsw", "ivfflat"),
+        default=None,
+        help="the method (default: the one it has, else the one create-table noted, else hnsw)",
     )
     search = actions.add_parser(
         "search",
@@ -249,6 +275,8 @@ async def run(postgres: Postgres, args: argparse.Namespace) -> int:
         return await create_table(postgres, args)
     if args.action == "search":
         return await search(postgres, args)
+    if args.action == "build-index":
+        return await build_index(postgres, args)
     dimension = await _table_dimension(postgres, args.name, "ingest")
     if dimension is None:
         raise ValueError(
@@ -275,24 +303,20 @@ async def ingest(
     size: int | None,
     dimension: int,
 ) -> int:
-    """Every line in one transaction, BATCH rows per COPY; any error rolls all of them back."""
+    """Every line in one transaction (`PostgresVectorIndex.loading`, sized by `_expected`), BATCH
+    rows per COPY; any error rolls all of them back."""
     index = PostgresVectorIndex(postgres, embedding=HashingEmbedding(dimension), converter=_converter())
     field = args.text_field or args.vector_field
     started = time.perf_counter()
     written = 0
     try:
         with progress(f"ingest {args.name}", size, "rows") as advance:
-            async with postgres.transaction():
+            rows = _checked(_lines(stream, name), name, args, dimension)
+            first = list(itertools.islice(rows, BATCH))
+            expected = _expected(len(first), stream.tell() if size else 0, size)
+            async with index.loading(Record, rows=max(1, expected), table=args.name):
                 batch: list[tuple[int, dict[str, Any]]] = []
-                keys: dict[object, int] = {}  # --key-field: the line of each key, one row per key
-                for number, row in _lines(stream, name):
-                    _check(name, number, row, args, dimension)
-                    if args.key_field is not None:
-                        first = keys.setdefault(row[args.key_field], number)
-                        if first != number:
-                            raise InputError(
-                                f"{name}:{number}: key {row[args.key_field]!r} again (line {first})"
-                            )
+                for number, row in itertools.chain(first, rows):
                     batch.append((number, row))
                     if len(batch) == BATCH:
                         written += await _write(index, args.name, field, batch, name, args.key_field)
@@ -309,6 +333,48 @@ async def ingest(
         f"ingested {written} rows into {args.name} in {seconds:.2f} s"
         f" ({written / max(seconds, 1e-9):,.0f} rows/s), in one transaction"
     )
+    return 0
+
+
+def _checked(
+    rows: Iterator[tuple[int, dict[str, Any]]], name: str, args: argparse.Namespace, dimension: int
+) -> Iterator[tuple[int, dict[str, Any]]]:
+    """The rows, each checked (`_check`), with `--key-field` one row per key."""
+    keys: dict[object, int] = {}  # the line of each key
+    for number, row in rows:
+        _check(name, number, row, args, dimension)
+        if args.key_field is not None:
+            first = keys.setdefault(row[args.key_field], number)
+            if first != number:
+                raise InputError(f"{name}:{number}: key {row[args.key_field]!r} again (line {first})")
+        yield number, row
+
+
+def _expected(read: int, position: int, size: int | None) -> int:
+    """The rows the input holds: all of them when fewer than BATCH were there; else extrapolated
+    from the bytes those took (`position`) and the file's size; without a size (stdin), `read`."""
+    if read < BATCH or not size or not position:
+        return read
+    return max(read, read * size // position)
+
+
+async def build_index(postgres: Postgres, args: argparse.Namespace) -> int:
+    if await _table_dimension(postgres, args.name, "build-index") is None:
+        raise ValueError(f"no vector table {args.name!r}")
+    index = PostgresVectorIndex(postgres, converter=_converter())
+    last = [""]
+
+    def report(sample: BuildProgress) -> None:
+        line = (
+            f"build-index {args.name}: {sample.phase}  blocks {sample.blocks_done:,}/"
+            f"{sample.blocks_total:,}  tuples {sample.tuples_done:,}/{sample.rows:,}"
+        )
+        if line != last[0]:
+            last[0] = line
+            print(line, file=sys.stderr, flush=True)
+
+    seconds = await index.build_index(Record, index=args.index, table=args.name, progress=report)
+    print(f"index of {args.name} built in {seconds:.2f} s, without blocking reads or writes")
     return 0
 
 

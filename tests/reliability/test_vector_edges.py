@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from pgstash import AttributeRequirement, PgstashError, Postgres, PostgresVectorIndex
-from pgstash.vectors import tables
+from pgstash.vectors import bulk, tables
 
 
 @attrs.frozen
@@ -211,7 +211,10 @@ async def test_ivfflat_is_built_by_the_index_call_that_brings_enough_rows(postgr
     assert "ivfflat" not in await methods(postgres)  # no lists trained on an empty table
     vectors = np.random.default_rng(1).standard_normal((tables.IVFFLAT_MIN_ROWS, 3)).astype(np.float32)
     first = [Doc(f"d{i}") for i in range(tables.IVFFLAT_MIN_ROWS - 1)]
-    await index.index(Doc, values=first, attribute=lambda d: vectors[int(d.text[1:])])
+    small = bulk.BULK_MIN_ROWS - 1  # small calls: no bulk load (which would build it at once)
+    for start in range(0, len(first), small):
+        batch = first[start : start + small]
+        await index.index(Doc, values=batch, attribute=lambda d: vectors[int(d.text[1:])])
     assert "ivfflat" not in await methods(postgres)
     assert len(await index.search(Doc, query=[1.0, 0.0, 0.0], limit=5)) == 5  # exact meanwhile
     await index.index(Doc, values=[Doc("last")], attribute=lambda _: vectors[-1])
