@@ -138,7 +138,12 @@ class PostgresVectorIndex(IndexBuilds):
         With `key` (a field name, dotted payload path, attrs field or callable), each row's `id`
         is derived from the table and its key (`keys.py`), and the rows of the keys written are
         deleted in the COPY's transaction: ingesting again leaves one row per key, the newest.
-        Two values with the same key raise `ValueError` before anything is written."""
+        Two values with the same key raise `ValueError` before anything is written.
+
+        Into a table with an HNSW/IVFFlat index, a batch of 100 rows or more while the table holds
+        fewer than 3x as many is a bulk load (`bulk.py`): the index dropped in a short transaction,
+        then the keyed DELETE, the COPY and the index built from the data in one transaction.
+        Searches meanwhile see the table as it was, exactly; writes wait for the commit."""
         inputs.check_model(model)
         name = table_name(model, table)
         items = list(values)
