@@ -198,17 +198,21 @@ async def test_searches_keep_working_while_a_keyed_bulk_load_runs(postgres: Post
 
 
 async def test_two_bulk_loads_at_once_both_land(postgres: Postgres) -> None:
-    """Two loads at once both land, with the index built. (Two loads that both planned before
-    either dropped the index, and whose COPYs then overlapped, would each hold ROW EXCLUSIVE and
-    wait for the other's before CREATE INDEX, a deadlock; the bulk lock runs them one after the
-    other. Each load here waits up to a second for the other's COPY before it builds.)"""
+    """Two loads that both planned before either dropped the index, whose COPYs then overlap, would
+    each hold ROW EXCLUSIVE and wait for the other's at CREATE INDEX: a deadlock. The bulk lock
+    (`vectors_bulk_lock`) runs them one after the other. Here each load waits up to a second for
+    the other's COPY before it builds, so without the lock the COPYs overlap."""
     index = PostgresVectorIndex(postgres)
     await index.create_table(Chunk, dimension=16)
     vectors = unit_rows(1200, 16, seed=7)
+    loads = [await bulk.plan(postgres, "chunk", 600, 16) for _ in range(2)]
+    assert all(load is not None and load.drops for load in loads), "both planned with the index there"
     copied = [asyncio.Event(), asyncio.Event()]
 
     async def load(which: int) -> None:
-        async with index.loading(Chunk, rows=600):
+        planned = loads[which]
+        assert planned is not None and await bulk.drop_indexes(postgres, planned)
+        async with bulk.rebuilt(postgres, planned):
             await index.index(Chunk, values=chunks(600, 600 * which), attribute=lambda c: vectors[c.rank])
             copied[which].set()
             with contextlib.suppress(TimeoutError):
