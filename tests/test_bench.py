@@ -14,6 +14,9 @@ def test_make_bench_prints_one_table_with_every_store(
     out = capsys.readouterr().out
     header, _, table = out.partition("\n\n")
     assert "PostgreSQL" in header and "pgvector" in header and "cores" in header
+    assert "no-op reset" in header and "pinned connection" in header
     assert table.startswith("| store | workload | raw asyncpg")
+    assert "| ratio (p50) | raw pinned p50 (ms) | ratio vs pinned | note |" in table.splitlines()[0]
+    assert all(line.count("|") == 9 for line in table.splitlines()), "every row has the header's columns"
     for store in RUNNERS:
         assert f"| {store} |" in table, f"{store} reported nothing"
