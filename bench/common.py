@@ -123,13 +123,6 @@ async def alternating(
     return [Stats.of(each) for each in samples]
 
 
-async def interleaved(raw: Call, ours: Call, rounds: int, warmup: int = 3) -> tuple[Stats, Stats]:
-    """Times `raw` and `ours` alternately after `warmup` untimed rounds; seconds per call each."""
-    await alternating((raw, ours), warmup)
-    raw_stats, our_stats = await alternating((raw, ours), rounds)
-    return raw_stats, our_stats
-
-
 # -- the raw asyncpg baseline: pgstash's statements recorded, then replayed ---------------------
 
 
