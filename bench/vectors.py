@@ -19,12 +19,23 @@ Run alone: `.venv/bin/python -m bench.vectors --scale full` (embedded server in 
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable, Callable
 
 import attrs
 import numpy as np
 from numpy.typing import NDArray
 
-from bench.common import Call, Raw, Result, Scale, Stats, alternating, main, pgstash_and_raw, versus_raw
+from bench.common import (
+    Raw,
+    Result,
+    Scale,
+    Stats,
+    alternating,
+    main,
+    milliseconds,
+    pgstash_and_raw,
+    versus_raw,
+)
 from pgstash import AttributeRequirement, Postgres, PostgresVectorIndex
 from pgstash.statements import Statement
 
@@ -128,7 +139,9 @@ async def searches(
     exact_rounds = max(5, scale.rounds // 10)
     size = f"({count:,})"
 
-    def hnsw(requirements: AttributeRequirement | None = None, rerank: bool = False) -> Call:
+    def hnsw(
+        requirements: AttributeRequirement | None = None, rerank: bool = False
+    ) -> Callable[[], Awaitable[list[Chunk]]]:
         return lambda: index.search(
             Chunk, query=query, limit=10, requirements=requirements, rerank=rerank, table=HNSW
         )
@@ -145,7 +158,14 @@ async def searches(
         await versus_raw(postgres, raw, STORE, f"search HNSW top-10 {size}", hnsw(), scale.rounds, goal=GOAL),
     ]
     for label, requirement, kept in selective(count):
-        returned = len(await index.search(Chunk, query=query, limit=10, requirements=requirement, table=HNSW))
+
+        def exact(requirement: AttributeRequirement = requirement) -> Awaitable[list[Chunk]]:
+            return index.search(Chunk, query=query, limit=10, requirements=requirement, table=EXACT)
+
+        found = {chunk.identifier for chunk in await hnsw(requirement)()}
+        truth = {chunk.identifier for chunk in await exact()}
+        (exact_stats,) = await alternating((exact,), exact_rounds)
+        seen = f"{len(found & truth) / max(1, len(truth)):.2f}"
         results.append(
             await versus_raw(
                 postgres,
@@ -154,7 +174,8 @@ async def searches(
                 f"search HNSW top-10, {label} {size}",
                 hnsw(requirement),
                 scale.rounds,
-                f"{kept:,} of {count:,} rows match, {returned} returned",
+                f"{kept:,} of {count:,} rows match, {len(found)} returned, recall@10 {seen} of exact; "
+                f"the exact path (same filter, no ANN index) {milliseconds(exact_stats.p50)} ms p50",
                 goal=GOAL if label == "equality filter (1%)" else None,
             )
         )

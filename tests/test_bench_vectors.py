@@ -23,7 +23,8 @@ async def test_the_vector_benchmark_runs_at_tiny_scale(database_dsn: str) -> Non
             rows = [r for r in results if name in r.workload and f"({count:,})" in r.workload]
             assert len(rows) == 1, name
             assert rows[0].raw is not None and rows[0].pinned is not None, name
-            assert re.search(r"\d+ of [\d,]+ rows match, \d+ returned", rows[0].note), rows[0].note
+            pattern = r"\d+ of [\d,]+ rows match, \d+ returned, recall@10 [0-9.]+ of exact; the exact path"
+            assert re.search(pattern, rows[0].note), rows[0].note
         # issue 13: HNSW top-10, plain and filtered (1%), each says whether it is within 1.1x
         for name in ("search HNSW top-10 (", "search HNSW top-10, equality filter (1%)"):
             (row,) = [r for r in results if r.workload.startswith(name) and f"({count:,})" in r.workload]
