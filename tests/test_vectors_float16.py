@@ -200,6 +200,19 @@ async def test_ivfflat_on_float16(postgres: Postgres) -> None:
     assert [value.key for value in found][:5] == exact(vectors, query, 5)
 
 
+async def test_an_index_added_to_a_float16_table_holding_rows_uses_halfvec_ops(postgres: Postgres) -> None:
+    store = PostgresVectorIndex(postgres)
+    await store.create_table(Half, dimension=8, index=None, precision="float16")
+    vectors = unit_rows(300, 8, seed=4)
+    await load(store, vectors)
+    assert await opclasses(postgres, "half") == {}
+    await store.create_table(Half, dimension=8, index="hnsw", precision="float16")  # CONCURRENTLY
+    assert await opclasses(postgres, "half") == {"hnsw": "halfvec_cosine_ops"}
+    query = unit_rows(1, 8, seed=8)[0]
+    found = await store.search(Half, query=query, limit=10, requirements=R.equal("topic", "t2"))
+    assert len(found) == 10 and all(value.topic == "t2" for value in found)
+
+
 # -- checks after the cast to float16 ------------------------------------------------------------
 
 
