@@ -9,6 +9,8 @@ comment and built by the first `index` that brings the table to that many rows (
 `create_table` again). The text column (`text=`) is a stored generated column: added to a table
 holding rows, `ALTER TABLE ... ADD COLUMN` rewrites the table and every index, reads and writes
 waiting meanwhile (no concurrent form exists); its GIN index is then built `CONCURRENTLY`.
+The precision (`PRECISIONS`) picks the embedding column's type and its indexes' operator class:
+`vector` / `vector_cosine_ops` (float32) or `halfvec` / `halfvec_cosine_ops` (float16).
 """
 
 from __future__ import annotations
