@@ -244,3 +244,21 @@ async def test_loading_builds_the_index_once_for_many_batches_all_or_nothing(pos
     restored = await ann_index(postgres)
     assert restored is not None and restored["amname"] == "hnsw" and restored["indisvalid"]
     assert await index.search(Chunk, query=vectors[500], limit=1) == [Chunk("c500", 500)]
+
+
+async def test_a_bulk_load_into_a_float16_table_builds_its_halfvec_index(postgres: Postgres) -> None:
+    """The build templates take the opclass of the index they replace (halfvec_cosine_ops here)."""
+    index = PostgresVectorIndex(postgres)
+    await index.create_table(Chunk, dimension=8, precision="float16")
+    before = await ann_index(postgres)
+    vectors = unit_rows(600, 8, seed=9)
+    await index.index(Chunk, values=chunks(600), attribute=lambda c: vectors[c.rank])
+    after = await ann_index(postgres)
+    assert before is not None and after is not None and after["oid"] != before["oid"]
+    opclass = await postgres.fetch_value(
+        "SELECT oc.opcname FROM pg_index AS i JOIN pg_opclass AS oc ON oc.oid = i.indclass[0] "
+        "WHERE i.indexrelid = $1",
+        after["oid"],
+    )
+    assert opclass == "halfvec_cosine_ops"
+    assert await index.search(Chunk, query=vectors[5], limit=1) == [Chunk("c5", 5)]

@@ -240,7 +240,7 @@ async def search(
         named_query("vectors_hybrid"),
         slots={"table": name},
         fragments={"requirements": where},
-        vector=vector,
+        vector=inputs.as_stored(vector[None, :], facts.precision, "query vector")[0],  # halfvec: float16
         words=words,
         language=language_of(facts, name, model),
         candidates=fusion.candidates,
