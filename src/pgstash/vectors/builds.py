@@ -102,16 +102,18 @@ def graph_kb(rows: int, dimension: int, m: int = HNSW_OPTIONS["m"], value_bytes:
 
 
 async def build_settings(
-    postgres: Postgres, rows: int, dimension: int, workers: int | None = None
+    postgres: Postgres, rows: int, dimension: int, workers: int | None = None, opclass: str = OPCLASSES[0]
 ) -> BuildSettings:
     """Workers: the server's max_parallel_maintenance_workers unless given, never above
     max_parallel_workers nor max_worker_processes - 1. Memory: enough for the graph and 32 MB per
-    participant, never below the server's maintenance_work_mem nor above `MEMORY_CAP_KB` (a
-    parallel build takes it all as one shared memory segment)."""
+    participant (halfvec values take half a vector's bytes), never below the server's
+    maintenance_work_mem nor above `MEMORY_CAP_KB` (a parallel build takes it all as one shared
+    memory segment)."""
     limits = await postgres.run("vectors_build_limits")
     wanted = limits["max_parallel_maintenance_workers"] if workers is None else workers
     chosen = max(0, min(wanted, limits["max_parallel_workers"], limits["max_worker_processes"] - 1))
-    need = max(graph_kb(rows, dimension), PARTICIPANT_KB * (chosen + 1))
+    value_bytes = 2 if opclass == "halfvec_cosine_ops" else 4
+    need = max(graph_kb(rows, dimension, value_bytes=value_bytes), PARTICIPANT_KB * (chosen + 1))
     return BuildSettings(max(limits["maintenance_work_mem_kb"], min(need, MEMORY_CAP_KB)), chosen)
 
 
@@ -179,7 +181,7 @@ async def build_index(
     name = old.name if old is not None else index_name(table, "embedding_idx")
     opclass = old.opclass if old is not None else found.opclass
     target = AnnIndex(name, method, opclass, dict(old.options) if old and old.method == method else {}, True)
-    settings = await build_settings(postgres, rows, dimension)
+    settings = await build_settings(postgres, rows, dimension, opclass=opclass)
     watcher = asyncio.create_task(_watch(postgres, table, rows, progress, every)) if progress else None
     try:
         async with postgres.session():  # session settings: the connection is reset on release

@@ -107,7 +107,8 @@ async def rebuilt(postgres: Postgres, load: Load) -> AsyncIterator[Written]:
     dropped indexes built again concurrently before the error goes on."""
     written = Written()
     try:
-        settings = await build_settings(postgres, load.rows + load.batch, load.dimension)
+        opclass = load.builds[0].opclass if load.builds else "vector_cosine_ops"
+        settings = await build_settings(postgres, load.rows + load.batch, load.dimension, opclass=opclass)
         async with postgres.transaction():
             await postgres.run("vectors_bulk_lock", table_name=load.table)
             if not load.drops:  # create_table's IVFFlat note: this load builds it
