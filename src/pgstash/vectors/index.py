@@ -289,14 +289,17 @@ class PostgresVectorIndex:
         facts = await planning.table_facts(postgres, name, lambda: self._missing(name, model))
         if facts.dimension is not None and vector.shape[0] != facts.dimension:
             raise DimensionMismatchError(facts.dimension, vector.shape[0], f'query for table "{name}"')
-        search = compose(
+        search = planning.Search(
             named_query("vectors_search"),
+            named_query("vectors_search_exact"),
             slots={"table": name},
-            fragments={"requirements": where},
-            query_vector=vector,
-            candidates=candidates,
-            max_distance=math.inf if score_threshold is None else 1.0 - float(score_threshold),
-            with_embeddings=rerank,
+            requirements=where,
+            values={
+                "query_vector": vector,
+                "candidates": candidates,
+                "max_distance": math.inf if score_threshold is None else 1.0 - float(score_threshold),
+                "with_embeddings": rerank,
+            },
         )
         with self._requires_table(name, model):
             rows = await planning.nearest(
