@@ -255,3 +255,32 @@ async def test_the_callers_server_settings_win_and_replica_pools_get_the_same(da
         for replica in postgres.replicas.replicas:  # a standby's pool connects as the primary's does
             async with replica.pool.acquire() as connection:
                 assert tuple(await connection.fetchrow(show)) == wanted
+
+
+# -- plans -------------------------------------------------------------------------------------
+
+
+async def test_filtered_searches_keep_custom_plans_and_each_shape_is_prepared_once(
+    counted: tuple[RoundTripCounter, Postgres],
+) -> None:
+    """Under the server's default plan_cache_mode (auto): a filtered search is planned for its
+    values every time (its generic plan, the filter unknown, would sort every row the GIN index
+    returns for a common filter); each shape is one prepared statement, reused."""
+    _, postgres = counted
+    index, _ = await tables(postgres)
+    query = unit_rows(1, 8, seed=7)[0]
+    for _ in range(4):
+        for topic in ("common", "rare"):
+            await index.search(Chunk, query=query, limit=10, requirements=R.equal("topic", topic))
+        await index.search(Chunk, query=query, limit=10, requirements=R.less("rank", 500))
+        await index.search(Chunk, query=query, limit=10)
+        await index.search(Chunk, query=query, limit=10)
+    plans = await postgres.fetch(
+        "SELECT statement, generic_plans, custom_plans FROM pg_prepared_statements "
+        "WHERE statement LIKE 'WITH nearest AS MATERIALIZED%'"
+    )
+    filtered = [row for row in plans if "set_config" in row["statement"]]
+    plain = [row for row in plans if "set_config" not in row["statement"]]
+    assert len(filtered) == 2 and len(plain) == 1
+    assert all(row["generic_plans"] == 0 and row["custom_plans"] >= 4 for row in filtered)
+    assert plain[0]["generic_plans"] + plain[0]["custom_plans"] == 8  # one statement, prepared once

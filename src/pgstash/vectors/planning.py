@@ -2,16 +2,18 @@
 it: one statement, its per-call scan settings (ef_search / probes, the filtered HNSW walk's
 bound) set inside it, and a second, exact one in the rare case the index scan came back short.
 
-Plans: a search statement is prepared once per connection (asyncpg's statement cache) and
-PostgreSQL's default `plan_cache_mode = auto` may run it with its generic plan after five custom
-ones. No plan_cache_mode is set for searches. Measured at 5,000 rows (HNSW + GIN on payload, a 0.5%
-equality filter): the custom plan of the filtered search is a sequential scan and top-N sort
-(2.3 ms), the generic plan walks the HNSW graph (15 ms without a bound, the old 100x case at
-scale); with the bound on the walk (`SCAN_TUPLES_PER_CANDIDATE`) the generic plan stops early, comes
-back short and the exact statement runs (GIN or a scan and a sort). A common filter or none gets
-the same HNSW plan generic or custom (0.7-0.8 ms). Forcing custom plans costs a planning of
-0.3-0.5 ms on every search (and, set at connect, on every statement of the pool: a 0.1 ms load
-would pay it too), more than it saves but on the rare filters it fixes.
+Plans: each search shape is one statement prepared once per connection (asyncpg's statement
+cache); PostgreSQL's default `plan_cache_mode = auto` may run it with its generic plan after five
+custom ones when that plan is not estimated costlier. Measured at 5,000 rows (HNSW + GIN on
+payload, equality filters matching 0.5% and 99.5% of the rows): the generic plan of a filtered
+search (filter and LIMIT unknown) reads the GIN bitmap and sorts every row it returns, 14-20 ms
+for the common filter where its custom plan walks HNSW in 1.1-1.4 ms (10 rows either way), and
+`auto` did switch to it (tests/test_round_trips.py). So every filtered search carries
+`vectors_scan_gate`, whose never-run branch makes the generic plan cost 1.25e10: `auto` keeps
+planning it for its values (0.3-0.5 ms of planning, which the old path's force_custom_plan paid
+too) in the same round trip. `plan_cache_mode` set at connect instead would re-plan every
+statement of the pool and the caller's SQL, and cannot be set inside the statement (the plan is
+chosen before it runs). An unfiltered search has one plan shape, HNSW, generic or custom.
 """
 
 from __future__ import annotations
@@ -157,6 +159,7 @@ class Search:
                 ef_search=settings["ef_search"],
                 probes=settings["probes"],
                 max_scan_tuples=settings["max_scan_tuples"],
+                custom_plans=True,
             )
         template = self.exact if exact and self.exact is not None else self.query
         return compose(template, slots=self.slots, fragments={"requirements": requirements}, **self.values)
@@ -165,12 +168,13 @@ class Search:
 def scan_settings_for(
     facts: TableFacts, candidates: int, filtered: bool, ef_search: int | None, probes: int | None
 ) -> dict[str, int | None] | None:
-    """The per-call settings a search sets inside its statement (None: none). Iterative index
-    scans are on for every connection of the pool (`pgstash.connection.pool.SCAN_SETTINGS`), so
-    only `ef_search`/`probes` when given and, for a filtered HNSW scan, the bound on the tuples it
-    visits (`SCAN_TUPLES_PER_CANDIDATE` per candidate) remain."""
+    """The per-call settings a search sets inside its statement (None: no `vectors_scan_gate`).
+    Iterative index scans are on for every connection of the pool
+    (`pgstash.connection.pool.SCAN_SETTINGS`), so only `ef_search`/`probes` when given and, for a
+    filtered HNSW scan, the bound on the tuples it visits (`SCAN_TUPLES_PER_CANDIDATE` per
+    candidate) remain. A filtered search always gets the gate: it keeps its plans custom."""
     bound = candidates * SCAN_TUPLES_PER_CANDIDATE if filtered and "hnsw" in facts.methods else None
-    if ef_search is None and probes is None and bound is None:
+    if ef_search is None and probes is None and not filtered:
         return None
     return {"ef_search": ef_search, "probes": probes, "max_scan_tuples": bound}
 
