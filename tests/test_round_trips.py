@@ -275,6 +275,13 @@ async def test_filtered_searches_keep_custom_plans_and_each_shape_is_prepared_on
         await index.search(Chunk, query=query, limit=10, requirements=R.less("rank", 500))
         await index.search(Chunk, query=query, limit=10)
         await index.search(Chunk, query=query, limit=10)
+        await index.search(Chunk, limit=10, requirements=R.equal("topic", "rare"))  # newest first
+        await index.search(Chunk, limit=10, requirements=R.equal("topic", "common"))
+    listings = await postgres.fetch(
+        "SELECT generic_plans, custom_plans FROM pg_prepared_statements "
+        "WHERE statement LIKE 'SELECT payload%ORDER BY created DESC%' AND statement LIKE '%set_config%'"
+    )
+    assert [tuple(row) for row in listings] == [(0, 8)]
     plans = await postgres.fetch(
         "SELECT statement, generic_plans, custom_plans FROM pg_prepared_statements "
         "WHERE statement LIKE 'WITH nearest AS MATERIALIZED%'"

@@ -277,12 +277,12 @@ class PostgresVectorIndex:
             newest = compose(
                 named_query("vectors_newest"),
                 slots={"table": name},
-                fragments={"requirements": where},
+                # custom plans when filtered: a generic one of a filtered listing can read the table
+                fragments={"requirements": planning.custom_plans(where, requirements is not None)},
                 candidates=limit,
             )
             with self._requires_table(name, model):
-                # custom plans when filtered: a generic one of a filtered listing can read the table
-                rows = await planning.run(postgres, newest, custom_plans=requirements is not None)
+                rows = await postgres.run_statement(newest)
             return [(self._read(row["payload"], model, name), math.nan) for row in rows]
 
         vector = await inputs.query_vector(query, self.embedding, self.image_embedding)
@@ -343,13 +343,12 @@ class PostgresVectorIndex:
         where = requirement_fragment(requirements, key_of=payload_key_of(self.converter, model))
         postgres = self._postgres()
         statement = compose(
-            named_query("vectors_delete"), slots={"table": name}, fragments={"requirements": where}
+            named_query("vectors_delete"),
+            slots={"table": name},
+            fragments={"requirements": planning.custom_plans(where, requirements is not None)},
         )
         with self._requires_table(name, model):
-            # custom plans when filtered (committed with the delete, a savepoint in a transaction)
-            status: str = await planning.run(
-                postgres, statement, custom_plans=requirements is not None, commit=True
-            )
+            status: str = await postgres.run_statement(statement)
         deleted = int(status.rsplit(" ", 1)[-1])
         facts = await planning.table_facts(postgres, name, lambda: self._missing(name, model))
         await maintenance.after_delete(postgres, facts, name, deleted)

@@ -37,7 +37,8 @@ from pgstash.statements import Statement
 from pgstash.templates import SlotValue
 
 __all__ = [
-    "IVFFLAT_COMMENT", "Search", "TableFacts", "index_name", "nearest", "read_facts", "table_facts",
+    "IVFFLAT_COMMENT", "Search", "TableFacts", "custom_plans", "index_name", "nearest", "read_facts",
+    "table_facts",
 ]  # fmt: skip
 
 FACTS_TTL = 30.0  # seconds a table's dimension and indexes are remembered between searches
@@ -151,18 +152,30 @@ class Search:
     ) -> Statement:
         """The statement to send: exact or not; with `settings` (ef_search, probes,
         max_scan_tuples) set inside it by `vectors_scan_gate` around the requirements."""
-        requirements = self.requirements
-        if settings is not None:
-            requirements = fragment(
-                "vectors_scan_gate",
-                fragments={"requirements": requirements},
-                ef_search=settings["ef_search"],
-                probes=settings["probes"],
-                max_scan_tuples=settings["max_scan_tuples"],
-                custom_plans=True,
-            )
+        requirements = self.requirements if settings is None else gated(self.requirements, settings)
         template = self.exact if exact and self.exact is not None else self.query
         return compose(template, slots=self.slots, fragments={"requirements": requirements}, **self.values)
+
+
+def gated(requirements: Fragment, settings: Mapping[str, int | None]) -> Fragment:
+    """`requirements` inside `vectors_scan_gate`: `settings` (ef_search, probes,
+    max_scan_tuples; None sets nothing) set in the statement, and custom plans kept."""
+    return fragment(
+        "vectors_scan_gate",
+        fragments={"requirements": requirements},
+        ef_search=settings.get("ef_search"),
+        probes=settings.get("probes"),
+        max_scan_tuples=settings.get("max_scan_tuples"),
+        custom_plans=True,
+    )
+
+
+def custom_plans(requirements: Fragment, filtered: bool) -> Fragment:
+    """The requirements of a filtered listing, text search or delete, whose best plan depends on
+    the filter's values: gated (no settings), so the server plans each call for its values in its
+    one statement (a generic plan of `ORDER BY created DESC LIMIT` with an unknown filter can read
+    the whole table backwards); unfiltered, as they are (one plan shape)."""
+    return gated(requirements, {}) if filtered else requirements
 
 
 def scan_settings_for(
@@ -238,18 +251,3 @@ def rolled_back(postgres: Postgres) -> contextlib.AbstractAsyncContextManager[Po
     """A transaction (a savepoint inside one) that is always rolled back: the search's
     `set_config(..., true)` settings must not outlive it."""
     return postgres.transaction(rollback=True)
-
-
-async def run(postgres: Postgres, statement: Statement, *, custom_plans: bool, commit: bool = False) -> Any:
-    """Runs `statement`; with `custom_plans`, in a transaction (rolled back, or committed with a
-    write) that sets `plan_cache_mode = force_custom_plan` first, whatever the server's default."""
-    if not custom_plans:
-        return await postgres.run_statement(statement)
-
-    async def planned(postgres: Postgres) -> Any:
-        async with postgres.transaction(rollback=not commit):
-            await scan_settings(postgres, iterative=False, exact=False, ef_search=None, probes=None)
-            return await postgres.run_statement(statement)
-
-    # rolled back, it is a read: on a replica when the pool has one
-    return await (planned(postgres) if commit else postgres.on_replica(planned))

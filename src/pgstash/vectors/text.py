@@ -222,13 +222,13 @@ async def search(
         statement = compose(
             named_query("vectors_text_search"),
             slots={"table": name},
-            fragments={"requirements": where},
+            fragments={"requirements": planning.custom_plans(where, filtered)},
             words=words,
             language=language_of(facts, name, model),
             candidates=limit,
         )
         with index._requires_table(name, model):
-            rows = await planning.run(postgres, statement, custom_plans=filtered)
+            rows = await postgres.run_statement(statement)
         return [(index._read(row["payload"], model, name), float(row["score"])) for row in rows]
     fusion = Fusion.of(limit, options["candidates"], options["rrf_k"], options["weights"])
     inputs.check_search_settings(options["score_threshold"], options["ef_search"], options["probes"])
