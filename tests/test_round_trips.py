@@ -91,6 +91,12 @@ async def test_each_common_search_is_one_round_trip_with_the_exact_rows(
             lambda: index.search(Chunk, query=query, limit=10, table="chunk_ivf"),
             exact(vectors, query, 10, anything),
         ),
+        "IVFFlat, filtered": (
+            lambda: index.search(
+                Chunk, query=query, limit=10, table="chunk_ivf", requirements=R.less("rank", 500)
+            ),
+            exact(vectors, query, 10, early),
+        ),
         "IVFFlat, filtered and tuned": (
             lambda: index.search(
                 Chunk, query=query, limit=10, table="chunk_ivf", requirements=R.less("rank", 500), probes=1
@@ -111,7 +117,14 @@ async def test_each_common_search_is_one_round_trip_with_the_exact_rows(
     assert {chunk.identifier for chunk in mmr} <= set(exact(vectors, query, 80, anything))
     # inside a transaction the per-call settings live in a rolled-back savepoint
     async with postgres.transaction():
-        for kind, trips in (("plain", 1), ("IVFFlat", 1), ("tuned", 3), ("filtered, GIN equality", 3)):
+        for kind, trips in (
+            ("plain", 1),
+            ("IVFFlat", 1),
+            ("IVFFlat, filtered", 1),  # its gate sets nothing: no savepoint
+            ("tuned", 3),
+            ("filtered, GIN equality", 3),  # the HNSW walk's bound
+            ("IVFFlat, filtered and tuned", 3),
+        ):
             search, expected = searches[kind]
             counter.reset()
             found = await search()

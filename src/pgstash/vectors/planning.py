@@ -215,7 +215,8 @@ async def nearest(
     if demanding and not facts.iterative:
         return await exactly(postgres, search)
     settings = scan_settings_for(facts, candidates, filtered, ef_search, probes)
-    if settings is not None and postgres.in_transaction:
+    sets = settings is not None and any(value is not None for value in settings.values())
+    if sets and postgres.in_transaction:  # a filtered IVFFlat search sets nothing: no savepoint
         async with rolled_back(postgres):
             rows = await postgres.run_statement(search.statement(settings=settings))
     else:
