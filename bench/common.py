@@ -1,8 +1,18 @@
 """Shared benchmark machinery: interleaved timing of raw asyncpg against pgstash, and the table.
 
-Each store module (`bench/documents.py`, `bench/memory.py`, `bench/vectors.py`) exposes
-`async def run(dsn: str, scale: Scale) -> list[Result]`; `python -m bench` runs them all on the
-embedded server and prints one markdown table. The smoke test runs every module at `Scale.tiny()`.
+Each store module (`bench/documents.py`, `bench/memory.py`, `bench/vectors.py`,
+`bench/hybrid.py`) exposes `async def run(dsn: str, scale: Scale) -> list[Result]`; `python -m
+bench` runs them all on the embedded server and prints one markdown table. The smoke tests run
+every module at `Scale.tiny()`.
+
+The raw baseline (`versus_raw`): one pgstash call is recorded (the statements it sent, by kind),
+then replayed by raw asyncpg two ways, timed interleaved with pgstash itself:
+- through an asyncpg pool of the same size with a no-op `reset` (the cheapest pooled call asyncpg
+  allows; its default reset is one more round trip per call), the goal's baseline ("ratio");
+- on one pinned connection (no acquire, no release): "ratio vs pinned", what any pool costs.
+Both raw sides get pgstash's codecs (`register_codecs`) and the session settings pgstash's own
+connections carry (for example iterative-scan settings set at connect), so both run the same SQL
+under the same settings.
 """
 
 from __future__ import annotations
@@ -18,14 +28,17 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import attrs
-import orjson
 
 import pgstash
+from pgstash import Postgres
+from pgstash.connection.codecs import register_codecs
+from pgstash.statements import Statement
 
 
 @attrs.frozen
@@ -70,39 +83,211 @@ class Stats:
 @attrs.frozen
 class Result:
     """One row of the table. `raw` is None where no raw-asyncpg equivalent exists (a goal such as
-    recall or calls per second is then given in `note`)."""
+    recall or calls per second is then given in `note`); `pinned` is raw asyncpg on one pinned
+    connection, where measured."""
 
     store: str
     workload: str
     raw: Stats | None
     pgstash: Stats
     note: str = ""
+    pinned: Stats | None = None
 
     @property
     def ratio(self) -> float | None:
         return None if self.raw is None else self.pgstash.p50 / self.raw.p50
 
+    @property
+    def pinned_ratio(self) -> float | None:
+        return None if self.pinned is None else self.pgstash.p50 / self.pinned.p50
 
-async def interleaved(
-    raw: Callable[[], Awaitable[object]],
-    ours: Callable[[], Awaitable[object]],
-    rounds: int,
-    warmup: int = 3,
-) -> tuple[Stats, Stats]:
-    """Times `raw` and `ours` alternately (raw, ours, raw, ours, ...) so that machine noise hits
-    both alike; returns seconds per call for each."""
-    for _ in range(warmup):
-        await raw()
-        await ours()
-    raw_samples: list[float] = []
-    our_samples: list[float] = []
-    for index in range(rounds):
-        pair = ((raw, raw_samples), (ours, our_samples))
-        for call, samples in pair if index % 2 == 0 else reversed(pair):
+
+Call = Callable[[], Awaitable[object]]
+
+
+async def alternating(
+    calls: Sequence[Call], rounds: int, before: Callable[[int], Awaitable[object]] | None = None
+) -> list[Stats]:
+    """Runs every call once a round, the order rotated each round (a, b, c; b, c, a; ...) so that
+    machine noise hits all alike; `before(i)`, untimed, ahead of each run of call i (emptying a
+    table, say). Returns seconds per call for each."""
+    samples: list[list[float]] = [[] for _ in calls]
+    for round_ in range(rounds):
+        for step in range(len(calls)):
+            which = (round_ + step) % len(calls)
+            if before is not None:
+                await before(which)
             started = time.perf_counter()
-            await call()
-            samples.append(time.perf_counter() - started)
-    return Stats.of(raw_samples), Stats.of(our_samples)
+            await calls[which]()
+            samples[which].append(time.perf_counter() - started)
+    return [Stats.of(each) for each in samples]
+
+
+# -- the raw asyncpg baseline: pgstash's statements recorded, then replayed ---------------------
+
+
+@attrs.frozen
+class Recorded:
+    """The statements one pgstash call sent, replayable on a raw connection; `transaction`: they
+    ran in one transaction of pgstash's (replayed in one, rolled back)."""
+
+    statements: tuple[Statement, ...]
+    transaction: bool
+
+    @property
+    def round_trips(self) -> int:
+        """Statements plus BEGIN and ROLLBACK (pgstash sends no pool reset after its own SQL)."""
+        return len(self.statements) + (2 if self.transaction else 0)
+
+    async def replay(self, connection: Any) -> None:
+        if not self.transaction:
+            for statement in self.statements:
+                await _send(connection, statement)
+            return
+        transaction = connection.transaction()
+        await transaction.start()
+        try:
+            for statement in self.statements:
+                await _send(connection, statement)
+        finally:
+            await transaction.rollback()
+
+
+async def _send(connection: Any, statement: Statement) -> None:
+    """What pgstash's driver runs for `statement`, by its kind (a connection or a pool's proxy)."""
+    sql, args = statement.sql, statement.args
+    if statement.kind == "execute_many":
+        await connection.executemany(sql, args)
+        return
+    method = {"fetch": "fetch", "fetch_one": "fetchrow", "fetch_value": "fetchval", "execute": "execute"}
+    await getattr(connection, method[statement.kind])(sql, *args)
+
+
+async def record(postgres: Postgres, call: Call) -> Recorded:
+    """The statements a warm `call` sends through `postgres.run_statement` (run once before, so
+    that what pgstash caches between calls is not recorded)."""
+    await call()
+    seen: list[Statement] = []
+    inside: list[bool] = []
+    run_statement = postgres.run_statement
+
+    async def recording(statement: Statement) -> Any:
+        seen.append(statement)
+        inside.append(postgres.in_transaction)
+        return await run_statement(statement)
+
+    postgres.run_statement = recording  # type: ignore[method-assign]
+    try:
+        await call()
+    finally:
+        del postgres.run_statement
+    if not seen:
+        raise RuntimeError("the call sent no statement through Postgres.run_statement: nothing to replay")
+    return Recorded(tuple(seen), any(inside))
+
+
+# what pgstash's own connections carry beyond the defaults, so the raw side runs under the same
+_SETTINGS = Statement(
+    "bench_session_settings",
+    "fetch",
+    "SELECT name, setting FROM pg_settings"
+    " WHERE context IN ('user', 'superuser') AND source NOT IN ('default', 'override')"
+    " UNION ALL SELECT name, current_setting(name, true) FROM unnest($1::text[]) AS name"
+    " WHERE current_setting(name, true) IS NOT NULL",
+    (
+        [f"hnsw.{name}" for name in ("ef_search", "iterative_scan", "max_scan_tuples", "scan_mem_multiplier")]
+        + [f"ivfflat.{name}" for name in ("probes", "iterative_scan", "max_probes")],
+    ),
+)
+
+
+async def noop_reset(connection: asyncpg.Connection) -> None:
+    """asyncpg pool `reset` that sends nothing (its default sends `RESET ALL` and more)."""
+
+
+@attrs.frozen
+class Raw:
+    """Raw asyncpg: a pool of pgstash's size with a no-op reset, and one pinned connection."""
+
+    pool: asyncpg.Pool
+    pinned: asyncpg.Connection
+
+
+@contextlib.asynccontextmanager
+async def raw_asyncpg(dsn: str, postgres: Postgres, *, max_size: int) -> AsyncIterator[Raw]:
+    """The raw baseline for `postgres` (a pgstash pool of `max_size` on `dsn`): pgstash's codecs
+    and session settings on every connection."""
+    rows = await postgres.run_statement(_SETTINGS)
+    wanted = {row["name"]: row["setting"] for row in rows}
+
+    async def init(connection: asyncpg.Connection) -> None:
+        await register_codecs(connection)
+        have = await connection.fetch(
+            "SELECT name, current_setting(name, true) AS setting FROM unnest($1::text[]) AS name",
+            list(wanted),
+        )
+        for row in have:
+            if row["setting"] != wanted[row["name"]]:
+                await connection.execute("SELECT set_config($1, $2, false)", row["name"], wanted[row["name"]])
+
+    pool = await asyncpg.create_pool(dsn, min_size=1, max_size=max_size, init=init, reset=noop_reset)
+    try:
+        pinned = await asyncpg.connect(dsn)
+        try:
+            await init(pinned)
+            yield Raw(pool, pinned)
+        finally:
+            await pinned.close()
+    finally:
+        await pool.close()
+
+
+@contextlib.asynccontextmanager
+async def pgstash_and_raw(dsn: str, *, pool_size: int) -> AsyncIterator[tuple[Postgres, Raw]]:
+    """A migrated pgstash pool of `pool_size` on `dsn`, and its raw asyncpg baseline."""
+    async with pgstash.PostgresConnectionPool.of(dsn=dsn, max_size=pool_size) as postgres:
+        await pgstash.migrate(postgres)
+        async with raw_asyncpg(dsn, postgres, max_size=pool_size) as raw:
+            yield postgres, raw
+
+
+def verdict(ratio: float, goal: float) -> str:
+    return f"{'meets' if ratio <= goal else 'misses'} the goal <= {goal:g}x of the raw pool"
+
+
+async def versus_raw(
+    postgres: Postgres,
+    raw: Raw,
+    store: str,
+    workload: str,
+    call: Call,
+    rounds: int,
+    note: str = "",
+    *,
+    goal: float | None = None,
+    trips: str | None = None,
+) -> Result:
+    """pgstash's `call` against its recorded statements replayed by raw asyncpg through the pool
+    and on the pinned connection, interleaved. The note says the round trips per call (`trips`
+    where counted on the wire, else counted from the recording) and the goal met or missed."""
+    recorded = await record(postgres, call)
+
+    async def pooled() -> None:
+        async with raw.pool.acquire() as connection:
+            await recorded.replay(connection)
+
+    async def pinned() -> None:
+        await recorded.replay(raw.pinned)
+
+    calls = (pooled, pinned, call)
+    await alternating(calls, 3)
+    pool_stats, pinned_stats, our_stats = await alternating(calls, rounds)
+    parts = [trips or f"{recorded.round_trips} round trip(s) per call, each side"]
+    if goal is not None:
+        parts.append(verdict(our_stats.p50 / pool_stats.p50, goal))
+    if note:
+        parts.append(note)
+    return Result(store, workload, pool_stats, our_stats, "; ".join(parts), pinned_stats)
 
 
 def milliseconds(seconds: float) -> str:
@@ -113,29 +298,26 @@ def _latency(stats: Stats) -> str:
     return f"{milliseconds(stats.p50)} / {milliseconds(stats.p95)}"
 
 
+HEADER = (
+    "| store | workload | raw asyncpg p50 / p95 (ms) | pgstash p50 / p95 (ms) | ratio (p50) "
+    "| raw pinned p50 (ms) | ratio vs pinned | note |"
+)
+
+
 def markdown(results: list[Result]) -> str:
-    lines = [
-        "| store | workload | raw asyncpg p50 / p95 (ms) | pgstash p50 / p95 (ms) | ratio (p50) | note |",
-        "| --- | --- | --- | --- | --- | --- |",
-    ]
+    """The README's table: raw asyncpg is its pool with a no-op reset; "pinned" one connection."""
+    lines = [HEADER, "| --- | --- | --- | --- | --- | --- | --- | --- |"]
     for result in results:
         ours = _latency(result.pgstash)
         raw = "—" if result.raw is None else _latency(result.raw)
         ratio = "—" if result.ratio is None else f"{result.ratio:.2f}x"
-        lines.append(f"| {result.store} | {result.workload} | {raw} | {ours} | {ratio} | {result.note} |")
+        pinned = "—" if result.pinned is None else milliseconds(result.pinned.p50)
+        pinned_ratio = "—" if result.pinned_ratio is None else f"{result.pinned_ratio:.2f}x"
+        lines.append(
+            f"| {result.store} | {result.workload} | {raw} | {ours} | {ratio} | {pinned} | {pinned_ratio} "
+            f"| {result.note} |"
+        )
     return "\n".join(lines)
-
-
-async def raw_jsonb(connection: asyncpg.Connection) -> None:
-    """Pool `init` of the raw-asyncpg side: what a careful asyncpg user registers, binary jsonb
-    through orjson, so both sides decode the same values."""
-    await connection.set_type_codec(
-        "jsonb",
-        schema="pg_catalog",
-        encoder=lambda value: b"\x01" + orjson.dumps(value),
-        decoder=lambda data: orjson.loads(data[1:]),
-        format="binary",
-    )
 
 
 Runner = Callable[[str, Scale], Awaitable[list[Result]]]
@@ -177,7 +359,10 @@ async def _versions(dsn: str) -> str:
 async def _run_all(runners: dict[str, Runner], server_dsn: str, scale: Scale) -> str:
     results: list[Result] = []
     dsn = await _fresh_database(server_dsn)
-    header = f"{datetime.date.today().isoformat()}, {machine()}, {await _versions(dsn)}, scale {scale.name}"
+    header = (
+        f"{datetime.date.today().isoformat()}, {machine()}, {await _versions(dsn)}, scale {scale.name}; "
+        "raw asyncpg: its pool (pgstash's size, no-op reset) and one pinned connection"
+    )
     for name, runner in runners.items():
         print(f"running {name} …", file=sys.stderr, flush=True)
         results.extend(await runner(dsn, scale))

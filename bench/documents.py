@@ -9,8 +9,9 @@ Without `--dsn` it runs on the embedded server in ./.pgstash. Workloads:
   shared); a frozen class with a list field, and a dataclass, are structured on every call (a
   caller may change them: docs/reliability.md, "Caches");
 - uncached `load` / `resolve` (`cache_limit=0`): one round trip each, timed interleaved with raw
-  asyncpg running the same named statement on its own pool (goal: within 1.1x); and that statement
-  through `Postgres.run` alone, the part of the gap that is not the store's.
+  asyncpg replaying the statement pgstash sent through its own pool with a no-op reset (goal:
+  within 1.1x) and on one pinned connection (`bench.common.versus_raw`); and that statement through
+  `Postgres.run` alone, the part of the gap that is not the store's.
 """
 
 from __future__ import annotations
@@ -20,22 +21,20 @@ import time
 import uuid
 from typing import Any
 
-import asyncpg
 import attrs
 
-import pgstash
-from bench.common import Result, Scale, Stats, interleaved, main, raw_jsonb
+from bench.common import Result, Scale, Stats, main, pgstash_and_raw, versus_raw
 from pgstash import (
     InstructionsArgumentDeclaration,
     InstructionsDeclaration,
     PostgresConfigurationRepository,
-    PostgresConnectionPool,
     PostgresInstructionsRepository,
 )
-from pgstash.queries import query
 
 STORE = "documents"
 CALLS_PER_BATCH = 1_000
+POOL_SIZE = 10  # PostgresConnectionPool.of's default
+GOAL = 1.1  # issue 13: uncached load and resolve within 1.1x of raw asyncpg's pool
 
 
 @attrs.frozen
@@ -100,81 +99,68 @@ async def run(dsn: str, scale: Scale) -> list[Result]:
     prompt = attrs.evolve(PROMPT, name=name)
     arguments = {"user": "Ada"}
     results: list[Result] = []
-    async with PostgresConnectionPool.of(dsn=dsn) as postgres:
-        await pgstash.migrate(postgres)
+    async with pgstash_and_raw(dsn, pool_size=POOL_SIZE) as (postgres, raw):
         configurations = PostgresConfigurationRepository(postgres)
         instructions = PostgresInstructionsRepository(postgres)
-        raw = await asyncpg.create_pool(dsn, min_size=1, max_size=10, init=raw_jsonb)
         try:
             await configurations.define(SETTINGS, identifier)
             await instructions.define(prompt, PROMPT_CONTENT)
             assert await configurations.load(ModelSettings, identifier) == SETTINGS
 
-            async def cached_load() -> Any:
-                return await configurations.load(ModelSettings, identifier)
+            cached: list[tuple[str, Any, str]] = [
+                (
+                    "cached load, frozen attrs",
+                    ModelSettings,
+                    "goal > 200,000; shared: nothing in it can change",
+                ),
+                (
+                    "cached load, frozen attrs with lists",
+                    ListSettings,
+                    "structured per call: its lists could be changed",
+                ),
+                ("cached load, dataclass", MutableSettings, "structured per call: not frozen"),
+            ]
+            for workload, cls, why in cached:
+                stats, per_second = await _calls_per_second(
+                    lambda cls=cls: configurations.load(cls, identifier), scale.rounds
+                )
+                note = f"{per_second:,.0f} calls/s ({why})"
+                results.append(Result(STORE, f"{workload} (in-process)", None, stats, note))
 
-            stats, per_second = await _calls_per_second(cached_load, scale.rounds)
-            note = f"{per_second:,.0f} calls/s (goal > 200,000; shared: nothing in it can change)"
-            results.append(Result(STORE, "cached load, frozen attrs (in-process)", None, stats, note))
-
-            async def cached_load_lists() -> Any:
-                return await configurations.load(ListSettings, identifier)
-
-            stats, per_second = await _calls_per_second(cached_load_lists, scale.rounds)
-            note = f"{per_second:,.0f} calls/s (structured per call: its lists could be changed)"
-            workload = "cached load, frozen attrs with lists (in-process)"
-            results.append(Result(STORE, workload, None, stats, note))
-
-            async def cached_load_mutable() -> Any:
-                return await configurations.load(MutableSettings, identifier)
-
-            stats, per_second = await _calls_per_second(cached_load_mutable, scale.rounds)
-            note = f"{per_second:,.0f} calls/s (structured per call: not frozen)"
-            results.append(Result(STORE, "cached load, dataclass (in-process)", None, stats, note))
-
-            async def cached_resolve() -> Any:
-                return await instructions.resolve(name, arguments)
-
-            stats, per_second = await _calls_per_second(cached_resolve, scale.rounds)
-            note = f"{per_second:,.0f} calls/s"
-            results.append(Result(STORE, "cached resolve (in-process)", None, stats, note))
+            stats, per_second = await _calls_per_second(
+                lambda: instructions.resolve(name, arguments), scale.rounds
+            )
+            results.append(
+                Result(STORE, "cached resolve (in-process)", None, stats, f"{per_second:,.0f} calls/s")
+            )
 
             uncached_configurations = PostgresConfigurationRepository(postgres, cache_limit=0)
-            newest = query("configurations_newest").sql
-
-            async def raw_load() -> Any:
-                async with raw.acquire() as connection:
-                    return await connection.fetchval(newest, identifier)
-
-            async def uncached_load() -> Any:
-                return await uncached_configurations.load(ModelSettings, identifier)
-
-            raw_stats, our_stats = await interleaved(raw_load, uncached_load, scale.rounds)
-            note = "goal: within 1.1x of raw"
-            results.append(Result(STORE, "uncached load (1 round trip)", raw_stats, our_stats, note))
-
-            async def named_query() -> Any:
-                return await postgres.run("configurations_newest", identifier=identifier)
-
-            raw_stats, our_stats = await interleaved(raw_load, named_query, scale.rounds)
-            note = "the floor under load: the same statement through Postgres.run, no store"
-            results.append(Result(STORE, "Postgres.run of the same statement", raw_stats, our_stats, note))
-
             uncached_instructions = PostgresInstructionsRepository(postgres, cache_limit=0)
-            newest_revision = query("instructions_newest").sql
-
-            async def raw_resolve() -> Any:
-                async with raw.acquire() as connection:
-                    row = await connection.fetchrow(newest_revision, name)
-                return row["content"].format_map({"tone": "", **arguments})  # what resolve returns
-
-            async def uncached_resolve() -> Any:
-                return await uncached_instructions.resolve(name, arguments)
-
-            raw_stats, our_stats = await interleaved(raw_resolve, uncached_resolve, scale.rounds)
-            results.append(Result(STORE, "uncached resolve (1 round trip)", raw_stats, our_stats))
+            uncached: list[tuple[str, Any, str, float | None]] = [
+                (
+                    "uncached load (1 round trip)",
+                    lambda: uncached_configurations.load(ModelSettings, identifier),
+                    "",
+                    GOAL,
+                ),
+                (
+                    "Postgres.run of the same statement",
+                    lambda: postgres.run("configurations_newest", identifier=identifier),
+                    "the floor under load: the same statement through Postgres.run, no store",
+                    None,
+                ),
+                (
+                    "uncached resolve (1 round trip)",
+                    lambda: uncached_instructions.resolve(name, arguments),
+                    "",
+                    GOAL,
+                ),
+            ]
+            for workload, call, note, goal in uncached:
+                results.append(
+                    await versus_raw(postgres, raw, STORE, workload, call, scale.rounds, note, goal=goal)
+                )
         finally:
-            await raw.close()
             await configurations.remove(identifier)
             await instructions.remove(name)
     return results

@@ -4,8 +4,9 @@
   COPY's transaction) into an empty table and replacing every row, against `index` without a key,
   on a table with the text column and no ANN index (goal: within 1.5x);
 - text and hybrid top-10 p50/p95: pgstash against raw asyncpg replaying the very statements
-  pgstash sent (goal: within 1.1x), for a rare identifier and a two-word query, with the number
-  of rows each matches; hybrid p50 against vector-only HNSW top-10 (goal: under 3x).
+  pgstash sent (`bench.common.versus_raw`; goal: within 1.1x of asyncpg's pool with a no-op
+  reset), for a rare identifier and a two-word query, with the number of rows each matches;
+  hybrid p50 against vector-only HNSW top-10 (goal: under 3x).
 
 Texts are made-up words with Zipf frequencies (seeded), so that word counts look like prose;
 every 997th text also holds the identifier `JSONDecodeError`.
@@ -15,21 +16,19 @@ Run alone: `.venv/bin/python -m bench.hybrid --scale tiny`.
 
 from __future__ import annotations
 
-import statistics
-import time
+from collections.abc import Awaitable, Callable, Sequence
 
-import asyncpg
 import attrs
 import numpy as np
 
-import pgstash
-from bench.common import Result, Scale, Stats, main
-from bench.vectors import mixture, versus_raw
-from pgstash import Postgres, PostgresConnectionPool, PostgresVectorIndex
-from pgstash.connection.codecs import register_codecs
+from bench.common import Call, Raw, Result, Scale, alternating, main, pgstash_and_raw, versus_raw
+from bench.vectors import mixture
+from pgstash import Postgres, PostgresVectorIndex
 
 STORE = "hybrid"
 TABLE = "bench_hybrid"
+POOL_SIZE = 4
+GOAL = 1.1  # text and hybrid top-10 within 1.1x of raw asyncpg's pool
 SYLLABLES = "ka lo me ta ri su no ve pa di zo bu ne fi ro gu la mi te xo".split()
 
 
@@ -69,26 +68,23 @@ async def keyed_ingest(
     def attribute(passage: Passage) -> object:
         return vectors[passage.rank]
 
+    async def plain() -> None:
+        await index.index(Passage, values=values, attribute=attribute, table=TABLE)
+
+    async def keyed() -> None:
+        await index.index(Passage, values=values, attribute=attribute, table=TABLE, key="identifier")
+
+    async def empty(which: int) -> None:
+        await postgres.execute(f"TRUNCATE {TABLE}")
+        if which == 2:  # replacing every row: the keyed rows are there first (untimed)
+            await keyed()
+
     rounds = max(2, min(5, 200_000 // count))
-    samples: dict[str, list[float]] = {"plain": [], "keyed": [], "replacing": []}
-    for round_ in range(rounds):
-        for which in ("plain", "keyed") if round_ % 2 == 0 else ("keyed", "plain"):
-            await postgres.execute(f"TRUNCATE {TABLE}")
-            started = time.perf_counter()
-            if which == "plain":
-                await index.index(Passage, values=values, attribute=attribute, table=TABLE)
-                samples["plain"].append(time.perf_counter() - started)
-                continue
-            await index.index(Passage, values=values, attribute=attribute, table=TABLE, key="identifier")
-            samples["keyed"].append(time.perf_counter() - started)
-            started = time.perf_counter()
-            await index.index(Passage, values=values, attribute=attribute, table=TABLE, key="identifier")
-            samples["replacing"].append(time.perf_counter() - started)
-    plain = statistics.median(samples["plain"])
+    plain_stats, *timed = await alternating((plain, keyed, keyed), rounds, before=empty)
+    plain_p50 = plain_stats.p50
     results = []
-    for which, label in (("keyed", "into an empty table"), ("replacing", f"replacing all {count:,}")):
-        stats = Stats.of(samples[which])
-        ratio = stats.p50 / plain
+    for stats, label in zip(timed, ("into an empty table", f"replacing all {count:,}"), strict=True):
+        ratio = stats.p50 / plain_p50
         goal = "meets" if ratio <= 1.5 else "misses"
         results.append(
             Result(
@@ -96,8 +92,8 @@ async def keyed_ingest(
                 f"ingest by key, {label} ({count:,})",
                 None,
                 stats,
-                f"{ratio:.2f}x the same ingest without a key ({plain * 1000:,.0f} ms p50; {goal} the goal "
-                f"<= 1.5x); text column, dimension {scale.dimension}",
+                f"{ratio:.2f}x the same ingest without a key ({plain_p50 * 1000:,.0f} ms p50; "
+                f"{goal} the goal <= 1.5x); text column, dimension {scale.dimension}",
             )
         )
     return results
@@ -112,7 +108,7 @@ async def matches(postgres: Postgres, words: str) -> int:
 
 
 async def searches(
-    postgres: Postgres, raw: asyncpg.Connection, index: PostgresVectorIndex, count: int, scale: Scale
+    postgres: Postgres, raw: Raw, index: PostgresVectorIndex, count: int, scale: Scale
 ) -> list[Result]:
     """Text and hybrid top-10 against raw asyncpg replaying the same statements; hybrid against
     vector-only HNSW top-10."""
@@ -120,9 +116,14 @@ async def searches(
     words = vocabulary()
     embedded = attrs.evolve(index, embedding=_constant(query))
     size = f"({count:,})"
+
+    def searching(searcher: PostgresVectorIndex, text: str, mode: str) -> Call:
+        return lambda: searcher.search(Passage, query=text, mode=mode, limit=10, table=TABLE)
+
     vector = await versus_raw(
         postgres,
         raw,
+        STORE,
         f"search HNSW top-10, for hybrid's ratio {size}",
         lambda: embedded.search(Passage, query="x", limit=10, table=TABLE),
         scale.rounds,
@@ -134,19 +135,23 @@ async def searches(
             await versus_raw(
                 postgres,
                 raw,
+                STORE,
                 f"text top-10, {label} {size}",
-                lambda text=text: index.search(Passage, query=text, mode="text", limit=10, table=TABLE),
+                searching(index, text, "text"),
                 scale.rounds,
-                f"{found:,} matching rows; goal <= 1.1x",
+                f"{found:,} matching rows",
+                goal=GOAL,
             )
         )
         hybrid = await versus_raw(
             postgres,
             raw,
+            STORE,
             f"hybrid top-10, {label} {size}",
-            lambda text=text: embedded.search(Passage, query=text, mode="hybrid", limit=10, table=TABLE),
+            searching(embedded, text, "hybrid"),
             scale.rounds,
-            f"{found:,} matching rows, 40 candidates per arm; goal <= 1.1x",
+            f"{found:,} matching rows, 40 candidates per arm",
+            goal=GOAL,
         )
         times = hybrid.pgstash.p50 / vector.pgstash.p50
         verdict = "meets" if times < 3 else "misses"
@@ -156,20 +161,17 @@ async def searches(
     return results
 
 
-def _constant(vector: np.ndarray) -> object:
-    async def embed(texts: object) -> np.ndarray:
-        return np.stack([vector] * len(texts))  # type: ignore[arg-type]
+def _constant(vector: np.ndarray) -> Callable[[Sequence[str]], Awaitable[np.ndarray]]:
+    async def embed(texts: Sequence[str]) -> np.ndarray:
+        return np.stack([vector] * len(texts))
 
     return embed
 
 
 async def run(dsn: str, scale: Scale) -> list[Result]:
     results: list[Result] = []
-    async with PostgresConnectionPool.of(dsn=dsn, max_size=4) as postgres:
-        await pgstash.migrate(postgres)
+    async with pgstash_and_raw(dsn, pool_size=POOL_SIZE) as (postgres, raw):
         index = PostgresVectorIndex(postgres)
-        raw = await asyncpg.connect(dsn)
-        await register_codecs(raw)
         try:
             await postgres.execute(f"DROP TABLE IF EXISTS {TABLE}")
             await index.create_table(Passage, dimension=scale.dimension, index=None, table=TABLE, text="body")
@@ -177,14 +179,12 @@ async def run(dsn: str, scale: Scale) -> list[Result]:
                 results += await keyed_ingest(postgres, index, count, scale)
                 await index.create_table(Passage, dimension=scale.dimension, table=TABLE, text="body")
                 await postgres.execute(f"VACUUM ANALYZE {TABLE}")
-                found = await searches(postgres, raw, index, count, scale)
-                results += [attrs.evolve(result, store=STORE) for result in found]  # versus_raw's
+                results += await searches(postgres, raw, index, count, scale)
                 await postgres.execute(f"DROP TABLE {TABLE}")
                 await index.create_table(
                     Passage, dimension=scale.dimension, index=None, table=TABLE, text="body"
                 )
         finally:
-            await raw.close()
             await postgres.execute(f"DROP TABLE IF EXISTS {TABLE}")
     return results
 

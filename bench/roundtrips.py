@@ -1,19 +1,25 @@
-"""Counts network round trips for real: a TCP proxy in front of PostgreSQL.
+"""TCP relays in front of PostgreSQL: `Relay`, and `RoundTripCounter`, which counts network round
+trips for real.
 
 A round trip is counted each time a client sends after the server has answered (or first), so
 a pipeline of Bind/Execute messages ending in one Sync is one round trip however many TCP
 segments carry it, and the reset query asyncpg's pool runs on release is one more. Connect to
 `counter.dsn` instead of the server's DSN; read `counter.round_trips` (`reset()` to start over).
+
+The test suite's fault injection (`tests/reliability/proxy.py`) is a `Relay` too.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
 from typing import Self
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-__all__ = ["RoundTripCounter"]
+__all__ = ["Relay", "RoundTripCounter"]
+
+Passing = Callable[[bytes, bool], bool]
 
 
 def _upstream(dsn: str) -> tuple[str | None, str, int]:
@@ -26,16 +32,21 @@ def _upstream(dsn: str) -> tuple[str | None, str, int]:
     return socket, host, port
 
 
-class RoundTripCounter:
+class Relay:
+    """`async with Relay(dsn) as relay:` connect to `relay.dsn` (127.0.0.1, no TLS); every byte
+    is passed on to the server of `dsn` and back. A subclass watches the bytes: `connection()` is
+    called once per client connection and returns `passing(data, from_client)`, called for each
+    chunk before it is passed on; False cuts that connection at once (both sides, the chunk lost).
+    """
+
     def __init__(self, dsn: str) -> None:
         self._upstream_dsn = dsn
-        self.round_trips = 0
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self.dsn = ""
 
-    def reset(self) -> None:
-        self.round_trips = 0
+    def connection(self) -> Passing:
+        return lambda data, from_client: True
 
     async def __aenter__(self) -> Self:
         self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
@@ -66,14 +77,15 @@ class RoundTripCounter:
             server_reader, server_writer = await asyncio.open_unix_connection(socket)
         else:
             server_reader, server_writer = await asyncio.open_connection(host, port)
-        last = ["server"]  # who spoke last on this connection
+        passing = self.connection()
 
-        async def pump(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, side: str) -> None:
+        async def pump(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, from_client: bool) -> None:
             try:
                 while data := await reader.read(65536):
-                    if side == "client" and last[0] != "client":
-                        self.round_trips += 1
-                    last[0] = side
+                    if not passing(data, from_client):
+                        client_writer.transport.abort()
+                        server_writer.transport.abort()
+                        return
                     writer.write(data)
                     await writer.drain()
             except (ConnectionError, OSError):
@@ -82,11 +94,31 @@ class RoundTripCounter:
                 writer.close()
 
         tasks = [
-            asyncio.create_task(pump(client_reader, server_writer, "client")),
-            asyncio.create_task(pump(server_reader, client_writer, "server")),
+            asyncio.create_task(pump(client_reader, server_writer, True)),
+            asyncio.create_task(pump(server_reader, client_writer, False)),
         ]
         self._tasks.update(tasks)
         try:
             await asyncio.gather(*tasks, return_exceptions=True)
         finally:
             self._tasks.difference_update(tasks)
+
+
+class RoundTripCounter(Relay):
+    def __init__(self, dsn: str) -> None:
+        super().__init__(dsn)
+        self.round_trips = 0
+
+    def reset(self) -> None:
+        self.round_trips = 0
+
+    def connection(self) -> Passing:
+        client_spoke_last = [False]
+
+        def passing(data: bytes, from_client: bool) -> bool:
+            if from_client and not client_spoke_last[0]:
+                self.round_trips += 1
+            client_spoke_last[0] = from_client
+            return True
+
+        return passing

@@ -4,9 +4,11 @@
   raw `copy_records_to_table` of the already-built rows, at every size of `scale.vectors` and
   `scale.scaling`, into a table without an ANN index (the COPY path itself, not HNSW inserts);
 - search p50/p95: pgstash's search against raw asyncpg running the very statements pgstash sends
-  (recorded, then replayed on a plain connection with the same codecs): exact top-10, HNSW top-10,
-  HNSW top-10 with a GIN-served equality filter, and MMR re-ranking (raw fetches the same
-  candidates without re-ranking, so the ratio is MMR's cost);
+  (recorded, then replayed through asyncpg's pool with a no-op reset and on one pinned
+  connection: `bench.common.versus_raw`): exact top-10, HNSW top-10 (goal within 1.1x), HNSW
+  top-10 with an equality filter keeping 1% (goal within 1.1x) and 0.1% of the rows and with a
+  range filter (`greater`) keeping about 1% and 0.1% (issue 17 item 7: selective filters), and
+  MMR re-ranking (raw fetches the same candidates without re-ranking, so the ratio is MMR's cost);
 - HNSW recall@10 and queries per second against exact search, on clustered data (a Gaussian
   mixture with a fixed seed), for a few `ef_search` values.
 
@@ -18,25 +20,35 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
 
-import asyncpg
 import attrs
 import numpy as np
 from numpy.typing import NDArray
 
-import pgstash
-from bench.common import Result, Scale, Stats, interleaved, main
-from pgstash import AttributeRequirement, Postgres, PostgresConnectionPool, PostgresVectorIndex
-from pgstash.connection.codecs import register_codecs
+from bench.common import (
+    Raw,
+    Result,
+    Scale,
+    Stats,
+    alternating,
+    main,
+    milliseconds,
+    pgstash_and_raw,
+    versus_raw,
+)
+from pgstash import AttributeRequirement, Postgres, PostgresVectorIndex
 from pgstash.statements import Statement
 
 STORE = "vectors"
 TOPICS = 100  # an equality filter on one topic keeps 1% of the rows
+SHELVES = 1_000  # an equality filter on one shelf keeps 0.1%
+POOL_SIZE = 4
+GOAL = 1.1  # issue 13: HNSW top-10, plain and filtered, within 1.1x of raw asyncpg's pool
 CLUSTERS = 100
 EXACT = "bench_vectors_exact"
 HNSW = "bench_vectors_hnsw"
 EF_SEARCH = (40, 100, 200, 400)
+SELECT_1 = Statement("bench_select_1", "fetch_value", "SELECT 1")
 
 
 @attrs.frozen
@@ -45,6 +57,7 @@ class Chunk:
     text: str
     topic: str
     rank: int
+    shelf: str = ""
 
 
 def mixture(count: int, dimension: int, seed: int) -> NDArray[np.float32]:
@@ -59,13 +72,10 @@ def mixture(count: int, dimension: int, seed: int) -> NDArray[np.float32]:
 
 
 def chunks_of(count: int) -> list[Chunk]:
-    return [Chunk(f"c{i}", f"chunk number {i}", f"topic-{i % TOPICS}", i) for i in range(count)]
-
-
-async def timed(call: Callable[[], Awaitable[object]]) -> float:
-    started = time.perf_counter()
-    await call()
-    return time.perf_counter() - started
+    return [
+        Chunk(f"c{i}", f"chunk number {i}", f"topic-{i % TOPICS}", i, f"shelf-{i % SHELVES}")
+        for i in range(count)
+    ]
 
 
 async def reset(postgres: Postgres, table: str) -> None:
@@ -73,134 +83,114 @@ async def reset(postgres: Postgres, table: str) -> None:
 
 
 async def ingest(
-    postgres: Postgres, raw: asyncpg.Connection, index: PostgresVectorIndex, count: int, dimension: int
+    postgres: Postgres, raw: Raw, index: PostgresVectorIndex, count: int, dimension: int
 ) -> Result:
     """pgstash `index` against raw COPY of the same rows, alternating, on an emptied table."""
     vectors = mixture(count, dimension, seed=1)
     chunks = chunks_of(count)
     rows = {chunk.identifier: vector for chunk, vector in zip(chunks, vectors, strict=True)}
-    records = [(vector, attrs.asdict(chunk), {}) for chunk, vector in zip(chunks, vectors, strict=True)]
+    records: list[tuple[object, ...]] = [
+        (vector, attrs.asdict(chunk), {}) for chunk, vector in zip(chunks, vectors, strict=True)
+    ]
 
     async def ours() -> None:
         await index.index(Chunk, values=chunks, attribute=lambda chunk: rows[chunk.identifier], table=EXACT)
 
     async def plain() -> None:
-        await raw.copy_records_to_table(EXACT, records=records, columns=["embedding", "payload", "meta"])
+        await raw.pinned.copy_records_to_table(
+            EXACT, records=records, columns=["embedding", "payload", "meta"]
+        )
 
     rounds = max(2, min(5, 1_000_000 // count))
-    raw_samples: list[float] = []
-    our_samples: list[float] = []
-    for round_ in range(rounds):
-        pair = ((plain, raw_samples), (ours, our_samples))
-        for call, samples in pair if round_ % 2 == 0 else reversed(pair):
-            await reset(postgres, EXACT)
-            samples.append(await timed(call))
-    raw_stats, our_stats = Stats.of(raw_samples), Stats.of(our_samples)
-    ours, plain_rate = count / our_stats.p50, count / raw_stats.p50
-    note = f"{ours:,.0f} rows/s vs raw {plain_rate:,.0f} rows/s, dimension {dimension}"
+    raw_stats, our_stats = await alternating((plain, ours), rounds, before=lambda _: reset(postgres, EXACT))
+    our_rate, plain_rate = count / our_stats.p50, count / raw_stats.p50
+    note = f"{our_rate:,.0f} rows/s vs raw {plain_rate:,.0f} rows/s, dimension {dimension}"
     return Result(STORE, f"ingest {count:,} rows", raw_stats, our_stats, note)
 
 
-@attrs.frozen
-class Recorded:
-    """The statements one pgstash call sent, replayable on a raw connection."""
-
-    statements: list[tuple[str, list[Any]]]
-
-    async def replay(self, raw: asyncpg.Connection) -> None:
-        if len(self.statements) == 1:
-            sql, args = self.statements[0]
-            await raw.fetch(sql, *args)
-            return
-        transaction = raw.transaction()
-        await transaction.start()
-        try:
-            for sql, args in self.statements:
-                await raw.fetch(sql, *args)
-        finally:
-            await transaction.rollback()
-
-
-async def record(postgres: Postgres, call: Callable[[], Awaitable[object]]) -> Recorded:
-    seen: list[tuple[str, list[Any]]] = []
-    run_statement = postgres.run_statement
-
-    async def recording(statement: Statement) -> Any:
-        if statement.name != "vectors_table_facts":  # cached between searches
-            seen.append((statement.sql, list(statement.args)))
-        return await run_statement(statement)
-
-    postgres.run_statement = recording  # type: ignore[method-assign]
-    try:
-        await call()
-    finally:
-        del postgres.run_statement
-    return Recorded(seen)
-
-
-async def versus_raw(
-    postgres: Postgres,
-    raw: asyncpg.Connection,
-    workload: str,
-    call: Callable[[], Awaitable[object]],
-    rounds: int,
-    note: str = "",
-) -> Result:
-    recorded = await record(postgres, call)
-    trips = len(recorded.statements) + (2 if len(recorded.statements) > 1 else 0)
-    raw_stats, our_stats = await interleaved(lambda: recorded.replay(raw), call, rounds)
-    return Result(STORE, workload, raw_stats, our_stats, f"{trips} round trip(s) each side. {note}".strip())
+def selective(count: int) -> list[tuple[str, AttributeRequirement, int]]:
+    """(label, filter, how many rows it keeps) for the selective-filter rows (issue 17 item 7):
+    equality on a topic (1%) and on a shelf (0.1%), `greater` on the rank keeping ~1% and ~0.1%."""
+    found = []
+    for share, fraction in (("1%", 0.01), ("0.1%", 0.001)):
+        kept = max(1, round(count * fraction))
+        found.append(
+            (f"range filter greater ({share})", AttributeRequirement.greater("rank", count - kept - 1), kept)
+        )
+    return [
+        (
+            "equality filter (1%)",
+            AttributeRequirement.equal("topic", "topic-7"),
+            len(range(7, count, TOPICS)),
+        ),
+        (
+            "equality filter (0.1%)",
+            AttributeRequirement.equal("shelf", "shelf-7"),
+            len(range(7, count, SHELVES)),
+        ),
+        *found,
+    ]
 
 
 async def searches(
-    postgres: Postgres, raw: asyncpg.Connection, index: PostgresVectorIndex, count: int, scale: Scale
+    postgres: Postgres, raw: Raw, index: PostgresVectorIndex, count: int, scale: Scale
 ) -> list[Result]:
     query = mixture(1, scale.dimension, seed=2)[0]
     exact_rounds = max(5, scale.rounds // 10)
-    topic = AttributeRequirement.equal("topic", "topic-7")
     size = f"({count:,})"
-    async with postgres.session():  # one pinned connection: no pool acquire and reset per call
-        pinned = await versus_raw(
-            postgres,
-            raw,
-            f"search HNSW top-10, pinned connection {size}",
-            lambda: index.search(Chunk, query=query, limit=10, table=HNSW),
-            scale.rounds,
-            "pgstash inside postgres.session(), as raw uses one connection",
+
+    def hnsw(
+        requirements: AttributeRequirement | None = None, rerank: bool = False
+    ) -> Callable[[], Awaitable[list[Chunk]]]:
+        return lambda: index.search(
+            Chunk, query=query, limit=10, requirements=requirements, rerank=rerank, table=HNSW
         )
-    return [
+
+    results = [
         await versus_raw(
             postgres,
             raw,
+            STORE,
             f"search exact top-10 {size}",
             lambda: index.search(Chunk, query=query, limit=10, table=EXACT),
             exact_rounds,
         ),
+        await versus_raw(postgres, raw, STORE, f"search HNSW top-10 {size}", hnsw(), scale.rounds, goal=GOAL),
+    ]
+    for label, requirement, kept in selective(count):
+
+        def exact(requirement: AttributeRequirement = requirement) -> Awaitable[list[Chunk]]:
+            return index.search(Chunk, query=query, limit=10, requirements=requirement, table=EXACT)
+
+        found = {chunk.identifier for chunk in await hnsw(requirement)()}
+        truth = {chunk.identifier for chunk in await exact()}
+        (exact_stats,) = await alternating((exact,), exact_rounds)
+        seen = f"{len(found & truth) / max(1, len(truth)):.2f}"
+        results.append(
+            await versus_raw(
+                postgres,
+                raw,
+                STORE,
+                f"search HNSW top-10, {label} {size}",
+                hnsw(requirement),
+                scale.rounds,
+                f"{kept:,} of {count:,} rows match, {len(found)} returned, recall@10 {seen} of exact; "
+                f"the exact path (same filter, no ANN index) {milliseconds(exact_stats.p50)} ms p50",
+                goal=GOAL if label == "equality filter (1%)" else None,
+            )
+        )
+    results.append(
         await versus_raw(
             postgres,
             raw,
-            f"search HNSW top-10 {size}",
-            lambda: index.search(Chunk, query=query, limit=10, table=HNSW),
-            scale.rounds,
-        ),
-        await versus_raw(
-            postgres,
-            raw,
-            f"search HNSW top-10, GIN equality filter (1%) {size}",
-            lambda: index.search(Chunk, query=query, limit=10, requirements=topic, table=HNSW),
-            scale.rounds,
-            "iterative scan settings in a rolled-back transaction",
-        ),
-        await versus_raw(
-            postgres,
-            raw,
+            STORE,
             f"search HNSW top-10, MMR over 80 {size}",
-            lambda: index.search(Chunk, query=query, limit=10, rerank=True, table=HNSW),
+            hnsw(rerank=True),
             scale.rounds,
             "raw fetches the same 80 candidates without re-ranking",
-        ),
-        pinned,
-    ]
+        )
+    )
+    return results
 
 
 async def recall(index: PostgresVectorIndex, count: int, scale: Scale) -> list[Result]:
@@ -269,22 +259,18 @@ async def build(postgres: Postgres, index: PostgresVectorIndex, count: int, scal
 
 async def run(dsn: str, scale: Scale) -> list[Result]:
     results: list[Result] = []
-    async with PostgresConnectionPool.of(dsn=dsn, max_size=4) as postgres:
-        await pgstash.migrate(postgres)
+    async with pgstash_and_raw(dsn, pool_size=POOL_SIZE) as (postgres, raw):
         index = PostgresVectorIndex(postgres)
-        raw = await asyncpg.connect(dsn)
-        await register_codecs(raw)
         try:
-            raw_trip, pooled_trip = await interleaved(
-                lambda: raw.fetchval("SELECT 1"), lambda: postgres.fetch_value("SELECT 1"), scale.rounds
-            )
             results.append(
-                Result(
+                await versus_raw(
+                    postgres,
+                    raw,
                     STORE,
-                    "pool round trip: SELECT 1",
-                    raw_trip,
-                    pooled_trip,
-                    "every pooled call also pays asyncpg's reset query when the connection goes back",
+                    "statement round trip: SELECT 1",
+                    lambda: postgres.run_statement(SELECT_1),
+                    scale.rounds,
+                    "pgstash's statement path alone (Postgres.run_statement), no store",
                 )
             )
             await postgres.execute(f"DROP TABLE IF EXISTS {EXACT}")
@@ -294,11 +280,10 @@ async def run(dsn: str, scale: Scale) -> list[Result]:
             for count in scale.vectors:
                 seconds = await build(postgres, index, count, scale)
                 found = await searches(postgres, raw, index, count, scale)
-                found[1] = attrs.evolve(found[1], note=f"{found[1].note} HNSW build {seconds:.1f} s.")
+                found[1] = attrs.evolve(found[1], note=f"{found[1].note}; HNSW build {seconds:.1f} s")
                 results += found
                 results += await recall(index, count, scale)
         finally:
-            await raw.close()
             await postgres.execute(f"DROP TABLE IF EXISTS {EXACT}, {HNSW}")
     return results
 

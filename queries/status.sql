@@ -28,10 +28,12 @@ SELECT
 -- pgstash's own tables (by name) and every vector table (an `embedding` vector or halfvec column
 -- beside `payload`, `meta` and `created`) in the current schema, with their total size, and the
 -- planner's row estimate (reltuples) when it reaches `exact_below` (else NULL: pgstash status
--- counts those rows exactly with status_count). The user's other tables are left out.
+-- counts those rows exactly with status_count). The user's other tables are left out. precision:
+-- float32 for a vector column, float16 for halfvec.
 SELECT
     c.relname AS name,
     vector_column.dimension,
+    vector_column.vector_precision,
     pg_catalog.pg_total_relation_size(c.oid) AS size_bytes,
     CASE WHEN c.reltuples >= :exact_below THEN c.reltuples::BIGINT END AS row_estimate,
     (
@@ -49,7 +51,9 @@ SELECT
 FROM pg_class AS c
 INNER JOIN pg_namespace AS n ON c.relnamespace = n.oid
 LEFT JOIN LATERAL (
-    SELECT a.atttypmod AS dimension
+    SELECT
+        a.atttypmod AS dimension,
+        CASE t.typname WHEN 'halfvec' THEN 'float16' ELSE 'float32' END AS vector_precision
     FROM pg_attribute AS a
     INNER JOIN pg_type AS t ON a.atttypid = t.oid
     WHERE

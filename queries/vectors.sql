@@ -3,8 +3,9 @@
 -- spliced in parentheses by pgstash.composer. Words in braces are splice points, :words parameters.
 
 -- name: vectors_table_facts(table_name)^
--- One catalog read: the table's embedding dimension and storage, its valid and invalid index
--- names, cosine ANN index methods, whether id is its primary key, the generation expression of
+-- One catalog read: the table's embedding dimension, type (vector or halfvec) and storage, its
+-- valid and invalid index names, cosine ANN index methods (vector_cosine_ops,
+-- halfvec_cosine_ops), whether id is its primary key, the generation expression of
 -- its text column (naming the payload path and text search configuration), the index
 -- create_table was asked for (its comment), pgvector's version and the clock.
 SELECT
@@ -13,6 +14,12 @@ SELECT
         SELECT a.atttypmod FROM pg_catalog.pg_attribute AS a
         WHERE a.attrelid = c.oid AND a.attname = 'embedding' AND NOT a.attisdropped
     ) AS dimension,
+    (
+        SELECT t.typname::TEXT
+        FROM pg_catalog.pg_attribute AS a
+        INNER JOIN pg_catalog.pg_type AS t ON a.atttypid = t.oid
+        WHERE a.attrelid = c.oid AND a.attname = 'embedding' AND NOT a.attisdropped
+    ) AS vector_type,
     (
         SELECT a.attstorage::TEXT FROM pg_catalog.pg_attribute AS a
         WHERE a.attrelid = c.oid AND a.attname = 'embedding' AND NOT a.attisdropped
@@ -41,7 +48,7 @@ SELECT
         WHERE
             i.indrelid = c.oid
             AND a.attname = 'embedding'
-            AND oc.opcname = 'vector_cosine_ops'
+            AND oc.opcname IN ('vector_cosine_ops', 'halfvec_cosine_ops')
             AND i.indisvalid
             AND i.indpred IS NULL
     ) AS methods,
@@ -130,14 +137,16 @@ COPY {table} (embedding, created, meta, payload) FROM STDIN WITH BINARY;
 -- name: vectors_search(query_vector, candidates, max_distance, with_embeddings)
 -- The rows meeting the requirements nearest to the query by cosine distance, within max_distance,
 -- and how many candidates the scan found; HNSW/IVFFlat on embedding serve the ORDER BY ... LIMIT.
+-- :query_vector has no cast: PostgreSQL infers it as the column's type (vector or halfvec), so
+-- one text serves both precisions.
 WITH nearest AS MATERIALIZED (
     SELECT
         payload,
         embedding,
-        embedding <=> :query_vector::VECTOR AS distance
+        embedding <=> :query_vector AS distance
     FROM {table}
     WHERE {requirements}
-    ORDER BY embedding <=> :query_vector::VECTOR
+    ORDER BY embedding <=> :query_vector
     LIMIT :candidates::BIGINT
 )
 
@@ -153,15 +162,16 @@ ORDER BY within.distance;
 -- name: vectors_search_exact(query_vector, candidates, max_distance, with_embeddings)
 -- vectors_search with an exact plan: ordered by the distance plus 0, which no index matches,
 -- so the rows meeting the requirements (GIN on payload for equality and contains, else a scan)
--- are sorted top-N. Run when an index scan came back with fewer rows than asked.
+-- are sorted top-N. Run when an index scan came back with fewer rows than asked. No cast on
+-- :query_vector, as in vectors_search: vector or halfvec.
 WITH nearest AS MATERIALIZED (
     SELECT
         payload,
         embedding,
-        embedding <=> :query_vector::VECTOR AS distance
+        embedding <=> :query_vector AS distance
     FROM {table}
     WHERE {requirements}
-    ORDER BY (embedding <=> :query_vector::VECTOR) + 0::FLOAT8
+    ORDER BY (embedding <=> :query_vector) + 0::FLOAT8
     LIMIT :candidates::BIGINT
 )
 

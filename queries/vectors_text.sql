@@ -25,16 +25,17 @@ LIMIT :candidates::BIGINT;
 -- (rrf_k + text rank), an arm it is absent from adding 0; ties go to the better vector rank
 -- (absent last), then the better text rank. The best `rows` rows, or with rows NULL every fused
 -- row with its embedding (for MMR). found counts what the vector scan returned (fewer than
--- asked: the caller runs it again exactly).
+-- asked: the caller runs it again exactly). :vector has no cast: it takes the column's type
+-- (vector or halfvec).
 WITH nearest AS MATERIALIZED (
     SELECT
         id,
         payload,
         CASE WHEN :rows::INTEGER IS NULL THEN embedding END AS embedding,
-        embedding <=> :vector::VECTOR AS distance
+        embedding <=> :vector AS distance
     FROM {table}
     WHERE {requirements}
-    ORDER BY embedding <=> :vector::VECTOR
+    ORDER BY embedding <=> :vector
     LIMIT :candidates::BIGINT
 ),
 

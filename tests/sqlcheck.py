@@ -26,6 +26,10 @@ TEMPLATE_SLOTS: dict[str, Mapping[str, str]] = {}
 # Statements run (inside the rolled-back transaction) before preparing template statements.
 TEMPLATE_SETUP: list[str] = []
 
+# More slot values for some template statements, each prepared too: the same SQL on a table of
+# another shape (a float16 vector table: PostgreSQL infers the query vector's type from the column).
+TEMPLATE_VARIANTS: dict[str, list[Mapping[str, str]]] = {}
+
 
 def sample_fragment(named: Query) -> Fragment:
     """The fragment with NULL values and `filter_everything` at each of its splice points."""
@@ -66,7 +70,20 @@ def statements_of(named: Query) -> list[Statement]:
         spliced = sample_fragment(named)
         return [composed(host, {"requirements": spliced}) for host in fragment_hosts()]
     if named.is_template:
-        return [composed(named)]
+        variants = [
+            compose(
+                named,
+                slots=slots,
+                fragments={
+                    point: fragment("filter_everything")
+                    for point in named.splice_points
+                    if point not in slots
+                },
+                **dict.fromkeys(named.parameters),
+            )
+            for slots in TEMPLATE_VARIANTS.get(named.name, [])
+        ]
+        return [composed(named), *variants]
     return [named.bind(**dict.fromkeys(named.parameters))]
 
 
@@ -119,6 +136,19 @@ TEMPLATE_SLOTS.update(
     }
 )
 
+# precision="float16": the same statements on a halfvec table, its query vector's type inferred.
+TEMPLATE_SETUP.append(
+    "CREATE TABLE vector_sample_half (id UUID NOT NULL DEFAULT gen_random_uuid(), "
+    "embedding HALFVEC(3) NOT NULL, payload JSONB NOT NULL, meta JSONB NOT NULL, "
+    "created TIMESTAMPTZ NOT NULL DEFAULT CURRENT_TIMESTAMP)"
+)
+TEMPLATE_VARIANTS.update(
+    {
+        name: [{"table": "vector_sample_half"}]
+        for name in ("vectors_search", "vectors_copy", "vectors_copy_keyed", "vectors_hybrid")
+    }
+)
+
 # A bulk delete's maintenance (queries/vectors.sql): parsed only, as PREPARE does.
 TEMPLATE_SLOTS["vectors_reindex_concurrently"] = {"embedding_index": "vector_sample_embedding_idx"}
 TEMPLATE_SLOTS["vectors_vacuum"] = {"table": "vector_sample"}
@@ -127,7 +157,8 @@ TEMPLATE_SLOTS["vectors_vacuum"] = {"table": "vector_sample"}
 TEMPLATE_SLOTS["status_count"] = {"table": "configurations"}
 
 # Full text (queries/vectors_text.sql): the text column create_table(..., text="body") adds.
-TEMPLATE_SETUP.append(
-    "ALTER TABLE vector_sample ADD COLUMN text_vector TSVECTOR GENERATED ALWAYS AS "
+TEMPLATE_SETUP += [
+    f"ALTER TABLE {table} ADD COLUMN text_vector TSVECTOR GENERATED ALWAYS AS "
     "(to_tsvector('english'::REGCONFIG, payload #>> '{body}'::TEXT[])) STORED"
-)
+    for table in ("vector_sample", "vector_sample_half")
+]

@@ -10,7 +10,7 @@ import pytest
 from pgstash import DatabaseError, Postgres
 from pgstash.queries import Query, catalogue, load_catalogue
 from pgstash.resources import resource_dir
-from tests.sqlcheck import TEMPLATE_SLOTS, fragment_hosts, prepare_all
+from tests.sqlcheck import TEMPLATE_SLOTS, TEMPLATE_VARIANTS, fragment_hosts, prepare_all
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -72,7 +72,8 @@ async def test_every_query_prepares_against_the_real_schema(postgres: Postgres) 
         "vectors_text_search",  # full text: queries/vectors_text.sql
         "vectors_hybrid",
     }
-    assert prepared == len(catalogue()) - fragments + fragments * len(hosts)
+    variants = sum(len(slots) for slots in TEMPLATE_VARIANTS.values())  # float16 tables
+    assert prepared == len(catalogue()) - fragments + fragments * len(hosts) + variants
 
 
 async def test_preparing_catches_a_missing_column(postgres: Postgres, tmp_path: Path) -> None:

@@ -1,14 +1,18 @@
 -- The vector-table template: what `PostgresVectorIndex.create_table` runs, each step only when the
 -- catalog (vectors_table_facts) shows it missing. Not a migration (no NNNN_ prefix): {table},
 -- {primary_key}, {embedding_index}, {payload_index} and {created_index} are validated, quoted
--- identifiers and {dimension} a positive integer. On a table that already holds rows, the
--- indexes are built by the *_concurrently variants, outside a transaction.
+-- identifiers and {dimension} a positive integer. {vector_type} and {opclass} come from an
+-- allow-list of the precision (pgstash.vectors.tables.PRECISIONS), quoted like identifiers:
+-- "vector" and "vector_cosine_ops" (float32), "halfvec" and "halfvec_cosine_ops" (float16).
+-- On a table that already holds rows, the indexes are built by the *_concurrently variants,
+-- outside a transaction.
 
 -- name: vector_table_create()!
--- The seed's five columns, id the primary key; the embedding column carries the table's dimension.
+-- The seed's five columns, id the primary key; the embedding column carries the table's dimension
+-- and precision (vector: 4 bytes a component, halfvec: 2).
 CREATE TABLE IF NOT EXISTS {table} (
     id UUID NOT NULL DEFAULT pg_catalog.gen_random_uuid(),
-    embedding VECTOR({dimension}) NOT NULL,
+    embedding {vector_type}({dimension}) NOT NULL,
     payload JSONB NOT NULL,
     meta JSONB NOT NULL,
     created TIMESTAMPTZ NOT NULL DEFAULT pg_catalog.clock_timestamp(),
@@ -46,23 +50,23 @@ DROP INDEX IF EXISTS {invalid_index};
 -- name: vector_table_hnsw_index()!
 -- HNSW on cosine distance: serves ORDER BY embedding <=> query LIMIT k.
 CREATE INDEX IF NOT EXISTS {embedding_index}
-ON {table} USING hnsw (embedding vector_cosine_ops);
+ON {table} USING hnsw (embedding {opclass});
 
 -- name: vector_table_hnsw_index_concurrently()!
 -- The same, on a table holding rows: built without blocking writes, outside a transaction.
 CREATE INDEX CONCURRENTLY IF NOT EXISTS {embedding_index}
-ON {table} USING hnsw (embedding vector_cosine_ops);
+ON {table} USING hnsw (embedding {opclass});
 
 -- name: vector_table_ivfflat_index()!
 -- IVFFlat on cosine distance, the seed's 100 lists, trained on the rows present: serves
 -- ORDER BY embedding <=> query LIMIT k.
 CREATE INDEX IF NOT EXISTS {embedding_index}
-ON {table} USING ivfflat (embedding vector_cosine_ops) WITH (lists = 100);
+ON {table} USING ivfflat (embedding {opclass}) WITH (lists = 100);
 
 -- name: vector_table_ivfflat_index_concurrently()!
 -- The same, on a table holding rows: built without blocking writes, outside a transaction.
 CREATE INDEX CONCURRENTLY IF NOT EXISTS {embedding_index}
-ON {table} USING ivfflat (embedding vector_cosine_ops) WITH (lists = 100);
+ON {table} USING ivfflat (embedding {opclass}) WITH (lists = 100);
 
 -- name: vector_table_payload_index()!
 -- GIN (jsonb_path_ops) on payload: serves the containment (@>) of equality and contains filters.

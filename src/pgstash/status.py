@@ -1,5 +1,6 @@
 """`pgstash status`, written for a DBA: where it is connected, the migrations with their dates and
-checksums, and pgstash's tables and vector tables with exact row counts and sizes."""
+checksums, and pgstash's tables and vector tables with exact row counts, sizes, and each vector
+table's dimension and precision (float32: `vector`, float16: `halfvec`)."""
 
 from __future__ import annotations
 
@@ -93,11 +94,12 @@ async def report(postgres: Postgres, dsn: str | None, data_dir: str) -> str:
                         else f"{await _count(postgres, r['name']):,}",
                         human_size(r["size_bytes"]),
                         "" if r["dimension"] is None else r["dimension"],
+                        r["vector_precision"] or "",
                         r["indexes"] or "none",
                     )
                     for r in tables
                 ],
-                ("table", "kind", "rows", "size", "dimension", "indexes"),
+                ("table", "kind", "rows", "size", "dimension", "precision", "indexes"),
                 right=(2, 3, 4),
             )
         )

@@ -1,5 +1,5 @@
-"""`pgstash vector create-table NAME --dimension D [--text-field F]`, `pgstash vector ingest NAME
-FILE.jsonl [--key-field K]` and `pgstash vector search NAME QUERY [--mode M]`.
+"""`pgstash vector create-table NAME --dimension D [--precision float16] [--text-field F]`,
+`pgstash vector ingest NAME FILE.jsonl [--key-field K]` and `pgstash vector search NAME QUERY [--mode M]`.
 
 Each JSON line is one row: its object is the stored payload. Its vector is the field named by
 `--vector-field` (a list of numbers), or the text of `--text-field` (a string) embedded with the
@@ -65,6 +65,13 @@ def configure(parser: argparse.ArgumentParser, common: argparse.ArgumentParser) 
     create.add_argument("name", help="table name: a-z, 0-9 and _, at most 63 characters, not pg_...")
     create.add_argument("--dimension", type=int, required=True, help="the vectors' length")
     create.add_argument("--index", choices=("hnsw", "ivfflat", "none"), default="hnsw", help=INDEXES_HELP)
+    create.add_argument(
+        "--precision",
+        choices=("float32", "float16"),
+        default="float32",
+        help="float32 stores vector (default); float16 stores halfvec: half the table and index "
+        "size, HNSW and IVFFlat up to 4,000 dimensions, components within +-65,504",
+    )
     create.add_argument(
         "--text-field",
         help="also index this payload field (a dotted path) for full-text and hybrid search: a "
@@ -204,9 +211,11 @@ async def create_table(postgres: Postgres, args: argparse.Namespace) -> int:
         table=args.name,
         text=args.text_field,
         language=args.language,
+        precision=args.precision,
     )
     text = f", text {args.text_field!r} ({args.language})" if args.text_field else ""
-    print(f"table {args.name}: vector({args.dimension}), index {args.index}{text}")
+    kind = "halfvec" if args.precision == "float16" else "vector"
+    print(f"table {args.name}: {kind}({args.dimension}) ({args.precision}), index {args.index}{text}")
     return 0
 
 

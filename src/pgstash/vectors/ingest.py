@@ -34,7 +34,7 @@ def microseconds_since_2000(moment: datetime) -> int:
 
 
 async def copy_stream(
-    vectors: NDArray[np.float32],
+    vectors: NDArray[np.float32] | NDArray[np.float16],
     first: int,
     metas: Sequence[bytes],
     payloads: Iterator[bytes],
@@ -42,10 +42,12 @@ async def copy_stream(
 ) -> AsyncIterator[bytes]:
     """The rows in PostgreSQL's binary COPY format (columns `COPY_COLUMNS`, or with `ids` (n, 16)
     `KEYED_COPY_COLUMNS`), built a batch at a time: numpy lays out each row's fixed part (field
-    count, the row's uuid, the vector as pgvector's binary `vector`, `created` as
+    count, the row's uuid, the vector as pgvector's binary `vector` (float32 rows) or `halfvec`
+    (float16 rows: the same header, 2-byte components), `created` as
     microseconds since 2000-01-01, `first` plus the row's position), then its meta and payload
     jsonb fields follow. No per-row encoder calls: the connection only forwards the bytes."""
     count, dimension = vectors.shape
+    width = vectors.dtype.itemsize  # float32: pgvector's vector, float16: its halfvec (same layout)
     keyed = [("id_size", ">i4"), ("id", "u1", (16,))] if ids is not None else []
     layout = np.dtype(
         [
@@ -54,7 +56,7 @@ async def copy_stream(
             ("vector_size", ">i4"),
             ("dimension", ">u2"),
             ("unused", ">u2"),
-            ("vector", ">f4", (dimension,)),
+            ("vector", f">f{width}", (dimension,)),
             ("created_size", ">i4"),
             ("created", ">i8"),
         ]
@@ -68,7 +70,7 @@ async def copy_stream(
         if ids is not None:
             block["id_size"] = 16
             block["id"] = ids[start:stop]
-        block["vector_size"] = 4 + 4 * dimension
+        block["vector_size"] = 4 + width * dimension
         block["dimension"] = dimension
         block["unused"] = 0
         block["vector"] = vectors[start:stop]

@@ -1,6 +1,7 @@
 """What `PostgresVectorIndex` checks before anything reaches the database: table names, models,
 the attribute to embed, the embedding calls, and every vector (shape, NaN, infinity, a squared
-norm that is zero in float32) and search bound."""
+norm that is zero in float32, and for a float16 table, the values after the cast to float16) and
+search bound."""
 
 from __future__ import annotations
 
@@ -17,9 +18,11 @@ from pgstash.errors import DimensionMismatchError, EmbeddingMissingError
 from pgstash.templates import validate_identifier
 
 __all__ = [
+    "FLOAT16_MAX",
     "MAX_CANDIDATES",
     "MAX_DIMENSION",
     "MAX_INDEXED_DIMENSION",
+    "as_stored",
     "check_model",
     "embedded",
     "query_vector",
@@ -32,8 +35,9 @@ __all__ = [
 TextEmbedding = Callable[[Sequence[str]], Awaitable[ArrayLike]]
 ImageEmbedding = Callable[[Sequence[bytes]], Awaitable[ArrayLike]]
 
-MAX_DIMENSION = 16_000  # pgvector's vector type
-MAX_INDEXED_DIMENSION = 2_000  # pgvector's HNSW and IVFFlat on vector
+MAX_DIMENSION = 16_000  # pgvector's vector type (halfvec's too)
+MAX_INDEXED_DIMENSION = 2_000  # pgvector's HNSW and IVFFlat on vector (halfvec: 4,000)
+FLOAT16_MAX = 65_504.0  # the largest finite float16: a component beyond it becomes infinite
 # The most rows one search asks the server for (`limit`, and `limit * mmr_multiplier` when
 # reranking): past it a search is an export, and `limit=2**62` overflowed int64 in the server.
 MAX_CANDIDATES = 10_000
@@ -107,6 +111,31 @@ def refuse_unscorable_rows(matrix: NDArray[np.float32], what: str) -> None:
         f"{what} {bad} has a squared norm of {float(squared[bad])} in float32 (components too close "
         "to zero or too large): its cosine similarity is undefined; scale it to unit length"
     )
+
+
+def as_stored(matrix: NDArray[np.float32], precision: str | None, what: str) -> NDArray[Any]:
+    """The vectors as the table stores them: float32 as they are, or for a `"float16"` (halfvec)
+    table cast to float16 and checked again, so that a component beyond +-65,504 (infinite after
+    the cast) raises `ValueError` naming the row, and a vector all of whose components underflow
+    to zero is refused like any zero vector (`refuse_unscorable_rows`)."""
+    if precision != "float16":
+        return matrix
+    with np.errstate(over="ignore"):
+        half = matrix.astype(np.float16)
+    infinite = ~np.isfinite(half).all(axis=1)
+    if infinite.any():
+        row = int(np.argmax(infinite))
+        column = int(np.argmax(~np.isfinite(half[row])))
+        raise ValueError(
+            f"{what} {row} has a component outside float16's range (+-{FLOAT16_MAX:,.0f}): "
+            f"{float(matrix[row, column])!r} at position {column}; the table stores halfvec "
+            '(precision="float16"): scale the vectors (unit length, for cosine)'
+        )
+    try:
+        refuse_unscorable_rows(half.astype(np.float32), what)
+    except ValueError as error:
+        raise ValueError(f"{error} (after the cast to float16: the table stores halfvec)") from None
+    return half
 
 
 def selector(model: type, attribute: Any) -> Callable[[Any], Any]:

@@ -48,6 +48,7 @@ HNSW_DEFAULT_EF_SEARCH = 40  # an HNSW scan without iterative scans yields at mo
 # a top-N sort), which beats walking the graph for it (issue 17: 1% of 200,000 rows, 111 ms by
 # HNSW, 17 ms exact).
 SCAN_TUPLES_PER_CANDIDATE = 50
+PRECISION_OF = {"vector": "float32", "halfvec": "float16"}  # the embedding column's type: precision
 IVFFLAT_COMMENT = "pgstash: index=ivfflat"  # create_table's note: build IVFFlat once rows are there
 _SHARED_KEY = "pgstash.vectors.tables"
 
@@ -67,6 +68,7 @@ class TableFacts:
 
     present: bool
     dimension: int | None  # None: no fixed dimension (or no table)
+    precision: str | None  # "float32" (vector), "float16" (halfvec); None: no such column
     storage: str | None  # the embedding column's attstorage: m (MAIN), p, e (EXTERNAL), x
     indexes: frozenset[str]  # names of the table's valid indexes
     invalid_indexes: frozenset[str]  # left by a failed concurrent build
@@ -89,6 +91,7 @@ async def read_facts(postgres: Postgres, name: str) -> TableFacts:
     facts = TableFacts(
         present=bool(row["present"]),
         dimension=row["dimension"] if row["dimension"] is not None and row["dimension"] > 0 else None,
+        precision=PRECISION_OF.get(row["vector_type"] or ""),
         storage=row["storage"],
         indexes=frozenset(row["indexes"] or ()),
         invalid_indexes=frozenset(row["invalid_indexes"] or ()),

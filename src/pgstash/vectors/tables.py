@@ -9,6 +9,8 @@ comment and built by the first `index` that brings the table to that many rows (
 `create_table` again). The text column (`text=`) is a stored generated column: added to a table
 holding rows, `ALTER TABLE ... ADD COLUMN` rewrites the table and every index, reads and writes
 waiting meanwhile (no concurrent form exists); its GIN index is then built `CONCURRENTLY`.
+The precision (`PRECISIONS`) picks the embedding column's type and its indexes' operator class:
+`vector` / `vector_cosine_ops` (float32) or `halfvec` / `halfvec_cosine_ops` (float16).
 """
 
 from __future__ import annotations
@@ -28,13 +30,68 @@ from pgstash.templates import SlotValue
 from pgstash.vectors.planning import TableFacts, index_name, read_facts, tables
 from pgstash.vectors.text import TextColumn, check_language
 
-__all__ = ["DDL_LOCK_TIMEOUT", "IVFFLAT_MIN_ROWS", "build_pending_ivfflat", "create_table"]
+__all__ = [
+    "DDL_LOCK_TIMEOUT",
+    "IVFFLAT_MIN_ROWS",
+    "PRECISIONS",
+    "Precision",
+    "build_pending_ivfflat",
+    "check_precision",
+    "create_table",
+]
 
 logger = logging.getLogger("pgstash")
 
 DDL_LOCK_TIMEOUT = "10s"  # how long create_table's DDL waits for a table lock before failing (55P03)
 IVFFLAT_LISTS = 100  # the seed's lists (vector_table_ivfflat_index)
 IVFFLAT_MIN_ROWS = 50 * IVFFLAT_LISTS  # rows to train the lists on: 50 per list
+
+
+@attrs.frozen(slots=True)
+class Precision:
+    """What a precision stores: the embedding column's type, its cosine operator class, the most
+    dimensions the type holds and the most an HNSW or IVFFlat index on it takes (pgvector's limits)."""
+
+    name: str
+    vector_type: str
+    opclass: str
+    max_dimension: int
+    max_indexed_dimension: int
+
+
+# The allow-list that fills the template's {vector_type} and {opclass} slots (never caller text).
+PRECISIONS: Mapping[str, Precision] = {
+    "float32": Precision("float32", "vector", "vector_cosine_ops", 16_000, 2_000),
+    "float16": Precision("float16", "halfvec", "halfvec_cosine_ops", 16_000, 4_000),
+}
+
+
+def check_precision(precision: object, dimension: int, index: str | None) -> Precision:
+    """The precision `create_table` was asked for; `ValueError` for another name, or a dimension
+    beyond what its type holds or what an index on it takes."""
+    if not isinstance(precision, str) or precision not in PRECISIONS:
+        allowed = " or ".join(f'"{name}"' for name in PRECISIONS)
+        raise ValueError(f"precision must be {allowed}, got {precision!r}")
+    chosen = PRECISIONS[precision]
+    if dimension > chosen.max_dimension:
+        raise ValueError(
+            f"pgvector's {chosen.vector_type} holds at most {chosen.max_dimension:,} dimensions, "
+            f"got {dimension:,}"
+        )
+    if index is not None and dimension > chosen.max_indexed_dimension:
+        half = PRECISIONS["float16"]
+        hint = (
+            f', or precision="float16" ({half.vector_type}: indexed up to '
+            f"{half.max_indexed_dimension:,} dimensions)"
+            if dimension <= half.max_indexed_dimension
+            else ""
+        )
+        raise ValueError(
+            f"pgvector's {index} index on {chosen.vector_type} ({chosen.name}) takes at most "
+            f"{chosen.max_indexed_dimension:,} dimensions, got {dimension:,}: pass index=None for "
+            f"exact search{hint}"
+        )
+    return chosen
 
 
 @functools.cache
@@ -49,12 +106,15 @@ class _Names:
     table: str
     dimension: int
     text: TextColumn | None = None
+    precision: Precision = PRECISIONS["float32"]
 
     def slots(self, **more: SlotValue) -> dict[str, SlotValue]:
         return {
             **(self.text.slots(self.table) if self.text is not None else {}),
             "table": self.table,
             "dimension": self.dimension,
+            "vector_type": self.precision.vector_type,
+            "opclass": self.precision.opclass,
             "primary_key": index_name(self.table, "pkey"),
             "embedding_index": index_name(self.table, "embedding_idx"),
             "payload_index": index_name(self.table, "payload_idx"),
@@ -111,7 +171,7 @@ async def _rows(postgres: Postgres, name: str, enough: int) -> int:
     return count
 
 
-def _check_dimension(facts: TableFacts, name: str, dimension: int) -> None:
+def _check_dimension(facts: TableFacts, name: str, dimension: int, precision: Precision) -> None:
     if facts.present and facts.storage is None:
         raise ConfigurationError(
             f'table "{name}" exists and has no embedding column, so it is not a vector table: '
@@ -119,18 +179,30 @@ def _check_dimension(facts: TableFacts, name: str, dimension: int) -> None:
         )
     if facts.present and facts.dimension not in (dimension, None):
         raise DimensionMismatchError(facts.dimension, dimension, f'table "{name}" already exists')
+    if facts.present and facts.precision not in (precision.name, None):
+        raise ConfigurationError(
+            f'table "{name}" already exists with precision="{facts.precision}" '
+            f"({PRECISIONS[facts.precision].vector_type}), not {precision.name!r}: pass "
+            f'precision="{facts.precision}", or table= to name another'
+        )
 
 
 async def create_table(
-    postgres: Postgres, name: str, dimension: int, index: str | None, text: TextColumn | None = None
+    postgres: Postgres,
+    name: str,
+    dimension: int,
+    index: str | None,
+    text: TextColumn | None = None,
+    precision: Precision = PRECISIONS["float32"],
 ) -> None:
     """Makes the table and what `index` and `text` ask for, each missing piece only (see the
-    module); the text column's configuration must be one the server has."""
-    names = _Names(name, dimension, text)
+    module); the text column's configuration must be one the server has. An existing table of
+    another precision raises `ConfigurationError`."""
+    names = _Names(name, dimension, text, precision)
     if text is not None:
         check_language(text.language, await postgres.run("vectors_text_languages"))
     facts = await read_facts(postgres, name)
-    _check_dimension(facts, name, dimension)
+    _check_dimension(facts, name, dimension, precision)
     if facts.present:
         rows = await _rows(postgres, name, IVFFLAT_MIN_ROWS) if _missing_steps(facts, names, index, 0) else 0
         steps = _missing_steps(facts, names, index, rows)
@@ -146,7 +218,7 @@ async def create_table(
         if not facts.present:
             await _ddl(postgres, names, "vector_table_create", "", False)
         facts = await read_facts(postgres, name)  # under the lock: what another caller made counts
-        _check_dimension(facts, name, dimension)
+        _check_dimension(facts, name, dimension, precision)
         rows = await _rows(postgres, name, IVFFLAT_MIN_ROWS) if index == "ivfflat" else 0
         for step, invalid in _missing_steps(facts, names, index, rows):
             await _ddl(postgres, names, step, invalid, False)
@@ -173,7 +245,7 @@ async def build_pending_ivfflat(postgres: Postgres, facts: TableFacts, name: str
         return
     if await _rows(postgres, name, IVFFLAT_MIN_ROWS) < IVFFLAT_MIN_ROWS:
         return
-    names = _Names(name, facts.dimension)
+    names = _Names(name, facts.dimension, precision=PRECISIONS[facts.precision or "float32"])
     try:
         if postgres.in_transaction:
             async with postgres.transaction():  # a savepoint: a failure keeps the caller's rows

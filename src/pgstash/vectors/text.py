@@ -240,9 +240,9 @@ async def search(
         named_query("vectors_hybrid"),
         None,  # short (rare): run again under enable_indexscan = off
         slots={"table": name},
-        requirements=where,
+        requirements=where,  # the vector as stored: float16 for halfvec
         values={
-            "vector": vector,
+            "vector": inputs.as_stored(vector[None, :], facts.precision, "query vector")[0],
             "words": words,
             "language": language_of(facts, name, model),
             "candidates": fusion.candidates,
