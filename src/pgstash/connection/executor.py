@@ -11,6 +11,7 @@ vector argument that failed to encode on the client (no codec yet: the pool was 
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import re
@@ -301,7 +302,9 @@ class Postgres(Scopes):
         naming `name`."""
         for _ in range(self.max_size + 1):
             try:
-                proxy = await pool.acquire(timeout=self.acquire_timeout)
+                # asyncio.timeout, not acquire(timeout=): on Python 3.11 that is wait_for, a task per call
+                async with asyncio.timeout(self.acquire_timeout):
+                    proxy = await pool.acquire()
             except ConnectTimeout as error:
                 raise DatabaseError(name, "08001", str(error)) from None
             except TimeoutError:
