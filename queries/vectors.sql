@@ -159,6 +159,31 @@ FROM (SELECT pg_catalog.count(*) AS found FROM nearest) AS scanned
 LEFT JOIN nearest AS within ON within.distance <= :max_distance::FLOAT8
 ORDER BY within.distance;
 
+-- name: vectors_search_exact(query_vector, candidates, max_distance, with_embeddings)
+-- vectors_search with an exact plan: ordered by the distance plus 0, which no index matches,
+-- so the rows meeting the requirements (GIN on payload for equality and contains, else a scan)
+-- are sorted top-N. Run when an index scan came back with fewer rows than asked. No cast on
+-- :query_vector, as in vectors_search: vector or halfvec.
+WITH nearest AS MATERIALIZED (
+    SELECT
+        payload,
+        embedding,
+        embedding <=> :query_vector AS distance
+    FROM {table}
+    WHERE {requirements}
+    ORDER BY (embedding <=> :query_vector) + 0::FLOAT8
+    LIMIT :candidates::BIGINT
+)
+
+SELECT
+    within.payload,
+    scanned.found,
+    1::FLOAT8 - within.distance AS score,
+    CASE WHEN :with_embeddings::BOOLEAN THEN within.embedding END AS embedding
+FROM (SELECT pg_catalog.count(*) AS found FROM nearest) AS scanned
+LEFT JOIN nearest AS within ON within.distance <= :max_distance::FLOAT8
+ORDER BY within.distance;
+
 -- name: vectors_newest(candidates)
 -- The newest rows meeting the requirements (the B-tree on created serves ORDER BY ... LIMIT).
 SELECT payload

@@ -123,6 +123,7 @@ TEMPLATE_SLOTS.update(
         name: {"table": "vector_sample"}
         for name in (
             "vectors_search",
+            "vectors_search_exact",
             "vectors_newest",
             "vectors_delete",
             "vectors_table_rows",

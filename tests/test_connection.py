@@ -183,8 +183,8 @@ class Item:
 
 
 async def test_a_backend_killed_in_a_filtered_search_is_a_database_error(postgres: Postgres) -> None:
-    """The filtered search runs in a rolled-back transaction (its scan settings); its backend
-    terminated mid-query raised a raw asyncpg.InterfaceError before."""
+    """The filtered search (one statement, its scan settings inside it); its backend terminated
+    mid-query raised a raw asyncpg.InterfaceError before."""
     index = PostgresVectorIndex(postgres)
     await index.create_table(Item, dimension=3, index="hnsw")
     await index.index(Item, values=[Item(1), Item(2)], attribute=lambda item: [1.0, float(item.kind), 0.0])

@@ -66,6 +66,7 @@ async def test_every_query_prepares_against_the_real_schema(postgres: Postgres) 
     hosts = {host.name for host in fragment_hosts()}
     assert hosts == {
         "vectors_search",
+        "vectors_search_exact",  # the exact re-run of a search that came back short
         "vectors_newest",
         "vectors_delete",
         "vectors_text_search",  # full text: queries/vectors_text.sql

@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 
 from pgstash import AttributeRequirement, Postgres, PostgresVectorIndex
-from pgstash.composer import compose
 from pgstash.filters import requirement_fragment
 from pgstash.queries import query
 from pgstash.vectors import planning
@@ -54,8 +53,8 @@ async def test_a_selective_equality_filter_returns_limit_rows_through_the_gin_in
     expected = sorted(rare, key=lambda i: -float(vectors[i] @ query_vector))[:10]
     found = await index.search(Chunk, query=query_vector, limit=10, requirements=RARE)
     assert [chunk.rank for chunk in found] == expected  # limit rows, the exact top 10
-    # under the search's own settings (custom plans, iterative scans, the bound) the planner
-    # reads the filter's selectivity and picks the GIN bitmap on payload and a top-N sort
+    # with custom plans (the first five of a prepared statement, or EXPLAIN with values) the
+    # planner reads the filter's selectivity and picks the GIN bitmap on payload and a top-N sort
     assert "Bitmap Index Scan on chunk_payload_idx" in await plan(postgres, RARE, query_vector)
     assert "Index Scan using chunk_embedding_idx" in await plan(postgres, COMMON, query_vector)
 
@@ -72,29 +71,29 @@ async def test_a_selective_filter_no_index_serves_stops_the_hnsw_walk_and_runs_e
     )
     # the HNSW scan stopped after its bound (10 candidates x 50 tuples) short of 10 rows, and the
     # search ran again exactly instead of walking the graph further
-    assert ran == ["vectors_scan_settings", "vectors_search"] * 2
+    assert ran == ["vectors_search", "vectors_search_exact"]  # the bound took effect in the statement
     found = await index.search(Chunk, query=query_vector, limit=10, requirements=late)
     assert [chunk.rank for chunk in found] == expected
     common = await searches_run(
         postgres, monkeypatch, index.search(Chunk, query=query_vector, limit=10, requirements=COMMON)
     )
-    assert common == ["vectors_scan_settings", "vectors_search"]  # HNSW found them: no re-run
+    assert common == ["vectors_search"]  # HNSW found them: no re-run
 
 
 async def plan(postgres: Postgres, requirement: AttributeRequirement, query_vector: np.ndarray) -> str:
-    """EXPLAIN of the search statement under the settings a filtered search sets first."""
-    search = compose(
+    """EXPLAIN of the search statement as a filtered search sends it (its settings inside it)."""
+    search = planning.Search(
         query("vectors_search"),
+        query("vectors_search_exact"),
         slots={"table": "chunk"},
-        fragments={"requirements": requirement_fragment(requirement)},
-        query_vector=query_vector,
-        candidates=10,
-        max_distance=math.inf,
-        with_embeddings=False,
+        requirements=requirement_fragment(requirement),
+        values={
+            "query_vector": query_vector,
+            "candidates": 10,
+            "max_distance": math.inf,
+            "with_embeddings": False,
+        },
     )
-    async with planning.rolled_back(postgres):
-        await planning.scan_settings(
-            postgres, iterative=True, exact=False, ef_search=None, probes=None,
-            max_scan_tuples=10 * planning.SCAN_TUPLES_PER_CANDIDATE,
-        )  # fmt: skip
-        return "\n".join(row[0] for row in await postgres.fetch("EXPLAIN " + search.sql, *search.args))
+    settings = {"ef_search": None, "probes": None, "max_scan_tuples": 10 * planning.SCAN_TUPLES_PER_CANDIDATE}
+    statement = search.statement(settings=settings)
+    return "\n".join(row[0] for row in await postgres.fetch("EXPLAIN " + statement.sql, *statement.args))

@@ -80,14 +80,14 @@ def brute_force(
     return [(f"c{i}", float(scores[i])) for i in order[:limit]]
 
 
-async def plan_of(postgres: Postgres, call: Any) -> str:
+async def plan_of(postgres: Postgres, call: Any, name: str | None = None) -> str:
     """The EXPLAIN of the statement that `call()` runs (the last one but delete's check for a bulk
-    delete, `vectors_table_rows`), as JSON text."""
+    delete, `vectors_table_rows`; or the last one named `name`), as JSON text."""
     seen: list[tuple[str, list[Any]]] = []
     run_statement = postgres.run_statement
 
     async def recording(statement: Statement) -> Any:
-        if statement.name != "vectors_table_rows":
+        if statement.name != "vectors_table_rows" and name in (None, statement.name):
             seen.append((statement.sql, list(statement.args)))
         return await run_statement(statement)
 
@@ -505,13 +505,19 @@ async def test_filtered_hnsw_search_still_returns_limit_rows(
 ) -> None:
     query = unit_rows(1, 16, seed=8)[0]
     selective = R.greater_or_equal("rank", 19_900)  # 100 of 20,000 rows (0.5%), a filter no index serves
-    plan = await plan_of(postgres, lambda: large.search(Chunk, query=query, limit=10, requirements=selective))
-    assert '"Index Name": "chunk_embedding_idx"' in plan  # HNSW serves it, the filter runs during the scan
-    plain = await postgres.fetch(
-        "SELECT payload FROM chunk WHERE (payload ->> 'rank')::INT >= 19900 "
-        "ORDER BY embedding <=> $1 LIMIT 10",
-        query,
+    plan = await plan_of(
+        postgres,
+        lambda: large.search(Chunk, query=query, limit=10, requirements=selective),
+        name="vectors_search",
     )
+    assert '"Index Name": "chunk_embedding_idx"' in plan  # HNSW serves it, the filter runs during the scan
+    async with postgres.transaction():  # the pool's connections iterate: turned off for the premise
+        await postgres.execute("SET LOCAL hnsw.iterative_scan = off")
+        plain = await postgres.fetch(
+            "SELECT payload FROM chunk WHERE (payload ->> 'rank')::INT >= 19900 "
+            "ORDER BY embedding <=> $1 LIMIT 10",
+            query,
+        )
     assert len(plain) < 10, "premise: a plain filtered HNSW scan comes up short"
     found = await large.search_scored(Chunk, query=query, limit=10, requirements=selective)
     assert len(found) == 10 and all(chunk.rank >= 19_900 for chunk, _ in found)
@@ -646,32 +652,40 @@ async def test_vectors_are_stored_inline_in_new_and_existing_tables(postgres: Po
     assert out_of_line == 0  # 768 dimensions (3 KB) stay in the heap
 
 
-async def test_filtered_vector_statements_get_custom_plans_whatever_the_server_says(
+async def test_filtered_vector_statements_are_right_whatever_plans_the_server_makes(
     postgres: Postgres, database_dsn: str
 ) -> None:
+    """A search is one prepared statement and runs with whatever plan the server picks (pgstash
+    keeps filtered plans custom under the default `auto` only): under a server-wide
+    `force_generic_plan` filtered searches, listings and deletes still return the right rows."""
     await postgres.execute(
         "DO $$ BEGIN EXECUTE format('ALTER DATABASE %I SET plan_cache_mode = force_generic_plan', "
         "current_database()); END $$"
     )
     async with PostgresConnectionPool.of(dsn=database_dsn) as generic:
         index = PostgresVectorIndex(generic)
-        await index.create_table(Chunk, dimension=4)
-        await load(index, unit_rows(50, 4), topics=("a", "b"))
+        await index.create_table(Chunk, dimension=4, index=None)
+        vectors = unit_rows(2_000, 4)
+        await load(index, vectors, topics=("rare", *["common"] * 99))
+        await index.create_table(Chunk, dimension=4)  # HNSW from the rows
         modes: dict[str, set[str]] = {}
         run_statement = generic.run_statement
 
         async def recording(statement: Statement) -> Any:
-            if statement.name in ("vectors_search", "vectors_newest", "vectors_delete"):
-                mode = await generic.fetch_value("SELECT current_setting('plan_cache_mode')")
-                modes.setdefault(statement.name, set()).add(mode)
+            mode = await generic.fetch_value("SELECT current_setting('plan_cache_mode')")
+            modes.setdefault(statement.name, set()).add(mode)
             return await run_statement(statement)
 
         generic.run_statement = recording  # type: ignore[method-assign]
-        topic = R.equal("topic", "a")
+        query = unit_rows(1, 4, seed=3)[0]
         for _ in range(6):  # past the five custom plans the server makes before it may go generic
-            await index.search(Chunk, query=[1.0, 0, 0, 0], limit=3, requirements=topic)
-            await index.search(Chunk, limit=3, requirements=topic)
-        await index.delete(Chunk, requirements=topic)
-        assert modes == {
-            name: {"force_custom_plan"} for name in ("vectors_search", "vectors_newest", "vectors_delete")
-        }
+            for topic in ("rare", "common"):
+                found = await index.search(Chunk, query=query, limit=5, requirements=R.equal("topic", topic))
+                allowed = [chunk.topic == topic for chunk in chunks_for(vectors, ("rare", *["common"] * 99))]
+                assert [chunk.identifier for chunk in found] == [
+                    identifier for identifier, _ in brute_force(vectors, query, 5, allowed)
+                ]
+            newest = await index.search(Chunk, limit=3, requirements=R.equal("topic", "common"))
+            assert [chunk.rank for chunk in newest] == [1_999, 1_998, 1_997]
+        assert await index.delete(Chunk, requirements=R.equal("topic", "rare")) == 20
+        assert modes["vectors_search"] == modes["vectors_newest"] == {"force_generic_plan"}

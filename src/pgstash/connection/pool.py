@@ -17,9 +17,18 @@ from pgstash.connection.replicas import Replica, Replicas
 from pgstash.connection.scope import CURRENT
 from pgstash.errors import ConfigurationError
 
-__all__ = ["DSN_VARIABLE", "ConnectTimeout", "PostgresConnectionPool", "address", "redact"]
+__all__ = [
+    "DSN_VARIABLE", "SCAN_SETTINGS", "ConnectTimeout", "PostgresConnectionPool", "address", "redact",
+]  # fmt: skip
 
 DSN_VARIABLE = "PGSTASH_DSN"
+# pgvector's iterative index scans, set once per connection (asyncpg server_settings, under the
+# caller's own: the caller wins): a filtered, many-candidate or IVFFlat search then needs no
+# statement of its own to turn them on (pgstash.vectors.planning). Sent at connect, they are the
+# session's reset values: RESET ALL and the pool's reset keep them (pgvector before 0.8 has no such
+# settings and ignores them). The caller's own SQL on the pool's connections iterates too
+# (docs/reliability.md).
+SCAN_SETTINGS = {"hnsw.iterative_scan": "strict_order", "ivfflat.iterative_scan": "relaxed_order"}
 _PASSWORD_PARAMETER = re.compile(r"(?i)(\bpassword\s*=\s*)('(?:[^'\\]|\\.)*'|[^&\s]*)")
 
 
@@ -118,6 +127,10 @@ class PostgresConnectionPool:
         max_lag: float = options.pop("max_replica_lag")
         wait: float = options.pop("replica_wait")
         connect_options: dict[str, Any] = options.pop("connect_options")
+        connect_options = {
+            **connect_options,
+            "server_settings": {**SCAN_SETTINGS, **(connect_options.get("server_settings") or {})},
+        }
         connect_timeout: float = options.pop("connect_timeout")
         per_connection = {
             "statement_cache_size": options.pop("statement_cache_size"),

@@ -54,6 +54,7 @@ READS = frozenset(
         "instructions_history",
         "memory_recall",
         "vectors_search",
+        "vectors_search_exact",
         "vectors_newest",
         "vectors_text_search",  # full text and hybrid search (queries/vectors_text.sql)
         "vectors_hybrid",

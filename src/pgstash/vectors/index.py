@@ -285,26 +285,29 @@ class PostgresVectorIndex(IndexBuilds):
             newest = compose(
                 named_query("vectors_newest"),
                 slots={"table": name},
-                fragments={"requirements": where},
+                # custom plans when filtered: a generic one of a filtered listing can read the table
+                fragments={"requirements": planning.custom_plans(where, requirements is not None)},
                 candidates=limit,
             )
             with self._requires_table(name, model):
-                # custom plans when filtered: a generic one of a filtered listing can read the table
-                rows = await planning.run(postgres, newest, custom_plans=requirements is not None)
+                rows = await postgres.run_statement(newest)
             return [(self._read(row["payload"], model, name), math.nan) for row in rows]
 
         vector = await inputs.query_vector(query, self.embedding, self.image_embedding)
         facts = await planning.table_facts(postgres, name, lambda: self._missing(name, model))
         if facts.dimension is not None and vector.shape[0] != facts.dimension:
             raise DimensionMismatchError(facts.dimension, vector.shape[0], f'query for table "{name}"')
-        search = compose(
+        search = planning.Search(
             named_query("vectors_search"),
+            named_query("vectors_search_exact"),
             slots={"table": name},
-            fragments={"requirements": where},
-            query_vector=inputs.as_stored(vector[None, :], facts.precision, "query vector")[0],
-            candidates=candidates,
-            max_distance=math.inf if score_threshold is None else 1.0 - float(score_threshold),
-            with_embeddings=rerank,
+            requirements=where,
+            values={
+                "query_vector": inputs.as_stored(vector[None, :], facts.precision, "query vector")[0],
+                "candidates": candidates,
+                "max_distance": math.inf if score_threshold is None else 1.0 - float(score_threshold),
+                "with_embeddings": rerank,
+            },
         )
         with self._requires_table(name, model):
             rows = await planning.nearest(
@@ -348,13 +351,12 @@ class PostgresVectorIndex(IndexBuilds):
         where = requirement_fragment(requirements, key_of=payload_key_of(self.converter, model))
         postgres = self._postgres()
         statement = compose(
-            named_query("vectors_delete"), slots={"table": name}, fragments={"requirements": where}
+            named_query("vectors_delete"),
+            slots={"table": name},
+            fragments={"requirements": planning.custom_plans(where, requirements is not None)},
         )
         with self._requires_table(name, model):
-            # custom plans when filtered (committed with the delete, a savepoint in a transaction)
-            status: str = await planning.run(
-                postgres, statement, custom_plans=requirements is not None, commit=True
-            )
+            status: str = await postgres.run_statement(statement)
         deleted = int(status.rsplit(" ", 1)[-1])
         facts = await planning.table_facts(postgres, name, lambda: self._missing(name, model))
         await maintenance.after_delete(postgres, facts, name, deleted)

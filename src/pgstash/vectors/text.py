@@ -222,13 +222,13 @@ async def search(
         statement = compose(
             named_query("vectors_text_search"),
             slots={"table": name},
-            fragments={"requirements": where},
+            fragments={"requirements": planning.custom_plans(where, filtered)},
             words=words,
             language=language_of(facts, name, model),
             candidates=limit,
         )
         with index._requires_table(name, model):
-            rows = await planning.run(postgres, statement, custom_plans=filtered)
+            rows = await postgres.run_statement(statement)
         return [(index._read(row["payload"], model, name), float(row["score"])) for row in rows]
     fusion = Fusion.of(limit, options["candidates"], options["rrf_k"], options["weights"])
     inputs.check_search_settings(options["score_threshold"], options["ef_search"], options["probes"])
@@ -236,22 +236,25 @@ async def search(
     facts = await planning.table_facts(postgres, name, lambda: index._missing(name, model))
     rerank = options["rerank"]
     threshold = options["score_threshold"]
-    statement = compose(
+    search = planning.Search(
         named_query("vectors_hybrid"),
+        None,  # short (rare): run again under enable_indexscan = off
         slots={"table": name},
-        fragments={"requirements": where},
-        vector=inputs.as_stored(vector[None, :], facts.precision, "query vector")[0],  # halfvec: float16
-        words=words,
-        language=language_of(facts, name, model),
-        candidates=fusion.candidates,
-        max_distance=math.inf if threshold is None else 1.0 - float(threshold),
-        rrf_k=fusion.rrf_k,
-        weights=list(fusion.weights),
-        rows=None if rerank else limit,  # None: every fused row, with its embedding for MMR
+        requirements=where,  # the vector as stored: float16 for halfvec
+        values={
+            "vector": inputs.as_stored(vector[None, :], facts.precision, "query vector")[0],
+            "words": words,
+            "language": language_of(facts, name, model),
+            "candidates": fusion.candidates,
+            "max_distance": math.inf if threshold is None else 1.0 - float(threshold),
+            "rrf_k": fusion.rrf_k,
+            "weights": list(fusion.weights),
+            "rows": None if rerank else limit,  # None: every fused row, with its embedding for MMR
+        },
     )
     with index._requires_table(name, model):
         rows = await planning.nearest(
-            postgres, facts, statement, fusion.candidates, filtered, options["ef_search"], options["probes"]
+            postgres, facts, search, fusion.candidates, filtered, options["ef_search"], options["probes"]
         )
     found: list[asyncpg.Record] = [row for row in rows if row["payload"] is not None]
     if rerank and found:
