@@ -655,9 +655,9 @@ async def test_vectors_are_stored_inline_in_new_and_existing_tables(postgres: Po
 async def test_filtered_vector_statements_are_right_whatever_plans_the_server_makes(
     postgres: Postgres, database_dsn: str
 ) -> None:
-    """A search is one prepared statement and runs with whatever plan the server picks (pgstash
-    keeps filtered plans custom under the default `auto` only): under a server-wide
-    `force_generic_plan` filtered searches, listings and deletes still return the right rows."""
+    """Under a database-wide `force_generic_plan`, pgstash's connections still run `auto` (set at
+    connect, under the caller's own settings), so the gate keeps filtered searches, listings and
+    deletes on custom plans (no generic plan is ever made for them) and the rows are right."""
     await postgres.execute(
         "DO $$ BEGIN EXECUTE format('ALTER DATABASE %I SET plan_cache_mode = force_generic_plan', "
         "current_database()); END $$"
@@ -688,4 +688,10 @@ async def test_filtered_vector_statements_are_right_whatever_plans_the_server_ma
             newest = await index.search(Chunk, limit=3, requirements=R.equal("topic", "common"))
             assert [chunk.rank for chunk in newest] == [1_999, 1_998, 1_997]
         assert await index.delete(Chunk, requirements=R.equal("topic", "rare")) == 20
-        assert modes["vectors_search"] == modes["vectors_newest"] == {"force_generic_plan"}
+        assert modes["vectors_search"] == modes["vectors_newest"] == {"auto"}
+        plans = await generic.fetch_one(  # the gated statements this connection prepared
+            "SELECT pg_catalog.sum(generic_plans) AS generic, pg_catalog.sum(custom_plans) AS custom "
+            "FROM pg_catalog.pg_prepared_statements WHERE statement LIKE '%hnsw.max_scan_tuples%' "
+            "AND statement NOT LIKE '%pg_prepared_statements%'"
+        )
+        assert plans is not None and plans["custom"] >= 6 and plans["generic"] == 0

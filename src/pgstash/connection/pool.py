@@ -28,7 +28,14 @@ DSN_VARIABLE = "PGSTASH_DSN"
 # session's reset values: RESET ALL and the pool's reset keep them (pgvector before 0.8 has no such
 # settings and ignores them). The caller's own SQL on the pool's connections iterates too
 # (docs/reliability.md).
-SCAN_SETTINGS = {"hnsw.iterative_scan": "strict_order", "ivfflat.iterative_scan": "relaxed_order"}
+# plan_cache_mode = auto (the server's default) at connect too: a database or role set to
+# force_generic_plan would otherwise give the filtered vector statements the generic plan their
+# gate (`vectors_scan_gate`) exists to avoid (issue 17 item 9); auto re-plans nothing else.
+SCAN_SETTINGS = {
+    "hnsw.iterative_scan": "strict_order",
+    "ivfflat.iterative_scan": "relaxed_order",
+    "plan_cache_mode": "auto",
+}
 _PASSWORD_PARAMETER = re.compile(r"(?i)(\bpassword\s*=\s*)('(?:[^'\\]|\\.)*'|[^&\s]*)")
 
 
