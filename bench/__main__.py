@@ -5,7 +5,7 @@ python -m bench [--scale full|tiny] [--dsn DSN] [--only documents memory ...]
 
 from __future__ import annotations
 
-from bench import bulk, documents, hybrid, memory, vectors
+from bench import bulk, documents, hybrid, memory, precision, vectors
 from bench.common import Runner, main
 
 RUNNERS: dict[str, Runner] = {
@@ -13,7 +13,8 @@ RUNNERS: dict[str, Runner] = {
     "memory": memory.run,
     "vectors": vectors.run,
     "hybrid": hybrid.run,  # full text, hybrid search and keyed ingest (issue 14)
-    "bulk": bulk.run,
+    "bulk": bulk.run,  # index into a new HNSW table against COPY then CREATE INDEX (issue 13)
+    "precision": precision.run,  # float32 against float16 tables (issue 13)
 }
 
 if __name__ == "__main__":
