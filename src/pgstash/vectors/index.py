@@ -19,7 +19,7 @@ import attrs
 import cattrs
 import numpy as np
 
-from pgstash.composer import compose
+from pgstash.composer import Fragment, compose
 from pgstash.connection import Postgres, resolve
 from pgstash.errors import ConfigurationError, DatabaseError, DimensionMismatchError, SchemaMissingError
 from pgstash.filters import AttributeRequirement, requirement_fragment
@@ -271,13 +271,13 @@ class PostgresVectorIndex(IndexBuilds):
                 "weights": weights,
                 "filtered": requirements is not None,
             }
-            where = requirement_fragment(requirements, key_of=payload_key_of(self.converter, model))
+            where = self._where(model, requirements)
             return await fulltext.search(self, model, name, where, mode, query, limit, options)
         if candidates is not None:
             raise ValueError('candidates sizes the two arms of mode="hybrid"; vector search takes limit')
         candidates = inputs.candidates_for(limit, rerank, self.mmr_multiplier)
         inputs.check_search_settings(score_threshold, ef_search, probes)
-        where = requirement_fragment(requirements, key_of=payload_key_of(self.converter, model))
+        where = self._where(model, requirements)
         postgres = self._postgres()
         if query is None:
             if score_threshold is not None or rerank:
@@ -321,6 +321,13 @@ class PostgresVectorIndex(IndexBuilds):
             found = [found[position] for position in order]
         return [(self._read(row["payload"], model, name), float(row["score"])) for row in found]
 
+    def _where(self, model: type, requirements: AttributeRequirement | None) -> Fragment:
+        """The `{requirements}` fragment; the converter's payload keys are read (a walk of the
+        model's fields and hooks) only when there are requirements to map onto them."""
+        if requirements is None:
+            return requirement_fragment(None)
+        return requirement_fragment(requirements, key_of=payload_key_of(self.converter, model))
+
     # -- delete ----------------------------------------------------------------------------------
 
     async def delete(
@@ -348,7 +355,7 @@ class PostgresVectorIndex(IndexBuilds):
             raise ValueError("delete needs requirements, or everything=True to delete every row")
         if requirements is not None and everything:
             raise ValueError("pass either requirements or everything=True to delete, not both")
-        where = requirement_fragment(requirements, key_of=payload_key_of(self.converter, model))
+        where = self._where(model, requirements)
         postgres = self._postgres()
         statement = compose(
             named_query("vectors_delete"),

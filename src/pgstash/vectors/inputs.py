@@ -6,6 +6,7 @@ search bound."""
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
@@ -95,6 +96,10 @@ def refuse_unscorable_rows(matrix: NDArray[np.float32], what: str) -> None:
     """`ValueError` naming the first row whose cosine similarity is undefined: a NaN or infinite
     component, only zeros, or a squared norm that is 0 or infinite in float32 (components of
     1e-30 square to 0 there, as they do in pgvector, which then scored them 1.0 against anything)."""
+    if matrix.shape[0] == 1:  # a query: one float32 dot product, a fraction of einsum's cost
+        one = float(np.dot(matrix[0], matrix[0]))
+        if math.isfinite(one) and one > 0:
+            return
     squared = np.einsum("ij,ij->i", matrix, matrix)  # float32, as pgvector sums them
     if np.isfinite(squared).all() and (squared > 0).all():
         return
