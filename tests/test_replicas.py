@@ -108,7 +108,9 @@ asyncio.run(main())
 async def test_reads_are_served_by_the_standby_and_writes_by_the_primary(pair: ReplicaPair) -> None:
     name = application()
     key = f"routing-{name}"
-    async with pool(pair, name) as postgres:
+    # replica_wait 5 s: this test is about routing; on a loaded machine the standby can take longer
+    # than the default 0.25 s to replay the write, and the read then (rightly) runs on the primary
+    async with pool(pair, name, replica_wait=5.0) as postgres:
         assert await postgres.replica().fetch_value("SELECT pg_is_in_recovery()") is True
         assert await postgres.fetch_value("SELECT pg_is_in_recovery()") is False
         configurations = PostgresConfigurationRepository(postgres, cache_limit=0)
