@@ -23,6 +23,7 @@ from pgstash import (
 from pgstash.composer import compose, fragment
 from pgstash.queries import query as named_query
 from tests.cli_run import pgstash
+from tests.test_vectors import unit_rows
 
 R = AttributeRequirement
 
@@ -33,11 +34,6 @@ class Half:
     body: str
     topic: str = "general"
     rank: int = 0
-
-
-def unit_rows(count: int, dimension: int, seed: int = 0) -> NDArray[np.float32]:
-    rows = np.random.default_rng(seed).standard_normal((count, dimension)).astype(np.float32)
-    return rows / np.linalg.norm(rows, axis=1, keepdims=True)
 
 
 def halves(count: int, version: int = 1) -> list[Half]:

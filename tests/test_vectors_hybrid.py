@@ -16,7 +16,7 @@ import pytest
 from numpy.typing import NDArray
 
 from pgstash import AttributeRequirement, Postgres, PostgresVectorIndex, SchemaMissingError
-from pgstash.statements import Statement
+from tests.test_vectors import plan_of, unit_rows
 
 R = AttributeRequirement
 
@@ -32,11 +32,6 @@ class Note:
     body: str
     topic: str = "general"
     version: int = 1
-
-
-def unit_rows(count: int, dimension: int, seed: int = 0) -> NDArray[np.float32]:
-    rows = np.random.default_rng(seed).standard_normal((count, dimension)).astype(np.float32)
-    return rows / np.linalg.norm(rows, axis=1, keepdims=True)
 
 
 def notes(count: int, seed: int = 0, version: int = 1) -> list[Note]:
@@ -214,7 +209,9 @@ async def test_explain_shows_gin_and_hnsw_serving_the_arms(postgres: Postgres) -
     store, _, _ = await loaded(postgres, 3_000, index="hnsw")
     await postgres.execute("ANALYZE note")
     store = attrs.evolve(store, embedding=_constant(unit_rows(1, 8, seed=5)[0]))
-    plan = await _plan_of(postgres, lambda: store.search(Note, query="item42", mode="hybrid", limit=10))
+    plan = await plan_of(
+        postgres, lambda: store.search(Note, query="item42", mode="hybrid", limit=10), name="vectors_hybrid"
+    )
     assert '"Index Name": "note_embedding_idx"' in plan
     assert '"Index Name": "note_text_idx"' in plan
 
@@ -278,24 +275,6 @@ def _constant(vector: NDArray[np.float32]) -> Any:
         return np.stack([vector] * len(texts))
 
     return embed
-
-
-async def _plan_of(postgres: Postgres, call: Any) -> str:
-    seen: list[tuple[str, list[Any]]] = []
-    run_statement = postgres.run_statement
-
-    async def recording(statement: Statement) -> Any:
-        seen.append((statement.sql, list(statement.args)))
-        return await run_statement(statement)
-
-    postgres.run_statement = recording  # type: ignore[method-assign]
-    try:
-        await call()
-    finally:
-        del postgres.run_statement
-    sql, args = next(item for item in reversed(seen) if "text_vector" in item[0])
-    plan = await postgres.fetch_value(f"EXPLAIN (FORMAT JSON) {sql}", *args)
-    return plan if isinstance(plan, str) else json.dumps(plan)
 
 
 async def test_concurrent_ingests_of_the_same_keys_replace_each_other(postgres: Postgres) -> None:
