@@ -38,7 +38,7 @@ import attrs
 import pgstash
 from pgstash import Postgres
 from pgstash.connection.codecs import register_codecs
-from pgstash.statements import Statement
+from pgstash.sql.statements import Statement
 
 
 @attrs.frozen

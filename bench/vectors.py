@@ -37,7 +37,7 @@ from bench.common import (
     versus_raw,
 )
 from pgstash import AttributeRequirement, Postgres, PostgresVectorIndex
-from pgstash.statements import Statement
+from pgstash.sql.statements import Statement
 
 STORE = "vectors"
 TOPICS = 100  # an equality filter on one topic keeps 1% of the rows

@@ -8,8 +8,8 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from pgstash import Postgres
-from pgstash.caching import DocumentCache
-from pgstash.notifications import CHANNEL, Listener
+from pgstash.stores.cache import DocumentCache
+from pgstash.stores.listener import CHANNEL, Listener
 
 
 async def sneak(postgres: Postgres, identifier: str, content: dict[str, Any]) -> None:

@@ -13,9 +13,9 @@ import struct
 from collections.abc import Iterable, Mapping
 
 from pgstash import Postgres
-from pgstash.composer import Fragment, compose, fragment
-from pgstash.queries import Query, catalogue
-from pgstash.statements import Statement
+from pgstash.sql.catalogue import Query, catalogue
+from pgstash.sql.composer import Fragment, compose, fragment
+from pgstash.sql.statements import Statement
 
 # A binary COPY stream of no rows: its header and trailer.
 EMPTY_BINARY_COPY = b"PGCOPY\n\xff\r\n\x00" + struct.pack(">ii", 0, 0) + struct.pack(">h", -1)

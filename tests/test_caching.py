@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-import pgstash.caching
+import pgstash.stores.cache
 from pgstash import (
     InstructionsArgumentDeclaration,
     InstructionsDeclaration,
@@ -23,8 +23,8 @@ from pgstash import (
     PostgresConnectionPool,
     PostgresInstructionsRepository,
 )
-from pgstash.caching import LRU, MISS, DocumentCache
-from pgstash.notifications import CHANNEL, Listener
+from pgstash.stores.cache import LRU, MISS, DocumentCache
+from pgstash.stores.listener import CHANNEL, Listener
 from tests.caches import drained, eventually, sneak
 
 
@@ -46,7 +46,7 @@ class Clock:
 @pytest.fixture
 def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
     fake = Clock()
-    monkeypatch.setattr(pgstash.caching.time, "monotonic", fake)
+    monkeypatch.setattr(pgstash.stores.cache.time, "monotonic", fake)
     return fake
 
 

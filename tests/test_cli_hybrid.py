@@ -10,7 +10,7 @@ import orjson
 import pytest
 
 from pgstash import PostgresConnectionPool
-from pgstash.cli import main
+from pgstash.cli.main import main
 
 ROWS = [
     {"id": "a", "body": "json.loads raises JSONDecodeError on malformed input", "topic": "python"},

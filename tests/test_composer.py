@@ -13,9 +13,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from pgstash import Postgres
-from pgstash.composer import Fragment, compose, fragment
-from pgstash.queries import Query, load_catalogue
-from pgstash.templates import Parameter, Slot, pieces
+from pgstash.sql.catalogue import Query, load_catalogue
+from pgstash.sql.composer import Fragment, compose, fragment
+from pgstash.sql.templates import Parameter, Slot, pieces
 
 # As aiosql hands it over ($n for :name); composed directly, since aiosql itself would bind a :x
 # inside E'...' or $$...$$ (the catalogue refuses such files) and drops /* */ comments.

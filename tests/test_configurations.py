@@ -20,7 +20,7 @@ from pgstash import (
     PostgresConnectionPool,
     SchemaMissingError,
 )
-from pgstash.queries import query
+from pgstash.sql.catalogue import query
 from tests.caches import drained
 
 

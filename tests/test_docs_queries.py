@@ -36,11 +36,11 @@ from pgstash import (
     PostgresModelMemory,
     PostgresVectorIndex,
 )
-from pgstash.cli import main
+from pgstash.cli.main import main
 from pgstash.migrations import applied
-from pgstash.notifications import Listener
-from pgstash.queries import Query, catalogue, load_catalogue
-from pgstash.resources import resource_dir
+from pgstash.sql.catalogue import Query, catalogue, load_catalogue
+from pgstash.sql.resources import resource_dir
+from pgstash.stores.listener import Listener
 from tests.sqlcheck import TEMPLATE_SETUP, composed
 
 ROOT = Path(__file__).resolve().parent.parent

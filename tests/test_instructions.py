@@ -20,7 +20,7 @@ from pgstash import (
     PostgresInstructionsRepository,
     StoredDataError,
 )
-from pgstash.queries import query
+from pgstash.sql.catalogue import query
 
 GREETING = InstructionsDeclaration(
     "greeting",

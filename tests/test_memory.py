@@ -24,8 +24,8 @@ from pgstash import (
     ToolRequest,
     ToolResponse,
 )
-from pgstash.memory import element_json, element_of
-from pgstash.queries import query
+from pgstash.sql.catalogue import query
+from pgstash.stores.memory import element_json, element_of
 
 # The seed's three memory tables, verbatim from seed.md: no index beyond the primary key.
 SEED_MEMORY_TABLES = """

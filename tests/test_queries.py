@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from pgstash import DatabaseError, Postgres
-from pgstash.queries import Query, catalogue, load_catalogue
-from pgstash.resources import resource_dir
+from pgstash.sql.catalogue import Query, catalogue, load_catalogue
+from pgstash.sql.resources import resource_dir
 from tests.sqlcheck import TEMPLATE_SLOTS, TEMPLATE_VARIANTS, fragment_hosts, prepare_all
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -32,9 +32,9 @@ from pgstash import (
     PostgresModelMemory,
     PostgresVectorIndex,
 )
+from pgstash.cli.status import report
 from pgstash.connection.replicas import Replicas
-from pgstash.memory import ModelInput
-from pgstash.status import report
+from pgstash.stores.memory import ModelInput
 from tests.cli_run import pgstash as pgstash_command
 from tests.replication import ReplicaPair
 from tests.test_readme import BLOCKS

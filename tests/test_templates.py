@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pgstash.templates import IDENTIFIER, quote_identifier, render
+from pgstash.sql.templates import IDENTIFIER, quote_identifier, render
 
 
 @pytest.mark.parametrize("name", ["chunk", "_x", "http_document", "a" * 63, "t0"])

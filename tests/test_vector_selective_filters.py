@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from pgstash import AttributeRequirement, Postgres, PostgresVectorIndex
-from pgstash.filters import requirement_fragment
-from pgstash.queries import query
+from pgstash.sql.catalogue import query
 from pgstash.vectors import planning
+from pgstash.vectors.filters import requirement_fragment
 from tests.test_vectors import Chunk, load, unit_rows
 
 RARE = AttributeRequirement.equal("topic", "rare")  # 1 row in 200: 0.5%

@@ -29,7 +29,7 @@ from pgstash import (
     PostgresVectorIndex,
     SchemaMissingError,
 )
-from pgstash.statements import Statement
+from pgstash.sql.statements import Statement
 from pgstash.vectors import table_name
 
 R = AttributeRequirement

@@ -23,10 +23,10 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from pgstash import AttributeRequirement, Postgres, PostgresConnectionPool, PostgresVectorIndex
-from pgstash.composer import compose
-from pgstash.filters import path_of, requirement_fragment
-from pgstash.payload_keys import payload_key_of
-from pgstash.queries import query
+from pgstash.sql.catalogue import query
+from pgstash.sql.composer import compose
+from pgstash.vectors.filters import path_of, requirement_fragment
+from pgstash.vectors.payload_keys import payload_key_of
 from tests.conftest import TEMPLATE_DATABASE, _clone, _drop, with_database
 
 R = AttributeRequirement

@@ -20,8 +20,8 @@ from pgstash import (
     PostgresConnectionPool,
     PostgresVectorIndex,
 )
-from pgstash.composer import compose, fragment
-from pgstash.queries import query as named_query
+from pgstash.sql.catalogue import query as named_query
+from pgstash.sql.composer import compose, fragment
 from tests.cli_run import pgstash
 from tests.test_vectors import unit_rows
 

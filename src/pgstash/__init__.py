@@ -1,7 +1,6 @@
 """pgstash: PostgreSQL persistence for LLM applications, as plain SQL a DBA can read."""
 
 from pgstash import embedded, embeddings
-from pgstash.configurations import ConfigurationSnapshot, PostgresConfigurationRepository
 from pgstash.connection import Postgres, PostgresConnectionPool
 from pgstash.embeddings import HashingEmbedding
 from pgstash.errors import (
@@ -17,14 +16,15 @@ from pgstash.errors import (
     SchemaMissingError,
     StoredDataError,
 )
-from pgstash.filters import AttributeRequirement
-from pgstash.instructions import (
+from pgstash.migrations import migrate
+from pgstash.stores.configurations import ConfigurationSnapshot, PostgresConfigurationRepository
+from pgstash.stores.instructions import (
     InstructionsArgumentDeclaration,
     InstructionsDeclaration,
     InstructionsRevision,
     PostgresInstructionsRepository,
 )
-from pgstash.memory import (
+from pgstash.stores.memory import (
     ModelInput,
     ModelMemoryRecall,
     ModelOutput,
@@ -32,8 +32,8 @@ from pgstash.memory import (
     ToolRequest,
     ToolResponse,
 )
-from pgstash.migrations import migrate
 from pgstash.vectors import PostgresVectorIndex
+from pgstash.vectors.filters import AttributeRequirement
 
 __version__ = "0.1.0"
 

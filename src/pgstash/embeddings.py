@@ -16,7 +16,7 @@ import attrs
 import numpy as np
 from numpy.typing import NDArray
 
-from pgstash.checks import positive_int
+from pgstash.validators import positive_int
 
 __all__ = ["HashingEmbedding"]
 

@@ -12,8 +12,8 @@ import attrs
 
 from pgstash.connection import Postgres, logger
 from pgstash.errors import DatabaseError, MigrationError
-from pgstash.resources import resource_dir
-from pgstash.statements import Statement
+from pgstash.sql.resources import resource_dir
+from pgstash.sql.statements import Statement
 
 __all__ = ["Migration", "migrate", "migrations"]
 

@@ -29,7 +29,7 @@ from pgstash import (
     ToolRequest,
     ToolResponse,
 )
-from pgstash.templates import IDENTIFIER, render
+from pgstash.sql.templates import IDENTIFIER, render
 from tests.conftest import TEMPLATE_DATABASE, _clone, _drop, with_database
 from tests.reliability.faults import TABLES, counts
 

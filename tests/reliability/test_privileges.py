@@ -28,7 +28,7 @@ from pgstash import (
     PostgresModelMemory,
     PostgresVectorIndex,
 )
-from pgstash.notifications import Listener
+from pgstash.stores.listener import Listener
 from tests.caches import drained
 
 README = Path(__file__).resolve().parents[2] / "README.md"

@@ -27,7 +27,7 @@ from pgstash import (
     PostgresVectorIndex,
 )
 from pgstash.embedded import EmbeddedServer
-from pgstash.notifications import Listener
+from pgstash.stores.listener import Listener
 from tests.reliability.faults import eventually
 
 

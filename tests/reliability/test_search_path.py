@@ -31,8 +31,8 @@ from pgstash import (
     PostgresModelMemory,
     PostgresVectorIndex,
 )
-from pgstash.queries import catalogue, load_catalogue
-from pgstash.resources import resource_dir
+from pgstash.sql.catalogue import catalogue, load_catalogue
+from pgstash.sql.resources import resource_dir
 from tests.reliability.test_privileges import PASSWORD, as_role, deployment_grants
 
 # The types pgstash's statements compute with, and the operators they use.

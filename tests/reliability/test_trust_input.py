@@ -3,7 +3,7 @@
 - NUL characters (PostgreSQL text and jsonb cannot hold them) anywhere a caller puts text:
   `ValueError` naming the field (and the element's position for memory), nothing written.
 - Keys (configuration identifiers, instructions names, memory identifiers) go through one check,
-  `pgstash.checks.require_key`, with one documented maximum, `MAX_KEY_LENGTH` characters: above
+  `pgstash.validators.require_key`, with one documented maximum, `MAX_KEY_LENGTH` characters: above
   it `ValueError`; at it, any character (quotes, backslashes, control characters, 4-byte UTF-8)
   defines, invalidates other processes' caches (its NOTIFY payload fits) and removes.
 """
@@ -29,7 +29,7 @@ from pgstash import (
     ToolRequest,
     ToolResponse,
 )
-from pgstash.checks import MAX_KEY_LENGTH, require_key
+from pgstash.validators import MAX_KEY_LENGTH, require_key
 from tests.caches import eventually, sneak
 from tests.reliability.faults import counts
 

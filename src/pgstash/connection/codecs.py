@@ -105,7 +105,7 @@ async def register_vector_codecs(
 async def register_codecs(connection: asyncpg.Connection) -> None:
     """Every codec on a connection of the caller's own (outside a pool: the benches' raw
     asyncpg baseline), so that both sides decode the same values."""
-    from pgstash.queries import query
+    from pgstash.sql.catalogue import query
 
     await register_jsonb(connection)
     types = query("vector_types").bind(names=list(VECTOR_TYPES))

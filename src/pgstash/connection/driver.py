@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 import asyncpg
 
 from pgstash.errors import DatabaseError, PgstashError, SchemaMissingError
-from pgstash.statements import Statement
+from pgstash.sql.statements import Statement
 
 __all__ = ["ConnectTimeout", "call", "classify", "closed_before_use", "lost", "rows_of"]
 

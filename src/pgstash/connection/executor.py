@@ -27,9 +27,9 @@ from pgstash.connection.driver import ConnectTimeout, call, classify, closed_bef
 from pgstash.connection.replicas import READS, ReplicaReads, Replicas
 from pgstash.connection.scope import Scope, Scopes, release
 from pgstash.errors import DatabaseError
-from pgstash.queries import Query, query
-from pgstash.statements import Statement
-from pgstash.templates import render
+from pgstash.sql.catalogue import Query, query
+from pgstash.sql.statements import Statement
+from pgstash.sql.templates import render
 
 __all__ = ["ConnectTimeout", "Postgres", "classify", "logger"]
 

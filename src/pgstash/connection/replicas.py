@@ -34,8 +34,8 @@ import asyncpg
 import attrs
 
 from pgstash.errors import PgstashError, SchemaMissingError
-from pgstash.queries import query
-from pgstash.statements import Statement
+from pgstash.sql.catalogue import query
+from pgstash.sql.statements import Statement
 
 if TYPE_CHECKING:
     from pgstash.connection.executor import Postgres

@@ -14,7 +14,7 @@ import asyncpg
 import attrs
 
 from pgstash.errors import ConfigurationError, DatabaseError, PgstashError
-from pgstash.statements import Statement
+from pgstash.sql.statements import Statement
 
 if TYPE_CHECKING:
     from pgstash.connection.executor import Postgres

@@ -15,11 +15,11 @@ from typing import Any
 
 import attrs
 
-from pgstash.composer import compose
 from pgstash.connection import Postgres
 from pgstash.errors import PgstashError
-from pgstash.queries import query
-from pgstash.statements import Statement
+from pgstash.sql.catalogue import query
+from pgstash.sql.composer import compose
+from pgstash.sql.statements import Statement
 from pgstash.vectors.planning import index_name
 
 __all__ = [

@@ -23,10 +23,10 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 import attrs
 
-from pgstash.composer import compose
 from pgstash.connection import Postgres
 from pgstash.errors import DatabaseError, PgstashError
-from pgstash.queries import query
+from pgstash.sql.catalogue import query
+from pgstash.sql.composer import compose
 from pgstash.vectors.builds import AnnIndex, BuildProgress, ann_indexes, build_settings, lists_for
 from pgstash.vectors.planning import index_name
 

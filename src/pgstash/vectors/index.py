@@ -19,19 +19,19 @@ import attrs
 import cattrs
 import numpy as np
 
-from pgstash.composer import Fragment, compose
 from pgstash.connection import Postgres, resolve
 from pgstash.errors import ConfigurationError, DatabaseError, DimensionMismatchError, SchemaMissingError
-from pgstash.filters import AttributeRequirement, requirement_fragment
-from pgstash.mmr import maximal_marginal_relevance
-from pgstash.payload_keys import payload_key_of
-from pgstash.queries import query as named_query
+from pgstash.sql.catalogue import query as named_query
+from pgstash.sql.composer import Fragment, compose
 from pgstash.vectors import bulk, inputs, maintenance, payloads, planning, tables
 from pgstash.vectors import keys as row_keys
 from pgstash.vectors import text as fulltext
+from pgstash.vectors.filters import AttributeRequirement, requirement_fragment
 from pgstash.vectors.index_builds import IndexBuilds
 from pgstash.vectors.ingest import copy_stream, microseconds_since_2000
 from pgstash.vectors.inputs import ImageEmbedding, TextEmbedding, table_name
+from pgstash.vectors.mmr import maximal_marginal_relevance
+from pgstash.vectors.payload_keys import payload_key_of
 
 __all__ = ["PostgresVectorIndex"]
 

@@ -16,7 +16,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from pgstash.errors import DimensionMismatchError, EmbeddingMissingError
-from pgstash.templates import validate_identifier
+from pgstash.sql.templates import validate_identifier
 
 __all__ = [
     "FLOAT16_MAX",

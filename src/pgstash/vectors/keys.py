@@ -21,10 +21,10 @@ import numpy as np
 import orjson
 from numpy.typing import NDArray
 
-from pgstash.composer import compose
 from pgstash.connection import Postgres
-from pgstash.filters import KeyOf, path_of
-from pgstash.queries import query
+from pgstash.sql.catalogue import query
+from pgstash.sql.composer import compose
+from pgstash.vectors.filters import KeyOf, path_of
 
 __all__ = ["MAX_KEY_LENGTH", "delete_keys", "key_reader", "replace_rows", "row_ids", "uuid_texts"]
 

@@ -15,10 +15,10 @@ from __future__ import annotations
 import logging
 import math
 
-from pgstash.composer import compose
 from pgstash.connection import Postgres
 from pgstash.errors import DatabaseError
-from pgstash.queries import query
+from pgstash.sql.catalogue import query
+from pgstash.sql.composer import compose
 from pgstash.vectors.planning import TableFacts, index_name
 
 __all__ = ["BULK_DELETE_SHARE", "after_delete"]

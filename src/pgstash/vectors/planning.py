@@ -29,12 +29,12 @@ from typing import Any
 import asyncpg
 import attrs
 
-from pgstash.composer import Fragment, compose, fragment
 from pgstash.connection import Postgres
 from pgstash.errors import ConfigurationError
-from pgstash.queries import Query
-from pgstash.statements import Statement
-from pgstash.templates import SlotValue
+from pgstash.sql.catalogue import Query
+from pgstash.sql.composer import Fragment, compose, fragment
+from pgstash.sql.statements import Statement
+from pgstash.sql.templates import SlotValue
 
 __all__ = [
     "IVFFLAT_COMMENT", "Search", "TableFacts", "custom_plans", "index_name", "nearest", "read_facts",

@@ -21,12 +21,12 @@ from collections.abc import Mapping
 
 import attrs
 
-from pgstash.composer import compose
 from pgstash.connection import Postgres
 from pgstash.errors import ConfigurationError, DatabaseError, DimensionMismatchError
-from pgstash.queries import Query, load_catalogue, query
-from pgstash.resources import resource_dir
-from pgstash.templates import SlotValue
+from pgstash.sql.catalogue import Query, load_catalogue, query
+from pgstash.sql.composer import compose
+from pgstash.sql.resources import resource_dir
+from pgstash.sql.templates import SlotValue
 from pgstash.vectors.planning import TableFacts, index_name, read_facts, tables
 from pgstash.vectors.text import TextColumn, check_language
 

@@ -18,14 +18,14 @@ import asyncpg
 import attrs
 import numpy as np
 
-from pgstash.composer import Fragment, compose
 from pgstash.errors import SchemaMissingError
-from pgstash.filters import KeyOf, path_of
-from pgstash.mmr import maximal_marginal_relevance
-from pgstash.queries import query as named_query
-from pgstash.templates import Constant
+from pgstash.sql.catalogue import query as named_query
+from pgstash.sql.composer import Fragment, compose
+from pgstash.sql.templates import Constant
 from pgstash.vectors import inputs, planning
+from pgstash.vectors.filters import KeyOf, path_of
 from pgstash.vectors.inputs import MAX_CANDIDATES
+from pgstash.vectors.mmr import maximal_marginal_relevance
 from pgstash.vectors.planning import TableFacts, index_name
 
 if TYPE_CHECKING:

@@ -27,8 +27,8 @@ import attrs
 import cattrs
 import orjson
 
+from pgstash.cli.console import progress
 from pgstash.connection import Postgres
-from pgstash.console import progress
 from pgstash.embeddings import HashingEmbedding
 from pgstash.errors import PgstashError
 from pgstash.vectors import PostgresVectorIndex

@@ -26,9 +26,9 @@ from typing import Any
 import asyncpg
 import orjson
 
-from pgstash.caching import DocumentCache
 from pgstash.connection import Postgres, logger
-from pgstash.queries import query
+from pgstash.sql.catalogue import query
+from pgstash.stores.cache import DocumentCache
 
 __all__ = ["CHANNEL", "Listener"]
 
@@ -59,7 +59,7 @@ class Listener:
 
     @classmethod
     def of(cls, postgres: Postgres) -> Listener:
-        return postgres.shared("pgstash.notifications.listener", cls)
+        return postgres.shared("pgstash.stores.listener.listener", cls)
 
     @property
     def pid(self) -> int | None:

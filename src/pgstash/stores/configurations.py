@@ -12,12 +12,12 @@ import attrs
 import cattrs
 import orjson
 
-from pgstash.caching import immutable
 from pgstash.connection import Postgres
 from pgstash.converters import make_converter, problems, readable
-from pgstash.documents import MISS, VersionedStore
 from pgstash.errors import ConfigurationError
 from pgstash.jsonvalue import dumps_json
+from pgstash.stores.cache import immutable
+from pgstash.stores.versioned import MISS, VersionedStore
 
 __all__ = ["ConfigurationSnapshot", "PostgresConfigurationRepository", "converter"]
 

@@ -15,14 +15,14 @@ import sys
 
 import orjson
 
+from pgstash.cli.console import table
+from pgstash.cli.ingest import Record, converter, ingest, size_of
 from pgstash.connection import Postgres
-from pgstash.console import table
 from pgstash.embeddings import HashingEmbedding
-from pgstash.filters import AttributeRequirement
-from pgstash.templates import validate_identifier
-from pgstash.vector_ingest import Record, converter, ingest, size_of
+from pgstash.sql.templates import validate_identifier
 from pgstash.vectors import PostgresVectorIndex
 from pgstash.vectors.builds import BuildProgress
+from pgstash.vectors.filters import AttributeRequirement
 
 INDEXES_HELP = (
     "the index on embedding that serves nearest-neighbour search: hnsw (default; best recall and "

@@ -21,9 +21,9 @@ from typing import Any
 
 import attrs
 
-from pgstash.queries import Query, query
-from pgstash.statements import Statement
-from pgstash.templates import Parameter, Slot, SlotValue, pieces, slot_text
+from pgstash.sql.catalogue import Query, query
+from pgstash.sql.statements import Statement
+from pgstash.sql.templates import Parameter, Slot, SlotValue, pieces, slot_text
 
 __all__ = ["Fragment", "compose", "fragment"]
 

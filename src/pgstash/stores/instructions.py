@@ -18,12 +18,12 @@ from typing import Any
 import attrs
 import orjson
 
-from pgstash.caching import immutable
-from pgstash.checks import key_validator, no_nul
 from pgstash.connection import Postgres
-from pgstash.documents import VersionedStore
 from pgstash.errors import InstructionsNotFoundError, MissingArgumentError, StoredDataError
 from pgstash.jsonvalue import dumps_json
+from pgstash.stores.cache import immutable
+from pgstash.stores.versioned import VersionedStore
+from pgstash.validators import key_validator, no_nul
 
 __all__ = [
     "InstructionsArgumentDeclaration",

@@ -28,7 +28,7 @@ from typing import Any
 import attrs
 import orjson
 
-from pgstash.composer import Fragment, fragment
+from pgstash.sql.composer import Fragment, fragment
 
 __all__ = ["AttributeRequirement", "KeyOf", "path_of", "requirement_fragment"]
 
@@ -271,7 +271,7 @@ def _json(value: Any) -> Any:
 def requirement_fragment(requirement: object, *, key_of: KeyOf | None = None) -> Fragment:
     """The SQL condition of `requirement` (None: every row) as a fragment for a statement's
     `{requirements}` splice point. `key_of` maps attrs fields in paths to payload keys (for the
-    index's converter: `pgstash.payload_keys.payload_key_of`). Anything but an
+    index's converter: `pgstash.vectors.payload_keys.payload_key_of`). Anything but an
     `AttributeRequirement` or None raises `TypeError`."""
     if requirement is None:
         return fragment("filter_everything")

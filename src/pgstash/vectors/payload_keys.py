@@ -16,7 +16,7 @@ from typing import Any
 
 import attrs
 
-from pgstash.filters import KeyOf
+from pgstash.vectors.filters import KeyOf
 
 __all__ = ["payload_key_of"]
 

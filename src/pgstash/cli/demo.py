@@ -13,20 +13,20 @@ from typing import Any
 
 import attrs
 
-from pgstash.configurations import PostgresConfigurationRepository
+from pgstash.cli.console import progress, table
+from pgstash.cli.corpus import Passage, stdlib_passages
 from pgstash.connection import Postgres
-from pgstash.console import progress, table
-from pgstash.corpus import Passage, stdlib_passages
 from pgstash.embeddings import HashingEmbedding
-from pgstash.filters import AttributeRequirement
-from pgstash.instructions import (
+from pgstash.migrations import migrate
+from pgstash.stores.configurations import PostgresConfigurationRepository
+from pgstash.stores.instructions import (
     InstructionsArgumentDeclaration,
     InstructionsDeclaration,
     PostgresInstructionsRepository,
 )
-from pgstash.memory import ModelInput, ModelOutput, PostgresModelMemory, ToolRequest, ToolResponse
-from pgstash.migrations import migrate
+from pgstash.stores.memory import ModelInput, ModelOutput, PostgresModelMemory, ToolRequest, ToolResponse
 from pgstash.vectors import PostgresVectorIndex
+from pgstash.vectors.filters import AttributeRequirement
 
 DIMENSION = 384
 MODES = ("vector", "text", "hybrid")

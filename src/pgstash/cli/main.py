@@ -23,8 +23,8 @@ from pgstash import __version__, embedded
 from pgstash.connection import DSN_VARIABLE, Postgres, PostgresConnectionPool
 from pgstash.errors import ConfigurationError, PgstashError
 from pgstash.migrations import migrate
-from pgstash.queries import catalogue, load_catalogue
-from pgstash.resources import resource_dir
+from pgstash.sql.catalogue import catalogue, load_catalogue
+from pgstash.sql.resources import resource_dir
 
 __all__ = ["main"]
 
@@ -73,7 +73,7 @@ async def cmd_migrate(args: argparse.Namespace) -> int:
 
 
 async def cmd_status(args: argparse.Namespace) -> int:
-    from pgstash import status
+    from pgstash.cli import status
 
     replicas = args.replica or os.environ.get(status.REPLICAS_VARIABLE, "").split()
     async with connect(args, writes=False, replicas=replicas) as postgres:
@@ -149,10 +149,10 @@ def duration(text: str) -> timedelta:
 
 
 async def cmd_prune(args: argparse.Namespace) -> int:
-    from pgstash.configurations import PostgresConfigurationRepository
-    from pgstash.documents import VersionedStore
-    from pgstash.instructions import PostgresInstructionsRepository
-    from pgstash.memory import PostgresModelMemory
+    from pgstash.stores.configurations import PostgresConfigurationRepository
+    from pgstash.stores.instructions import PostgresInstructionsRepository
+    from pgstash.stores.memory import PostgresModelMemory
+    from pgstash.stores.versioned import VersionedStore
 
     async with connect(args, writes=False) as postgres:
         if args.store == "memories":
@@ -196,7 +196,7 @@ def prune_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) -
 
 
 async def cmd_demo(args: argparse.Namespace) -> int:
-    from pgstash import demo
+    from pgstash.cli import demo
 
     async with connect(args) as postgres:
         return await demo.run(postgres, passages_limit=args.limit)
@@ -218,26 +218,26 @@ def configure_demo(sub: argparse.ArgumentParser, common: argparse.ArgumentParser
 
 
 async def cmd_vector(args: argparse.Namespace) -> int:
-    from pgstash import vector_cli
+    from pgstash.cli import vector as vector_cli
 
     async with connect(args) as postgres:
         return await vector_cli.run(postgres, args)
 
 
 def configure_vector(sub: argparse.ArgumentParser, common: argparse.ArgumentParser) -> None:
-    from pgstash import vector_cli
+    from pgstash.cli import vector as vector_cli
 
     vector_cli.configure(sub, common)
 
 
 async def cmd_server(args: argparse.Namespace) -> int:
-    from pgstash import server_cli
+    from pgstash.cli import server as server_cli
 
     return await asyncio.to_thread(server_cli.run, args)
 
 
 def configure_server(sub: argparse.ArgumentParser, common: argparse.ArgumentParser) -> None:
-    from pgstash import server_cli
+    from pgstash.cli import server as server_cli
 
     server_cli.configure(sub, common)
 

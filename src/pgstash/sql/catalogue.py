@@ -2,7 +2,7 @@
 
 aiosql parses the `-- name:` blocks, checks their parameter lists and rewrites `:name`
 parameters to asyncpg's `$n`. pgstash keeps the result as `Query` values: `Query.bind` makes a
-`Statement` of one that has no splice points, `pgstash.composer` the others.
+`Statement` of one that has no splice points, `pgstash.sql.composer` the others.
 
 A file of `-- fragment: name(params)` blocks holds fragments: SQL expressions spliced into
 statements at `{name}` points (`queries/filters.sql`). They go through the same aiosql parsing
@@ -26,9 +26,9 @@ from aiosql.adapters.asyncpg import AsyncPGAdapter
 from aiosql.query_loader import QueryLoader
 from aiosql.types import SQLOperationType
 
-from pgstash.resources import resource_dir
-from pgstash.statements import Statement
-from pgstash.templates import Parameter, Slot, bound_inside_literals, pieces
+from pgstash.sql.resources import resource_dir
+from pgstash.sql.statements import Statement
+from pgstash.sql.templates import Parameter, Slot, bound_inside_literals, pieces
 
 __all__ = ["Query", "catalogue", "load_catalogue", "query"]
 
@@ -81,9 +81,9 @@ class Query:
 
     def bind(self, **values: Any) -> Statement:
         """This statement with its parameters bound by name, ready to run. A fragment, or a
-        statement with splice points, raises `TypeError` (use `pgstash.composer`)."""
+        statement with splice points, raises `TypeError` (use `pgstash.sql.composer`)."""
         if self.kind == "fragment" or self.is_template:
-            raise TypeError(f"{self.name} has splice points or is a fragment: use pgstash.composer")
+            raise TypeError(f"{self.name} has splice points or is a fragment: use pgstash.sql.composer")
         return Statement(self.name, self.kind, self.sql, self.arguments(values))
 
 

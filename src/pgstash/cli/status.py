@@ -9,11 +9,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from pgstash.composer import compose
+from pgstash.cli.console import human_size, table
 from pgstash.connection import Postgres
-from pgstash.console import human_size, table
 from pgstash.migrations import applied, migrations
-from pgstash.queries import query
+from pgstash.sql.catalogue import query
+from pgstash.sql.composer import compose
 
 __all__ = ["REPLICAS_VARIABLE", "report"]
 

@@ -21,13 +21,13 @@ import orjson
 from attrs import validators
 from cattrs.strategies import configure_tagged_union
 
-from pgstash.checks import cutoff, key_validator, positive_int
 from pgstash.connection import Postgres, resolve
 from pgstash.converters import problems
 from pgstash.errors import MemoryElementError
 from pgstash.jsonvalue import dumps_json
-from pgstash.queries import query
-from pgstash.statements import Statement
+from pgstash.sql.catalogue import query
+from pgstash.sql.statements import Statement
+from pgstash.validators import cutoff, key_validator, positive_int
 
 __all__ = [
     "ModelContextElement",

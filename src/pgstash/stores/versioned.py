@@ -23,10 +23,10 @@ from typing import Any, ClassVar, TypeVar
 
 import attrs
 
-from pgstash.caching import MISS, DocumentCache
-from pgstash.checks import cutoff, positive_int, require_key
 from pgstash.connection import Postgres, resolve
-from pgstash.notifications import Listener
+from pgstash.stores.cache import MISS, DocumentCache
+from pgstash.stores.listener import Listener
+from pgstash.validators import cutoff, positive_int, require_key
 
 __all__ = ["MISS", "VersionedStore"]
 

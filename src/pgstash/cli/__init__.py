@@ -1,0 +1,1 @@
+"""The `pgstash` command: every subcommand, its printing, the demo and its corpus."""

@@ -1,0 +1,1 @@
+"""The seam between Python and SQL: the catalogue of `queries/`, statements, templates and composition."""

@@ -1,0 +1,1 @@
+"""The versioned stores (configurations, instructions), model memory, their cache and listener."""
