@@ -27,6 +27,7 @@ from pgstash.sql.catalogue import Query, load_catalogue, query
 from pgstash.sql.composer import compose
 from pgstash.sql.resources import resource_dir
 from pgstash.sql.templates import SlotValue
+from pgstash.vectors.bulk import DROPPED_COMMENT
 from pgstash.vectors.planning import TableFacts, index_name, read_facts, tables
 from pgstash.vectors.text import TextColumn, check_language
 
@@ -140,7 +141,14 @@ def _missing_steps(facts: TableFacts, names: _Names, index: str | None, rows: in
             steps.append(("vector_table_text_column", ""))  # on a table holding rows: a rewrite
         if slots["text_index"] not in facts.indexes:
             steps.append(("vector_table_text_index", ""))
-    if index is not None and slots["embedding_index"] not in facts.indexes:
+    # no second ANN index on embedding, and none while a bulk load's drop is recorded (the load,
+    # or the repair before create_table's steps, builds it)
+    if (
+        index is not None
+        and slots["embedding_index"] not in facts.indexes
+        and not facts.methods
+        and not (facts.comment or "").startswith(DROPPED_COMMENT)
+    ):
         if index == "hnsw":
             steps.append(("vector_table_hnsw_index", ""))
         elif rows >= IVFFLAT_MIN_ROWS:
