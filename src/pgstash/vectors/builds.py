@@ -193,7 +193,8 @@ async def build_index(
                 "vectors_build_settings", memory_kb=settings.memory_kb, workers=settings.workers, local=False
             )
             drop = query("vectors_drop_index_concurrently")
-            for leftover in sorted({fresh} | (invalid & {name})):
+            present = {index.name for index in found.indexes} | invalid
+            for leftover in sorted(present & {fresh} | invalid & {name}):
                 await postgres.run_statement(compose(drop, slots={"index": leftover}))
             unchanged = old is not None and old.method == method
             if unchanged and method == "ivfflat":

@@ -107,11 +107,7 @@ class PostgresVectorIndex(IndexBuilds):
         try:
             key_of = payload_key_of(self.converter, model)
             column = None if text is None else fulltext.text_column(text, language, key_of)
-            postgres = self._postgres()
-            facts = await planning.read_facts(postgres, name)
-            if facts.present:  # first the index a killed bulk load dropped, as it was
-                await bulk.repair(postgres, name, facts)
-            await tables.create_table(postgres, name, dimension, index, column, stored)
+            await tables.create_table(self._postgres(), name, dimension, index, column, stored)
         except DatabaseError as error:
             if error.sqlstate == "42704" and "vector" in str(error):
                 raise ConfigurationError(
