@@ -123,6 +123,64 @@ async def test_reads_are_served_by_the_standby_and_writes_by_the_primary(pair: R
     assert "FROM configurations" not in primary, primary
 
 
+@pytest.mark.parametrize("synchronous_commit", ["on", "off"])
+async def test_a_write_is_read_back_at_once_whatever_synchronous_commit_is(
+    pair: ReplicaPair, synchronous_commit: str
+) -> None:
+    """Issue 21 item 1: with synchronous_commit=off a commit returns before its WAL record is
+    written, so pg_current_wal_lsn() (the write position) read right after it can precede the
+    commit, and a standby that replayed that far still holds the old value. The fence reads
+    pg_current_wal_insert_lsn(): at or past the commit, whatever the setting."""
+    key = f"async-{uuid.uuid4().hex[:8]}"
+    settings = {"application_name": application(), "synchronous_commit": synchronous_commit}
+    async with PostgresConnectionPool.of(
+        pair.primary_dsn, replicas=[pair.standby_dsn], server_settings=settings
+    ) as postgres:
+        assert await postgres.fetch_value("SHOW synchronous_commit") == synchronous_commit
+        configurations = PostgresConfigurationRepository(postgres, cache_limit=0)
+        memory = PostgresModelMemory(identifier=key, postgres=postgres)
+        stale = []
+        for round_ in range(40):
+            await configurations.define(Setting(f"v{round_}"), key)
+            if await configurations.load_raw(key) != {"value": f"v{round_}"}:
+                stale.append(f"load_raw after define {round_}")
+            await memory.remember(ModelInput(f"m{round_}"))
+            recalled = (await memory.recall()).context
+            if len(recalled) != round_ + 1:
+                stale.append(f"recall after remember {round_}")
+    assert stale == [], f"{len(stale)} of 80 reads were stale: {stale[:5]}"
+
+
+@pytest.mark.parametrize("synchronous_commit", ["on", "off"])
+async def test_a_notified_definition_is_never_cached_stale_whatever_synchronous_commit_is(
+    pair: ReplicaPair, synchronous_commit: str
+) -> None:
+    """Issue 21 item 1, the cache fence: another pool (another process, as far as the listener
+    can tell) defines with synchronous_commit=off; the listener's fence after the notification
+    must cover the commit, or the reload reads the standby's older value and caches it for the
+    cache's whole expiration."""
+    key = f"fence-{uuid.uuid4().hex[:8]}"
+    settings = {"synchronous_commit": synchronous_commit}
+    async with (
+        pool(pair, application()) as postgres,
+        PostgresConnectionPool.of(pair.primary_dsn, server_settings=settings) as other,
+    ):
+        mine = PostgresConfigurationRepository(postgres, cache_expiration=3600)
+        theirs = PostgresConfigurationRepository(other, cache_limit=0)
+        await theirs.define(Setting("v-1"), key)
+        stale = []
+        for round_ in range(20):
+            assert await mine.load(Setting, key) is not None  # cached from here on
+            await theirs.define(Setting(f"v{round_}"), key)
+            deadline = time.monotonic() + 3.0
+            while (loaded := await mine.load(Setting, key)) != Setting(f"v{round_}"):
+                if time.monotonic() > deadline:  # the notification came long ago: cached stale
+                    stale.append((round_, loaded))
+                    break
+                await asyncio.sleep(0.01)
+    assert stale == [], f"{len(stale)} of 20 definitions were cached stale: {stale[:5]}"
+
+
 @attrs.frozen
 class Passage:
     identifier: str
