@@ -29,6 +29,7 @@ import attrs
 import orjson
 
 from pgstash.sql.composer import Fragment, fragment
+from pgstash.validators import no_nul
 
 __all__ = ["AttributeRequirement", "KeyOf", "path_of", "requirement_fragment"]
 
@@ -224,7 +225,7 @@ class AttributeRequirement:
         """The field is a string containing `text`, ignoring case; `%` and `_` are literal."""
         if not isinstance(text, str):
             raise TypeError(f"text_match takes a string, not {text!r}")
-        return cls._leaf("text_match", path, text)
+        return cls._leaf("text_match", path, no_nul(text, "text_match's text"))
 
     @classmethod
     def exists(cls, path: object) -> AttributeRequirement:

@@ -22,6 +22,7 @@ from pgstash.errors import SchemaMissingError
 from pgstash.sql.catalogue import query as named_query
 from pgstash.sql.composer import Fragment, compose
 from pgstash.sql.templates import Constant
+from pgstash.validators import no_nul
 from pgstash.vectors import inputs, planning
 from pgstash.vectors.filters import KeyOf, path_of
 from pgstash.vectors.inputs import MAX_CANDIDATES
@@ -174,9 +175,7 @@ def words_of(query: object) -> str:
     """The text of a text or hybrid search."""
     if not isinstance(query, str):
         raise TypeError(f'mode "text" and "hybrid" search with a text query, not {type(query).__name__}')
-    if "\x00" in query:
-        raise ValueError("the query holds a NUL character, which PostgreSQL text cannot hold")
-    return query
+    return no_nul(query, "the query")
 
 
 def language_of(facts: TableFacts, name: str, model: type) -> str:

