@@ -76,3 +76,43 @@ async def test_a_lone_surrogate_in_a_text_query_or_text_match_is_a_value_error(p
             await index.search(Note, query=SURROGATE, mode=mode)
     with pytest.raises(ValueError, match=r"text_match's text .*surrogate"):
         AttributeRequirement.text_match("text", SURROGATE)
+
+
+# -- item 13: the field path of a type the converter cannot read back -------------------------------
+
+
+@attrs.frozen
+class Left:
+    size: int
+
+
+@attrs.frozen
+class Right:
+    size: int
+
+
+@attrs.frozen
+class Either:
+    choice: Left | Right  # cattrs cannot tell them apart (no unique field)
+
+
+@attrs.frozen
+class Holder:
+    name: str
+    either: Either
+
+
+async def test_an_unreadable_union_is_refused_at_define_naming_the_field_path(postgres: Postgres) -> None:
+    """Before: `... could not be read back as Either: Could not disambiguate between Left,
+    Right ...`, naming the identifier but no field."""
+    configurations = PostgresConfigurationRepository(postgres)
+    before = await counts(postgres)
+    with pytest.raises(TypeError, match="Could not disambiguate") as direct:
+        await configurations.define(Either(Left(1)), "either")
+    assert "'either'" in str(direct.value) and "@ $.choice" in str(direct.value), direct.value
+    with pytest.raises(TypeError, match="Could not disambiguate") as nested:
+        await configurations.define(Holder("h", Either(Right(2))), "holder")
+    assert "@ $.either.choice" in str(nested.value), nested.value
+    with pytest.raises(TypeError, match=r"load\(\) cannot structure Holder: .*@ \$\.either\.choice"):
+        await configurations.load(Holder, "holder")
+    assert await counts(postgres) == before
