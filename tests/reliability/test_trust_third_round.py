@@ -116,3 +116,47 @@ async def test_an_unreadable_union_is_refused_at_define_naming_the_field_path(po
     with pytest.raises(TypeError, match=r"load\(\) cannot structure Holder: .*@ \$\.either\.choice"):
         await configurations.load(Holder, "holder")
     assert await counts(postgres) == before
+
+
+# -- item 10: requirement trees -------------------------------------------------------------------
+
+
+@attrs.frozen
+class Doc:
+    text: str
+    group: int
+
+
+async def test_five_hundred_requirements_chained_with_or_filter_and_the_size_is_bounded(
+    postgres: Postgres,
+) -> None:
+    """Before: 500 `equal` requirements chained with `|` (an access-control filter) raised a bare
+    RecursionError while compiling. Chains flatten as they are built, their SQL is a balanced
+    tree; past the documented limits, `ValueError` naming them."""
+    index = PostgresVectorIndex(postgres, embedding=HashingEmbedding(16))
+    await index.create_table(Doc, dimension=16)
+    await index.index(Doc, values=[Doc(f"doc {i}", i) for i in range(40)], attribute="text")
+    allowed = AttributeRequirement.equal("group", 1_000_000)
+    for group in range(499):
+        allowed = allowed | AttributeRequirement.equal("group", group * 2)  # the evens under 40
+    found = await index.search(Doc, query="doc", limit=40, requirements=allowed)
+    assert sorted(doc.group for doc in found) == list(range(0, 40, 2))
+    assert allowed.operator == "or" and len(allowed.operands) == 500
+    newest = await index.search(Doc, limit=40, requirements=allowed & AttributeRequirement.less("group", 10))
+    assert sorted(doc.group for doc in newest) == [0, 2, 4, 6, 8]
+    from pgstash.vectors.filters import MAX_NESTING, MAX_REQUIREMENTS  # after: the control above
+
+    assert MAX_REQUIREMENTS == 1_000 and MAX_NESTING == 32
+    with pytest.raises(ValueError, match=r"at most 1,000 conditions \(MAX_REQUIREMENTS\)"):
+        for group in range(MAX_REQUIREMENTS):
+            allowed = allowed | AttributeRequirement.equal("group", group)
+    wide = AttributeRequirement.equal("group", 0) | AttributeRequirement.equal("group", 1)
+    for _ in range(9):  # 2**10 conditions in a balanced tree, no chain longer than 2
+        wide = (wide & AttributeRequirement.exists("group")) | (wide & AttributeRequirement.exists("text"))
+    with pytest.raises(ValueError, match=r"MAX_REQUIREMENTS"):
+        await index.search(Doc, query="doc", requirements=wide)
+    deep = AttributeRequirement.equal("group", 1)
+    for _ in range(MAX_NESTING):  # alternating operators do not flatten
+        deep = ~(deep | AttributeRequirement.equal("group", 2))
+    with pytest.raises(ValueError, match=r"nests at most 32 and/or/not levels \(MAX_NESTING\)"):
+        await index.search(Doc, query="doc", requirements=deep)
