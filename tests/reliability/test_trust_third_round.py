@@ -6,18 +6,24 @@ text and hybrid queries are bounded before they are sent and run under a timeout
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import asyncpg
 import attrs
 import pytest
+from bench.roundtrips import RoundTripCounter
 
 from pgstash import (
     AttributeRequirement,
+    DatabaseError,
     HashingEmbedding,
     ModelInput,
     Postgres,
     PostgresConfigurationRepository,
+    PostgresConnectionPool,
     PostgresInstructionsRepository,
     PostgresModelMemory,
     PostgresVectorIndex,
@@ -160,3 +166,96 @@ async def test_five_hundred_requirements_chained_with_or_filter_and_the_size_is_
         deep = ~(deep | AttributeRequirement.equal("group", 2))
     with pytest.raises(ValueError, match=r"nests at most 32 and/or/not levels \(MAX_NESTING\)"):
         await index.search(Doc, query="doc", requirements=deep)
+
+
+# -- item 2: text and hybrid search are bounded -----------------------------------------------------
+
+
+async def test_text_and_hybrid_queries_over_the_documented_bounds_are_refused_before_anything_is_sent(
+    database_dsn: str,
+) -> None:
+    """Before: a 6 kB query ("alpha " * 1000) held a backend 90 s, 1,000 words joined with `or` 41 s
+    (ts_rank_cd grows faster than the cube of the terms). Now `ValueError` naming the limit and
+    where to set it, before the embedding is called or a byte is sent."""
+    embedded: list[int] = []
+
+    async def embedding(texts: Any) -> Any:
+        embedded.append(len(texts))
+        return await HashingEmbedding(16)(texts)
+
+    async with RoundTripCounter(database_dsn) as counter, PostgresConnectionPool.of(counter.dsn) as postgres:
+        index = await notes(postgres)
+        index = PostgresVectorIndex(postgres, embedding=embedding)
+        assert (index.max_query_terms, index.max_query_characters, index.text_timeout) == (64, 4_096, 5.0)
+        counter.reset()
+        for mode in ("text", "hybrid"):
+            with pytest.raises(
+                ValueError,
+                match=r"6,000 characters; .* at most 4,096 \(PostgresVectorIndex\(max_query_characters",
+            ):
+                await index.search(Note, query="alpha " * 1000, mode=mode)
+            with pytest.raises(
+                ValueError, match=r"599 terms; .* at most 64 \(PostgresVectorIndex\(max_query_terms"
+            ):
+                await index.search(Note, query=" or ".join(f"w{i}" for i in range(300)), mode=mode)
+            with pytest.raises(ValueError, match="65 terms"):
+                await index.search(Note, query=" ".join(["vacuum"] * 65), mode=mode)
+        assert (counter.round_trips, embedded) == (0, [])
+        at_the_bounds = " ".join(["vacuum"] * 64)
+        for mode in ("text", "hybrid"):
+            assert len(await index.search(Note, query=at_the_bounds, mode=mode, limit=3)) == 3
+        roomy = PostgresVectorIndex(
+            postgres, embedding=embedding, max_query_terms=200, max_query_characters=9_000
+        )
+        assert len(await roomy.search(Note, query=" ".join(["vacuum"] * 150), mode="text", limit=3)) == 3
+    for bad in (
+        {"max_query_terms": 0},
+        {"max_query_characters": -1},
+        {"text_timeout": 0},
+        {"text_timeout": "5"},
+    ):
+        with pytest.raises(ValueError):
+            PostgresVectorIndex(**bad)
+
+
+@contextlib.asynccontextmanager
+async def table_locked(dsn: str, table: str) -> Any:
+    """Another session holds the table ACCESS EXCLUSIVE: a search waits for it until cancelled."""
+    holder = await asyncpg.connect(dsn)
+    try:
+        async with holder.transaction():
+            await holder.execute(f"LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE")
+            yield
+    finally:
+        await holder.close()
+
+
+@pytest.mark.parametrize("mode", ["text", "hybrid"])
+async def test_text_and_hybrid_search_run_under_a_statement_timeout_of_their_own(
+    database_dsn: str, mode: str
+) -> None:
+    """A search that cannot finish (here: waiting on another session's lock, which no amount of
+    machine speed ends) is cancelled at `text_timeout` with `DatabaseError` 57014 naming it.
+    Before: no bound; it waited for the lock holder. The timeout is the transaction's, never
+    the session's: the connection's statement_timeout is untouched afterwards."""
+    async with PostgresConnectionPool.of(database_dsn, max_size=1) as postgres:
+        index = attrs.evolve(await notes(postgres), text_timeout=0.2)
+        assert await index.search(Note, query="vacuum", mode=mode, limit=1)
+        async with table_locked(database_dsn, "note"):
+            with pytest.raises(DatabaseError) as cancelled:
+                await asyncio.wait_for(index.search(Note, query="vacuum", mode=mode), 30)
+        assert cancelled.value.sqlstate == "57014"
+        assert "statement timeout (0.2 s, PostgresVectorIndex(text_timeout=...)" in str(cancelled.value)
+        assert await postgres.fetch_value("SHOW statement_timeout") == "0"
+        async with postgres.transaction():  # in a caller's transaction: a savepoint, rolled back
+            assert await index.search(Note, query="vacuum", mode=mode, limit=1)
+            assert await postgres.fetch_value("SHOW statement_timeout") == "0"
+    # a lower timeout of the session's own wins over text_timeout
+    async with PostgresConnectionPool.of(
+        database_dsn, server_settings={"statement_timeout": "150"}
+    ) as postgres:
+        index = attrs.evolve(await notes(postgres), text_timeout=3600.0)
+        async with table_locked(database_dsn, "note"):
+            with pytest.raises(DatabaseError) as cancelled:
+                await asyncio.wait_for(index.search(Note, query="vacuum", mode=mode), 30)
+        assert cancelled.value.sqlstate == "57014"
