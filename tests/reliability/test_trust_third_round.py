@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
+import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -28,7 +30,11 @@ from pgstash import (
     PostgresModelMemory,
     PostgresVectorIndex,
 )
+from pgstash.stores.cache import DocumentCache
+from pgstash.stores.listener import Listener
+from tests.caches import drained, eventually
 from tests.reliability.faults import counts
+from tests.reliability.test_privileges import PASSWORD, as_role
 
 SURROGATE = "caf\udce9"  # what surrogateescape decoding leaves of Latin-1 "café"
 
@@ -259,3 +265,81 @@ async def test_text_and_hybrid_search_run_under_a_statement_timeout_of_their_own
             with pytest.raises(DatabaseError) as cancelled:
                 await asyncio.wait_for(index.search(Note, query="vacuum", mode=mode), 30)
         assert cancelled.value.sqlstate == "57014"
+
+
+# -- item 7, the NOTIFY half: a storm from a role that may only connect -------------------------------
+
+
+@attrs.frozen
+class Setting:
+    value: str
+
+
+async def test_a_notify_storm_from_a_connect_only_role_costs_bounded_work_and_few_warnings(
+    database_dsn: str, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Before: 2,000 `pg_notify('pgstash_documents', ...)` from a role with only CONNECT each
+    flushed every cache and logged a WARNING (2,000 of each). Now a burst's evictions run once
+    per turn of the event loop, and the warnings are one at once plus one per interval naming
+    the count; the caches keep working."""
+    caplog.set_level(logging.WARNING, logger="pgstash")
+    monkeypatch.setattr(Listener, "warning_interval", 1.0)
+    evictions: list[str | None] = []
+    invalidate = DocumentCache.invalidate
+
+    def counted(self: DocumentCache, key: str | None) -> None:
+        if self.store == "configurations":
+            evictions.append(key)
+        invalidate(self, key)
+
+    monkeypatch.setattr(DocumentCache, "invalidate", counted)
+    intruder = f"intruder_{uuid.uuid4().hex[:8]}"
+    admin = await asyncpg.connect(database_dsn)
+    await admin.execute(f"CREATE ROLE {intruder} LOGIN PASSWORD '{PASSWORD}'")  # CONNECT: PUBLIC's
+    try:
+        async with PostgresConnectionPool.of(database_dsn) as postgres:
+            configurations = PostgresConfigurationRepository(postgres, cache_expiration=3600)
+            await configurations.define(Setting("before"), "storm")
+            assert await configurations.load(Setting, "storm") == Setting("before")
+            await drained(postgres)
+            evictions.clear()
+            caplog.clear()
+            sender = await asyncpg.connect(as_role(database_dsn, intruder))
+            try:
+                storm = (
+                    "SELECT pg_notify('pgstash_documents', 'junk ' || i) FROM generate_series(1, 2000) AS i"
+                )
+                await sender.execute(storm)
+                await sender.execute("SELECT pg_notify('pgstash_documents', 'junk again')")
+            finally:
+                await sender.close()
+            await drained(postgres)  # every one of them has arrived
+
+            def warnings() -> list[str]:
+                return [r.getMessage() for r in caplog.records if "unexpected payload" in r.getMessage()]
+
+            async def reported() -> bool:
+                return len(warnings()) >= 2
+
+            await eventually(reported, within=10.0)
+            assert 1 <= len(evictions) <= 200, f"{len(evictions)} evictions for 2,001 notifications"
+            assert len(warnings()) == 2, f"{len(warnings())} warnings for 2,001 notifications"
+            first, summary = warnings()
+            assert "junk" in first and "any role that may connect" in first, first
+            assert "2000 more unexpected payloads" in summary, summary
+            # the caches still work: a define elsewhere is seen, and loads are cached again
+            async with PostgresConnectionPool.of(database_dsn) as other:
+                await PostgresConfigurationRepository(other).define(Setting("after"), "storm")
+
+            async def seen() -> bool:
+                return await configurations.load(Setting, "storm") == Setting("after")
+
+            await eventually(seen, within=5.0)
+            await drained(postgres)
+            evictions.clear()
+            assert await configurations.load(Setting, "storm") == Setting("after")
+            assert evictions == []
+        assert len(warnings()) <= 3
+    finally:
+        await admin.execute(f"DROP ROLE {intruder}")
+        await admin.close()
