@@ -343,3 +343,56 @@ async def test_a_notify_storm_from_a_connect_only_role_costs_bounded_work_and_fe
     finally:
         await admin.execute(f"DROP ROLE {intruder}")
         await admin.close()
+
+
+# -- item 6: a caller's temporary table never shadows pgstash's tables --------------------------------
+
+SHADOW = "CREATE TEMP TABLE memories_elements (LIKE public.memories_elements INCLUDING ALL)"
+
+
+async def stored(dsn: str, identifier: str) -> int:
+    """Elements of the memory in the real table, read on a connection of its own."""
+    connection = await asyncpg.connect(dsn)
+    try:
+        count: int = await connection.fetchval(
+            "SELECT count(*) FROM public.memories_elements WHERE identifier = $1", identifier
+        )
+        return count
+    finally:
+        await connection.close()
+
+
+async def test_a_callers_temporary_table_never_receives_pgstashs_writes(database_dsn: str) -> None:
+    """Before: after the caller's `CREATE TEMP TABLE memories_elements (LIKE ...)` on a pooled
+    connection, `remember` on it wrote into the temporary table (recall saw it, the real table
+    held nothing, and it vanished with the connection). Now a connection that ran the caller's
+    SQL is reset of its temporary tables (DISCARD TEMP) before pgstash uses it again, and inside
+    a transaction, session or connection block pgstash refuses to run while such a table
+    shadows one of the same name on the search path."""
+    async with PostgresConnectionPool.of(database_dsn, min_size=1, max_size=1) as postgres:
+        memory = PostgresModelMemory("shadowed", postgres=postgres)
+        await postgres.execute(SHADOW)  # the caller's SQL on the one pooled connection
+        await memory.remember(ModelInput("kept"))
+        assert await stored(database_dsn, "shadowed") == 1
+        async with postgres.connection() as connection:  # the caller's own driver calls
+            await connection.execute(SHADOW)
+        await memory.remember(ModelInput("kept too"))
+        assert await stored(database_dsn, "shadowed") == 2
+
+        async with postgres.session():
+            await postgres.execute(SHADOW)
+            with pytest.raises(DatabaseError, match=r"temporary table.s. memories_elements .* shadow"):
+                await memory.remember(ModelInput("refused"))
+            await postgres.execute("DROP TABLE pg_temp.memories_elements")
+            await memory.remember(ModelInput("after the drop"))
+        with pytest.raises(DatabaseError, match="shadow"):
+            async with postgres.transaction():
+                async with postgres.connection() as connection:
+                    await connection.execute(SHADOW)
+                await memory.recall()
+        assert [e.content for e in (await memory.recall()).context] == ["kept", "kept too", "after the drop"]
+        assert await stored(database_dsn, "shadowed") == 3
+        async with postgres.transaction():  # the caller's SQL without a shadow costs one check
+            await postgres.execute("CREATE TEMP TABLE scratch (n INT) ON COMMIT DROP")
+            await memory.remember(ModelInput("beside a temp table of another name"))
+        assert await stored(database_dsn, "shadowed") == 4

@@ -25,7 +25,7 @@ import asyncpg
 from pgstash.connection.codecs import VECTOR_TYPES, register_jsonb, register_vector_codecs
 from pgstash.connection.driver import ConnectTimeout, call, classify, closed_before_use, lost, rows_of
 from pgstash.connection.replicas import READS, ReplicaReads, Replicas
-from pgstash.connection.scope import Scope, Scopes, release
+from pgstash.connection.scope import CONTROL, Scope, Scopes, release
 from pgstash.errors import DatabaseError
 from pgstash.sql.catalogue import Query, query
 from pgstash.sql.statements import Statement
@@ -38,6 +38,10 @@ _T = TypeVar("_T")
 _MISSING_RELATION = re.compile(r'relation "(?:[^"]+\.)?([^"]+)" does not exist')
 _UNENCODED = re.compile(r"invalid input for query argument .*expected str, got", re.S)
 _COMMIT_LSN = query("replica_commit_lsn").bind()
+_SHADOWS = query("connection_shadowing_temp_tables").bind()
+# A connection that ran the caller's SQL goes back reset in full; its temporary tables too, which
+# would otherwise shadow pgstash's tables of the same name for the next user (issue 21 item 6).
+_DISCARD_TEMP = "DISCARD TEMP;"
 
 class Postgres(Scopes):
     """A pool of connections with pgstash's codecs, and the calls that run SQL on it."""
@@ -191,9 +195,28 @@ class Postgres(Scopes):
         try:
             if caller:
                 self._dirty.add(id(scope.connection))
+                scope.unchecked = True
+            elif scope.unchecked and statement.name not in CONTROL:
+                await self._refuse_shadows(scope.connection, statement.name)
+                scope.unchecked = False
             return await self._send(scope.connection, statement, extra=source)
         finally:
             release(running)
+
+    async def _refuse_shadows(self, connection: asyncpg.Connection, name: str) -> None:
+        """`DatabaseError` naming the caller's temporary tables that shadow tables on the search
+        path (pgstash's statements would read and write them instead), before pgstash's first
+        statement after the caller's SQL in a transaction or session."""
+        shadows = await self._send(connection, _SHADOWS, quiet=True)
+        if shadows:
+            raise DatabaseError(
+                name,
+                None,
+                f"temporary table(s) {', '.join(shadows)} on this connection shadow the table(s) of "
+                "the same name on the search path, which pgstash's statements would read and write "
+                "instead: drop them (or DISCARD TEMP), or give them other names, before calling "
+                "pgstash in this transaction or session",
+            )
 
     async def _send(
         self,
@@ -277,13 +300,12 @@ class Postgres(Scopes):
         """Pool `reset` (asyncpg has already rolled back and dropped listeners): a connection that
         ran only pgstash's own statements holds no session state (they use transaction-scoped
         settings and locks) and goes back as it is; one that ran the caller's SQL or a session is
-        reset in full (`RESET ALL`, advisory locks, `CLOSE ALL`, `UNLISTEN *`)."""
+        reset in full (`RESET ALL`, advisory locks, `CLOSE ALL`, `UNLISTEN *`, `DISCARD TEMP`)."""
         if id(connection) not in self._dirty:
             return
         self._dirty.discard(id(connection))
-        reset = connection.get_reset_query()
-        if reset:
-            await self._send(connection, Statement("reset", "execute", reset, ()), quiet=True)
+        reset = connection.get_reset_query() + _DISCARD_TEMP
+        await self._send(connection, Statement("reset", "execute", reset, ()), quiet=True)
 
     # -- connections, transactions, sessions --------------------------------------------------
 

@@ -19,7 +19,7 @@ from pgstash.sql.statements import Statement
 if TYPE_CHECKING:
     from pgstash.connection.executor import Postgres
 
-__all__ = ["Scope", "Scopes", "current_postgres", "resolve"]
+__all__ = ["CONTROL", "Scope", "Scopes", "current_postgres", "resolve"]
 
 # Transaction control is protocol, not a query of queries/: one fixed savepoint name serves every
 # nesting depth (PostgreSQL resolves ROLLBACK TO / RELEASE to the most recent savepoint of a name).
@@ -34,6 +34,7 @@ _UNDO = Statement(
     "ROLLBACK TO SAVEPOINT pgstash_savepoint; RELEASE SAVEPOINT pgstash_savepoint",
     (),
 )
+CONTROL = frozenset(statement.name for statement in (_BEGIN, _COMMIT, _ROLLBACK, _SAVEPOINT, _RELEASE, _UNDO))
 
 CURRENT: ContextVar[Postgres | None] = ContextVar("pgstash_current_pool", default=None)
 
@@ -65,6 +66,7 @@ class Scope:
     kind: str  # "transaction" or "session"
     ended: bool = False
     running: asyncio.Future[None] | None = None
+    unchecked: bool = False  # the caller's SQL ran since temp relations were last checked
 
     def claim(self, name: str) -> asyncio.Future[None]:
         """Marks a statement as running on the scope's connection; a second one at the same time,
@@ -202,6 +204,7 @@ class Scopes:
         scope = self._scope.get()
         if scope is not None:
             self._dirty.add(id(scope.connection))
+            scope.unchecked = True
             yield scope.connection
             return
         connection, proxy = await self._acquire(purpose)
@@ -212,6 +215,13 @@ class Scopes:
                 await self.committed(connection)  # the caller's calls may have written
         finally:
             await self._release(proxy, purpose)
+
+    def scope_connection(self) -> asyncpg.Connection | None:
+        """The driver connection of the transaction or session in force (None outside one), for
+        pgstash's own bookkeeping: nothing of the caller's runs on it through this, so unlike
+        `connection()` it marks nothing for a reset or a temporary-table check."""
+        scope = self._scope.get()
+        return None if scope is None else scope.connection
 
     @property
     def in_transaction(self) -> bool:
