@@ -18,6 +18,7 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import attrs
 import pytest
 from bench.roundtrips import RoundTripCounter
@@ -209,6 +210,47 @@ async def test_searches_read_this_pools_writes_on_the_standby_filtered_ones_too(
         newest = await index.search(Passage, query=None, limit=5, requirements=only_two, table=table)
         assert [passage.identifier for passage in newest] == ["p-2"]
         assert primary.round_trips == 0
+
+
+async def test_text_and_hybrid_search_run_with_their_timeout_on_the_standby(pair: ReplicaPair) -> None:
+    """Issue 21 item 2 on replicas: the search's rolled-back transaction of its own statement
+    timeout runs whole on one standby connection (nothing on the primary), and a search cut by
+    that timeout there is the caller's error, not a replica fault (the standby stays up)."""
+    table = f"passage_{uuid.uuid4().hex[:8]}"
+    async with (
+        RoundTripCounter(pair.primary_dsn) as primary,
+        PostgresConnectionPool.of(primary.dsn, replicas=[pair.standby_dsn], replica_wait=5.0) as postgres,
+    ):
+        index = PostgresVectorIndex(postgres, embedding=HashingEmbedding(64))
+        await index.create_table(Passage, dimension=64, table=table, text="text")
+        passages = [Passage("p-1", "hello standby"), Passage("p-2", "the primary writes")]
+        await index.index(Passage, values=passages, attribute="text", table=table)
+        primary.reset()
+        for mode in ("text", "hybrid"):
+            found = await index.search(Passage, query="standby", mode=mode, limit=1, table=table)
+            assert [passage.identifier for passage in found] == ["p-1"]
+        assert primary.round_trips == 0
+        assert postgres.replicas is not None
+        replica = postgres.replicas.replicas[0]
+        # a lock the primary holds is replayed on the standby: a search there waits for it
+        holder = await asyncpg.connect(pair.primary_dsn)
+        try:
+            async with holder.transaction():
+                await holder.execute(f"LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE")
+                await holder.execute("SELECT pg_switch_wal()")  # ship the lock record now
+                locked = f"SELECT count(*) FROM pg_locks WHERE relation = '{table}'::regclass"
+                deadline = time.monotonic() + 15.0
+                while pair.psql(pair.standby_port, locked) == "0":
+                    assert time.monotonic() < deadline, "the standby did not replay the lock"
+                    await asyncio.sleep(0.05)
+                slow = PostgresVectorIndex(postgres, embedding=HashingEmbedding(64), text_timeout=0.2)
+                waiting = slow.search(Passage, query="standby", mode="text", table=table)
+                with pytest.raises(pgstash.DatabaseError) as cancelled:
+                    await asyncio.wait_for(waiting, 30)
+        finally:
+            await holder.close()
+        assert cancelled.value.sqlstate == "57014" and "text_timeout" in str(cancelled.value)
+        assert replica.up, replica.describe()  # the statement's own timeout is not a replica fault
 
 
 async def test_a_write_is_read_back_at_once_and_another_pools_write_waits_for_replay(
