@@ -18,23 +18,27 @@ from pgstash.connection.sender import Sender
 from pgstash.errors import DatabaseError, PgstashError
 from pgstash.sql.catalogue import query
 from pgstash.sql.statements import Statement
+from pgstash.sql.templates import named
 
 __all__ = ["CONTROL", "Primary", "Scope", "Scopes", "Session", "Transaction"]
 
 _T = TypeVar("_T")
 
+
 # Transaction control is protocol, not a query of queries/: one fixed savepoint name serves every
 # nesting depth (PostgreSQL resolves ROLLBACK TO / RELEASE to the most recent savepoint of a name).
-_BEGIN = Statement("begin", "execute", "BEGIN", ())
-_COMMIT = Statement("commit", "execute", "COMMIT", ())
-_ROLLBACK = Statement("rollback", "execute", "ROLLBACK", ())
-_SAVEPOINT = Statement("savepoint", "execute", "SAVEPOINT pgstash_savepoint", ())
-_RELEASE = Statement("release savepoint", "execute", "RELEASE SAVEPOINT pgstash_savepoint", ())
-_UNDO = Statement(
-    "rollback to savepoint",
-    "execute",
-    "ROLLBACK TO SAVEPOINT pgstash_savepoint; RELEASE SAVEPOINT pgstash_savepoint",
-    (),
+# Each names itself in a comment as the queries do (`BEGIN /* pgstash:begin */`).
+def _control(name: str, sql: str) -> Statement:
+    return Statement(name, "execute", named(sql, name), ())
+
+
+_BEGIN = _control("begin", "BEGIN")
+_COMMIT = _control("commit", "COMMIT")
+_ROLLBACK = _control("rollback", "ROLLBACK")
+_SAVEPOINT = _control("savepoint", "SAVEPOINT pgstash_savepoint")
+_RELEASE = _control("release savepoint", "RELEASE SAVEPOINT pgstash_savepoint")
+_UNDO = _control(
+    "rollback to savepoint", "ROLLBACK TO SAVEPOINT pgstash_savepoint; RELEASE SAVEPOINT pgstash_savepoint"
 )
 
 CONTROL = frozenset(statement.name for statement in (_BEGIN, _COMMIT, _ROLLBACK, _SAVEPOINT, _RELEASE, _UNDO))
