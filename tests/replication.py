@@ -209,7 +209,7 @@ class ReplicaPair:
         """Blocks until the standby has replayed everything the primary wrote (no delay set)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            lsn = self.psql(self.primary_port, "SELECT pg_current_wal_lsn()")
+            lsn = self.psql(self.primary_port, "SELECT pg_current_wal_insert_lsn()")
             replayed = self.psql(
                 self.standby_port, f"SELECT pg_last_wal_replay_lsn() >= '{lsn}'::pg_lsn"
             )

@@ -222,6 +222,7 @@ class Postgres:
         scope = self.scopes.current.get()
         if scope is not None:
             self.lifecycle.ran_callers_sql(scope.connection)
+            scope.unchecked = True  # pgstash's next statement in the block checks for temp tables
             yield scope.connection
             return
         connection, proxy = await self.acquire(purpose)
@@ -232,6 +233,12 @@ class Postgres:
                 await self.committed(connection)  # the caller's calls may have written
         finally:
             await self.release(proxy, purpose)
+
+    def scope_connection(self) -> asyncpg.Connection | None:
+        """The connection of the block in force (None outside one), for pgstash's bookkeeping:
+        unlike `connection()` it marks nothing for a reset or a temporary-table check."""
+        scope = self.scopes.current.get()
+        return None if scope is None else scope.connection
 
     @property
     def in_transaction(self) -> bool:
