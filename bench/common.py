@@ -57,6 +57,12 @@ class Scale:
         return cls("tiny", rounds=5, vectors=(500,), scaling=(200, 400), memory_elements=2_000, dimension=16)
 
     @classmethod
+    def calls(cls) -> Scale:
+        """The per-call rows at full rounds, at 20,000 vectors and 100,000 memory elements only:
+        the ratios of issue 22 item 7 in minutes instead of an hour."""
+        return cls("calls", rounds=300, vectors=(20_000,), scaling=(), memory_elements=100_000)
+
+    @classmethod
     def full(cls) -> Scale:
         return cls(
             "full",
@@ -370,15 +376,15 @@ async def _run_all(runners: dict[str, Runner], server_dsn: str, scale: Scale) ->
 
 
 def main(runners: dict[str, Runner], argv: list[str] | None = None) -> None:
-    """`python -m bench [--scale full|tiny] [--dsn DSN] [--only NAME ...]`: runs the workloads on a
+    """`python -m bench [--scale full|calls|tiny] [--dsn DSN] [--only NAME ...]`: runs the workloads on a
     fresh `pgstash_bench` database (of --dsn's server, else of an embedded server in a temporary
     folder, deleted afterwards) and prints the header line and the markdown table."""
     parser = argparse.ArgumentParser(prog="python -m bench", description=main.__doc__)
-    parser.add_argument("--scale", choices=("full", "tiny"), default="full")
+    parser.add_argument("--scale", choices=("full", "calls", "tiny"), default="full")
     parser.add_argument("--dsn", help="a superuser DSN of the server to use (default: an embedded one)")
     parser.add_argument("--only", nargs="+", choices=sorted(runners), help="run only these stores")
     options = parser.parse_args(argv)
-    scale = Scale.full() if options.scale == "full" else Scale.tiny()
+    scale = {"full": Scale.full, "calls": Scale.calls, "tiny": Scale.tiny}[options.scale]()
     chosen = {name: run for name, run in runners.items() if not options.only or name in options.only}
     if options.dsn:
         print(asyncio.run(_run_all(chosen, options.dsn, scale)))

@@ -30,6 +30,7 @@ from pgstash import (
     PostgresConfigurationRepository,
     PostgresInstructionsRepository,
 )
+from pgstash.sql import names
 
 STORE = "documents"
 CALLS_PER_BATCH = 1_000
@@ -145,7 +146,7 @@ async def run(dsn: str, scale: Scale) -> list[Result]:
                 ),
                 (
                     "Postgres.run of the same statement",
-                    lambda: postgres.run("configurations_newest", identifier=identifier),
+                    lambda: postgres.run(names.configurations_newest, identifier=identifier),
                     "the floor under load: the same statement through Postgres.run, no store",
                     None,
                 ),

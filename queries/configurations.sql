@@ -5,6 +5,7 @@
 -- schema of the caller's search_path can be chosen instead (docs/security.md).
 
 -- name: configurations_newest(identifier)$
+-- route: read
 -- The newest snapshot of one identifier (primary key (identifier, created): index scan backward).
 SELECT content
 FROM configurations
@@ -13,6 +14,7 @@ ORDER BY created DESC
 LIMIT 1;
 
 -- name: configurations_identifiers()
+-- route: read
 -- Every identifier once, in order: a loose index scan (one primary key descent per identifier).
 WITH RECURSIVE identifiers AS (
     (
@@ -37,6 +39,7 @@ SELECT identifier
 FROM identifiers;
 
 -- name: configurations_history(identifier)
+-- route: read
 -- Every snapshot of one identifier, newest first (the identifier's range of the primary key).
 SELECT
     identifier,

@@ -4,6 +4,7 @@
 -- have the exact types of a pg_catalog operator (docs/security.md).
 
 -- name: instructions_newest(name)^
+-- route: read
 -- The newest revision of one name (primary key (name, created): index scan backward).
 SELECT
     name,
@@ -18,6 +19,7 @@ ORDER BY created DESC
 LIMIT 1;
 
 -- name: instructions_declarations()
+-- route: read
 -- The newest declaration of each name: a loose index scan, one backward primary key descent a name.
 WITH RECURSIVE newest AS (
     (
@@ -58,6 +60,7 @@ SELECT
 FROM newest;
 
 -- name: instructions_history(name)
+-- route: read
 -- Every revision of one name, newest first (the name's range of the primary key).
 SELECT
     name,

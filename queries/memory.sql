@@ -65,6 +65,7 @@ FROM stamp
 WHERE :variables::JSONB IS NOT NULL;
 
 -- name: memory_recall(identifier, element_limit)^
+-- route: read
 -- Newest variables, last elements (NULL: all, read in order) oldest first; both primary keys.
 SELECT
     (

@@ -135,6 +135,7 @@ SELECT pg_catalog.concat_ws(
 COPY {table} (embedding, created, meta, payload) FROM STDIN WITH BINARY;
 
 -- name: vectors_search(query_vector, candidates, max_distance, with_embeddings)
+-- route: read
 -- The rows meeting the requirements nearest to the query by cosine distance, within max_distance,
 -- and how many candidates the scan found; HNSW/IVFFlat on embedding serve the ORDER BY ... LIMIT.
 -- :query_vector has no cast: PostgreSQL infers it as the column's type (vector or halfvec), so
@@ -160,6 +161,7 @@ LEFT JOIN nearest AS within ON within.distance <= :max_distance::FLOAT8
 ORDER BY within.distance;
 
 -- name: vectors_search_exact(query_vector, candidates, max_distance, with_embeddings)
+-- route: read
 -- vectors_search with an exact plan: ordered by the distance plus 0, which no index matches,
 -- so the rows meeting the requirements (GIN on payload for equality and contains, else a scan)
 -- are sorted top-N. Run when an index scan came back with fewer rows than asked. No cast on
@@ -185,6 +187,7 @@ LEFT JOIN nearest AS within ON within.distance <= :max_distance::FLOAT8
 ORDER BY within.distance;
 
 -- name: vectors_newest(candidates)
+-- route: read
 -- The newest rows meeting the requirements (the B-tree on created serves ORDER BY ... LIMIT).
 SELECT payload
 FROM {table}

@@ -6,6 +6,7 @@
 -- catalog (vectors_table_facts), never from the caller.
 
 -- name: vectors_text_search(words, language, candidates)
+-- route: read
 -- The rows meeting the requirements that match the web-search style query, best ts_rank_cd
 -- first, newer first among equals. GIN on text_vector serves the @@ match; the tsquery is
 -- parsed once (a one-row FROM item), not per row. A query of only stop words matches nothing.
@@ -37,6 +38,7 @@ FROM pg_catalog.pg_settings AS s
 WHERE s.name = 'statement_timeout';
 
 -- name: vectors_hybrid(vector, words, language, candidates, max_distance, rrf_k, weights, rows)
+-- route: read
 -- Reciprocal rank fusion of two arms in one statement: the candidates nearest to the query
 -- vector by cosine (HNSW/IVFFlat serve ORDER BY ... LIMIT; max_distance applies after it, as
 -- in vectors_search) and the candidates best by ts_rank_cd (GIN serves @@), both among the rows

@@ -137,7 +137,7 @@ def test_a_parameter_aiosql_would_bind_inside_a_literal_is_refused(tmp_path: Pat
 
 
 def test_every_fragment_lints_with_sqlfluff() -> None:
-    """`sqlfluff lint queries/` skips queries/filters.sql (.sqlfluffignore): a bare expression is
+    """`sqlfluff lint queries/` skips queries/fragments/ (.sqlfluffignore): a bare expression is
     no statement. Here each fragment is linted as it reads after a WHERE, with the project's
     .sqlfluff, and a violation names the fragment and its line in the file."""
     from sqlfluff.core import FluffConfig, Linter
@@ -171,7 +171,7 @@ def test_sqlfluff_lint_skips_only_the_fragments_file() -> None:
         for line in (ROOT / ".sqlfluffignore").read_text().splitlines()
         if line and not line.startswith("#")
     ]
-    assert ignored == ["queries/filters.sql"]
-    assert all(
-        named.kind == "fragment" for named in catalogue().values() if named.source.name == "filters.sql"
-    )
+    assert ignored == ["queries/fragments/"]
+    fragments = resource_dir("queries") / "fragments"
+    assert all(named.kind == "fragment" for named in catalogue().values() if named.source.parent == fragments)
+    assert all(named.source.parent == fragments for named in catalogue().values() if named.kind == "fragment")

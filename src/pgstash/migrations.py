@@ -12,6 +12,7 @@ import attrs
 
 from pgstash.connection import Postgres, logger
 from pgstash.errors import DatabaseError, MigrationError
+from pgstash.sql import names
 from pgstash.sql.resources import resource_dir
 from pgstash.sql.statements import Statement
 from pgstash.sql.templates import named
@@ -45,9 +46,9 @@ def migrations(folder: Path | None = None) -> list[Migration]:
 
 async def applied(postgres: Postgres) -> dict[str, str]:
     """Name -> checksum of every applied migration ({} before the first `migrate`)."""
-    if not await postgres.run("migrations_tracking_exists"):
+    if not await postgres.run(names.migrations_tracking_exists):
         return {}
-    return {row["name"]: row["checksum"] for row in await postgres.run("migrations_applied")}
+    return {row["name"]: row["checksum"] for row in await postgres.run(names.migrations_applied)}
 
 
 async def migrate(postgres: Postgres, folder: Path | None = None) -> list[str]:
@@ -57,10 +58,10 @@ async def migrate(postgres: Postgres, folder: Path | None = None) -> list[str]:
     files = migrations(folder)
     done: list[str] = []
     async with postgres.session():
-        await postgres.run("migrations_lock", lock_key=LOCK_KEY)
+        await postgres.run(names.migrations_lock, lock_key=LOCK_KEY)
         try:
             with _needs_the_owner():
-                await postgres.run("migrations_create_table")
+                await postgres.run(names.migrations_create_table)
                 recorded = await applied(postgres)
             _check_unchanged(files, recorded)
             for migration in files:
@@ -68,7 +69,7 @@ async def migrate(postgres: Postgres, folder: Path | None = None) -> list[str]:
                     await _apply(postgres, migration)
                     done.append(migration.name)
         finally:
-            await postgres.run("migrations_unlock", lock_key=LOCK_KEY)
+            await postgres.run(names.migrations_unlock, lock_key=LOCK_KEY)
     return done
 
 
@@ -101,7 +102,7 @@ def _check_unchanged(files: list[Migration], recorded: dict[str, str]) -> None:
 
 async def require_extension(postgres: Postgres, name: str) -> None:
     """`MigrationError` saying how to get the extension when the server cannot create it."""
-    if not await postgres.run("extension_available", extension_name=name):
+    if not await postgres.run(names.extension_available, extension_name=name):
         raise MigrationError(
             f'the PostgreSQL server has no "{name}" extension to install: install pgvector on '
             "it (for example the postgresql-NN-pgvector package, or the pgvector/pgvector image), "
@@ -116,7 +117,7 @@ async def _apply(postgres: Postgres, migration: Migration) -> None:
         async with postgres.transaction():
             name = f"schema/{migration.name}"  # named after its file in pg_stat_statements and the log
             await postgres.run_statement(Statement(name, "execute", named(migration.sql, name), ()))
-            await postgres.run("migrations_record", name=migration.name, checksum=migration.checksum)
+            await postgres.run(names.migrations_record, name=migration.name, checksum=migration.checksum)
     except DatabaseError as error:
         raise MigrationError(f"migration {migration.name} failed and was rolled back: {error}") from error
     logger.info("applied migration %s", migration.name)

@@ -54,7 +54,7 @@ DRIVER_OPERATORS = {("oid", "<>")}
 DRIVER_FUNCTIONS = {"array_agg"}
 OWNED_FILES = {
     "configurations.sql", "instructions.sql", "memory.sql", "migrations.sql", "status.sql",
-    "vectors.sql", "filters.sql", "vector_table.sql",
+    "vectors.sql", "filters.sql", "gates.sql", "vector_table.sql",
 }  # fmt: skip
 # The traps, and functions whose pg_catalog version takes "any" or a polymorphic type.
 NAMED_TRAPS = (

@@ -25,6 +25,7 @@ from pgstash.connection import DSN_VARIABLE, Postgres, PostgresConnectionPool
 from pgstash.errors import ConfigurationError, PgstashError
 from pgstash.migrations import migrate
 from pgstash.sql.catalogue import catalogue, load_catalogue
+from pgstash.sql.show import show
 from pgstash.sql.resources import resource_dir
 
 __all__ = ["main"]
@@ -103,6 +104,19 @@ def file_header(source: str) -> list[str]:
 
 
 async def cmd_queries(args: argparse.Namespace) -> int:
+    if args.show:
+        given: dict[str, str] = {}
+        for item in args.with_ or ():
+            key, equals, value = item.partition("=")
+            if not equals or not key:
+                raise SystemExit(f"pgstash queries: --with takes POINT=VALUE, got {item!r}")
+            given[key] = value
+        try:
+            print(show(args.show, given).text())
+        except (ValueError, TypeError) as error:
+            print(f"pgstash queries --show: {error}", file=sys.stderr)
+            return 2
+        return 0
     root = resource_dir("queries").parent
     templates = resource_dir("schema") / "templates"
     every = [*catalogue().values(), *(load_catalogue(templates).values() if templates.is_dir() else ())]
@@ -128,6 +142,19 @@ async def cmd_queries(args: argparse.Namespace) -> int:
 def configure_queries(sub: argparse.ArgumentParser) -> None:
     sub.add_argument(
         "--sql", action="store_true", help="also print each statement as sent ($1, $2, ...), ready to EXPLAIN"
+    )
+    sub.add_argument(
+        "--show",
+        metavar="NAME",
+        help="print the whole statement one query or template sends, composed, with what each $n binds",
+    )
+    sub.add_argument(
+        "--with",
+        dest="with_",
+        action="append",
+        metavar="POINT=VALUE",
+        help="with --show: fill a {point}: an identifier (table=chunk), a fragment "
+        "(requirements=filter_equal; its own points as requirements.lhs=...), digits or 'text'",
     )
 
 

@@ -12,7 +12,7 @@ from urllib.parse import parse_qs, urlsplit
 from pgstash.cli.console import human_size, table
 from pgstash.connection import Postgres
 from pgstash.migrations import applied, migrations
-from pgstash.sql.catalogue import query
+from pgstash.sql import names
 from pgstash.sql.composer import compose
 from pgstash.vectors import bulk
 
@@ -26,10 +26,10 @@ _CREATED_TABLE = re.compile(r"CREATE TABLE IF NOT EXISTS\s+(\w+)", re.IGNORECASE
 
 def pgstash_tables() -> list[str]:
     """The tables pgstash's migrations create, and its tracking table."""
-    names = {"pgstash_migrations"}
+    tables = {"pgstash_migrations"}
     for migration in migrations():
-        names.update(match.lower() for match in _CREATED_TABLE.findall(migration.sql))
-    return sorted(names)
+        tables.update(match.lower() for match in _CREATED_TABLE.findall(migration.sql))
+    return sorted(tables)
 
 
 def _where(dsn: str | None, data_dir: str, address: str | None, port: int | None) -> str:
@@ -46,13 +46,13 @@ def _where(dsn: str | None, data_dir: str, address: str | None, port: int | None
 
 async def report(postgres: Postgres, dsn: str | None, data_dir: str) -> str:
     """The whole status report as text."""
-    who = await postgres.run("status_connection")
+    who = await postgres.run(names.status_connection)
     lines = [
         f"connected to PostgreSQL {who['server_version']} at "
         f"{_where(dsn, data_dir, who['address'], who['port'])}, database {who['database']}, "
         f"user {who['username']}, schema {who['schema_name']}"
     ]
-    vector = await postgres.run("status_extension", extension_name="vector")
+    vector = await postgres.run(names.status_extension, extension_name="vector")
     if vector["installed"]:
         lines.append(f"pgvector {vector['installed']}")
     elif vector["available"]:
@@ -81,7 +81,7 @@ async def report(postgres: Postgres, dsn: str | None, data_dir: str) -> str:
         rows.append((name, state, when, record["checksum"][:12]))
     lines += ["", "migrations", table(rows, ("name", "state", "applied", "checksum"))]
 
-    tables = await postgres.run("status_tables", table_names=pgstash_tables(), exact_below=EXACT_BELOW)
+    tables = await postgres.run(names.status_tables, table_names=pgstash_tables(), exact_below=EXACT_BELOW)
     if tables:
         lines += ["", "tables (rows: exact count; ~ marks the planner's estimate, for large tables)"]
         lines.append(
@@ -117,13 +117,13 @@ def _dropped_indexes(tables: list[Any]) -> list[str]:
         dropped = bulk.dropped_of(row["table_comment"])
         if not dropped:
             continue
-        names = ", ".join(f"{index.method} ({index.name})" for index in dropped)
+        indexes = ", ".join(f"{index.method} ({index.name})" for index in dropped)
         if row["bulk_locked"]:
-            lines.append(f"{row['name']}: a bulk load is running; it builds {names} again at its commit")
+            lines.append(f"{row['name']}: a bulk load is running; it builds {indexes} again at its commit")
         else:
             lines.append(
                 f"{row['name']}: its ANN index was dropped by a bulk load that never committed: "
-                f"{names} is missing and searches scan the whole table; the next index() or "
+                f"{indexes} is missing and searches scan the whole table; the next index() or "
                 f"create_table builds it again, or run: pgstash vector build-index {row['name']}"
             )
     return ["", *lines] if lines else []
@@ -131,11 +131,11 @@ def _dropped_indexes(tables: list[Any]) -> list[str]:
 
 async def _count(postgres: Postgres, name: str) -> int:
     """An exact count(*) of one listed table (its name comes from the catalog and is quoted)."""
-    count: int = await postgres.run_statement(compose(query("status_count"), slots={"table": name}))
+    count: int = await postgres.run_statement(compose(names.status_count, slots={"table": name}))
     return count
 
 
 async def _applied_rows(postgres: Postgres) -> list[dict[str, Any]]:
     if not await applied(postgres):
         return []
-    return [dict(row) for row in await postgres.run("migrations_applied")]
+    return [dict(row) for row in await postgres.run(names.migrations_applied)]

@@ -19,6 +19,7 @@ from pgstash.cli.console import table
 from pgstash.cli.ingest import Record, converter, ingest, size_of
 from pgstash.connection import Postgres
 from pgstash.embeddings import HashingEmbedding
+from pgstash.sql import names
 from pgstash.sql.templates import validate_identifier
 from pgstash.vectors import PostgresVectorIndex
 from pgstash.vectors.builds import BuildProgress
@@ -117,7 +118,7 @@ async def _table_dimension(postgres: Postgres, name: str, action: str) -> int | 
     """The vector table's dimension; None when no table has that name. A table of that name that
     is not a vector table is refused here, with one line."""
     validate_identifier(name)
-    found = await postgres.run("status_relation", table_name=name)
+    found = await postgres.run(names.status_relation, table_name=name)
     if found is None:
         return None
     if found["dimension"] is None:
@@ -217,4 +218,3 @@ async def build_index(postgres: Postgres, args: argparse.Namespace) -> int:
     seconds = await index.build_index(Record, index=args.index, table=args.name, progress=report)
     print(f"index of {args.name} built in {seconds:.2f} s, without blocking reads or writes")
     return 0
-

@@ -20,6 +20,7 @@ from numpy.typing import NDArray
 from pgvector import HalfVector, SparseVector, Vector
 
 from pgstash.jsonvalue import dumps_json
+from pgstash.sql import names
 
 __all__ = [
     "VECTOR_TYPES",
@@ -105,8 +106,7 @@ async def register_vector_codecs(
 async def register_codecs(connection: asyncpg.Connection) -> None:
     """Every codec on a connection of the caller's own (outside a pool: the benches' raw
     asyncpg baseline), so that both sides decode the same values."""
-    from pgstash.sql.catalogue import query
 
     await register_jsonb(connection)
-    types = query("vector_types").bind(names=list(VECTOR_TYPES))
+    types = names.vector_types.bind(names=list(VECTOR_TYPES))
     await register_vector_codecs(connection, lambda: connection.fetch(types.sql, *types.args))

@@ -17,10 +17,11 @@ import asyncpg
 
 from pgstash.connection.driver import rows_of
 from pgstash.connection.lifecycle import Lifecycle
-from pgstash.connection.replicas import READS, ReplicaReads, Replicas
+from pgstash.connection.replicas import ReplicaReads, Replicas
 from pgstash.connection.scope import Scopes, Session, Transaction
 from pgstash.connection.sender import Sender
 from pgstash.errors import ConfigurationError, DatabaseError
+from pgstash.sql import names
 from pgstash.sql.catalogue import Query, query
 from pgstash.sql.statements import Statement
 from pgstash.sql.templates import render
@@ -29,7 +30,7 @@ __all__ = ["CURRENT", "Postgres", "current_postgres", "logger", "resolve"]
 
 logger = logging.getLogger("pgstash")
 _T = TypeVar("_T")
-_COMMIT_LSN = query("replica_commit_lsn").bind()
+_COMMIT_LSN = names.replica_commit_lsn.bind()
 
 
 class Postgres:
@@ -157,7 +158,7 @@ class Postgres:
         scope = self.scopes.current.get()
         if scope is not None:
             return await self.scopes.run(scope, statement, extra=source, caller=caller)
-        if self.replicas is not None and (read or statement.name in READS):
+        if self.replicas is not None and (read or statement.read):
             return await self.replicas.read(
                 statement, caller, lambda: self.on_primary(statement, caller=caller)
             )

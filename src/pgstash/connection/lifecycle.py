@@ -30,14 +30,14 @@ import asyncpg
 from pgstash.connection.codecs import VECTOR_TYPES, register_jsonb, register_vector_codecs
 from pgstash.connection.driver import ConnectTimeout, call, classify, lost
 from pgstash.errors import DatabaseError
-from pgstash.sql.catalogue import query
+from pgstash.sql import names
 from pgstash.sql.statements import Statement
 from pgstash.sql.templates import named
 
 __all__ = ["ClosedInPool", "Lifecycle", "PgstashConnection"]
 
 logger = logging.getLogger("pgstash")
-_VECTOR_TYPES = query("vector_types").bind(names=list(VECTOR_TYPES))
+_VECTOR_TYPES = names.vector_types.bind(names=list(VECTOR_TYPES))
 _DISCARD_TEMP = named("DISCARD TEMP;", "reset")
 
 

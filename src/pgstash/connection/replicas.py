@@ -1,7 +1,8 @@
 """Reads on PostgreSQL streaming replicas (hot standbys), with read-your-writes by WAL position.
 
-`READS` is the one place that marks a read: a named query in it, run outside a transaction, goes
-to a healthy replica (round robin); `postgres.replica().fetch(...)` does the same for raw SQL.
+A query's file marks it a read (`-- route: read` under its `-- name:` line, `Statement.read`): run
+outside a transaction it goes to a healthy replica (round robin); `postgres.replica().fetch(...)`
+does the same for raw SQL.
 Everything else, and everything inside `postgres.transaction()`, runs on the primary.
 
 Read-your-writes: after each commit on the primary the pool reads the commit's WAL position
@@ -34,29 +35,12 @@ import asyncpg
 from pgstash.connection.scope import Scopes
 from pgstash.connection.standby import Replica, fault
 from pgstash.errors import PgstashError, SchemaMissingError
-from pgstash.sql.catalogue import query
+from pgstash.sql import names
 from pgstash.sql.statements import Statement
 
-__all__ = ["READS", "ReplicaReads", "Replicas"]
+__all__ = ["ReplicaReads", "Replicas"]
 
 _T = TypeVar("_T")
-
-READS = frozenset(
-    {
-        "configurations_newest",
-        "configurations_identifiers",
-        "configurations_history",
-        "instructions_newest",
-        "instructions_declarations",
-        "instructions_history",
-        "memory_recall",
-        "vectors_search",
-        "vectors_search_exact",
-        "vectors_newest",
-        "vectors_text_search",  # full text and hybrid search (queries/vectors_text.sql)
-        "vectors_hybrid",
-    }
-)
 
 
 class Replicas:
@@ -179,7 +163,7 @@ class Replicas:
         try:
             if poll:
                 deadline = time.monotonic() + self.wait
-                replayed = query("replica_replayed").bind()
+                replayed = names.replica_replayed.bind()
                 while True:
                     now_at = await self._sender.send(connection, replayed)
                     replica.replayed = max(replica.replayed, now_at or -1)
@@ -229,7 +213,7 @@ class Replicas:
             if replica.monitor is None or replica.monitor.is_closed():
                 replica.monitor = await self._lifecycle.connect(replica.dsn, timeout=self.check_timeout)
             row = await self._sender.send(
-                replica.monitor, query("replica_state").bind(), timeout=self.check_timeout
+                replica.monitor, names.replica_state.bind(), timeout=self.check_timeout
             )
         except (PgstashError, OSError, TimeoutError) as error:
             self._drop_monitor(replica)

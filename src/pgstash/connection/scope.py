@@ -16,7 +16,7 @@ import attrs
 
 from pgstash.connection.sender import Sender
 from pgstash.errors import DatabaseError, PgstashError
-from pgstash.sql.catalogue import query
+from pgstash.sql import names
 from pgstash.sql.statements import Statement
 from pgstash.sql.templates import named
 
@@ -42,7 +42,7 @@ _UNDO = _control(
 )
 
 CONTROL = frozenset(statement.name for statement in (_BEGIN, _COMMIT, _ROLLBACK, _SAVEPOINT, _RELEASE, _UNDO))
-_SHADOWS = query("connection_shadowing_temp_tables").bind()
+_SHADOWS = names.connection_shadowing_temp_tables.bind()
 
 
 @attrs.define(eq=False)

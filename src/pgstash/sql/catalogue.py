@@ -5,8 +5,15 @@ parameters to asyncpg's `$n`. pgstash keeps the result as `Query` values: `Query
 `Statement` of one that has no splice points, `pgstash.sql.composer` the others.
 
 A file of `-- fragment: name(params)` blocks holds fragments: SQL expressions spliced into
-statements at `{name}` points (`queries/filters.sql`). They go through the same aiosql parsing
-(each block read as if it said `-- name:`), and are `Query` values of kind "fragment", never run.
+statements at `{name}` points (`queries/fragments/`: the payload filters and the scan gate). They
+go through the same aiosql parsing (each block read as if it said `-- name:`), and are `Query`
+values of kind "fragment", never run.
+
+Each statement's route is in its file: a `-- route: read` line among its doc lines marks a read a
+streaming replica may serve (outside a transaction); without it the statement runs on the primary.
+Its result kind is aiosql's suffix on the `-- name:` line (`^` one row, `$` a value, `!` a status,
+`*!` many, none: rows). So one `Query` is the whole plan of a named call: its text (named, `$n`),
+its parameters in `$n` order, its kind and its route, computed once when the catalogue loads.
 
 aiosql internals relied on: `QueryLoader` (per-file loading, so a name defined twice is refused
 with both files named) and `AsyncPGAdapter.var_sorted` (the only record of which name each `$n`
@@ -34,6 +41,8 @@ __all__ = ["Query", "catalogue", "load_catalogue", "query"]
 
 _NAME_LINE = re.compile(r"^--\s*name\s*:\s*([A-Za-z_][\w]*)", re.MULTILINE)
 _FRAGMENT_LINE = re.compile(r"^--\s*fragment\s*:", re.MULTILINE)
+_ROUTE_LINE = re.compile(r"^\s*route\s*:\s*(\S*)\s*$")
+ROUTES = ("read", "write")  # `-- route: read`: a replica may serve it; the default: the primary
 
 _KINDS = {
     SQLOperationType.SELECT: "fetch",
@@ -57,11 +66,20 @@ class Query:
     parameters: tuple[str, ...]
     kind: str
     source: Path
+    read: bool = False  # `-- route: read` in its file: a replica may serve it
+    # The `{name}` splice points, in order of first use (outside literals and comments).
+    splice_points: tuple[str, ...] = attrs.field(init=False, eq=False, repr=False)
+    _bindable: bool = attrs.field(init=False, eq=False, repr=False)
+
+    def __attrs_post_init__(self) -> None:
+        points = tuple(dict.fromkeys(piece.name for piece in pieces(self.sql) if isinstance(piece, Slot)))
+        object.__setattr__(self, "splice_points", points)
+        object.__setattr__(self, "_bindable", self.kind != "fragment" and not points)
 
     @property
-    def splice_points(self) -> tuple[str, ...]:
-        """The `{name}` splice points, in order of first use (outside literals and comments)."""
-        return tuple(dict.fromkeys(piece.name for piece in pieces(self.sql) if isinstance(piece, Slot)))
+    def route(self) -> str:
+        """ "read" (a replica may serve it, `-- route: read` in its file) or "write" (the primary)."""
+        return "read" if self.read else "write"
 
     @property
     def is_template(self) -> bool:
@@ -82,9 +100,16 @@ class Query:
     def bind(self, **values: Any) -> Statement:
         """This statement with its parameters bound by name, ready to run. A fragment, or a
         statement with splice points, raises `TypeError` (use `pgstash.sql.composer`)."""
-        if self.kind == "fragment" or self.is_template:
+        if not self._bindable:
             raise TypeError(f"{self.name} has splice points or is a fragment: use pgstash.sql.composer")
-        return Statement(self.name, self.kind, self.sql, self.arguments(values))
+        if len(values) != len(self.parameters):
+            self.arguments(values)  # raises TypeError naming what is missing or unexpected
+        try:
+            args = tuple([values[name] for name in self.parameters])
+        except KeyError:
+            self.arguments(values)
+            raise
+        return Statement(self.name, self.kind, self.sql, args, self.read)
 
 
 def load_catalogue(folder: Path, *, name_statements: bool = False) -> dict[str, Query]:
@@ -125,17 +150,36 @@ def load_catalogue(folder: Path, *, name_statements: bool = False) -> dict[str, 
         for datum in loader.load_query_data_from_sql(source, [], path):
             if kind == "fragment" and datum.operation_type != SQLOperationType.SELECT:
                 raise ValueError(f"{path}: fragment {datum.query_name} takes no operation suffix")
+            doc, route = _doc_and_route(path, datum.query_name, datum.doc_comments)
+            if kind == "fragment" and route is not None:
+                raise ValueError(f"{path}: fragment {datum.query_name} is never run alone: it takes no route")
             loaded = Query(
                 name=datum.query_name,
-                doc=" ".join(line.strip() for line in datum.doc_comments.splitlines()).strip(),
+                doc=doc,
                 sql=named(datum.sql, datum.query_name) if name_statements and not kind else datum.sql,
                 parameters=tuple(adapter.var_sorted[datum.query_name]),
                 kind=kind or _KINDS[datum.operation_type],
                 source=path,
+                read=route == "read",
             )
             _check_parameters(loaded)
             found[loaded.name] = loaded
     return found
+
+
+def _doc_and_route(path: Path, name: str, comments: str) -> tuple[str, str | None]:
+    """The doc line(s) of a block, and its `-- route:` mark (None when it has none)."""
+    doc: list[str] = []
+    route = None
+    for line in comments.splitlines():
+        mark = _ROUTE_LINE.match(line)
+        if mark is None:
+            doc.append(line.strip())
+        elif mark.group(1) not in ROUTES or route is not None:
+            raise ValueError(f"{path}: {name}: write `-- route: read` or `-- route: write`, once")
+        else:
+            route = mark.group(1)
+    return " ".join(doc).strip(), route
 
 
 def _check_parameters(named: Query) -> None:

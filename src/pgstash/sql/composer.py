@@ -58,7 +58,7 @@ def compose(
     if query.kind == "fragment":
         raise TypeError(f"{query.name} is a fragment: splice it into a statement with fragment()")
     sql, args = _composed(query, slots, fragments, values)
-    return Statement(query.name, query.kind, sql, args)
+    return Statement(query.name, query.kind, sql, args, query.read)
 
 
 def fragment(

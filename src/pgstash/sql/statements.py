@@ -22,9 +22,11 @@ def _as_tuple(values: Iterable[Any]) -> tuple[Any, ...]:
 @attrs.frozen(slots=True)
 class Statement:
     """`sql` uses asyncpg's `$n` parameters, `args[n-1]` binding `$n`; `name` is the query in
-    `queries/` it was made from (errors and logs name it)."""
+    `queries/` it was made from (errors and logs name it); `read`: a replica may serve it (its
+    query's `-- route: read`)."""
 
     name: str
     kind: str = attrs.field(validator=attrs.validators.in_(KINDS))
     sql: str
     args: tuple[Any, ...] = attrs.field(default=(), converter=_as_tuple)
+    read: bool = False

@@ -16,8 +16,9 @@ from pgstash.connection import Postgres
 from pgstash.converters import make_converter, problems, readable
 from pgstash.errors import ConfigurationError
 from pgstash.jsonvalue import dumps_json
+from pgstash.sql import names
 from pgstash.stores.cache import immutable
-from pgstash.stores.versioned import MISS, VersionedStore
+from pgstash.stores.versioned import MISS, VersionedQueries, VersionedStore
 
 __all__ = ["ConfigurationSnapshot", "PostgresConfigurationRepository", "converter"]
 
@@ -64,6 +65,13 @@ class PostgresConfigurationRepository(VersionedStore):
     per identifier, see `VersionedStore`), `prune` deletes old snapshots."""
 
     store = "configurations"
+    queries = VersionedQueries(
+        lock=names.configurations_lock,
+        insert=names.configurations_insert,
+        remove=names.configurations_remove,
+        history=names.configurations_history,
+        prune=names.configurations_prune,
+    )
     key_parameter = "identifier"
 
     _hooks: dict[type, Any] = attrs.field(factory=dict, init=False, repr=False)
@@ -157,14 +165,14 @@ class PostgresConfigurationRepository(VersionedStore):
         """Reads the newest snapshot (None when there is none) as the cache holds it."""
 
         async def fetch(postgres: Postgres) -> _Stored | None:
-            content = await postgres.run("configurations_newest", identifier=key)
+            content = await postgres.run(names.configurations_newest, identifier=key)
             return None if content is None else _Stored(orjson.dumps(content))
 
         return fetch
 
     @staticmethod
     async def _fetch_identifiers(postgres: Postgres) -> tuple[str, ...]:
-        rows = await postgres.run("configurations_identifiers")
+        rows = await postgres.run(names.configurations_identifiers)
         return tuple(sorted(row["identifier"] for row in rows))
 
 

@@ -21,8 +21,9 @@ import orjson
 from pgstash.connection import Postgres
 from pgstash.errors import InstructionsNotFoundError, MissingArgumentError, StoredDataError
 from pgstash.jsonvalue import dumps_json
+from pgstash.sql import names
 from pgstash.stores.cache import immutable
-from pgstash.stores.versioned import VersionedStore
+from pgstash.stores.versioned import VersionedQueries, VersionedStore
 from pgstash.validators import key_validator, no_nul
 
 __all__ = [
@@ -155,6 +156,13 @@ class PostgresInstructionsRepository(VersionedStore):
     (cached per name, see `VersionedStore`), `prune` deletes old revisions."""
 
     store = "instructions"
+    queries = VersionedQueries(
+        lock=names.instructions_lock,
+        insert=names.instructions_insert,
+        remove=names.instructions_remove,
+        history=names.instructions_history,
+        prune=names.instructions_prune,
+    )
     key_parameter = "name"
 
     async def available_instructions(self) -> Sequence[InstructionsDeclaration]:
@@ -234,7 +242,7 @@ class PostgresInstructionsRepository(VersionedStore):
 
     async def _newest(self, key: str) -> InstructionsRevision | None:
         async def fetch(postgres: Postgres) -> InstructionsRevision | None:
-            row = await postgres.run("instructions_newest", name=key)
+            row = await postgres.run(names.instructions_newest, name=key)
             return None if row is None else _revision(row)
 
         revision: InstructionsRevision | None = await self._read(key, fetch)
@@ -242,7 +250,7 @@ class PostgresInstructionsRepository(VersionedStore):
 
     @staticmethod
     async def _fetch_declarations(postgres: Postgres) -> tuple[InstructionsDeclaration, ...]:
-        rows = await postgres.run("instructions_declarations")
+        rows = await postgres.run(names.instructions_declarations)
         return tuple(sorted((_declaration(row) for row in rows), key=lambda declaration: declaration.name))
 
 

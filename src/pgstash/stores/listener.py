@@ -34,7 +34,7 @@ import asyncpg
 import orjson
 
 from pgstash.connection import Postgres, logger
-from pgstash.sql.catalogue import query
+from pgstash.sql import names
 from pgstash.stores.cache import DocumentCache
 
 __all__ = ["CHANNEL", "Listener"]
@@ -145,7 +145,7 @@ class Listener:
     async def _watch(self, connection: asyncpg.Connection) -> None:
         """Returns when the connection is lost (at once when the server closes it; a silent
         network is noticed by the ping)."""
-        ping = query("notifications_ping").bind()
+        ping = names.notifications_ping.bind()
         while True:
             try:
                 await asyncio.wait_for(self._lost.wait(), timeout=self.ping_interval)
@@ -163,7 +163,7 @@ class Listener:
             through = replicas.notified
             async with self._busy:
                 lsn = await self._postgres.run_on(
-                    connection, query("replica_commit_lsn").bind(), timeout=self.ping_timeout
+                    connection, names.replica_commit_lsn.bind(), timeout=self.ping_timeout
                 )
             replicas.fenced(lsn, through)
 

@@ -25,7 +25,7 @@ from pgstash.connection import Postgres, resolve
 from pgstash.converters import problems
 from pgstash.errors import MemoryElementError
 from pgstash.jsonvalue import dumps_json
-from pgstash.sql.catalogue import query
+from pgstash.sql import names
 from pgstash.sql.statements import Statement
 from pgstash.validators import cutoff, key_validator, positive_int
 
@@ -280,7 +280,7 @@ class PostgresModelMemory:
     async def _append(self, contents: Sequence[orjson.Fragment], variables: orjson.Fragment | None) -> None:
         # memory_remember runs first with nothing to append (create or lock the memory), then
         # with the items: one pipeline, one implicit transaction (see queries/memory.sql).
-        named = query("memory_remember")
+        named = names.memory_remember
         runs = [named.arguments({"identifier": self.identifier, "contents": [], "variables": None})]
         if contents or variables is not None:
             runs.append(
@@ -296,7 +296,9 @@ class PostgresModelMemory:
         tool responses, so it may hold fewer than `limit` elements (none, when no such input is
         among them); an unlimited recall returns the whole history as stored."""
         window = _limit(limit, "limit") if limit is not None else self.recall_limit
-        row = await self._postgres().run("memory_recall", identifier=self.identifier, element_limit=window)
+        row = await self._postgres().run(
+            names.memory_recall, identifier=self.identifier, element_limit=window
+        )
         context = elements_of(row["context"], self.identifier)
         if window is not None:
             opening = (index for index, element in enumerate(context) if _opens_a_turn(element))
@@ -308,7 +310,7 @@ class PostgresModelMemory:
 
     async def forget(self) -> None:
         """Deletes the memory, its elements and its variables."""
-        await self._postgres().run("memory_forget", identifier=self.identifier)
+        await self._postgres().run(names.memory_forget, identifier=self.identifier)
 
     @classmethod
     async def forget_idle(cls, idle: timedelta | datetime, *, postgres: Postgres | None = None) -> int:
@@ -322,6 +324,8 @@ class PostgresModelMemory:
         idle_before = cutoff(idle, "idle")
         pool = resolve(postgres)
         async with pool.transaction():
-            await pool.run("memory_forget_idle", idle_before=idle_before, lock_only=True)
-            forgotten: int = await pool.run("memory_forget_idle", idle_before=idle_before, lock_only=False)
+            await pool.run(names.memory_forget_idle, idle_before=idle_before, lock_only=True)
+            forgotten: int = await pool.run(
+                names.memory_forget_idle, idle_before=idle_before, lock_only=False
+            )
         return forgotten

@@ -1,8 +1,8 @@
 """`VersionedStore`: what configurations and instructions share: an append-only history per key
 whose newest entry wins, read through a cache that invalidations keep honest, written under a
-per-key lock. A store names its table (`store`) and its key column (`key_parameter`); its named
-queries are `<store>_lock`, `<store>_insert`, `<store>_remove`, `<store>_history` and
-`<store>_prune`.
+per-key lock. A store names its table (`store`), its key column (`key_parameter`) and its named
+queries (`queries`: `VersionedQueries` of `<store>_lock`, `_insert`, `_remove`, `_history` and
+`_prune`, constants of `pgstash.sql.names`).
 
 Writes (`_write`): one transaction (or the caller's, when one is in scope) that takes the store's
 transaction advisory lock on the key, then runs the store's statement, which inserts or deletes
@@ -24,11 +24,12 @@ from typing import Any, ClassVar, TypeVar
 import attrs
 
 from pgstash.connection import Postgres, resolve
+from pgstash.sql.catalogue import Query
 from pgstash.stores.cache import MISS, DocumentCache
 from pgstash.stores.listener import Listener
 from pgstash.validators import cutoff, positive_int, require_key
 
-__all__ = ["MISS", "VersionedStore"]
+__all__ = ["MISS", "VersionedQueries", "VersionedStore"]
 
 _T = TypeVar("_T")
 
@@ -48,6 +49,18 @@ def _seconds(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
         raise ValueError(f"{attribute.name} must be a number of seconds >= 0, got {value!r}")
 
 
+@attrs.frozen
+class VersionedQueries:
+    """A versioned store's named queries: its key's lock, an insert, a removal, the history and
+    the retention prune."""
+
+    lock: Query
+    insert: Query
+    remove: Query
+    history: Query
+    prune: Query
+
+
 @attrs.define(eq=False)
 class VersionedStore:
     """The base of the versioned-document repositories. Built without `postgres`, a repository
@@ -59,6 +72,7 @@ class VersionedStore:
 
     store: ClassVar[str]
     key_parameter: ClassVar[str]
+    queries: ClassVar[VersionedQueries]
 
     postgres: Postgres | None = attrs.field(default=None, validator=_pool)
     cache_limit: int = attrs.field(default=32, kw_only=True, validator=_cache_limit)
@@ -133,17 +147,17 @@ class VersionedStore:
             listener.written(self.store, key, transaction)  # hold the caches off meanwhile
         try:
             async with postgres.transaction():
-                await postgres.run(f"{self.store}_lock", **self._keyed(key))
+                await postgres.run(self.queries.lock, **self._keyed(key))
                 return await statement(postgres)
         finally:
             if not joined:
                 listener.invalidate(self.store, key)
 
     async def _insert(self, key: str, **values: Any) -> None:
-        """Appends a revision of `key` (the store's `<store>_insert` with `values`)."""
+        """Appends a revision of `key` (the store's `queries.insert` with `values`)."""
 
         async def insert(postgres: Postgres) -> None:
-            await postgres.run(f"{self.store}_insert", **self._keyed(key), **values)
+            await postgres.run(self.queries.insert, **self._keyed(key), **values)
 
         await self._write(key, insert)
 
@@ -152,13 +166,13 @@ class VersionedStore:
         key = self._key(value)
 
         async def delete(postgres: Postgres) -> None:
-            await postgres.run(f"{self.store}_remove", **self._keyed(key))
+            await postgres.run(self.queries.remove, **self._keyed(key))
 
         await self._write(key, delete)
 
     async def _history(self, value: object) -> Any:
         """Every stored revision of the key `value` as rows, newest first (not cached)."""
-        return await self._pool().run(f"{self.store}_history", **self._keyed(self._key(value)))
+        return await self._pool().run(self.queries.history, **self._keyed(self._key(value)))
 
     async def prune(self, *, keep: int | None = None, older_than: datetime | timedelta | None = None) -> int:
         """Deletes old versions and returns how many: with `keep`, every version beyond each key's
@@ -171,5 +185,5 @@ class VersionedStore:
             raise TypeError("prune() needs keep=, older_than= or both")
         newest = 1 if keep is None else positive_int(keep, "keep", most=2**63 - 1)
         before = None if older_than is None else cutoff(older_than, "older_than")
-        pruned: int = await self._pool().run(f"{self.store}_prune", keep=newest, older_than=before)
+        pruned: int = await self._pool().run(self.queries.prune, keep=newest, older_than=before)
         return pruned
