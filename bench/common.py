@@ -170,25 +170,26 @@ async def _send(connection: Any, statement: Statement) -> None:
 
 
 async def record(postgres: Postgres, call: Call) -> Recorded:
-    """The statements a warm `call` sends through `postgres.run_statement` (run once before, so
-    that what pgstash caches between calls is not recorded)."""
+    """The statements a warm `call` sends through `postgres.run` and `postgres.run_statement`
+    (both go to `Postgres._run`; the call is run once before, so that what pgstash caches between
+    calls is not recorded)."""
     await call()
     seen: list[Statement] = []
     inside: list[bool] = []
-    run_statement = postgres.run_statement
+    run = postgres._run
 
-    async def recording(statement: Statement) -> Any:
+    async def recording(statement: Statement, **options: Any) -> Any:
         seen.append(statement)
         inside.append(postgres.in_transaction)
-        return await run_statement(statement)
+        return await run(statement, **options)
 
-    postgres.run_statement = recording  # type: ignore[method-assign]
+    postgres._run = recording  # type: ignore[method-assign]
     try:
         await call()
     finally:
-        del postgres.run_statement
+        del postgres._run
     if not seen:
-        raise RuntimeError("the call sent no statement through Postgres.run_statement: nothing to replay")
+        raise RuntimeError("the call sent no statement through Postgres.run or run_statement: nothing to replay")
     return Recorded(tuple(seen), any(inside))
 
 

@@ -6,8 +6,10 @@
 
 -- name: configurations_newest(identifier)$
 -- route: read
--- The newest snapshot of one identifier (primary key (identifier, created): index scan backward).
-SELECT content
+-- The newest snapshot of one identifier (primary key (identifier, created): index scan backward),
+-- as JSON text: the store decodes it once per load (a jsonb value would be decoded, encoded for
+-- the cache and decoded again).
+SELECT content::TEXT AS content
 FROM configurations
 WHERE identifier = :identifier::TEXT
 ORDER BY created DESC

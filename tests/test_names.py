@@ -194,7 +194,7 @@ def test_show_refuses_a_point_the_statement_lacks_and_names_an_open_one() -> Non
 
 
 async def test_show_prints_what_a_filtered_search_sends(postgres: Postgres) -> None:
-    """The printed text is, byte for byte, the statement a search with a gated filter sends."""
+    """The printed text is, byte for byte, the statement a filtered search sends."""
     index = PostgresVectorIndex(postgres)
     await index.create_table(Note, dimension=4, index=None, table="note")
     await index.index(
@@ -217,18 +217,14 @@ async def test_show_prints_what_a_filtered_search_sends(postgres: Postgres) -> N
             query=np.ones(4, np.float32),
             limit=1,
             table="note",
-            requirements=AttributeRequirement.equal("x", "topic"),
+            requirements=AttributeRequirement.equal("topic", "x"),
         )
     finally:
         del postgres.run_statement
     assert [note.identifier for note in found] == ["a"]
     searched = [statement for statement in sent if statement.name == "vectors_search"]
     assert len(searched) == 1
-    given = {
-        "table": "note",
-        "requirements": "vectors_scan_gate",
-        "requirements.requirements": "filter_equal",
-    }
+    given = {"table": "note", "requirements": "filter_equal"}  # no ANN index: no scan gate
     shown = show("vectors_search", given)
     assert shown.sql == searched[0].sql
     assert len(shown.binds) == len(searched[0].args)

@@ -24,7 +24,6 @@ from pgstash.errors import ConfigurationError, DatabaseError
 from pgstash.sql import names
 from pgstash.sql.catalogue import Query, query
 from pgstash.sql.statements import Statement
-from pgstash.sql.templates import render
 
 __all__ = ["CURRENT", "Postgres", "current_postgres", "logger", "resolve"]
 
@@ -63,7 +62,6 @@ class Postgres:
         self.scopes = Scopes(self.sender)
         self._shared: dict[str, Any] = {}
         self._closers: list[Callable[[], Awaitable[None]]] = []
-        self._rendered: dict[tuple[str, tuple[tuple[str, str], ...]], str] = {}
         self.replicas: Replicas | None = None  # hot standbys serving reads (see replicas.py)
 
     def attach(self, pool: asyncpg.Pool) -> None:
@@ -105,7 +103,7 @@ class Postgres:
     async def run(self, name: str | Query, /, **values: Any) -> Any:
         """Runs the named query from `queries/` with its parameters given by name."""
         named = query(name) if isinstance(name, str) else name
-        return await self.run_statement(named.bind(**values))
+        return await self._run(named.bind(**values))
 
     async def run_statement(self, statement: Statement) -> Any:
         """Runs a ready statement (a named query bound, or one composed from templates)."""
@@ -130,14 +128,6 @@ class Postgres:
         await self.sender.send(
             connection, Statement(f"listen {channel}", "listen", "", (channel,)), extra=callback
         )
-
-    def render(self, named: Query, slots: Mapping[str, str]) -> str:
-        """The template query's SQL with its slots filled; cached per slot values."""
-        key = (named.name, tuple(sorted(slots.items())))
-        sql = self._rendered.get(key)
-        if sql is None:
-            sql = self._rendered[key] = render(named.sql, **slots)
-        return sql
 
     def log(self, name: str, rows: int, seconds: float) -> None:
         """One line per statement: DEBUG always, WARNING above `slow_query_threshold`."""
@@ -169,16 +159,19 @@ class Postgres:
     ) -> Any:
         """Runs `statement` on a pooled connection to the primary, outside any scope; `write`:
         it may have committed a write (with replicas, its WAL position is then read)."""
-        connection, proxy = await self.acquire(statement.name)
+        pool, lifecycle = self._pool, self.lifecycle  # acquire and release inline: the hot path
+        if pool is None:
+            raise DatabaseError(statement.name, None, "the pool is closed")
+        connection, proxy = await lifecycle.acquire(pool, statement.name)
         try:
             if caller:
-                self.lifecycle.ran_callers_sql(connection)
+                lifecycle.ran_callers_sql(connection)
             result = await self.sender.send(connection, statement, extra=source)
-            if write:
+            if write and self.replicas is not None:
                 await self.committed(connection)
             return result
         finally:
-            await self.release(proxy, statement.name)
+            await lifecycle.release(pool, proxy, statement.name)
 
     async def committed(self, connection: asyncpg.Connection) -> None:
         """After a commit on the primary: with replicas, the WAL position reads must reach (one

@@ -2,9 +2,10 @@
 
 - `init` (a new connection): the jsonb codec, and pgvector's codecs when the database has the
   `vector` type;
-- `setup` (every acquire): liveness. An idle connection whose backend ended while it sat in the
-  pool is refused before anything is sent on it (asyncpg closes it; `acquire` takes another:
-  the only retry of the connection layer);
+- `acquire` (every acquire, right after asyncpg's): liveness. An idle connection whose backend
+  ended while it sat in the pool is refused before anything is sent on it (released, so asyncpg
+  closes it; `acquire` takes another: the only retry of the connection layer). Not asyncpg's
+  `setup` hook: that is two more coroutines and a proxy lookup on every acquire (issue 22 item 7);
 - `reset` (every release, after asyncpg's own rollback and listener removal): a connection that
   ran only pgstash's statements goes back as it is (they hold transaction-scoped settings and
   locks only); one that ran the caller's SQL or a session is reset in full;
@@ -34,7 +35,7 @@ from pgstash.sql import names
 from pgstash.sql.statements import Statement
 from pgstash.sql.templates import named
 
-__all__ = ["ClosedInPool", "Lifecycle", "PgstashConnection"]
+__all__ = ["Lifecycle", "PgstashConnection"]
 
 logger = logging.getLogger("pgstash")
 _VECTOR_TYPES = names.vector_types.bind(names=list(VECTOR_TYPES))
@@ -48,6 +49,7 @@ class PgstashConnection(asyncpg.Connection):
         super().__init__(protocol, transport, *args, **kwargs)
         # liveness: bytes waiting on an idle connection's socket are its backend's goodbye
         self.socket: Any = transport.get_extra_info("socket")
+        self.poller: Any = None  # one poll object per connection, made at its first acquire
         self.callers = False  # ran the caller's SQL or a session: reset in full on release
         self.vector_codecs = False
 
@@ -56,10 +58,6 @@ class PgstashConnection(asyncpg.Connection):
         does not wrap). pgstash sends on the connection: a proxy whose connection died answers
         every later call "released back to the pool", which would hide what happened."""
         return self
-
-
-class ClosedInPool(Exception):
-    """The `setup` hook found the acquired connection closed; nothing was sent on it."""
 
 
 class Lifecycle:
@@ -88,11 +86,6 @@ class Lifecycle:
         """Pool `init`: jsonb always; the pgvector types once the database has them."""
         await register_jsonb(connection)
         await self.set_vector_codecs(_direct(connection))
-
-    async def setup(self, proxy: Any) -> None:
-        """Pool `setup`, on every acquire: refuses a connection that closed while idle."""
-        if await _closed_before_use(_direct(proxy)):
-            raise ClosedInPool
 
     async def reset(self, connection: asyncpg.Connection) -> None:
         """Pool `reset`: `RESET ALL`, advisory locks, `CLOSE ALL`, `UNLISTEN *` and `DISCARD TEMP`
@@ -156,11 +149,6 @@ class Lifecycle:
                 # asyncio.timeout, not acquire(timeout=): on Python 3.11 that is wait_for, a task per call
                 async with asyncio.timeout(self.acquire_timeout):
                     proxy = await pool.acquire()
-            except ClosedInPool:  # asyncpg closed it and put its slot back
-                logger.warning(
-                    "query %s: a pooled connection had closed; nothing was sent, using another", name
-                )
-                continue
             except ConnectTimeout as error:
                 raise DatabaseError(name, "08001", str(error)) from None
             except TimeoutError:
@@ -178,7 +166,14 @@ class Lifecycle:
                 if mapped is None:
                     raise
                 raise mapped from error
-            return _direct(proxy), proxy
+            connection = _direct(proxy)
+            if await _closed_before_use(connection):  # released: asyncpg puts its slot back
+                await self.release(pool, proxy, name)
+                logger.warning(
+                    "query %s: a pooled connection had closed; nothing was sent, using another", name
+                )
+                continue
+            return connection, proxy
         raise DatabaseError(name, "08006", "every pooled connection was found closed")
 
     @staticmethod
@@ -222,11 +217,13 @@ async def _closed_before_use(connection: PgstashConnection) -> bool:
     that asyncpg reads it."""
     if connection.is_closed():
         return True
-    sock = connection.socket
-    if sock is None:
-        return False
-    poller = select.poll()
-    poller.register(sock.fileno(), select.POLLIN)
+    poller = connection.poller
+    if poller is None:
+        sock = connection.socket
+        if sock is None:
+            return False
+        poller = connection.poller = select.poll()
+        poller.register(sock.fileno(), select.POLLIN)
     if not poller.poll(0):
         return False
     for _ in range(4):

@@ -1,5 +1,5 @@
 """Opening and closing the pool: the DSN (and its redaction in every message), connect and
-acquire timeouts, and asyncpg's pool hooks, which `lifecycle` provides (codecs, liveness, reset)."""
+acquire timeouts, and asyncpg's pool hooks, which `lifecycle` provides (codecs, reset)."""
 
 from __future__ import annotations
 
@@ -185,7 +185,6 @@ class PostgresConnectionPool:
                 connect=connector(dsn),
                 connection_class=PgstashConnection,
                 init=postgres.lifecycle.init,
-                setup=postgres.lifecycle.setup,
                 reset=postgres.lifecycle.reset,
                 **{**options, **sizes},
                 **per_connection,

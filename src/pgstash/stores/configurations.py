@@ -44,15 +44,26 @@ _FRESH = object()  # this type's instances are not immutable: structured afresh 
 
 
 class _Stored:
-    """A snapshot as the cache holds it: its JSON, from which loads decode objects of their
+    """A snapshot as the cache holds it: its JSON text, from which loads decode objects of their
     own, and per configuration type either the one instance every load shares (when nothing
-    about it can be changed: `caching.immutable`) or `_FRESH`."""
+    about it can be changed: `caching.immutable`) or `_FRESH`; until a second load of the type,
+    `_Once(value)` (a snapshot read once, as an uncached load's is, is never checked)."""
 
     __slots__ = ("json", "typed")
 
-    def __init__(self, json: bytes) -> None:
+    def __init__(self, json: str) -> None:
         self.json = json
         self.typed: dict[type, Any] = {}
+
+
+class _Once:
+    """The instance the first load of a type made (whether it may be shared is decided at the
+    second: `immutable` holds of it then as before, since nothing could change it)."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: object) -> None:
+        self.value = value
 
 
 def _is_configuration_type(value: object) -> bool:
@@ -103,13 +114,16 @@ class PostgresConfigurationRepository(VersionedStore):
         if stored is None:
             return default
         loaded = stored.typed.get(config_type, MISS)
+        if type(loaded) is _Once:
+            first = loaded.value
+            loaded = stored.typed[config_type] = first if immutable(first) else _FRESH
         if loaded is MISS or loaded is _FRESH:
             try:
                 value = structure(orjson.loads(stored.json), config_type)
             except Exception as error:
                 raise _misfit(key, config_type, error) from error
             if loaded is MISS:
-                stored.typed[config_type] = value if immutable(value) else _FRESH
+                stored.typed[config_type] = _Once(value)
             return value
         return loaded
 
@@ -166,7 +180,7 @@ class PostgresConfigurationRepository(VersionedStore):
 
         async def fetch(postgres: Postgres) -> _Stored | None:
             content = await postgres.run(names.configurations_newest, identifier=key)
-            return None if content is None else _Stored(orjson.dumps(content))
+            return None if content is None else _Stored(content)
 
         return fetch
 
