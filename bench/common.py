@@ -189,7 +189,7 @@ async def record(postgres: Postgres, call: Call) -> Recorded:
     finally:
         del postgres._run
     if not seen:
-        raise RuntimeError("the call sent no statement through Postgres.run or run_statement: nothing to replay")
+        raise RuntimeError("the call sent no statement through Postgres._run: nothing to replay")
     return Recorded(tuple(seen), any(inside))
 
 

@@ -25,8 +25,8 @@ from pgstash.connection import DSN_VARIABLE, Postgres, PostgresConnectionPool
 from pgstash.errors import ConfigurationError, PgstashError
 from pgstash.migrations import migrate
 from pgstash.sql.catalogue import catalogue, load_catalogue
-from pgstash.sql.show import show
 from pgstash.sql.resources import resource_dir
+from pgstash.sql.show import show
 
 __all__ = ["main"]
 

@@ -10,6 +10,7 @@ provably sent nothing, and runs the statement again.
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -51,12 +52,23 @@ def _dense(value: Any, dtype: type[np.floating[Any]]) -> NDArray[Any]:
     return array
 
 
+_HEADER = struct.Struct(">HH")  # vector's binary format: dimensions, unused (0), big-endian float4s
+
+
 def encode_vector(value: Any) -> bytes:
+    """pgvector-python's `Vector(...).to_binary()`, written directly for a one-dimensional numpy
+    array (a third of the time: no intermediate `array`, one byte-swapping copy)."""
+    if type(value) is np.ndarray and value.ndim == 1:
+        return _HEADER.pack(value.shape[0], 0) + value.astype(">f4").tobytes()
     return (value if isinstance(value, Vector) else Vector(_dense(value, np.float32))).to_binary()
 
 
 def decode_vector(data: bytes) -> NDArray[np.float32]:
-    return Vector.from_binary(data).to_numpy()
+    """pgvector-python's `Vector.from_binary(data).to_numpy()` (its checks), in one copy."""
+    dimensions, unused = _HEADER.unpack_from(data)
+    if len(data) != 4 + 4 * dimensions or unused != 0:
+        raise ValueError(f"a vector of {dimensions} dimensions in {len(data)} bytes (unused {unused})")
+    return np.frombuffer(data, dtype=">f4", count=dimensions, offset=4).astype(np.float32)
 
 
 def encode_halfvec(value: Any) -> bytes:

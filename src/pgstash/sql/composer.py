@@ -87,11 +87,13 @@ def _composed(
     for name, spliced in fragments.items():
         if not isinstance(spliced, Fragment):
             raise TypeError(f"{template.name}: fragment {{{name}}} must be a Fragment, not {spliced!r}")
-    template.arguments(values)  # a missing or unexpected name raises TypeError
+    parameters = template.parameters
+    if len(values) != len(parameters) or not all(name in values for name in parameters):
+        template.arguments(values)  # a missing or unexpected name raises TypeError
     sql, order = _shape(
         template.name,
         template.sql,
-        template.parameters,
+        parameters,
         tuple(sorted(slots.items())),
         tuple(sorted((name, spliced.sql, len(spliced.args)) for name, spliced in fragments.items())),
     )
