@@ -25,9 +25,8 @@ ROOT = Path(__file__).resolve().parent.parent
 SOURCE = ROOT / "src" / "pgstash"
 # A name written as a constant (`names.memory_recall`) or, as code from before the constants
 # still may, as a string to run / query / fragment.
-CONSTANT = re.compile(r"\bnames\.([a-z_][a-z0-9_]*)\b")
+IMPORT = re.compile(r"^from pgstash\.sql import names(?: as (\w+))?", re.M)
 STRING = re.compile(r"\b(?:run|run_on|query|named_query|fragment)\(\s*\"([a-z_][a-z0-9_]*)\"")
-IMPORT = "from pgstash.sql import names"
 BUILT = re.compile(r"\b(?:run|run_on|query|named_query|fragment)\(\s*f\"")
 
 
@@ -42,7 +41,9 @@ def used_names() -> dict[str, list[str]]:
         if path == SOURCE / "sql" / "names.py":
             continue
         text = path.read_text(encoding="utf-8")
-        constants = CONSTANT.findall(text) if IMPORT in text else []
+        imported = IMPORT.search(text)
+        alias = imported and (imported.group(1) or "names")
+        constants = re.findall(rf"\b{alias}\.([a-z_][a-z0-9_]*)\b", text) if alias else []
         for name in {*constants, *STRING.findall(text)}:
             found.setdefault(name, []).append(str(path.relative_to(ROOT)))
     return found

@@ -14,6 +14,7 @@ import attrs
 
 from pgstash.connection import Postgres
 from pgstash.errors import ConfigurationError
+from pgstash.sql import names
 
 __all__ = [
     "FACTS_TTL", "IVFFLAT_COMMENT", "PRECISIONS", "Precision", "TableFacts", "check_precision", "index_name",
@@ -61,7 +62,7 @@ def _version(text: str | None) -> tuple[int, ...]:
 
 async def read_facts(postgres: Postgres, name: str) -> TableFacts:
     """The table's facts from the catalog (one statement), remembered for searches."""
-    row = await postgres.run("vectors_table_facts", table_name=name)
+    row = await postgres.run(names.vectors_table_facts, table_name=name)
     facts = TableFacts(
         present=bool(row["present"]),
         dimension=row["dimension"] if row["dimension"] is not None and row["dimension"] > 0 else None,

@@ -1,5 +1,5 @@
 """`requirement_fragment`: an `AttributeRequirement` (filters.py) as the SQL condition a statement
-splices at its `{requirements}` point, one fragment of `queries/filters.sql` per operator, nested
+splices at its `{requirements}` point, one fragment of `queries/fragments/filters.sql` per operator, nested
 through the and/or/not fragments' splice points. Paths (`TEXT[]`) and values (`JSONB`) are always
 bound parameters."""
 
@@ -10,6 +10,8 @@ from typing import Any
 
 import orjson
 
+from pgstash.sql import names
+from pgstash.sql.catalogue import Query
 from pgstash.sql.composer import Fragment, fragment
 from pgstash.vectors.filters import AttributeRequirement, KeyOf, check_size
 
@@ -18,8 +20,27 @@ __all__ = ["requirement_fragment"]
 # JSON null as a parameter: a bare None would bind SQL NULL, which no jsonb comparison matches.
 _JSON_NULL = orjson.Fragment(b"null")
 
+# Each operator's fragment (queries/fragments/filters.sql).
+_FRAGMENTS: dict[str, Query] = {
+    "equal": names.filter_equal,
+    "not_equal": names.filter_not_equal,
+    "greater": names.filter_greater,
+    "greater_or_equal": names.filter_greater_or_equal,
+    "less": names.filter_less,
+    "less_or_equal": names.filter_less_or_equal,
+    "contained_in": names.filter_contained_in,
+    "contains": names.filter_contains,
+    "contains_any": names.filter_contains_any,
+    "text_match": names.filter_text_match,
+    "exists": names.filter_exists,
+    "and": names.filter_and,
+    "or": names.filter_or,
+    "not": names.filter_not,
+}
+_EVERYTHING = fragment(names.filter_everything)  # no requirement: every row (no values, made once)
 
-def _joined(template: str, parts: list[Fragment]) -> Fragment:
+
+def _joined(template: Query, parts: list[Fragment]) -> Fragment:
     """`parts` joined by the two-sided `template` (filter_and, filter_or) as a balanced tree:
     its SQL nests log2(len(parts)) parentheses deep, not len(parts)."""
     if len(parts) == 1:
@@ -50,7 +71,7 @@ def requirement_fragment(requirement: object, *, key_of: KeyOf | None = None) ->
     index's converter: `pgstash.vectors.payload_keys.payload_key_of`). Anything but an
     `AttributeRequirement` or None raises `TypeError`."""
     if requirement is None:
-        return fragment("filter_everything")
+        return _EVERYTHING
     if not isinstance(requirement, AttributeRequirement):
         raise TypeError(
             f"requirements must be a pgstash AttributeRequirement, not {type(requirement).__name__}"
@@ -61,7 +82,7 @@ def requirement_fragment(requirement: object, *, key_of: KeyOf | None = None) ->
 
 def _compiled(requirement: AttributeRequirement, key_of: KeyOf | None) -> Fragment:
     operator = requirement.operator
-    template = f"filter_{operator}"
+    template = _FRAGMENTS[operator]
     if operator in ("and", "or"):
         return _joined(template, [_compiled(operand, key_of) for operand in requirement.operands])
     if operator == "not":

@@ -1,4 +1,4 @@
-"""The scan gate (`vectors_scan_gate` of queries/filters.sql) around a statement's requirements:
+"""The scan gate (`vectors_scan_gate` of queries/fragments/gates.sql) around a statement's requirements:
 per-call scan settings set inside the statement, and custom plans kept where the best plan
 depends on the filter's values (see `pgstash.vectors.search.planning`)."""
 

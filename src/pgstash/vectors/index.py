@@ -5,7 +5,7 @@ re-ranking.
 Every statement comes from a template: `schema/templates/vector_table.sql` (the table and its
 indexes, see `tables.py`) and `queries/vectors.sql` (copy, search, newest, delete), their
 `{table}` slot filled with a validated, quoted identifier and the payload filter composed from
-`queries/filters.sql`.
+`queries/fragments/filters.sql`.
 """
 
 from __future__ import annotations

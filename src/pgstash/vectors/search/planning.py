@@ -26,6 +26,7 @@ import asyncpg
 import attrs
 
 from pgstash.connection import Postgres
+from pgstash.sql import names
 from pgstash.sql.catalogue import Query
 from pgstash.sql.composer import Fragment, compose
 from pgstash.sql.statements import Statement
@@ -137,7 +138,7 @@ async def exactly(postgres: Postgres, search: Search) -> list[asyncpg.Record]:
 
 async def scan_settings(postgres: Postgres, **settings: Any) -> None:
     settings.setdefault("max_scan_tuples", None)
-    await postgres.run("vectors_scan_settings", **settings)
+    await postgres.run(names.vectors_scan_settings, **settings)
 
 
 def rolled_back(postgres: Postgres) -> contextlib.AbstractAsyncContextManager[Postgres]:

@@ -16,7 +16,7 @@ import asyncpg
 
 from pgstash.connection import Postgres
 from pgstash.errors import DatabaseError
-from pgstash.sql.catalogue import query as named_query
+from pgstash.sql import names
 from pgstash.sql.composer import compose
 from pgstash.vectors.gate import custom_plans
 from pgstash.vectors.inputs import as_stored
@@ -42,7 +42,7 @@ async def bounded(postgres: Postgres, timeout: float | None, run: Callable[[Post
 
     async def block(postgres: Postgres) -> _T:
         async with planning.rolled_back(postgres):
-            await postgres.run("vectors_text_timeout", milliseconds=max(1, round(timeout * 1000)))
+            await postgres.run(names.vectors_text_timeout, milliseconds=max(1, round(timeout * 1000)))
             return await run(postgres)
 
     try:
@@ -67,7 +67,7 @@ async def search(table: VectorTable, options: SearchOptions) -> list[tuple[Any, 
     if options.mode == "text":
         facts = await table.facts()
         statement = compose(
-            named_query("vectors_text_search"),
+            names.vectors_text_search,
             slots={"table": table.name},
             fragments={"requirements": custom_plans(where, options.filtered)},
             words=words,
@@ -80,7 +80,7 @@ async def search(table: VectorTable, options: SearchOptions) -> list[tuple[Any, 
     vector = await table.query_vector(options.query)
     facts = await table.facts()
     search = planning.Search(
-        named_query("vectors_hybrid"),
+        names.vectors_hybrid,
         None,  # short (rare): run again under enable_indexscan = off
         slots={"table": table.name},
         requirements=where,  # the vector as stored: float16 for halfvec

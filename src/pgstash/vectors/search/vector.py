@@ -10,7 +10,7 @@ from typing import Any
 import asyncpg
 
 from pgstash.errors import DimensionMismatchError
-from pgstash.sql.catalogue import query as named_query
+from pgstash.sql import names
 from pgstash.sql.composer import Fragment, compose
 from pgstash.vectors.gate import custom_plans
 from pgstash.vectors.inputs import as_stored
@@ -36,8 +36,8 @@ async def search(table: VectorTable, options: SearchOptions) -> list[tuple[Any, 
     if facts.dimension is not None and vector.shape[0] != facts.dimension:
         raise DimensionMismatchError(facts.dimension, vector.shape[0], f'query for table "{table.name}"')
     search = planning.Search(
-        named_query("vectors_search"),
-        named_query("vectors_search_exact"),
+        names.vectors_search,
+        names.vectors_search_exact,
         slots={"table": table.name},
         requirements=where,
         values={
@@ -62,7 +62,7 @@ async def newest(table: VectorTable, options: SearchOptions, where: Fragment) ->
     score by)."""
     postgres = table.postgres
     statement = compose(
-        named_query("vectors_newest"),
+        names.vectors_newest,
         slots={"table": table.name},
         # custom plans when filtered: a generic one of a filtered listing can read the table
         fragments={"requirements": custom_plans(where, options.filtered)},

@@ -17,7 +17,7 @@ import attrs
 
 from pgstash.connection import Postgres
 from pgstash.errors import PgstashError
-from pgstash.sql.catalogue import query
+from pgstash.sql import names
 from pgstash.sql.composer import compose
 from pgstash.sql.statements import Statement
 from pgstash.vectors.facts import index_name
@@ -76,14 +76,15 @@ class AnnIndex:
         """The CREATE INDEX that builds this index again (IVFFlat: lists from `rows`)."""
         if self.opclass not in OPCLASSES:
             raise ValueError(f"pgstash builds cosine indexes only ({OPCLASSES}), not {self.opclass!r}")
-        suffix = "_concurrently" if concurrently else ""
         slots: dict[str, str | int] = {"table": table, "index": name or self.name, "opclass": self.opclass}
         if self.method == "hnsw":
             for option, default in HNSW_OPTIONS.items():
                 slots[option] = self.options.get(option, default)
-            return compose(query(f"vectors_build_hnsw{suffix}"), slots=slots)
+            hnsw = names.vectors_build_hnsw_concurrently if concurrently else names.vectors_build_hnsw
+            return compose(hnsw, slots=slots)
         slots["lists"] = lists_for(rows)
-        return compose(query(f"vectors_build_ivfflat{suffix}"), slots=slots)
+        ivfflat = names.vectors_build_ivfflat_concurrently if concurrently else names.vectors_build_ivfflat
+        return compose(ivfflat, slots=slots)
 
 
 @attrs.frozen(slots=True)
@@ -109,7 +110,7 @@ async def build_settings(
     participant (halfvec values take half a vector's bytes), never below the server's
     maintenance_work_mem nor above `MEMORY_CAP_KB` (a parallel build takes it all as one shared
     memory segment)."""
-    limits = await postgres.run("vectors_build_limits")
+    limits = await postgres.run(names.vectors_build_limits)
     wanted = limits["max_parallel_maintenance_workers"] if workers is None else workers
     chosen = max(0, min(wanted, limits["max_parallel_workers"], limits["max_worker_processes"] - 1))
     value_bytes = 2 if opclass == "halfvec_cosine_ops" else 4
@@ -130,7 +131,7 @@ class TableIndexes:
 async def ann_indexes(postgres: Postgres, table: str, most: int) -> TableIndexes:
     """The table's HNSW/IVFFlat indexes and its row count up to `most`, in one statement."""
     rows = await postgres.run_statement(
-        compose(query("vectors_ann_indexes"), slots={"table": table}, table_name=table, most=most)
+        compose(names.vectors_ann_indexes, slots={"table": table}, table_name=table, most=most)
     )
     found = tuple(AnnIndex.of(row) for row in rows if row["index_name"] is not None)
     return TableIndexes(found, int(rows[0]["row_count"]), opclass_of(rows[0]["embedding_type"]))
@@ -152,7 +153,7 @@ async def _watch(
     postgres: Postgres, table: str, rows: int, report: Callable[[BuildProgress], object], every: float
 ) -> None:
     while True:
-        row = await postgres.run("vectors_build_progress", table_name=table)
+        row = await postgres.run(names.vectors_build_progress, table_name=table)
         if row is not None:
             report(
                 BuildProgress(row["phase"], row["blocks_done"], row["blocks_total"], row["tuples_done"], rows)
@@ -192,7 +193,7 @@ async def build_index(
             await postgres.run(
                 "vectors_build_settings", memory_kb=settings.memory_kb, workers=settings.workers, local=False
             )
-            drop = query("vectors_drop_index_concurrently")
+            drop = names.vectors_drop_index_concurrently
             present = {index.name for index in found.indexes} | invalid
             for leftover in sorted(present & {fresh} | invalid & {name}):
                 await postgres.run_statement(compose(drop, slots={"index": leftover}))
@@ -200,14 +201,14 @@ async def build_index(
             if unchanged and method == "ivfflat":
                 unchanged = old is not None and old.options.get("lists") == lists_for(rows)
             if unchanged:
-                reindex = compose(query("vectors_reindex_concurrently"), slots={"embedding_index": name})
+                reindex = compose(names.vectors_reindex_concurrently, slots={"embedding_index": name})
                 await postgres.run_statement(reindex)
             else:
                 await postgres.run_statement(target.build(table, rows, concurrently=True, name=fresh))
                 if old is not None:
                     await postgres.run_statement(compose(drop, slots={"index": old.name}))
                 await postgres.run_statement(
-                    compose(query("vectors_rename_index"), slots={"index": fresh, "new_name": name})
+                    compose(names.vectors_rename_index, slots={"index": fresh, "new_name": name})
                 )
     finally:
         if watcher is not None:

@@ -37,7 +37,7 @@ import orjson
 from pgstash.connection import Postgres
 from pgstash.errors import DatabaseError, PgstashError
 from pgstash.jsonvalue import dumps_json
-from pgstash.sql.catalogue import query
+from pgstash.sql import names
 from pgstash.sql.composer import compose
 from pgstash.sql.templates import Constant, SlotValue
 from pgstash.vectors.facts import TableFacts, index_name
@@ -123,9 +123,9 @@ async def plan(
 async def _bulk_lock(postgres: Postgres, table: str) -> None:
     """The bulk lock, waited for without the caller's `lock_timeout` (a load waits for the loads
     before it), which is then set back for the rest of the transaction."""
-    before = await postgres.run("vectors_lock_wait", lock_timeout="0")
-    await postgres.run_statement(compose(query("vectors_bulk_lock"), slots={"table": table}))
-    await postgres.run("vectors_lock_wait", lock_timeout=before)
+    before = await postgres.run(names.vectors_lock_wait, lock_timeout="0")
+    await postgres.run_statement(compose(names.vectors_bulk_lock, slots={"table": table}))
+    await postgres.run(names.vectors_lock_wait, lock_timeout=before)
 
 
 async def drop_indexes(postgres: Postgres, load: Load) -> bool:
@@ -139,12 +139,12 @@ async def drop_indexes(postgres: Postgres, load: Load) -> bool:
         try:
             async with postgres.transaction():
                 await _bulk_lock(postgres, load.table)
-                await postgres.run("vectors_ddl_settings", lock_timeout=DROP_LOCK_TIMEOUT, local=True)
+                await postgres.run(names.vectors_ddl_settings, lock_timeout=DROP_LOCK_TIMEOUT, local=True)
                 for index in load.drops:
-                    drop = compose(query("vectors_drop_index"), slots={"index": index.name})
+                    drop = compose(names.vectors_drop_index, slots={"index": index.name})
                     await postgres.run_statement(drop)
                 slots: dict[str, SlotValue] = {"table": load.table, "comment": dropped_comment(load.drops)}
-                await postgres.run_statement(compose(query("vectors_comment_dropped"), slots=slots))
+                await postgres.run_statement(compose(names.vectors_comment_dropped, slots=slots))
             return True
         except DatabaseError as error:
             if error.sqlstate != "55P03":
@@ -176,7 +176,7 @@ async def rebuilt(postgres: Postgres, load: Load) -> AsyncIterator[Written]:
                 rows = load.rows + (written.rows or load.batch)  # `loading`'s calls do not count
                 build = index.build(load.table, rows, concurrently=False)
                 await postgres.run_statement(build)
-            await postgres.run_statement(compose(query("vectors_comment_clear"), slots={"table": load.table}))
+            await postgres.run_statement(compose(names.vectors_comment_clear, slots={"table": load.table}))
     except BaseException:
         await _restore(postgres, load.table, load.drops, load.rows)
         raise
@@ -191,7 +191,7 @@ async def _restore(postgres: Postgres, table: str, indexes: tuple[AnnIndex, ...]
     try:
         for index in indexes:
             await postgres.run_statement(index.build(table, rows, concurrently=True))
-        await postgres.run_statement(compose(query("vectors_comment_clear"), slots={"table": table}))
+        await postgres.run_statement(compose(names.vectors_comment_clear, slots={"table": table}))
     except (PgstashError, OSError) as error:
         logger.warning(
             "vector table %s: its ANN index was not rebuilt after a failed load (%s); searches are "
@@ -212,14 +212,14 @@ async def repair(postgres: Postgres, table: str, facts: TableFacts) -> bool:
         return False
     try:
         async with postgres.transaction():
-            await postgres.run_statement(compose(query("vectors_bulk_lock_nowait"), slots={"table": table}))
+            await postgres.run_statement(compose(names.vectors_bulk_lock_nowait, slots={"table": table}))
     except DatabaseError as error:
         if error.sqlstate == "55P03":
             return False  # a load (or VACUUM, or a concurrent build) holds the table: not now
         raise
     found = await ann_indexes(postgres, table, 1 << 62)
     if any(index.rebuildable for index in found.indexes):  # built meanwhile (build_index): never two
-        await postgres.run_statement(compose(query("vectors_comment_clear"), slots={"table": table}))
+        await postgres.run_statement(compose(names.vectors_comment_clear, slots={"table": table}))
         return False
     logger.warning(
         "vector table %s: a bulk load that never committed left it without its ANN index (%s); "
@@ -227,7 +227,7 @@ async def repair(postgres: Postgres, table: str, facts: TableFacts) -> bool:
         table,
         ", ".join(index.name for index in dropped),
     )
-    drop = query("vectors_drop_index_concurrently")
+    drop = names.vectors_drop_index_concurrently
     for index in dropped:
         if index.name in facts.invalid_indexes:  # a concurrent build that was cut short
             await postgres.run_statement(compose(drop, slots={"index": index.name}))

@@ -18,7 +18,7 @@ from collections.abc import Iterable
 
 from pgstash.connection import Postgres
 from pgstash.errors import DatabaseError
-from pgstash.sql.catalogue import query
+from pgstash.sql import names
 from pgstash.sql.composer import compose
 from pgstash.vectors.facts import TableFacts, index_name
 from pgstash.vectors.filters import AttributeRequirement
@@ -55,7 +55,7 @@ async def delete(
     where = table.where(requirements)
     postgres = table.postgres
     statement = compose(
-        query("vectors_delete"),
+        names.vectors_delete,
         slots={"table": table.name},
         fragments={"requirements": custom_plans(where, requirements is not None)},
     )
@@ -71,7 +71,7 @@ async def is_bulk(postgres: Postgres, name: str, deleted: int) -> bool:
     the rows left are counted, up to the number that would make the share smaller."""
     enough = math.ceil(deleted * (1 - BULK_DELETE_SHARE) / BULK_DELETE_SHARE)
     left: int = await postgres.run_statement(
-        compose(query("vectors_table_rows"), slots={"table": name}, enough=enough)
+        compose(names.vectors_table_rows, slots={"table": name}, enough=enough)
     )
     return left < enough
 
@@ -94,12 +94,12 @@ async def after_delete(postgres: Postgres, facts: TableFacts, name: str, deleted
         )  # fmt: skip
         return
     async with postgres.session():
-        await postgres.run("vectors_ddl_settings", lock_timeout=REBUILD_LOCK_TIMEOUT, local=False)
+        await postgres.run(names.vectors_ddl_settings, lock_timeout=REBUILD_LOCK_TIMEOUT, local=False)
         try:
             slot = {"embedding_index": embedding_index}
-            reindex = compose(query("vectors_reindex_concurrently"), slots=slot)
+            reindex = compose(names.vectors_reindex_concurrently, slots=slot)
             await postgres.run_statement(reindex)
-            await postgres.run_statement(compose(query("vectors_vacuum"), slots={"table": name}))
+            await postgres.run_statement(compose(names.vectors_vacuum, slots={"table": name}))
         except DatabaseError as error:
             logger.warning(
                 "vector table %s: index not rebuilt after deleting %d rows (%s); searches may come "
@@ -108,4 +108,4 @@ async def after_delete(postgres: Postgres, facts: TableFacts, name: str, deleted
                 name, deleted, error, embedding_index, name,
             )  # fmt: skip
         finally:
-            await postgres.run("vectors_ddl_reset")
+            await postgres.run(names.vectors_ddl_reset)

@@ -10,7 +10,7 @@ from typing import Any
 import attrs
 
 from pgstash.connection import Postgres
-from pgstash.sql.catalogue import query as named_query
+from pgstash.sql import names
 from pgstash.sql.composer import compose
 from pgstash.vectors import inputs, payloads
 from pgstash.vectors.table import VectorTable
@@ -83,5 +83,5 @@ def _writer(
     (`keys.replace_rows`); returns the rows copied."""
     if ids is not None:
         return lambda: keys.replace_rows(postgres, name, ids, rows)
-    copy = attrs.evolve(compose(named_query("vectors_copy"), slots={"table": name}), kind="copy")
+    copy = attrs.evolve(compose(names.vectors_copy, slots={"table": name}), kind="copy")
     return lambda: postgres.copy(copy, rows)  # aiosql reads COPY as "!"

@@ -22,7 +22,7 @@ from numpy.typing import NDArray
 
 from pgstash.connection import Postgres
 from pgstash.jsonvalue import dumps_json
-from pgstash.sql.catalogue import query
+from pgstash.sql import names
 from pgstash.sql.composer import compose
 from pgstash.vectors.filters import KeyOf, path_of
 
@@ -117,11 +117,11 @@ async def replace_rows(
     Inside a bulk load's transaction (`bulk.py`) the lock is held already and the indexes are
     built after this, in the same transaction."""
     async with postgres.transaction():
-        await postgres.run_statement(compose(query("vectors_keys_lock"), slots={"table": name}))
+        await postgres.run_statement(compose(names.vectors_keys_lock, slots={"table": name}))
         await postgres.run_statement(
-            compose(query("vectors_delete_ids"), slots={"table": name}, ids=uuid_texts(ids))
+            compose(names.vectors_delete_ids, slots={"table": name}, ids=uuid_texts(ids))
         )
-        copy = compose(query("vectors_copy_keyed"), slots={"table": name})
+        copy = compose(names.vectors_copy_keyed, slots={"table": name})
         copied: int = await postgres.copy(attrs.evolve(copy, kind="copy"), rows)  # aiosql: COPY is "!"
     return copied
 
@@ -132,6 +132,6 @@ async def delete_keys(postgres: Postgres, name: str, keys: Iterable[object]) -> 
         raise TypeError("keys is a collection of keys, not one key: keys=[key]")
     ids = uuid_texts(row_ids(name, list(keys), unique=False))
     status: str = await postgres.run_statement(
-        compose(query("vectors_delete_ids"), slots={"table": name}, ids=ids)
+        compose(names.vectors_delete_ids, slots={"table": name}, ids=ids)
     )
     return int(status.rsplit(" ", 1)[-1])

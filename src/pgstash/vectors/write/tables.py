@@ -24,7 +24,8 @@ import attrs
 
 from pgstash.connection import Postgres
 from pgstash.errors import ConfigurationError, DatabaseError, DimensionMismatchError
-from pgstash.sql.catalogue import Query, load_catalogue, query
+from pgstash.sql import names as queries  # `names` here is the table's (_Names)
+from pgstash.sql.catalogue import Query, load_catalogue
 from pgstash.sql.composer import compose
 from pgstash.sql.resources import resource_dir
 from pgstash.sql.templates import SlotValue
@@ -132,7 +133,7 @@ async def _ddl(postgres: Postgres, names: _Names, step: str, invalid: str, concu
 async def _rows(postgres: Postgres, name: str, enough: int) -> int:
     """The table's rows, counted up to `enough`."""
     count: int = await postgres.run_statement(
-        compose(query("vectors_table_rows"), slots={"table": name}, enough=enough)
+        compose(queries.vectors_table_rows, slots={"table": name}, enough=enough)
     )
     return count
 
@@ -197,7 +198,7 @@ async def create_table(
     another precision raises `ConfigurationError`."""
     names = _Names(name, dimension, text, precision)
     if text is not None:
-        check_language(text.language, await postgres.run("vectors_text_languages"))
+        check_language(text.language, await postgres.run(queries.vectors_text_languages))
     facts = await read_facts(postgres, name)
     _check_dimension(facts, name, dimension, precision)
     if dropped_of(facts.comment) and await repair(postgres, name, facts):
@@ -212,8 +213,8 @@ async def create_table(
             tables(postgres).pop(name, None)
             return
     async with postgres.transaction():
-        await postgres.run("vectors_table_lock", table_name=name)
-        await postgres.run("vectors_ddl_settings", lock_timeout=DDL_LOCK_TIMEOUT, local=True)
+        await postgres.run(queries.vectors_table_lock, table_name=name)
+        await postgres.run(queries.vectors_ddl_settings, lock_timeout=DDL_LOCK_TIMEOUT, local=True)
         if not facts.present:
             await _ddl(postgres, names, "vector_table_create", "", False)
         facts = await read_facts(postgres, name)  # under the lock: what another caller made counts
@@ -228,12 +229,12 @@ async def _concurrently(postgres: Postgres, names: _Names, steps: list[tuple[str
     """The steps on a table holding rows: indexes built CONCURRENTLY (outside a transaction, on
     one pinned connection), each lock wait bounded by `lock_timeout`."""
     async with postgres.session():
-        await postgres.run("vectors_ddl_settings", lock_timeout=DDL_LOCK_TIMEOUT, local=False)
+        await postgres.run(queries.vectors_ddl_settings, lock_timeout=DDL_LOCK_TIMEOUT, local=False)
         try:
             for step, invalid in steps:
                 await _ddl(postgres, names, step, invalid, True)
         finally:
-            await postgres.run("vectors_ddl_reset")
+            await postgres.run(queries.vectors_ddl_reset)
 
 
 async def build_pending_ivfflat(postgres: Postgres, facts: TableFacts, name: str) -> None:
@@ -248,7 +249,7 @@ async def build_pending_ivfflat(postgres: Postgres, facts: TableFacts, name: str
     try:
         if postgres.in_transaction:
             async with postgres.transaction():  # a savepoint: a failure keeps the caller's rows
-                await postgres.run("vectors_ddl_settings", lock_timeout=DDL_LOCK_TIMEOUT, local=True)
+                await postgres.run(queries.vectors_ddl_settings, lock_timeout=DDL_LOCK_TIMEOUT, local=True)
                 await _ddl(postgres, names, "vector_table_ivfflat_index", "", False)
         else:
             await _concurrently(postgres, names, [("vector_table_ivfflat_index", "")])
