@@ -1,7 +1,7 @@
 """`requirement_fragment`: an `AttributeRequirement` (filters.py) as the SQL condition a statement
-splices at its `{requirements}` point, one fragment of `queries/fragments/filters.sql` per operator, nested
-through the and/or/not fragments' splice points. Paths (`TEXT[]`) and values (`JSONB`) are always
-bound parameters."""
+splices at its `{requirements}` point, one fragment of `queries/fragments/filters.sql` per
+operator, nested through the and/or/not fragments' splice points. Paths (`TEXT[]`) and values
+(`JSONB`) are always bound parameters."""
 
 from __future__ import annotations
 

@@ -1,8 +1,8 @@
 """`AttributeRequirement`: filters on a vector table's stored payload.
 
 A requirement compiles to one `Fragment` (`filter_fragments.requirement_fragment`) built from the
-fragments in `queries/fragments/filters.sql`, one per operator, nested through the and/or/not fragments' splice points.
-Paths (`TEXT[]`) and values (`JSONB`) are always bound parameters.
+fragments in `queries/fragments/filters.sql`, one per operator, nested through the and/or/not
+fragments' splice points. Paths (`TEXT[]`) and values (`JSONB`) are always bound parameters.
 
 Semantics (tests/test_vectors_filters.py holds the SQL to a Python evaluation of them):
 - a path is a sequence of object keys (`"meta.source"`, an attrs field, or a sequence of keys and
