@@ -181,7 +181,7 @@ stored AS (
         :config::JSONB AS config
     FROM inserted
     CROSS JOIN numbered
-    RETURNING revision, created
+    RETURNING revision, created, author
 ),
 
 previous AS (
@@ -230,6 +230,7 @@ moves AS (
 SELECT
     stored.revision,
     stored.created,
+    stored.author,
     (SELECT pg_catalog.count(*) FROM labelled) AS labelled,
     (SELECT pg_catalog.count(*) FROM moves) AS moves,
     pg_catalog.pg_notify(

@@ -93,7 +93,7 @@ def decode_messages(name: str, content: str) -> list[dict[str, str]]:
     return messages
 
 
-def config_json(name: str, config: Any) -> orjson.Fragment | None:
+def config_json(name: str, config: Any) -> bytes | None:
     """The config of `define(..., config=)` as JSON: an attrs or dataclass instance (unstructured
     by cattrs) or a Mapping."""
     if config is None:
@@ -103,7 +103,7 @@ def config_json(name: str, config: Any) -> orjson.Fragment | None:
     value = config if isinstance(config, Mapping) else converter.unstructure(config)
     if not isinstance(value, Mapping):
         raise TypeError(f"config of {name!r} must be an attrs or dataclass instance or a Mapping")
-    return orjson.Fragment(dumps_json(dict(value), f"config of {name!r}"))
+    return dumps_json(dict(value), f"config of {name!r}")
 
 
 def structure_config(name: str, config: Any, config_type: type[_C] | None) -> Any:

@@ -383,14 +383,14 @@ class PostgresInstructionsRepository(LabelledStore):
             row = await postgres.run(
                 "instructions_add", name=declaration.name, description=declaration.description,
                 content=content, arguments=arguments, meta=meta, why=message, labels=list(moved),
-                kind=kind, config=stored,
+                kind=kind, config=None if stored is None else orjson.Fragment(stored),
             )
 
         await self._write(declaration.name, insert)
-        numbered = {"created": row, "revision": None} if isinstance(row, datetime) else row
+        numbered = {"created": row, "revision": None, "author": None} if isinstance(row, datetime) else row
         return InstructionsRevision(
-            declaration, content, numbered["created"], numbered["revision"], message, None, kind,
-            None if stored is None else orjson.loads(stored.contents),
+            declaration, content, numbered["created"], numbered["revision"], message, numbered["author"],
+            kind, None if stored is None else orjson.loads(stored),
         )
 
     async def remove(self, name: str) -> None:
