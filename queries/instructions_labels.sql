@@ -423,24 +423,35 @@ UNION ALL
 );
 
 -- name: instructions_labelled_declarations(label)
--- The declaration each name's label points at, in name order (instructions_labels_label_idx, then
--- two primary key lookups a name).
+-- The declaration each name's label points at, in name order: the label's rows
+-- (instructions_labels_label_idx, in name order), then per row two primary key lookups (the
+-- LIMIT 1 keeps them lookups: a label points at one revision).
 SELECT
-    i.name,
-    i.description,
-    i.arguments,
-    i.meta
+    pointed.name,
+    pointed.description,
+    pointed.arguments,
+    pointed.meta
 FROM instructions_labels AS l
-INNER JOIN instructions_revisions AS r
-    ON
-        l.name = r.name
-        AND l.revision = r.revision
-INNER JOIN instructions AS i
-    ON
-        r.name = i.name
-        AND r.created = i.created
+CROSS JOIN
+    LATERAL (
+        SELECT
+            i.name,
+            i.description,
+            i.arguments,
+            i.meta
+        FROM instructions_revisions AS r
+        INNER JOIN instructions AS i
+            ON
+                r.name = i.name
+                AND r.created = i.created
+        WHERE
+            r.name = l.name
+            AND r.revision = l.revision
+        ORDER BY r.revision
+        LIMIT 1
+    ) AS pointed
 WHERE l.label = :label::TEXT
-ORDER BY l.name;
+ORDER BY l.label, l.name;
 
 -- name: instructions_remove_labelled(name)$
 -- Deletes every revision of one name with its numbers, labels and moves (each table's primary
