@@ -74,8 +74,14 @@ def percentile(samples: list[float], fraction: float) -> float:
 async def move_lag(dsn: str, name: str, moves: int) -> list[float]:
     """Seconds from each `move_label` returning here to the reader process seeing the move."""
     reader = await asyncio.create_subprocess_exec(
-        sys.executable, "-c", READER, dsn, name,
-        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        sys.executable,
+        "-c",
+        READER,
+        dsn,
+        name,
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
     )
     assert reader.stdin is not None and reader.stdout is not None
     lags: list[float] = []
@@ -115,13 +121,24 @@ async def run(dsn: str, scale: Scale) -> list[Result]:
                 lambda: repository.resolve(name, label="production"), scale.rounds
             )
             results.append(
-                Result(STORE, 'cached resolve(label="production") (in-process)', None, stats, f"{per_second:,.0f} calls/s")
+                Result(
+                    STORE,
+                    'cached resolve(label="production") (in-process)',
+                    None,
+                    stats,
+                    f"{per_second:,.0f} calls/s",
+                )
             )
             uncached = PostgresInstructionsRepository(postgres, cache_limit=0)
             results.append(
                 await versus_raw(
-                    postgres, raw, STORE, 'uncached resolve(label="production") (1 round trip)',
-                    lambda: uncached.resolve(name, label="production"), scale.rounds, goal=GOAL,
+                    postgres,
+                    raw,
+                    STORE,
+                    'uncached resolve(label="production") (1 round trip)',
+                    lambda: uncached.resolve(name, label="production"),
+                    scale.rounds,
+                    goal=GOAL,
                 )
             )
             lags = await move_lag(dsn, name, max(20, scale.rounds))

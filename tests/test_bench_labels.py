@@ -20,5 +20,10 @@ async def test_the_labels_benchmark_runs_at_tiny_scale(postgres: Postgres, datab
     assert results[1].raw is not None and results[1].note.startswith("1 round trip(s) per call")
     assert "20 moves: p50" in results[2].note and "the goal p99 < 10 ms" in results[2].note
     assert "| labels | label move" in markdown(results)
-    for table in ("instructions", "instructions_revisions", "instructions_labels", "instructions_label_moves"):
+    for table in (
+        "instructions",
+        "instructions_revisions",
+        "instructions_labels",
+        "instructions_label_moves",
+    ):
         assert await postgres.fetch_value(f"SELECT count(*) FROM {table}") == 0, table

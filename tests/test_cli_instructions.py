@@ -16,11 +16,15 @@ async def test_the_instructions_commands_show_and_move_labels(database_dsn: str)
     assert history.returncode == 0, history.stderr
     lines = history.stdout.splitlines()
     assert any(line.split()[:1] == ["2"] and "staging" in line and "shorter" in line for line in lines), lines
-    assert any(line.split()[:1] == ["1"] and "production" in line and "first" in line for line in lines), lines
+    assert any(line.split()[:1] == ["1"] and "production" in line and "first" in line for line in lines), (
+        lines
+    )
 
     labels = pgstash("instructions", "labels", "greet", "--dsn", database_dsn)
     assert [line.split() for line in labels.stdout.splitlines()[-3:]] == [
-        ["latest", "2"], ["production", "1"], ["staging", "2"]
+        ["latest", "2"],
+        ["production", "1"],
+        ["staging", "2"],
     ], labels.stdout
 
     diff = pgstash("instructions", "diff", "greet", "production", "staging", "--dsn", database_dsn)
@@ -30,7 +34,9 @@ async def test_the_instructions_commands_show_and_move_labels(database_dsn: str)
     assert moved.returncode == 0, moved.stderr
     assert "production of greet: revision 1 -> revision 2" in moved.stdout
 
-    stale = pgstash("instructions", "move", "greet", "production", "1", "--expected", "1", "--dsn", database_dsn)
+    stale = pgstash(
+        "instructions", "move", "greet", "production", "1", "--expected", "1", "--dsn", database_dsn
+    )
     assert stale.returncode == 1 and "another writer moved it first" in stale.stderr, stale.stderr
 
     back = pgstash("instructions", "rollback", "greet", "production", "--dsn", database_dsn)

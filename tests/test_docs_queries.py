@@ -288,7 +288,6 @@ def label_calls(instructions: PostgresInstructionsRepository) -> dict[str, Calla
         ),
         f'{prefix}load`, `label="production"`': lambda: instructions.load("documented", label="production"),
         f"{prefix}load`, `revision=1`": lambda: instructions.load("documented", revision=1),
-        f'{prefix}resolve`, `label="production"`': lambda: instructions.load("documented", label="production"),
         f"{prefix}labels`": lambda: instructions.labels("documented"),
         f"{prefix}label_history`": lambda: instructions.label_history("documented", "production"),
         f"{prefix}move_label`": move,

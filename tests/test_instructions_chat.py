@@ -29,7 +29,10 @@ class Settings:
 
 SUPPORT = InstructionsDeclaration(
     "support",
-    arguments=(InstructionsArgumentDeclaration("product"), InstructionsArgumentDeclaration("tone", required=False)),
+    arguments=(
+        InstructionsArgumentDeclaration("product"),
+        InstructionsArgumentDeclaration("tone", required=False),
+    ),
 )
 MESSAGES = [
     {"role": "system", "content": "You support {product} users. Answer in a {tone} tone. {{Braces}} stay."},
@@ -67,7 +70,11 @@ async def test_a_chat_prompt_round_trip_with_a_typed_config(postgres: Postgres) 
     again = await repository.resolve(
         "support", {"product": "x", "question": "q"}, placeholders={"history": []}, config_type=dict
     )
-    assert len(again.messages) == 2 and again.config == {"model": "small", "temperature": 0.2, "stop": ["END"]}
+    assert len(again.messages) == 2 and again.config == {
+        "model": "small",
+        "temperature": 0.2,
+        "stop": ["END"],
+    }
     assert (await repository.history("support"))[0].kind == "chat"
 
 
@@ -78,7 +85,9 @@ async def test_memory_context_fills_a_placeholder_as_is(postgres: Postgres) -> N
     await memory.remember(ModelInput("Is it fast?"), ModelOutput("Yes."))
     recall = await memory.recall()
     prompt = await repository.resolve(
-        "support", {"product": "p", "tone": "warm", "question": "Why?"}, placeholders={"history": recall.context}
+        "support",
+        {"product": "p", "tone": "warm", "question": "Why?"},
+        placeholders={"history": recall.context},
     )
     assert prompt.messages[1:3] == [
         {"role": "user", "content": "Is it fast?"},
@@ -97,7 +106,9 @@ async def test_chat_prompt_errors_are_clear(postgres: Postgres) -> None:
     with pytest.raises(MissingArgumentError, match="'product'"):
         await repository.resolve("support", {"question": "q"}, placeholders={"history": []})
     with pytest.raises(ValueError, match="no placeholder"):
-        await repository.resolve("support", {"product": "p", "question": "q"}, placeholders={"history": [], "x": []})
+        await repository.resolve(
+            "support", {"product": "p", "question": "q"}, placeholders={"history": [], "x": []}
+        )
     with pytest.raises(ConfigurationError, match="does not fit Settings"):
         await repository.resolve(
             "support", {"product": "p", "question": "q"}, placeholders={"history": []}, config_type=Settings

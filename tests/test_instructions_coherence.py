@@ -69,7 +69,9 @@ async def sneak_label(postgres: Postgres, name: str, label: str, revision: int) 
     )
 
 
-async def test_a_label_move_in_another_process_reaches_this_cache(postgres: Postgres, database_dsn: str) -> None:
+async def test_a_label_move_in_another_process_reaches_this_cache(
+    postgres: Postgres, database_dsn: str
+) -> None:
     repository = PostgresInstructionsRepository(postgres)
     for text in ("v1", "v2", "v3"):
         await repository.define("greet", text)

@@ -106,13 +106,25 @@ async def test_move_label_is_a_compare_and_set(postgres: Postgres) -> None:
 @pytest.mark.parametrize(
     ("call", "error", "match"),
     [
-        (lambda r: r.move_label("greet", "production", to=9, expected=None), LabelNotFoundError, "no revision 9"),
+        (
+            lambda r: r.move_label("greet", "production", to=9, expected=None),
+            LabelNotFoundError,
+            "no revision 9",
+        ),
         (lambda r: r.move_label("greet", "Production", to=1, expected=None), ValueError, "not a label"),
         (lambda r: r.move_label("greet", "prod-1", to=1, expected=None), ValueError, "not a label"),
         (lambda r: r.move_label("greet", "latest", to=1, expected=None), ValueError, "newest revision"),
         (lambda r: r.move_label("greet", "production", to=0, expected=None), ValueError, "revision number"),
-        (lambda r: r.move_label("greet", "production", to=True, expected=None), ValueError, "revision number"),
-        (lambda r: r.move_label("greet", "production", to="nolabel", expected=None), LabelNotFoundError, "nolabel"),
+        (
+            lambda r: r.move_label("greet", "production", to=True, expected=None),
+            ValueError,
+            "revision number",
+        ),
+        (
+            lambda r: r.move_label("greet", "production", to="nolabel", expected=None),
+            LabelNotFoundError,
+            "nolabel",
+        ),
         (lambda r: r.define("greet", "v", labels=("Bad Label",)), ValueError, "not a label"),
         (lambda r: r.define("greet", "v", labels="production"), TypeError, "sequence"),
         (lambda r: r.define("greet", "v", labels=("latest",)), ValueError, "newest revision"),
@@ -229,7 +241,10 @@ async def test_diff_of_revisions_and_labels(postgres: Postgres) -> None:
     second = InstructionsDeclaration(
         "greet",
         description="friendlier",
-        arguments=(InstructionsArgumentDeclaration("user"), InstructionsArgumentDeclaration("tone", required=False)),
+        arguments=(
+            InstructionsArgumentDeclaration("user"),
+            InstructionsArgumentDeclaration("tone", required=False),
+        ),
         meta={"owner": "team"},
     )
     await repository.define(first, "Hello {user}.\nBe brief.", labels=("production",))
@@ -237,8 +252,15 @@ async def test_diff_of_revisions_and_labels(postgres: Postgres) -> None:
     diff = await repository.diff("greet", "production", 2)
     assert diff.startswith("--- greet@production (revision 1, ")
     assert "\n+++ greet@2 (revision 2, " in diff
-    for line in ("-description: (none)", "+description: friendlier", "+  tone (optional)",
-                 "-Hello {user}.", "+Hello {user}!", " Be brief.", '+    "owner": "team"'):
+    for line in (
+        "-description: (none)",
+        "+description: friendlier",
+        "+  tone (optional)",
+        "-Hello {user}.",
+        "+Hello {user}!",
+        " Be brief.",
+        '+    "owner": "team"',
+    ):
         assert f"\n{line}" in diff, line
     assert await repository.diff("greet", 1, "production") == ""
     with pytest.raises(LabelNotFoundError):
@@ -317,4 +339,3 @@ async def test_concurrent_moves_in_one_process_exactly_one_wins(postgres: Postgr
     lost = [result for result in results if isinstance(result, LabelConflictError)]
     assert len(won) == 1 and len(lost) == 3, results
     assert await repository.labels("greet") == {"latest": 3, "production": won[0].to_revision}
-

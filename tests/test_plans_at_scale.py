@@ -164,15 +164,25 @@ def _summary(nodes: list[dict[str, Any]]) -> list[str]:
 
 LABEL_KEY = "instructions_labels_pkey|instructions_labels_label_idx"
 REVISIONS_KEY = "instructions_revisions_pkey|instructions_revisions_created_key"  # a name's range
-LABELLED_TABLES = {"instructions", "instructions_revisions", "instructions_labels", "instructions_label_moves"}
+REVISION_KEY = "instructions_revisions_pkey"
+MOVES_KEY = "instructions_label_moves_pkey"
+LABELLED_TABLES = {
+    "instructions",
+    "instructions_revisions",
+    "instructions_labels",
+    "instructions_label_moves",
+}
 PAST = datetime(2023, 1, 1, tzinfo=UTC)
 LABEL_VALUES: dict[str, tuple[dict[str, Any], set[str]]] = {
     # query -> (values, indexes the plan must use; "a|b": either, the planner picks one of two
     # unique paths to one (name, label) row)
-    "instructions_latest": ({"name": "prompt-77"}, {"instructions_pkey", "instructions_revisions_created_key"}),
+    "instructions_latest": (
+        {"name": "prompt-77"},
+        {"instructions_pkey", "instructions_revisions_created_key"},
+    ),
     "instructions_labelled": (
         {"name": "prompt-70", "label": "production"},
-        {"instructions_labels_pkey|instructions_labels_label_idx", "instructions_revisions_pkey", "instructions_pkey"},
+        {LABEL_KEY, "instructions_revisions_pkey", "instructions_pkey"},
     ),
     "instructions_numbered": (
         {"name": "prompt-77", "revision": 12},
@@ -180,18 +190,27 @@ LABEL_VALUES: dict[str, tuple[dict[str, Any], set[str]]] = {
     ),
     "instructions_history_numbered": ({"name": "prompt-77"}, {"instructions_pkey"}),
     "instructions_add": (
-        {"name": "prompt-70", "description": None, "content": "new", "arguments": "[]", "meta": "{}",
-         "why": "why", "labels": ["production", "staging"], "kind": "text", "config": None},
-        {"instructions_pkey", "instructions_revisions_pkey", "instructions_labels_pkey|instructions_labels_label_idx"},
+        {
+            "name": "prompt-70",
+            "description": None,
+            "content": "new",
+            "arguments": "[]",
+            "meta": "{}",
+            "why": "why",
+            "labels": ["production", "staging"],
+            "kind": "text",
+            "config": None,
+        },
+        {"instructions_pkey", "instructions_revisions_pkey", LABEL_KEY},
     ),
     "instructions_label_current": ({"name": "prompt-70", "label": "production"}, {LABEL_KEY}),
-    "instructions_revision_exists": ({"name": "prompt-70", "revision": 3}, {"instructions_revisions_pkey"}),
+    "instructions_revision_exists": ({"name": "prompt-70", "revision": 3}, {REVISION_KEY}),
     "instructions_label_move": (
         {"name": "prompt-70", "label": "production", "revision": 30, "undoes": None},
         {LABEL_KEY, "instructions_label_moves_pkey"},
     ),
-    "instructions_label_last_move": ({"name": "prompt-70", "label": "production"}, {"instructions_label_moves_pkey"}),
-    "instructions_label_history": ({"name": "prompt-70", "label": "production"}, {"instructions_label_moves_pkey"}),
+    "instructions_label_last_move": ({"name": "prompt-70", "label": "production"}, {MOVES_KEY}),
+    "instructions_label_history": ({"name": "prompt-70", "label": "production"}, {MOVES_KEY}),
     "instructions_latest_history": ({"name": "prompt-70"}, {REVISIONS_KEY}),
     "instructions_labels_of": ({"name": "prompt-70"}, {"instructions_pkey", "instructions_labels_pkey"}),
     "instructions_labelled_declarations": ({"label": "staging"}, {"instructions_labels_label_idx"}),

@@ -103,7 +103,9 @@ async def run(postgres: Postgres, args: argparse.Namespace) -> int:
     elif args.action == "diff":
         print(await repository.diff(args.name, args.a, args.b) or "no difference")
     elif args.action == "move":
-        current = args.expected if "expected" in args else (await repository.labels(args.name)).get(args.label)
+        current = (
+            args.expected if "expected" in args else (await repository.labels(args.name)).get(args.label)
+        )
         print(_said(await repository.move_label(args.name, args.label, to=args.to, expected=current)))
     elif args.action == "rollback":
         print(_said(await repository.rollback(args.name, args.label)))

@@ -20,9 +20,18 @@ from pgstash.converters import make_converter, problems
 from pgstash.errors import ConfigurationError, MissingArgumentError, StoredDataError
 from pgstash.jsonvalue import dumps_json
 from pgstash.stores.memory import ModelInput, ModelOutput
+from pgstash.stores.templates import fill
 from pgstash.validators import no_nul
 
-__all__ = ["ChatPrompt", "config_json", "decode_messages", "encode_messages", "render", "structure_config"]
+__all__ = [
+    "ChatPrompt",
+    "config_json",
+    "decode_messages",
+    "encode_messages",
+    "prompt",
+    "render",
+    "structure_config",
+]
 
 _C = TypeVar("_C")
 
@@ -166,3 +175,27 @@ def render(
     if unknown:
         raise ValueError(f"instructions {name!r} have no placeholder {sorted(unknown)}")
     return rendered
+
+
+def prompt(
+    name: str,
+    revision: Any,
+    given: Mapping[str, Any],
+    placeholders: Mapping[str, Any] | None,
+    config_type: type[Any] | None,
+    stale: bool,
+) -> ChatPrompt[Any]:
+    """`resolve`'s answer for `revision` as a chat prompt (a text revision: one system message)."""
+    messages = (
+        decode_messages(name, revision.content)
+        if revision.kind == "chat"
+        else [{"role": "system", "content": revision.content}]
+    )
+
+    def filled(template: str) -> str:
+        return fill(name, revision.declaration.arguments, given, template)
+
+    rendered = render(name, messages, filled, placeholders)
+    return ChatPrompt(
+        rendered, structure_config(name, revision.config, config_type), revision.revision, stale
+    )

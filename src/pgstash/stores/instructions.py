@@ -1,17 +1,13 @@
 """`PostgresInstructionsRepository`: versioned instructions (prompt templates with declared
-arguments) in the seed's `instructions` table.
-
-A template holds text, `{name}` placeholders (`name` a Python identifier) and the escapes `{{`
-and `}}`; nothing else. `define` refuses anything else with the position; `resolve` fills the
-placeholders from its own parse of the stored text, never with `str.format`, so no stored text
-can reach attributes, indexes, conversions or format specs of the arguments.
+arguments) in the seed's `instructions` table; with schema/0010 numbered revisions, labels
+(`labels.py`, `selection.py`), chat prompts (`chat.py`) and serving through outages
+(`outage.py`). The template grammar is `templates.py`.
 """
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Mapping, Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 from types import MappingProxyType
 from typing import Any, TypeVar, overload
 
@@ -19,15 +15,16 @@ import attrs
 import orjson
 
 from pgstash.connection import Postgres
-from pgstash.errors import InstructionsNotFoundError, MissingArgumentError, StoredDataError
+from pgstash.errors import StoredDataError
 from pgstash.jsonvalue import dumps_json
 from pgstash.stores import chat
 from pgstash.stores.cache import immutable
 from pgstash.stores.chat import ChatPrompt
 from pgstash.stores.labels import LabelledStore
-from pgstash.stores.selection import LATEST, check_label
 from pgstash.stores.outage import NOTHING, ResolvedText
-from pgstash.validators import cutoff, key_validator, no_nul, positive_int
+from pgstash.stores.selection import LATEST, check_label
+from pgstash.stores.templates import fill, parse_template
+from pgstash.validators import key_validator, no_nul
 
 __all__ = [
     "ChatPrompt",
@@ -37,80 +34,6 @@ __all__ = [
     "PostgresInstructionsRepository",
     "parse_template",
 ]
-
-
-def parse_template(template: str) -> tuple[str | tuple[str], ...]:
-    """The template as parts: text (str) and placeholders (a 1-tuple holding the name).
-    `ValueError` names the position (0-based) of anything but text, `{name}`, `{{` and `}}`."""
-    parts: list[str | tuple[str]] = []
-    text: list[str] = []
-    position, end = 0, len(template)
-    while position < end:
-        brace = _next_brace(template, position)
-        text.append(template[position:brace])
-        if brace == end:
-            break
-        if template.startswith(("{{", "}}"), brace):
-            text.append(template[brace])
-            position = brace + 2
-            continue
-        if template[brace] == "}":
-            raise ValueError(f"a single '}}' at position {brace}: write '}}}}' for a literal brace")
-        close = template.find("}", brace + 1)
-        name = template[brace + 1 : close] if close >= 0 else template[brace + 1 :]
-        if close < 0:
-            raise ValueError(f"the '{{' at position {brace} is not closed: write '{{{{' for a literal brace")
-        if not name.isidentifier():
-            raise ValueError(
-                f"placeholder {{{name}}} at position {brace}: only {{name}} placeholders (a Python "
-                "identifier) are allowed, no index, attribute, conversion or format spec"
-            )
-        if text:
-            parts.append("".join(text))
-            text = []
-        parts.append((name,))
-        position = close + 1
-    if text:
-        parts.append("".join(text))
-    return tuple(parts)
-
-
-def _next_brace(template: str, position: int) -> int:
-    found = [index for index in (template.find("{", position), template.find("}", position)) if index >= 0]
-    return min(found) if found else len(template)
-
-
-@functools.lru_cache(maxsize=512)
-def _stored_template(name: str, content: str) -> tuple[str | tuple[str], ...]:
-    """The parse of a stored template; a row no `define` would have written raises."""
-    try:
-        return parse_template(content)
-    except ValueError as error:
-        raise StoredDataError(
-            f"instructions {name!r} are stored with a template pgstash does not resolve ({error}); "
-            "define() a new revision"
-        ) from None
-
-
-def _fill(key: str, declaration: InstructionsDeclaration, given: Mapping[str, Any], template: str) -> str:
-    """`template` (stored under `key`) with its placeholders filled from `given`: a declared
-    optional argument not given is "", a declared required one or any other placeholder not
-    given raises `MissingArgumentError`."""
-    optional = set()
-    for argument in declaration.arguments:
-        if argument.name not in given:
-            if argument.required:
-                raise MissingArgumentError(key, argument.name)
-            optional.add(argument.name)
-    pieces = []
-    for part in _stored_template(key, template):
-        if isinstance(part, str):
-            pieces.append(part)
-        elif part[0] in given:
-            pieces.append(str(given[part[0]]))
-        elif part[0] not in optional:
-            raise MissingArgumentError(key, part[0])
-    return "".join(pieces)
 
 
 def _optional_text(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
@@ -184,6 +107,7 @@ def _fresh(declaration: InstructionsDeclaration) -> InstructionsDeclaration:
 
 
 _C = TypeVar("_C")
+_Revision = int | InstructionsRevision | None  # a revision number, or a revision of the name
 
 
 @attrs.define(eq=False)
@@ -214,7 +138,7 @@ class PostgresInstructionsRepository(LabelledStore):
         name: str,
         *,
         label: str | None = None,
-        revision: int | InstructionsRevision | None = None,
+        revision: _Revision = None,
         stale_ok: bool | None = None,
         fallback: Any = NOTHING,
     ) -> str | None:
@@ -235,40 +159,19 @@ class PostgresInstructionsRepository(LabelledStore):
 
     @overload
     async def resolve(
-        self,
-        name: str,
-        arguments: Mapping[str, Any] | None = None,
-        *,
-        label: str | None = None,
-        revision: int | InstructionsRevision | None = None,
-        stale_ok: bool | None = None,
-        fallback: Any = NOTHING,
+        self, name: str, arguments: Mapping[str, Any] | None = None, *, label: str | None = None,
+        revision: _Revision = None, stale_ok: bool | None = None, fallback: Any = NOTHING,
     ) -> str: ...
-
     @overload
     async def resolve(
-        self,
-        name: str,
-        arguments: Mapping[str, Any] | None = None,
-        *,
-        placeholders: Mapping[str, Any] | None = None,
-        config_type: type[_C],
-        label: str | None = None,
-        revision: int | InstructionsRevision | None = None,
-        stale_ok: bool | None = None,
-        fallback: Any = NOTHING,
+        self, name: str, arguments: Mapping[str, Any] | None = None, *,
+        placeholders: Mapping[str, Any] | None = None, config_type: type[_C], label: str | None = None,
+        revision: _Revision = None, stale_ok: bool | None = None, fallback: Any = NOTHING,
     ) -> ChatPrompt[_C]: ...
-
     @overload
     async def resolve(
-        self,
-        name: str,
-        arguments: Mapping[str, Any] | None = None,
-        *,
-        placeholders: Mapping[str, Any],
-        label: str | None = None,
-        revision: int | InstructionsRevision | None = None,
-        stale_ok: bool | None = None,
+        self, name: str, arguments: Mapping[str, Any] | None = None, *, placeholders: Mapping[str, Any],
+        label: str | None = None, revision: _Revision = None, stale_ok: bool | None = None,
         fallback: Any = NOTHING,
     ) -> ChatPrompt[Any]: ...
 
@@ -280,7 +183,7 @@ class PostgresInstructionsRepository(LabelledStore):
         placeholders: Mapping[str, Any] | None = None,
         config_type: type[Any] | None = None,
         label: str | None = None,
-        revision: int | InstructionsRevision | None = None,
+        revision: _Revision = None,
         stale_ok: bool | None = None,
         fallback: Any = NOTHING,
     ) -> Any:
@@ -308,16 +211,8 @@ class PostgresInstructionsRepository(LabelledStore):
                     f"instructions {key!r} are a chat prompt: resolve them with placeholders= "
                     "(or config_type=), which returns a ChatPrompt"
                 )
-            fill = functools.partial(_fill, key, found.declaration, given)  # (template) -> text
-            messages = (
-                chat.decode_messages(key, found.content)
-                if found.kind == "chat"
-                else [{"role": "system", "content": found.content}]
-            )
-            rendered = chat.render(key, messages, fill, placeholders)
-            config = chat.structure_config(key, found.config, config_type)
-            return ChatPrompt(rendered, config, found.revision, stale)
-        text = _fill(key, found.declaration, given, found.content)
+            return chat.prompt(key, found, given, placeholders, config_type, stale)
+        text = fill(key, found.declaration.arguments, given, found.content)
         if stale or self._serving(stale_ok):
             return ResolvedText(text, stale=stale, revision=found.revision)
         return text
@@ -368,56 +263,14 @@ class PostgresInstructionsRepository(LabelledStore):
                 raise TypeError(f"message must be a str or None, got {type(message).__name__}")
             no_nul(message, "message")
         stored = chat.config_json(declaration.name, config)
-        plain = kind == "text" and stored is None and not moved and message is None
-        row: Any = None
-
-        async def insert(postgres: Postgres) -> None:
-            nonlocal row
-            if plain and not await self._installed(postgres):  # the seed's table alone: as ever
-                row = await postgres.run(
-                    "instructions_insert", name=declaration.name, description=declaration.description,
-                    content=content, arguments=arguments, meta=meta,
-                )
-                return
-            await self._require_labels(postgres)
-            row = await postgres.run(
-                "instructions_add", name=declaration.name, description=declaration.description,
-                content=content, arguments=arguments, meta=meta, why=message, labels=list(moved),
-                kind=kind, config=None if stored is None else orjson.Fragment(stored),
-            )
-
-        await self._write(declaration.name, insert)
-        numbered = {"created": row, "revision": None, "author": None} if isinstance(row, datetime) else row
-        return InstructionsRevision(
-            declaration, content, numbered["created"], numbered["revision"], message, numbered["author"],
-            kind, None if stored is None else orjson.loads(stored),
+        row = await self._store(
+            declaration.name, kind=kind, labels=moved, message=message, description=declaration.description,
+            content=content, arguments=arguments, meta=meta, config=stored,
         )
-
-    async def remove(self, name: str) -> None:
-        """Deletes every revision of `name`, with its labels and their history."""
-        key = self._key(name)
-
-        async def delete(postgres: Postgres) -> None:
-            labelled = await self._installed(postgres)
-            await postgres.run("instructions_remove_labelled" if labelled else "instructions_remove", name=key)
-
-        await self._write(key, delete)
-
-    async def history(self, name: str) -> Sequence[InstructionsRevision]:
-        """Every revision of `name`, newest first, numbered (not cached)."""
-        key = self._key(name)
-        postgres = self._pool()
-        statement = "instructions_history_numbered" if await self._installed(postgres) else "instructions_history"
-        return tuple(_revision(row) for row in await postgres.run(statement, name=key))
-
-    async def prune(self, *, keep: int | None = None, older_than: datetime | timedelta | None = None) -> int:
-        """`VersionedStore.prune`, never deleting a revision a label points at."""
-        if keep is None and older_than is None or not await self._installed(self._pool()):
-            return await super().prune(keep=keep, older_than=older_than)
-        newest = 1 if keep is None else positive_int(keep, "keep", most=2**63 - 1)
-        before = None if older_than is None else cutoff(older_than, "older_than")
-        pruned: int = await self._pool().run("instructions_prune_labelled", keep=newest, older_than=before)
-        return pruned
+        return InstructionsRevision(
+            declaration, content, row["created"], row["revision"], message, row["author"], kind,
+            None if stored is None else orjson.loads(stored),
+        )
 
     # -- internals -------------------------------------------------------------------------------
 

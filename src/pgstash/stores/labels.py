@@ -16,17 +16,20 @@ nothing is cached while the listener is down, nor a value fetched across an inva
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import attrs
+import orjson
 
 from pgstash.connection import Postgres
 from pgstash.errors import LabelConflictError, LabelNotFoundError
 from pgstash.stores.diffs import unified
 from pgstash.stores.selection import LATEST, SelectingStore, check_label, movable, revision_number
+from pgstash.validators import cutoff, positive_int
 
 __all__ = ["LabelMove", "LabelledStore"]
+
 
 @attrs.frozen(slots=True)
 class LabelMove:
@@ -89,7 +92,9 @@ class LabelledStore(SelectingStore):
             current = await postgres.run("instructions_label_current", name=key, label=label)
             if current != expected:
                 raise LabelConflictError(key, label, expected, current)
-            row = await postgres.run("instructions_label_move", name=key, label=label, revision=revision, undoes=None)
+            row = await postgres.run(
+                "instructions_label_move", name=key, label=label, revision=revision, undoes=None
+            )
             return LabelMove(key, label, row["moved"], current, revision, row["moved_by"])
 
         return await self._labelled_write(key, move)
@@ -102,8 +107,12 @@ class LabelledStore(SelectingStore):
         async def remove(postgres: Postgres) -> LabelMove:
             current = await postgres.run("instructions_label_current", name=key, label=label)
             if current is None:
-                raise LabelNotFoundError(key, label, f"instructions {key!r} have no label {label!r} to remove")
-            row = await postgres.run("instructions_label_move", name=key, label=label, revision=None, undoes=None)
+                raise LabelNotFoundError(
+                    key, label, f"instructions {key!r} have no label {label!r} to remove"
+                )
+            row = await postgres.run(
+                "instructions_label_move", name=key, label=label, revision=None, undoes=None
+            )
             return LabelMove(key, label, row["moved"], current, None, row["moved_by"])
 
         return await self._labelled_write(key, remove)
@@ -121,10 +130,14 @@ class LabelledStore(SelectingStore):
                     key, label, f"label {label!r} of instructions {key!r} has no move left to roll back"
                 )
             back = last["from_revision"]
-            if back is not None and not await postgres.run("instructions_revision_exists", name=key, revision=back):
+            if back is not None and not await postgres.run(
+                "instructions_revision_exists", name=key, revision=back
+            ):
                 raise LabelNotFoundError(
-                    key, label, f"cannot roll back label {label!r} of {key!r}: revision {back} it "
-                    "pointed at before is no longer stored (pruned or deleted)"
+                    key,
+                    label,
+                    f"cannot roll back label {label!r} of {key!r}: revision {back} it "
+                    "pointed at before is no longer stored (pruned or deleted)",
                 )
             row = await postgres.run(
                 "instructions_label_move", name=key, label=label, revision=back, undoes=last["moved"]
@@ -141,18 +154,87 @@ class LabelledStore(SelectingStore):
         sides = []
         for side in (a, b):
             label, revision = (side, None) if isinstance(side, str) else (None, side)
-            if label is None and revision is None:
+            if side is None:
                 raise TypeError(f"diff takes revision numbers or labels, got {side!r}")
-            found = await (self._newest(key) if label == LATEST else self._select(key, self._selector(key, label, revision)))  # type: ignore[arg-type]
+            selector = self._selector(key, label, revision)  # one of the two is given
+            found = await (self._newest(key) if selector is None else self._select(key, selector))
             if found is None:
                 raise self._not_found(key, label, revision)
             sides.append((found, str(side) if label else str(found.revision)))
         (old, old_as), (new, new_as) = sides
         return unified(key, old, old_as, new, new_as)
 
+    async def remove(self, name: str) -> None:
+        """Deletes every revision of `name`, with its labels and their history."""
+        key = self._key(name)
+
+        async def delete(postgres: Postgres) -> None:
+            labelled = await self._installed(postgres)
+            await postgres.run(
+                "instructions_remove_labelled" if labelled else "instructions_remove", name=key
+            )
+
+        await self._write(key, delete)
+
+    async def history(self, name: str) -> Sequence[Any]:
+        """Every revision of `name` (`InstructionsRevision`), newest first, numbered (not cached)."""
+        key = self._key(name)
+        postgres = self._pool()
+        statement = (
+            "instructions_history_numbered" if await self._installed(postgres) else "instructions_history"
+        )
+        return tuple(self._revision_of(row) for row in await postgres.run(statement, name=key))
+
+    async def prune(self, *, keep: int | None = None, older_than: datetime | timedelta | None = None) -> int:
+        """`VersionedStore.prune`, never deleting a revision a label points at."""
+        if (keep is None and older_than is None) or not await self._installed(self._pool()):
+            return await super().prune(keep=keep, older_than=older_than)
+        newest = 1 if keep is None else positive_int(keep, "keep", most=2**63 - 1)
+        before = None if older_than is None else cutoff(older_than, "older_than")
+        pruned: int = await self._pool().run("instructions_prune_labelled", keep=newest, older_than=before)
+        return pruned
+
+    async def _store(
+        self,
+        name: str,
+        *,
+        kind: str,
+        labels: tuple[str, ...],
+        message: str | None,
+        config: bytes | None,
+        **columns: Any,
+    ) -> Mapping[str, Any]:
+        """Appends a revision (`define`): numbered, with its message, kind and config, moving
+        `labels` to it; on the seed's table alone (no schema/0010) a plain revision as ever.
+        The row's `created`, `revision` and `author`."""
+        plain = kind == "text" and config is None and not labels and message is None
+        row: Any = None
+
+        async def insert(postgres: Postgres) -> None:
+            nonlocal row
+            if plain and not await self._installed(postgres):
+                row = {"created": await postgres.run("instructions_insert", name=name, **columns)}
+                row |= {"revision": None, "author": None}
+                return
+            await self._require_labels(postgres)
+            row = await postgres.run(
+                "instructions_add",
+                name=name,
+                why=message,
+                labels=list(labels),
+                kind=kind,
+                config=None if config is None else orjson.Fragment(config),
+                **columns,
+            )
+
+        await self._write(name, insert)
+        return row  # type: ignore[no-any-return]
+
     # -- internals -------------------------------------------------------------------------------
 
-    async def _labelled_write(self, key: str, statement: Callable[[Postgres], Awaitable[LabelMove]]) -> LabelMove:
+    async def _labelled_write(
+        self, key: str, statement: Callable[[Postgres], Awaitable[LabelMove]]
+    ) -> LabelMove:
         await self._require_labels(self._pool())
         return await self._write(key, statement)
 
@@ -165,7 +247,9 @@ class LabelledStore(SelectingStore):
             else:
                 revision = await postgres.run("instructions_label_current", name=key, label=target)
             if revision is None:
-                raise LabelNotFoundError(key, target, f"instructions {key!r} have no label {target!r} to move to")
+                raise LabelNotFoundError(
+                    key, target, f"instructions {key!r} have no label {target!r} to move to"
+                )
             return int(revision)
         if not await postgres.run("instructions_revision_exists", name=key, revision=target):
             raise LabelNotFoundError(key, str(target), f"instructions {key!r} have no revision {target}")

@@ -100,7 +100,9 @@ class Outage:
                 return self.values[key], True
             if not fallback:
                 raise
-            logger.warning("instructions %r: the database is unreachable (%s); serving the fallback", key[0], error)
+            logger.warning(
+                "instructions %r: the database is unreachable (%s); serving the fallback", key[0], error
+            )
             return NOTHING, True
         self.down_until = 0.0
         if stale_ok:

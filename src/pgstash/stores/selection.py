@@ -56,8 +56,10 @@ def revision_number(value: object, name: str, what: str = "revision") -> int:
             )
         value = getattr(value, "revision", None)
         if value is None:
-            raise ValueError(f"{what} of {name!r} has no number (stored by another writer before "
-                             "schema/0010; the next define() numbers it)")
+            raise ValueError(
+                f"{what} of {name!r} has no number (stored by another writer before "
+                "schema/0010; the next define() numbers it)"
+            )
     if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= 2**31 - 1:
         raise ValueError(f"{what} must be a revision number (an int >= 1), got {value!r}")
     return value
@@ -149,8 +151,10 @@ class SelectingStore(VersionedStore):
         kind, value = selector
         what = f"label {value!r}" if kind == "label" else f"revision {value}"
         return LabelNotFoundError(
-            key, str(value), f"instructions {key!r} have no {what} (labels(name) lists the labels, "
-            "history(name) the revisions)"
+            key,
+            str(value),
+            f"instructions {key!r} have no {what} (labels(name) lists the labels, "
+            "history(name) the revisions)",
         )
 
     @staticmethod
