@@ -89,6 +89,12 @@ def encode_messages(name: str, messages: Any) -> tuple[str, tuple[str, ...]]:
     return orjson.dumps(stored).decode(), tuple(templates)
 
 
+def is_messages(content: str) -> bool:
+    """Whether stored content is a chat prompt's messages: `[{"` starts no template `define`
+    accepts (a `{` must open a `{name}` placeholder or a `{{`), so this is never a text prompt."""
+    return content.startswith('[{"')
+
+
 def decode_messages(name: str, content: str) -> list[dict[str, str]]:
     try:
         messages = orjson.loads(content)

@@ -199,13 +199,15 @@ class PostgresInstructionsRepository(LabelledStore):
         if arguments is not None and not isinstance(arguments, Mapping):
             raise TypeError(f"arguments must be a Mapping or None, got {type(arguments).__name__}")
         chatting = placeholders is not None or config_type is not None
-        found, stale = await self._choose(key, label, revision, stale_ok, fallback is not NOTHING)
+        found, stale = await self._choose(
+            key, label, revision, stale_ok, fallback is not NOTHING, full=chatting
+        )
         if found is NOTHING:
             return fallback
         if found is None:
             raise self._not_found(key, label, revision)
         given = arguments or {}
-        if chatting or found.kind == "chat":
+        if chatting or found.kind == "chat" or chat.is_messages(found.content):
             if not chatting:
                 raise TypeError(
                     f"instructions {key!r} are a chat prompt: resolve them with placeholders= "
@@ -282,8 +284,7 @@ class PostgresInstructionsRepository(LabelledStore):
 
     async def _newest(self, key: str) -> InstructionsRevision | None:
         async def fetch(postgres: Postgres) -> InstructionsRevision | None:
-            statement = "instructions_latest" if await self._installed(postgres) else "instructions_newest"
-            row = await postgres.run(statement, name=key)
+            row = await postgres.run("instructions_newest", name=key)
             return None if row is None else _revision(row)
 
         revision: InstructionsRevision | None = await self._read(key, fetch)

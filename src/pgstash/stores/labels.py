@@ -156,8 +156,8 @@ class LabelledStore(SelectingStore):
             label, revision = (side, None) if isinstance(side, str) else (None, side)
             if side is None:
                 raise TypeError(f"diff takes revision numbers or labels, got {side!r}")
-            selector = self._selector(key, label, revision)  # one of the two is given
-            found = await (self._newest(key) if selector is None else self._select(key, selector))
+            selector = self._selector(key, label, revision) or ("label", LATEST)  # with its number
+            found = await self._select(key, selector)
             if found is None:
                 raise self._not_found(key, label, revision)
             sides.append((found, str(side) if label else str(found.revision)))

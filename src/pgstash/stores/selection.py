@@ -132,11 +132,23 @@ class SelectingStore(VersionedStore):
         return None if chosen is None or chosen == LATEST else ("label", chosen)
 
     async def _choose(
-        self, key: str, label: str | None, revision: object, stale_ok: bool | None, fallback: bool
+        self,
+        key: str,
+        label: str | None,
+        revision: object,
+        stale_ok: bool | None,
+        fallback: bool,
+        *,
+        full: bool = False,
     ) -> tuple[Any, bool]:
-        """`(revision or None, stale)`, or `(NOTHING, True)`: serve the caller's fallback."""
+        """`(revision or None, stale)`, or `(NOTHING, True)`: serve the caller's fallback. The
+        newest revision is read by the seed's statement (`instructions_newest`, as ever) unless
+        the call needs what schema/0010 adds (`full`: number, kind, config) or serves through
+        outages (its `.revision`)."""
         selector = self._selector(key, label, revision)
         serving = self._serving(stale_ok)
+        if selector is None and (full or serving):
+            selector = ("label", LATEST)
 
         async def read() -> Any:
             return await (self._newest(key) if selector is None else self._select(key, selector))
@@ -183,7 +195,9 @@ class SelectingStore(VersionedStore):
         async def fetch(postgres: Postgres) -> Any:
             await self._require_labels(postgres)
             kind, value = selector
-            if kind == "label":
+            if value == LATEST:
+                row = await postgres.run("instructions_latest", name=key)
+            elif kind == "label":
                 row = await postgres.run("instructions_labelled", name=key, label=value)
             else:
                 row = await postgres.run("instructions_numbered", name=key, revision=value)
