@@ -108,17 +108,13 @@ LEFT JOIN instructions_revisions AS r
 WHERE i.name = :name::TEXT
 ORDER BY i.created DESC;
 
--- name: instructions_add(name, description, content, arguments, meta, why, labels, kind, config)^
--- Appends a revision numbered after the name's last (rows another writer stored since are
--- numbered first), points the given labels at it with a move each, and NOTIFYs the name.
--- instructions_pkey and instructions_revisions_pkey backward, instructions_labels_pkey per label.
-WITH newest AS (
-    SELECT pg_catalog.max(i.created) AS created
-    FROM instructions AS i
-    WHERE i.name = :name::TEXT
-),
-
-last_numbered AS (
+-- name: instructions_number(name, created, why, labels, kind, config)^
+-- After instructions_insert in define's transaction: numbers the revisions of one name stored
+-- after its last numbered one (the new one, and any another writer stored since), gives the new
+-- one (created) its message, author, kind and config, and points the given labels at it with a
+-- move each. instructions_revisions_pkey backward, the name's range of instructions_pkey after
+-- it, instructions_labels_pkey per label.
+WITH last_numbered AS (
     SELECT
         r.revision,
         r.created
@@ -136,52 +132,35 @@ numbered AS (
         ) AS created
 ),
 
-adopted AS (
-    INSERT INTO instructions_revisions (name, revision, created)
-    SELECT
-        i.name,
-        numbered.revision + pg_catalog.row_number() OVER (ORDER BY i.created) AS revision,
-        i.created
-    FROM instructions AS i
-    CROSS JOIN numbered
-    WHERE
-        i.name = :name::TEXT
-        AND i.created > numbered.created
-    RETURNING revision
-),
-
-inserted AS (
-    INSERT INTO instructions (name, description, content, arguments, meta, created)
-    SELECT
-        :name::TEXT AS name,
-        :description::TEXT AS description,
-        :content::TEXT AS content,
-        :arguments::JSONB AS arguments,
-        :meta::JSONB AS meta,
-        greatest(
-            pg_catalog.clock_timestamp(), newest.created + INTERVAL '1 microsecond'
-        ) AS created
-    FROM newest
-    RETURNING created
-),
-
 stored AS (
     INSERT INTO instructions_revisions (
         name, revision, created, message, author, kind, config
     )
     SELECT
-        :name::TEXT AS name,
-        coalesce(
-            (SELECT pg_catalog.max(a.revision) FROM adopted AS a), numbered.revision
-        ) + 1 AS revision,
-        inserted.created,
-        :why::TEXT AS message,
-        CURRENT_USER AS author,
-        :kind::TEXT AS kind,
-        :config::JSONB AS config
-    FROM inserted
+        i.name,
+        numbered.revision + pg_catalog.row_number() OVER (ORDER BY i.created) AS revision,
+        i.created,
+        CASE WHEN i.created = :created::TIMESTAMPTZ THEN :why::TEXT END AS message,
+        CASE WHEN i.created = :created::TIMESTAMPTZ THEN CURRENT_USER END AS author,
+        CASE
+            WHEN i.created = :created::TIMESTAMPTZ THEN :kind::TEXT ELSE 'text'::TEXT
+        END AS kind,
+        CASE WHEN i.created = :created::TIMESTAMPTZ THEN :config::JSONB END AS config
+    FROM instructions AS i
     CROSS JOIN numbered
+    WHERE
+        i.name = :name::TEXT
+        AND i.created > numbered.created
     RETURNING revision, created, author
+),
+
+defined AS (
+    SELECT
+        s.revision,
+        s.created,
+        s.author
+    FROM stored AS s
+    WHERE s.created = :created::TIMESTAMPTZ
 ),
 
 previous AS (
@@ -199,10 +178,10 @@ labelled AS (
     SELECT
         :name::TEXT AS name,
         given.label,
-        stored.revision,
-        stored.created
+        defined.revision,
+        defined.created
     FROM pg_catalog.unnest(:labels::TEXT[]) AS given (label)
-    CROSS JOIN stored
+    CROSS JOIN defined
     ON CONFLICT (name, label) DO UPDATE
         SET
             revision = excluded.revision,
@@ -217,31 +196,23 @@ moves AS (
     SELECT
         :name::TEXT AS name,
         given.label,
-        stored.created AS moved,
+        defined.created AS moved,
         previous.revision AS from_revision,
-        stored.revision AS to_revision,
+        defined.revision AS to_revision,
         CURRENT_USER AS moved_by
     FROM pg_catalog.unnest(:labels::TEXT[]) AS given (label)
-    CROSS JOIN stored
+    CROSS JOIN defined
     LEFT JOIN previous ON given.label = previous.label
     RETURNING label
 )
 
 SELECT
-    stored.revision,
-    stored.created,
-    stored.author,
+    defined.revision,
+    defined.created,
+    defined.author,
     (SELECT pg_catalog.count(*) FROM labelled) AS labelled,
-    (SELECT pg_catalog.count(*) FROM moves) AS moves,
-    pg_catalog.pg_notify(
-        'pgstash_documents'::TEXT,
-        pg_catalog.json_build_object(
-            'store'::TEXT, 'instructions'::TEXT,
-            'key'::TEXT,
-            CASE WHEN pg_catalog.octet_length(:name::TEXT) <= 7000 THEN :name::TEXT END
-        )::TEXT
-    ) AS notified
-FROM stored;
+    (SELECT pg_catalog.count(*) FROM moves) AS moves
+FROM defined;
 
 -- name: instructions_label_current(name, label)$
 -- The revision one label of one name points at, or NULL (instructions_labels_pkey).
@@ -345,8 +316,9 @@ SELECT
 FROM recorded;
 
 -- name: instructions_label_last_move(name, label)^
--- The newest move of one label that no rollback has undone and is not itself a rollback: what
--- rollback undoes (instructions_label_moves_pkey backward; the undone ones by the same key).
+-- The newest move of one label that changed it, is not itself a rollback and no rollback has
+-- undone: what rollback undoes (instructions_label_moves_pkey backward; the undone ones by the
+-- same key).
 SELECT
     m.moved,
     m.from_revision,
@@ -356,6 +328,7 @@ WHERE
     m.name = :name::TEXT
     AND m.label = :label::TEXT
     AND m.undoes IS NULL
+    AND m.from_revision IS DISTINCT FROM m.to_revision
     AND NOT EXISTS (
         SELECT
         FROM instructions_label_moves AS u

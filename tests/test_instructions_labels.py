@@ -179,6 +179,14 @@ async def test_rollback_after_three_moves_walks_back_through_the_history(postgre
     with pytest.raises(LabelNotFoundError, match="no move left"):
         await repository.rollback("greet", "production")
 
+    # a move to where the label points is kept in the history, and skipped by rollback
+    await repository.move_label("greet", "production", to=1, expected=None)
+    await repository.move_label("greet", "production", to=2, expected=1)
+    await repository.move_label("greet", "production", to=2, expected=2)
+    assert (await repository.rollback("greet", "production")).to_revision == 1
+    await repository.rollback("greet", "production")
+    assert "production" not in await repository.labels("greet")
+
     # a move after a rollback is undone first, then the walk goes on where it was
     await repository.move_label("greet", "production", to=3, expected=None)
     await repository.rollback("greet", "production")

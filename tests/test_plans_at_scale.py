@@ -189,19 +189,16 @@ LABEL_VALUES: dict[str, tuple[dict[str, Any], set[str]]] = {
         {"instructions_revisions_pkey", "instructions_pkey"},
     ),
     "instructions_history_numbered": ({"name": "prompt-77"}, {"instructions_pkey"}),
-    "instructions_add": (
+    "instructions_number": (
         {
             "name": "prompt-70",
-            "description": None,
-            "content": "new",
-            "arguments": "[]",
-            "meta": "{}",
+            "created": datetime(2024, 1, 1, 0, 0, 50, tzinfo=UTC),
             "why": "why",
             "labels": ["production", "staging"],
             "kind": "text",
             "config": None,
         },
-        {"instructions_pkey", "instructions_revisions_pkey", LABEL_KEY},
+        {"instructions_pkey", "instructions_revisions_pkey"},
     ),
     "instructions_label_current": ({"name": "prompt-70", "label": "production"}, {LABEL_KEY}),
     "instructions_revision_exists": ({"name": "prompt-70", "revision": 3}, {REVISION_KEY}),

@@ -274,6 +274,11 @@ class PostgresInstructionsRepository(LabelledStore):
             None if stored is None else orjson.loads(stored),
         )
 
+    async def history(self, name: str) -> Sequence[InstructionsRevision]:
+        """Every revision of `name`, newest first, numbered (not cached)."""
+        revisions: Sequence[InstructionsRevision] = await self._numbered_history(name)
+        return revisions
+
     # -- internals -------------------------------------------------------------------------------
 
     def _revision_of(self, row: Mapping[str, Any]) -> InstructionsRevision:

@@ -176,8 +176,8 @@ class LabelledStore(SelectingStore):
 
         await self._write(key, delete)
 
-    async def history(self, name: str) -> Sequence[Any]:
-        """Every revision of `name` (`InstructionsRevision`), newest first, numbered (not cached)."""
+    async def _numbered_history(self, name: str) -> Sequence[Any]:
+        """Every revision of `name` as `_revision_of` reads it, newest first (not cached)."""
         key = self._key(name)
         postgres = self._pool()
         statement = (
@@ -204,28 +204,30 @@ class LabelledStore(SelectingStore):
         config: bytes | None,
         **columns: Any,
     ) -> Mapping[str, Any]:
-        """Appends a revision (`define`): numbered, with its message, kind and config, moving
-        `labels` to it; on the seed's table alone (no schema/0010) a plain revision as ever.
-        The row's `created`, `revision` and `author`."""
+        """Appends a revision (`define`): the seed's `instructions_insert`, then (schema/0010)
+        `instructions_number`: its number, message, kind and config, and `labels` moved to it.
+        The row's `created`, `revision` and `author` (None on the seed's table alone, where only
+        a plain revision can be stored)."""
         plain = kind == "text" and config is None and not labels and message is None
         row: Any = None
 
         async def insert(postgres: Postgres) -> None:
             nonlocal row
-            if plain and not await self._installed(postgres):
-                row = {"created": await postgres.run("instructions_insert", name=name, **columns)}
-                row |= {"revision": None, "author": None}
-                return
-            await self._require_labels(postgres)
-            row = await postgres.run(
-                "instructions_add",
-                name=name,
-                why=message,
-                labels=list(labels),
-                kind=kind,
-                config=None if config is None else orjson.Fragment(config),
-                **columns,
-            )
+            installed = await self._installed(postgres)
+            if not plain and not installed:
+                await self._require_labels(postgres)  # raises before anything is written
+            created = await postgres.run("instructions_insert", name=name, **columns)
+            row = {"created": created, "revision": None, "author": None}
+            if installed:
+                row = await postgres.run(
+                    "instructions_number",
+                    name=name,
+                    created=created,
+                    why=message,
+                    labels=list(labels),
+                    kind=kind,
+                    config=None if config is None else orjson.Fragment(config),
+                )
 
         await self._write(name, insert)
         return row  # type: ignore[no-any-return]

@@ -149,6 +149,16 @@ class SelectingStore(VersionedStore):
         serving = self._serving(stale_ok)
         if selector is None and (full or serving):
             selector = ("label", LATEST)
+        elif selector is not None and not serving and not fallback:  # the cached fast path
+            cache = self._selected.cache
+            if (
+                cache is not None
+                and self._selected.bound is self._pool()
+                and not self._selected.bound.in_transaction
+            ):
+                entry = cache.get(key)
+                if entry is not MISS and selector in entry:
+                    return entry[selector], False
 
         async def read() -> Any:
             return await (self._newest(key) if selector is None else self._select(key, selector))
