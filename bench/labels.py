@@ -10,7 +10,8 @@ Workloads:
 - label move -> another process: a reader process holds `production` in its cache and, on
   every invalidation its listener receives, resolves it again; this process moves the label
   back and forth with `move_label` and notes the time each move returned (its commit
-  acknowledged); the lag is from then to the reader's `resolve` returning the new text
+  acknowledged); the lag is from then to the reader's `resolve` returning the new text (and,
+  reported beside it, to the reader's cache evicting the name)
   (CLOCK_MONOTONIC, one clock for both processes; negative when the NOTIFY beat the commit's
   acknowledgement). Goal: p99 under 10 ms.
 """
@@ -43,6 +44,8 @@ class Signal(DocumentCache):
     # told of every invalidation of the instructions store on this pool, as the caches are
     def invalidate(self, key):
         super().invalidate(key)
+        global evicted
+        evicted = time.monotonic()
         arrived.set()
 
 async def main():
@@ -63,7 +66,7 @@ async def main():
             arrived.clear()
             text = await repository.resolve(name, label="production")  # the reload
             if text != last:
-                print(text, repr(time.monotonic()), flush=True)
+                print(text, repr(evicted), repr(time.monotonic()), flush=True)
                 last = text
 
 asyncio.run(main())
@@ -87,8 +90,9 @@ def percentile(samples: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
 
 
-async def move_lag(dsn: str, name: str, moves: int) -> list[float]:
-    """Seconds from each `move_label` returning here to the reader process seeing the move."""
+async def move_lag(dsn: str, name: str, moves: int) -> tuple[list[float], list[float]]:
+    """Seconds from each `move_label` returning here to the reader process's cache evicting the
+    name (its listener got the NOTIFY), and to its reload returning the new text."""
     reader = await asyncio.create_subprocess_exec(
         sys.executable,
         "-c",
@@ -101,6 +105,7 @@ async def move_lag(dsn: str, name: str, moves: int) -> list[float]:
     )
     assert reader.stdin is not None and reader.stdout is not None
     lags: list[float] = []
+    evictions: list[float] = []
     try:
         line = await asyncio.wait_for(reader.stdout.readline(), timeout=60)
         if not line.startswith(b"ready"):
@@ -114,15 +119,16 @@ async def move_lag(dsn: str, name: str, moves: int) -> list[float]:
                 await repository.move_label(name, "production", to=to, expected=at)
                 moved = time.monotonic()
                 seen = await asyncio.wait_for(reader.stdout.readline(), timeout=30)
-                text, stamp = seen.decode().split()
+                text, evicted, stamp = seen.decode().split()
                 assert text == f"revision-{to}", seen
+                evictions.append(float(evicted) - moved)
                 lags.append(float(stamp) - moved)
                 at = to
     finally:
         reader.stdin.write(b"stop\n")
         await reader.stdin.drain()
         await asyncio.wait_for(reader.wait(), timeout=60)
-    return lags
+    return evictions, lags
 
 
 async def run(dsn: str, scale: Scale) -> list[Result]:
@@ -157,12 +163,14 @@ async def run(dsn: str, scale: Scale) -> list[Result]:
                     goal=GOAL,
                 )
             )
-            lags = await move_lag(dsn, name, max(20, scale.rounds))
+            evictions, lags = await move_lag(dsn, name, max(20, scale.rounds))
             p99 = percentile(lags, 0.99)
             verdict = "meets" if p99 < LAG_GOAL else "misses"
             note = (
                 f"{len(lags)} moves: p50 {statistics.median(lags) * 1000:.2f} ms, p99 {p99 * 1000:.2f} ms, "
-                f"max {max(lags) * 1000:.2f} ms; {verdict} the goal p99 < 10 ms"
+                f"max {max(lags) * 1000:.2f} ms; {verdict} the goal p99 < 10 ms; of which the NOTIFY "
+                f"to the eviction: p50 {statistics.median(evictions) * 1000:.2f} ms, p99 "
+                f"{percentile(evictions, 0.99) * 1000:.2f} ms (the rest is the reload's round trip)"
             )
             results.append(Result(STORE, "label move -> another process's cache", None, Stats.of(lags), note))
         finally:
