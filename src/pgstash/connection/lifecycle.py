@@ -32,11 +32,13 @@ from pgstash.connection.driver import ConnectTimeout, call, classify, lost
 from pgstash.errors import DatabaseError
 from pgstash.sql.catalogue import query
 from pgstash.sql.statements import Statement
+from pgstash.sql.templates import named
 
 __all__ = ["ClosedInPool", "Lifecycle", "PgstashConnection"]
 
 logger = logging.getLogger("pgstash")
 _VECTOR_TYPES = query("vector_types").bind(names=list(VECTOR_TYPES))
+_DISCARD_TEMP = named("DISCARD TEMP;", "reset")
 
 
 class PgstashConnection(asyncpg.Connection):
@@ -93,15 +95,16 @@ class Lifecycle:
             raise ClosedInPool
 
     async def reset(self, connection: asyncpg.Connection) -> None:
-        """Pool `reset`: `RESET ALL`, advisory locks, `CLOSE ALL`, `UNLISTEN *` for a connection
-        that ran the caller's SQL or a session; nothing for one that ran only pgstash's own."""
+        """Pool `reset`: `RESET ALL`, advisory locks, `CLOSE ALL`, `UNLISTEN *` and `DISCARD TEMP`
+        (a temporary table would shadow pgstash's table of its name for the next user) for a
+        connection that ran the caller's SQL or a session; nothing for one that ran only
+        pgstash's own."""
         direct = _direct(connection)
         if not direct.callers:
             return
         direct.callers = False
-        reset = connection.get_reset_query()
-        if reset:
-            await self.quietly(direct, Statement("reset", "execute", reset, ()))
+        reset = connection.get_reset_query() + _DISCARD_TEMP  # asyncpg's reset, then pgstash's
+        await self.quietly(direct, Statement("reset", "execute", reset, ()))
 
     # -- decisions during use -----------------------------------------------------------------
 
