@@ -99,8 +99,9 @@ def test_the_versioned_stores_name_their_queries() -> None:
 
 
 def test_the_reads_are_marked_in_their_files() -> None:
-    """The replica-served reads are exactly the queries marked `-- route: read`, and the mark is
-    on the line after their `-- name:` line, where a DBA reads it."""
+    """The replica-served reads are exactly the queries marked `-- route: read` (the READS list
+    of connection/replicas.py before the mark), and the mark is on the line after their
+    `-- name:` line, where a DBA reads it."""
     reads = {name for name, named in catalogue().items() if named.read}
     assert reads == {
         "configurations_newest",
@@ -109,6 +110,14 @@ def test_the_reads_are_marked_in_their_files() -> None:
         "instructions_newest",
         "instructions_declarations",
         "instructions_history",
+        "instructions_latest",  # instructions labels (queries/instructions_labels.sql)
+        "instructions_labelled",
+        "instructions_numbered",
+        "instructions_history_numbered",
+        "instructions_labels_of",
+        "instructions_label_history",
+        "instructions_latest_history",
+        "instructions_labelled_declarations",
         "memory_recall",
         "vectors_search",
         "vectors_search_exact",
