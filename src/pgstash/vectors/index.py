@@ -20,6 +20,7 @@ import cattrs
 import numpy as np
 
 from pgstash.connection import Postgres, resolve
+from pgstash.embeddings import as_embedding
 from pgstash.errors import ConfigurationError, DatabaseError, DimensionMismatchError, SchemaMissingError
 from pgstash.sql.catalogue import query as named_query
 from pgstash.sql.composer import Fragment, compose
@@ -36,6 +37,12 @@ from pgstash.vectors.payload_keys import payload_key_of
 __all__ = ["PostgresVectorIndex"]
 
 Model = TypeVar("Model")
+
+
+def _embedder(function: Any) -> Any:
+    """An embedding as an `Embedder` (see pgstash.embeddings): sync or async, batched."""
+    return None if function is None else as_embedding(function)
+
 _INDEXES = ("hnsw", "ivfflat", None)
 
 
@@ -43,16 +50,17 @@ _INDEXES = ("hnsw", "ivfflat", None)
 class PostgresVectorIndex(IndexBuilds):
     """A pgvector index of attrs or dataclass models, one table per model.
 
-    `embedding` embeds texts and `image_embedding` images (bytes): async callables returning an
-    `(n, d)` array-like. `mmr_multiplier`: how many candidates per result `rerank=True` weighs;
+    `embedding` embeds texts and `image_embedding` images (bytes): callables, sync or async,
+    returning an `(n, d)` array-like, wrapped by `pgstash.embeddings.as_embedding` (batches,
+    bounded concurrency, a sync one in a worker thread). `mmr_multiplier`: how many candidates per result `rerank=True` weighs;
     `mmr_diversity`: MMR's trade-off (0 nearest first, 1 only diverse). `converter` turns models
     into the stored payload and back (default: cattrs' orjson preset, so bytes, sets, datetimes,
     UUIDs, Decimals and times become JSON and read back).
     """
 
     postgres: Postgres | None = None
-    embedding: TextEmbedding | None = attrs.field(default=None, kw_only=True)
-    image_embedding: ImageEmbedding | None = attrs.field(default=None, kw_only=True)
+    embedding: TextEmbedding | None = attrs.field(default=None, kw_only=True, converter=_embedder)
+    image_embedding: ImageEmbedding | None = attrs.field(default=None, kw_only=True, converter=_embedder)
     mmr_multiplier: int = attrs.field(default=8, kw_only=True)
     converter: cattrs.Converter = attrs.field(
         default=None, kw_only=True, converter=payloads.default_converter
