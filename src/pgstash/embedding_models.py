@@ -16,6 +16,7 @@ is WordLlama when installed, else None.
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import threading
 from collections.abc import Sequence
 from pathlib import Path

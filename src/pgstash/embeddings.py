@@ -37,7 +37,7 @@ EmbeddingFunction = Callable[[Sequence[Any]], "ArrayLike | Awaitable[ArrayLike]"
 
 
 def _is_async(function: object) -> bool:
-    call = getattr(type(function), "__call__", None)  # noqa: B004: the class's, not the instance's
+    call = getattr(type(function), "__call__", None)  # noqa: B004 (the class's, not the instance's)
     return inspect.iscoroutinefunction(function) or inspect.iscoroutinefunction(call)
 
 
@@ -118,6 +118,7 @@ def as_embedding(
         concurrency=concurrency,
         dimension=dimension if isinstance(dimension, int) else None,
     )
+
 
 _WORD = re.compile(r"\w+")
 _EMPTY = "\x00empty"  # the one feature of a text without words

@@ -11,6 +11,7 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import math
 import os
 import re
 import signal
@@ -40,19 +41,23 @@ def _say(text: str) -> None:
 
 @contextlib.asynccontextmanager
 async def connect(
-    args: argparse.Namespace, *, writes: bool = True, replicas: Sequence[str] = ()
+    args: argparse.Namespace, *, writes: bool = True, replicas: Sequence[str] = (), bulk: bool = False
 ) -> AsyncIterator[Postgres]:
     """The pool for a command: --dsn, else PGSTASH_DSN, else the embedded server. A command that
-    only reads (`writes=False`) never creates the embedded server's folder."""
+    only reads (`writes=False`) never creates the embedded server's folder. `bulk`: a load or an
+    index build, whose long statements are expected: no slow-query warning unless --slow-query-ms."""
     dsn = args.dsn or os.environ.get(DSN_VARIABLE)
+    slow_ms = args.slow_query_ms if args.slow_query_ms is not None else (math.inf if bulk else 1000.0)
     async with contextlib.AsyncExitStack() as stack:
-        if not dsn:
+        if dsn:
+            embedded.refuse_stopped(dsn)
+        else:
             server = embedded.EmbeddedServer(args.data_dir)
             if not server.exists:
                 if not writes:
                     raise ConfigurationError(
-                        f"no database: no --dsn, no {DSN_VARIABLE}, and no embedded server in "
-                        f"{server.data_dir} (`pgstash server start` creates one)"
+                        f"no database: no --dsn, no {DSN_VARIABLE}, no embedded server in {server.data_dir}: "
+                        "run pgstash server start (or pass --dsn)"
                     )
                 _say(
                     f"creating the embedded PostgreSQL in {server.data_dir} (no --dsn nor {DSN_VARIABLE}); "
@@ -60,7 +65,8 @@ async def connect(
                 )
             await stack.enter_async_context(server)
             dsn = server.dsn
-        yield await stack.enter_async_context(PostgresConnectionPool.of(dsn=dsn, replicas=replicas))
+        pool = PostgresConnectionPool.of(dsn=dsn, replicas=replicas, slow_query_threshold=slow_ms / 1000)
+        yield await stack.enter_async_context(pool)
 
 
 async def cmd_migrate(args: argparse.Namespace) -> int:
@@ -198,7 +204,7 @@ def prune_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) -
 async def cmd_demo(args: argparse.Namespace) -> int:
     from pgstash.cli import demo
 
-    async with connect(args) as postgres:
+    async with connect(args, bulk=True) as postgres:
         return await demo.run(postgres, passages_limit=args.limit)
 
 
@@ -220,7 +226,8 @@ def configure_demo(sub: argparse.ArgumentParser, common: argparse.ArgumentParser
 async def cmd_vector(args: argparse.Namespace) -> int:
     from pgstash.cli import vector as vector_cli
 
-    async with connect(args) as postgres:
+    writes = args.action in vector_cli.CREATING
+    async with connect(args, writes=writes, bulk=args.action in vector_cli.BULK) as postgres:
         return await vector_cli.run(postgres, args)
 
 
@@ -265,7 +272,11 @@ COMMANDS: dict[str, tuple[str, Command, Configure | None]] = {
         configure_prune,
     ),
     "demo": ("configurations, instructions, memory and vector search end to end", cmd_demo, configure_demo),
-    "vector": ("vector tables: create-table NAME, ingest NAME FILE.jsonl", cmd_vector, configure_vector),
+    "vector": (
+        "vector tables: create-table, ingest, search, list, get, delete, drop, build-index",
+        cmd_vector,
+        configure_vector,
+    ),
     "server": (
         "the embedded PostgreSQL in ./.pgstash: start, stop, status, dsn",
         cmd_server,
@@ -289,8 +300,17 @@ def common_options(*, at_top: bool) -> argparse.ArgumentParser:
     )
     group.add_argument(
         "--data-dir",
-        default=default(embedded.DEFAULT_DATA_DIR),
-        help=f"the embedded server's folder (default: {embedded.DEFAULT_DATA_DIR})",
+        default=default(None),
+        help=f"the embedded server's folder (default: ${embedded.DATA_DIR_VARIABLE}, else the nearest "
+        f"{embedded.DEFAULT_DATA_DIR} here or above, as git finds .git, else ./{embedded.DEFAULT_DATA_DIR})",
+    )
+    group.add_argument(
+        "--slow-query-ms",
+        type=float,
+        default=default(None),
+        metavar="MS",
+        help="warn about statements slower than MS milliseconds (default 1000; off for ingest, "
+        "build-index and demo unless given)",
     )
     group.add_argument(
         "--debug", action="store_true", default=default(False), help="show tracebacks and pgstash's query log"
@@ -333,6 +353,22 @@ def _cli_words(text: str) -> str:
     return re.sub(r"\s+", " ", text).strip()
 
 
+def _kept(args: argparse.Namespace) -> str:
+    """What an interrupted command leaves behind, for its one line."""
+    action = getattr(args, "action", None)
+    if args.command == "vector" and action == "ingest":
+        return "nothing was written (one transaction, rolled back)"
+    if args.command == "vector" and action == "build-index":
+        return "the table keeps its rows; run pgstash vector build-index again to finish the index"
+    if args.command in ("migrate", "demo"):
+        return "each migration and step that finished is kept, the one under way was rolled back"
+    return (
+        "nothing was changed"
+        if args.command in ("status", "queries") or action in ("search", "list", "get")
+        else ("what finished before is kept, the statement under way was rolled back")
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     root = parser()
     args = root.parse_args(argv)
@@ -341,6 +377,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.DEBUG if args.debug else logging.WARNING, format="%(name)s: %(message)s"
     )
+    if args.data_dir is None:
+        args.data_dir = str(embedded.find_data_dir())
     _, command, _ = COMMANDS[args.command]
     signal.signal(signal.SIGTERM, _terminate)
     signal.signal(signal.SIGINT, _interrupt)
@@ -350,7 +388,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"\npgstash {args.command}: terminated", file=sys.stderr)
         return 128 + signal.SIGTERM
     except KeyboardInterrupt:
-        print(file=sys.stderr)  # the newline after ^C, below any progress bar
+        # one line below any progress bar, saying what was kept
+        print(f"\npgstash {args.command}: interrupted; {_kept(args)}", file=sys.stderr)
         return 130
     except BrokenPipeError:
         # The reader went away (`pgstash queries | head`): stop quietly, as Unix tools do.

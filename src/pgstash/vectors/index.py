@@ -43,6 +43,7 @@ def _embedder(function: Any) -> Any:
     """An embedding as an `Embedder` (see pgstash.embeddings): sync or async, batched."""
     return None if function is None else as_embedding(function)
 
+
 _INDEXES = ("hnsw", "ivfflat", None)
 
 
@@ -52,10 +53,10 @@ class PostgresVectorIndex(IndexBuilds):
 
     `embedding` embeds texts and `image_embedding` images (bytes): callables, sync or async,
     returning an `(n, d)` array-like, wrapped by `pgstash.embeddings.as_embedding` (batches,
-    bounded concurrency, a sync one in a worker thread). `mmr_multiplier`: how many candidates per result `rerank=True` weighs;
-    `mmr_diversity`: MMR's trade-off (0 nearest first, 1 only diverse). `converter` turns models
-    into the stored payload and back (default: cattrs' orjson preset, so bytes, sets, datetimes,
-    UUIDs, Decimals and times become JSON and read back).
+    bounded concurrency, a sync one in a worker thread). `mmr_multiplier`: how many candidates
+    per result `rerank=True` weighs; `mmr_diversity`: MMR's trade-off (0 nearest first, 1 only
+    diverse). `converter` turns models into the stored payload and back (default: cattrs' orjson
+    preset, so bytes, sets, datetimes, UUIDs, Decimals and times become JSON and read back).
     """
 
     postgres: Postgres | None = None
