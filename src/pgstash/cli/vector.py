@@ -185,7 +185,10 @@ async def run(postgres: Postgres, args: argparse.Namespace) -> int:
         return await rows.drop(postgres, args, await _rows(postgres, args.name))
     found = await _table_dimension(postgres, args.name, "ingest")
     if found is None:
-        raise ValueError(f"no vector table {args.name!r}: run pgstash vector create-table {args.name} first")
+        raise ValueError(
+            f"no vector table {args.name!r}: run pgstash vector create-table {args.name} --dimension "
+            f"{256 if wordllama_installed() else 'D'} first"
+        )
     dimension = found
     if args.file == "-":
         return await ingest(postgres, args, sys.stdin.buffer, "<stdin>", None, dimension)
