@@ -50,6 +50,7 @@ async def connect(
     slow_ms = args.slow_query_ms if args.slow_query_ms is not None else (math.inf if bulk else 1000.0)
     async with contextlib.AsyncExitStack() as stack:
         if dsn:
+            _check_dsn(dsn)
             embedded.refuse_stopped(dsn)
         else:
             server = embedded.EmbeddedServer(args.data_dir)
@@ -59,6 +60,7 @@ async def connect(
                         f"no database: no --dsn, no {DSN_VARIABLE}, no embedded server in {server.data_dir}: "
                         "run pgstash server start (or pass --dsn)"
                     )
+                embedded._package()  # without the extra: say so before "creating"
                 _say(
                     f"creating the embedded PostgreSQL in {server.data_dir} (no --dsn nor {DSN_VARIABLE}); "
                     "it stops when this command ends, `pgstash server start` keeps it running"
@@ -67,6 +69,15 @@ async def connect(
             dsn = server.dsn
         pool = PostgresConnectionPool.of(dsn=dsn, replicas=replicas, slow_query_threshold=slow_ms / 1000)
         yield await stack.enter_async_context(pool)
+
+
+def _check_dsn(dsn: str) -> None:
+    """A DSN that is neither a URL nor key=value pairs is refused naming the shape (never the DSN:
+    it may hold a password)."""
+    if not dsn.startswith(("postgresql://", "postgres://")) and "=" not in dsn:
+        raise ConfigurationError(
+            "--dsn (or PGSTASH_DSN) is not a PostgreSQL DSN: give postgresql://USER:PASSWORD@HOST:PORT/DATABASE"
+        )
 
 
 async def cmd_migrate(args: argparse.Namespace) -> int:
@@ -350,6 +361,11 @@ def _interrupt(signum: int, frame: object) -> None:
 def _cli_words(text: str) -> str:
     for library, cli in _CLI_WORDS:
         text = text.replace(library, cli)
+    text = re.sub(
+        r"`await PostgresVectorIndex\(\)\.create_table\(\w+, dimension=\.\.\.\)`",
+        "pgstash vector create-table NAME",
+        text,
+    )
     return re.sub(r"\s+", " ", text).strip()
 
 
@@ -396,6 +412,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return 141
+    except FileNotFoundError as error:
+        if args.debug:
+            raise
+        print(f"pgstash {args.command}: no such file: {error.filename} (check the path)", file=sys.stderr)
+        return 1
     except (PgstashError, ValueError, OSError) as error:
         if args.debug:
             raise
