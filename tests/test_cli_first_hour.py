@@ -202,3 +202,51 @@ def test_a_dsn_naming_a_stopped_embedded_server_says_server_start(tmp_path: Path
     result = pgstash("status", env={"PGSTASH_DSN": f"postgresql://postgres:@/postgres?host={folder}"})
     assert result.returncode == 1
     assert f"the embedded PostgreSQL in {folder} is stopped: run pgstash server start" in result.stderr
+
+
+def test_without_rich_every_command_prints_plain_text(notes: tuple[str, Path], tmp_path: Path) -> None:
+    dsn, _ = notes
+    fake = tmp_path / "site" / "rich"
+    fake.mkdir(parents=True)
+    (fake / "__init__.py").write_text("raise ImportError('rich is not installed')\n")
+    env = {"PYTHONPATH": str(tmp_path / "site")}
+    for command in (("status",), ("vector", "list"), ("vector", "search", "notes", "cat", "--limit", "1")):
+        result = pgstash(*command, "--dsn", dsn, env=env)
+        assert result.returncode == 0, result.stderr
+        assert "pgstash[cli]" not in result.stderr and "---" in result.stdout  # a plain table's rule
+
+
+def test_ctrl_c_prints_one_line_saying_what_was_kept(database_dsn: str) -> None:
+    import signal
+    import subprocess
+
+    from tests.cli_run import PGSTASH
+
+    ok("vector", "create-table", "waiting", "--dsn", database_dsn)
+    process = subprocess.Popen(
+        [PGSTASH, "vector", "ingest", "waiting", "-", "--text-field", "text", "--dsn", database_dsn],
+        stdin=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdin is not None and process.stderr is not None
+    process.stdin.write('{"text": "one row, then the pipe stays open"}\n')
+    process.stdin.flush()
+    assert process.stderr.readline().startswith("ingest waiting: reading")  # it is reading stdin
+    process.send_signal(signal.SIGINT)
+    rest = process.stderr.read()
+    assert process.wait(timeout=60) == 130
+    lines = [line for line in rest.splitlines() if line.strip()]
+    assert lines == ["pgstash vector: interrupted; nothing was written (one transaction, rolled back)"]
+
+
+def test_slow_query_warnings_follow_slow_query_ms(notes: tuple[str, Path], tmp_path: Path) -> None:
+    dsn, source = notes
+    assert "slow query" in pgstash("vector", "list", "--slow-query-ms", "0", "--dsn", dsn).stderr
+    assert "slow query" not in pgstash("vector", "list", "--dsn", dsn).stderr
+    changed = tmp_path / "changed.jsonl"
+    changed.write_text(source.read_text().replace("cat", "small cat"))
+    args = ("vector", "ingest", "notes", str(changed), "--text-field", "text", "--key-field", "id", "--dsn", dsn)
+    assert "slow query" in pgstash(*args, "--slow-query-ms", "0").stderr
+    changed.write_text(source.read_text().replace("cat", "tiny cat"))
+    assert "slow query" not in pgstash(*args).stderr  # a bulk load: off unless asked

@@ -9,7 +9,7 @@ writing, building index) on stderr, plus a line every few seconds during a long 
 from __future__ import annotations
 
 import contextlib
-import importlib.util
+import functools
 import io
 import sys
 import time
@@ -19,8 +19,13 @@ from typing import Any
 __all__ = ["Progress", "human_size", "progress", "table"]
 
 
+@functools.cache
 def _has_rich() -> bool:
-    return importlib.util.find_spec("rich") is not None
+    try:
+        import rich  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
 
 def _cell(cell: Any) -> str:
