@@ -246,7 +246,18 @@ def test_slow_query_warnings_follow_slow_query_ms(notes: tuple[str, Path], tmp_p
     assert "slow query" not in pgstash("vector", "list", "--dsn", dsn).stderr
     changed = tmp_path / "changed.jsonl"
     changed.write_text(source.read_text().replace("cat", "small cat"))
-    args = ("vector", "ingest", "notes", str(changed), "--text-field", "text", "--key-field", "id", "--dsn", dsn)
+    args = (
+        "vector",
+        "ingest",
+        "notes",
+        str(changed),
+        "--text-field",
+        "text",
+        "--key-field",
+        "id",
+        "--dsn",
+        dsn,
+    )
     assert "slow query" in pgstash(*args, "--slow-query-ms", "0").stderr
     changed.write_text(source.read_text().replace("cat", "tiny cat"))
     assert "slow query" not in pgstash(*args).stderr  # a bulk load: off unless asked
