@@ -132,6 +132,8 @@ TEMPLATE_SLOTS.update(
             "vectors_hybrid",
             "vectors_delete_ids",
             "vectors_copy_keyed",
+            "vectors_rows_by_id",
+            "vectors_ingest_meta",
         )
     }
 )
@@ -160,6 +162,7 @@ TEMPLATE_SLOTS.update(
     {
         "vectors_ann_indexes": {"table": "vector_sample"},
         "vectors_comment_clear": {"table": "vector_sample"},
+        "vectors_drop": {"table": "vector_sample"},
         "vectors_drop_index": {"index": "vector_sample_embedding_idx"},
         "vectors_drop_index_concurrently": {"index": "vector_sample_embedding_idx"},
         "vectors_rename_index": {
