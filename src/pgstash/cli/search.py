@@ -94,8 +94,8 @@ def _query_embedding(name: str, meta: dict[str, Any] | None, dimension: int) -> 
     recorded = meta.get("embedding")
     if recorded is None:
         raise ConfigurationError(
-            f"table {name!r} holds ready vectors (ingested with --vector-field, no embedding recorded): "
-            "search it with --vector FILE (a JSON array) or --mode text"
+            f"table {name!r} records no embedding (ready vectors from --vector-field, or rows written "
+            "from Python): search it with --vector FILE (a JSON array) or --mode text"
         )
     return embedding_named(str(recorded))
 
