@@ -405,7 +405,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 128 + signal.SIGTERM
     except KeyboardInterrupt:
         # one line below any progress bar, saying what was kept
-        print(f"\npgstash {args.command}: interrupted; {_kept(args)}", file=sys.stderr)
+        below = "\n" if sys.stderr.isatty() else ""  # below the ^C echo and any bar, on a terminal
+        print(f"{below}pgstash {args.command}: interrupted; {_kept(args)}", file=sys.stderr)
         return 130
     except BrokenPipeError:
         # The reader went away (`pgstash queries | head`): stop quietly, as Unix tools do.
