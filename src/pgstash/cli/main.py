@@ -9,20 +9,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import logging
-import math
 import os
-import re
 import signal
 import sys
-from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
-from datetime import timedelta
+from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
 from pgstash import __version__, embedded
-from pgstash.connection import DSN_VARIABLE, Postgres, PostgresConnectionPool
-from pgstash.errors import ConfigurationError, PgstashError
+from pgstash.cli.prune import cmd_prune, configure_prune, positive, prune_arguments
+from pgstash.cli.session import cli_words, connect, kept
+from pgstash.connection import DSN_VARIABLE
+from pgstash.errors import PgstashError
 from pgstash.migrations import migrate
 from pgstash.sql.catalogue import catalogue, load_catalogue
 from pgstash.sql.resources import resource_dir
@@ -30,54 +28,6 @@ from pgstash.sql.resources import resource_dir
 __all__ = ["main"]
 
 Command = Callable[[argparse.Namespace], Coroutine[Any, Any, int]]
-
-# Library wording that a command-line user cannot act on, and what to say instead.
-_CLI_WORDS = (("pass index=None", "pass --index none"), ("index=None", "--index none"))
-
-
-def _say(text: str) -> None:
-    print(f"pgstash: {text}", file=sys.stderr, flush=True)
-
-
-@contextlib.asynccontextmanager
-async def connect(
-    args: argparse.Namespace, *, writes: bool = True, replicas: Sequence[str] = (), bulk: bool = False
-) -> AsyncIterator[Postgres]:
-    """The pool for a command: --dsn, else PGSTASH_DSN, else the embedded server. A command that
-    only reads (`writes=False`) never creates the embedded server's folder. `bulk`: a load or an
-    index build, whose long statements are expected: no slow-query warning unless --slow-query-ms."""
-    dsn = args.dsn or os.environ.get(DSN_VARIABLE)
-    slow_ms = args.slow_query_ms if args.slow_query_ms is not None else (math.inf if bulk else 1000.0)
-    async with contextlib.AsyncExitStack() as stack:
-        if dsn:
-            _check_dsn(dsn)
-            embedded.refuse_stopped(dsn)
-        else:
-            server = embedded.EmbeddedServer(args.data_dir)
-            if not server.exists:
-                if not writes:
-                    raise ConfigurationError(
-                        f"no database: no --dsn, no {DSN_VARIABLE}, no embedded server in {server.data_dir}: "
-                        "run pgstash server start (or pass --dsn)"
-                    )
-                embedded._package()  # without the extra: say so before "creating"
-                _say(
-                    f"creating the embedded PostgreSQL in {server.data_dir} (no --dsn nor {DSN_VARIABLE}); "
-                    "it stops when this command ends, `pgstash server start` keeps it running"
-                )
-            await stack.enter_async_context(server)
-            dsn = server.dsn
-        pool = PostgresConnectionPool.of(dsn=dsn, replicas=replicas, slow_query_threshold=slow_ms / 1000)
-        yield await stack.enter_async_context(pool)
-
-
-def _check_dsn(dsn: str) -> None:
-    """A DSN that is neither a URL nor key=value pairs is refused naming the shape (never the DSN:
-    it may hold a password)."""
-    if not dsn.startswith(("postgresql://", "postgres://")) and "=" not in dsn:
-        raise ConfigurationError(
-            "--dsn (or PGSTASH_DSN) is not a PostgreSQL DSN: give postgresql://USER:PASSWORD@HOST:PORT/DATABASE"
-        )
 
 
 async def cmd_migrate(args: argparse.Namespace) -> int:
@@ -147,87 +97,11 @@ def configure_queries(sub: argparse.ArgumentParser) -> None:
     )
 
 
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)([smhdw])")
-
-
-def duration(text: str) -> timedelta:
-    """An argparse type: a positive age such as 90s, 30m, 12h, 7d, 2w or 1d12h."""
-    parts = _DURATION.findall(text.strip())
-    if not parts or "".join(number + unit for number, unit in parts) != text.strip():
-        raise argparse.ArgumentTypeError(f"not a duration: {text!r} (e.g. 90s, 30m, 12h, 7d, 2w, 1d12h)")
-    try:
-        age = timedelta(seconds=sum(float(number) * _UNITS[unit] for number, unit in parts))
-    except OverflowError:
-        raise argparse.ArgumentTypeError(f"too long: {text!r}") from None
-    if age <= timedelta(0):
-        raise argparse.ArgumentTypeError(f"must be longer than zero, got {text!r}")
-    return age
-
-
-async def cmd_prune(args: argparse.Namespace) -> int:
-    from pgstash.stores.configurations import PostgresConfigurationRepository
-    from pgstash.stores.instructions import PostgresInstructionsRepository
-    from pgstash.stores.memory import PostgresModelMemory
-    from pgstash.stores.versioned import VersionedStore
-
-    async with connect(args, writes=False) as postgres:
-        if args.store == "memories":
-            forgotten = await PostgresModelMemory.forget_idle(args.idle, postgres=postgres)
-            print(f"forgot {forgotten} memories idle for {args.idle}")
-            return 0
-        store: VersionedStore = PostgresConfigurationRepository(postgres)
-        if args.store == "instructions":
-            store = PostgresInstructionsRepository(postgres)
-        pruned = await store.prune(keep=args.keep, older_than=args.older_than)
-    print(f"pruned {pruned} {args.store} versions (each key's newest is always kept)")
-    return 0
-
-
-PRUNE_HELP = (
-    "configurations and instructions: delete old versions, never a key's newest (--keep N: all "
-    "but each key's N newest; --older-than AGE: those older than AGE; both: those beyond N and "
-    "older than AGE). memories: forget the memories with nothing remembered for --idle AGE. "
-    "AGE is e.g. 90s, 30m, 12h, 7d, 2w, 1d12h."
-)
-
-
-def configure_prune(sub: argparse.ArgumentParser, common: argparse.ArgumentParser) -> None:
-    sub.description = PRUNE_HELP
-    sub.add_argument("store", choices=("configurations", "instructions", "memories"), help="what to prune")
-    for option, kind, metavar, help in (
-        ("--keep", positive, "N", "configurations|instructions: keep each key's N newest"),
-        ("--older-than", duration, "AGE", "configurations|instructions: delete older versions"),
-        ("--idle", duration, "AGE", "memories: forget those with nothing remembered this long"),
-    ):
-        sub.add_argument(option, type=kind, metavar=metavar, help=help)
-
-
-def prune_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
-    """The options `pgstash prune STORE` takes, checked before connecting (exit status 2)."""
-    if args.store == "memories":
-        if args.idle is None or args.keep is not None or args.older_than is not None:
-            parser.error("prune memories takes --idle AGE (and no --keep or --older-than)")
-    elif args.idle is not None or (args.keep is None and args.older_than is None):
-        parser.error(f"prune {args.store} takes --keep N, --older-than AGE or both (and no --idle)")
-
-
 async def cmd_demo(args: argparse.Namespace) -> int:
     from pgstash.cli import demo
 
     async with connect(args, bulk=True) as postgres:
         return await demo.run(postgres, passages_limit=args.limit)
-
-
-def positive(text: str) -> int:
-    """An argparse type: a whole number of at least 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
 
 
 def configure_demo(sub: argparse.ArgumentParser, common: argparse.ArgumentParser) -> None:
@@ -358,33 +232,6 @@ def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
-def _cli_words(text: str) -> str:
-    for library, cli in _CLI_WORDS:
-        text = text.replace(library, cli)
-    text = re.sub(
-        r"`await PostgresVectorIndex\(\)\.create_table\(\w+, dimension=\.\.\.\)`",
-        "pgstash vector create-table NAME",
-        text,
-    )
-    return re.sub(r"\s+", " ", text).strip()
-
-
-def _kept(args: argparse.Namespace) -> str:
-    """What an interrupted command leaves behind, for its one line."""
-    action = getattr(args, "action", None)
-    if args.command == "vector" and action == "ingest":
-        return "nothing was written (one transaction, rolled back)"
-    if args.command == "vector" and action == "build-index":
-        return "the table keeps its rows; run pgstash vector build-index again to finish the index"
-    if args.command in ("migrate", "demo"):
-        return "each migration and step that finished is kept, the one under way was rolled back"
-    return (
-        "nothing was changed"
-        if args.command in ("status", "queries") or action in ("search", "list", "get")
-        else ("what finished before is kept, the statement under way was rolled back")
-    )
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     root = parser()
     args = root.parse_args(argv)
@@ -406,7 +253,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         # one line below any progress bar, saying what was kept
         below = "\n" if sys.stderr.isatty() else ""  # below the ^C echo and any bar, on a terminal
-        print(f"{below}pgstash {args.command}: interrupted; {_kept(args)}", file=sys.stderr)
+        print(f"{below}pgstash {args.command}: interrupted; {kept(args)}", file=sys.stderr)
         return 130
     except BrokenPipeError:
         # The reader went away (`pgstash queries | head`): stop quietly, as Unix tools do.
@@ -421,7 +268,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (PgstashError, ValueError, OSError) as error:
         if args.debug:
             raise
-        print(f"pgstash {args.command}: {_cli_words(str(error))}", file=sys.stderr)
+        print(f"pgstash {args.command}: {cli_words(str(error))}", file=sys.stderr)
         return 1
 
 
