@@ -9,7 +9,9 @@ and vector fields), so that `vector search` embeds its query the same way.
 With `--key-field`, a row whose stored payload and meta are the same as the line's is left as it
 is (not embedded, not written): loading an unchanged file again says "unchanged". Every line is
 checked before it is sent, an error naming FILE:LINE (physical lines, blank ones counted). `-` is
-stdin.
+stdin. A line longer than `MAX_LINE_BYTES` (16 MiB) is refused before it is read whole (it would
+take several times its size in memory as Python objects), naming FILE:LINE and the limit: nothing
+is written.
 
 One file is one transaction (`PostgresVectorIndex.loading`). Into a table with an HNSW/IVFFlat
 index, the file's rows are estimated before the first write (all of them when it has at most
@@ -43,9 +45,19 @@ from pgstash.sql.composer import compose
 from pgstash.vectors import PostgresVectorIndex
 from pgstash.vectors.keys import row_ids
 
-__all__ = ["BATCH", "InputError", "Record", "choose_embedding", "converter", "ingest", "size_of"]
+__all__ = [
+    "BATCH",
+    "MAX_LINE_BYTES",
+    "InputError",
+    "Record",
+    "choose_embedding",
+    "converter",
+    "ingest",
+    "size_of",
+]
 
 BATCH = 1000
+MAX_LINE_BYTES = 16 << 20  # one JSON line: a 16,000-dimension vector as text is ~0.3 MB
 
 
 @attrs.frozen
@@ -67,8 +79,14 @@ class InputError(ValueError):
 
 
 def _lines(stream: IO[bytes], name: str) -> Iterator[tuple[int, dict[str, Any]]]:
-    """(physical line number, JSON object) for every non-blank line."""
-    for number, line in enumerate(stream, 1):
+    """(physical line number, JSON object) for every non-blank line; a line over
+    `MAX_LINE_BYTES` raises `InputError` having read no more than that of it."""
+    for number, line in enumerate(iter(lambda: stream.readline(MAX_LINE_BYTES + 1), b""), 1):
+        if len(line) > MAX_LINE_BYTES:
+            raise InputError(
+                f"{name}:{number}: the line is longer than {MAX_LINE_BYTES:,} bytes, the most "
+                "pgstash reads as one row"
+            )
         if not line.strip():
             continue
         try:

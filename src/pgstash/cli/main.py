@@ -17,8 +17,9 @@ from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
 from pgstash import __version__, embedded
+from pgstash.cli import passwords
 from pgstash.cli.prune import cmd_prune, configure_prune, positive, prune_arguments
-from pgstash.cli.session import cli_words, connect, kept
+from pgstash.cli.session import cli_words, connect, kept, say
 from pgstash.connection import DSN_VARIABLE
 from pgstash.errors import PgstashError
 from pgstash.migrations import migrate
@@ -181,7 +182,9 @@ def common_options(*, at_top: bool) -> argparse.ArgumentParser:
     group.add_argument(
         "--dsn",
         default=default(None),
-        help=f"PostgreSQL DSN (default: ${DSN_VARIABLE}, else the embedded server)",
+        help=f"PostgreSQL DSN (default: ${DSN_VARIABLE}, else the embedded server). A password "
+        f"here is visible to other users (ps): put the DSN in {DSN_VARIABLE}, or the password in a "
+        "passfile (~/.pgpass or $PGPASSFILE)",
     )
     group.add_argument(
         "--data-dir",
@@ -237,6 +240,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = root.parse_args(argv)
     if args.command == "prune":
         prune_arguments(root, args)
+    if args.dsn and (secrets := passwords.passwords_in(args.dsn)):
+        passwords.hide_in_command_line(secrets)
+        say(passwords.WARNING)
     logging.basicConfig(
         level=logging.DEBUG if args.debug else logging.WARNING, format="%(name)s: %(message)s"
     )
