@@ -43,7 +43,7 @@ from pgstash.errors import ConfigurationError, PgstashError
 from pgstash.sql.catalogue import query
 from pgstash.sql.composer import compose
 from pgstash.vectors import PostgresVectorIndex
-from pgstash.vectors.keys import row_ids
+from pgstash.vectors.write.keys import row_ids
 
 __all__ = [
     "BATCH",
@@ -279,7 +279,8 @@ async def _write(
     shown: Any,
 ) -> int:
     if args.key_field is not None:
-        batch = await _changed(index._postgres(), args.name, args.key_field, meta, batch)
+        assert index.postgres is not None  # the command's own pool
+        batch = await _changed(index.postgres, args.name, args.key_field, meta, batch)
         if not batch:
             return 0
     shown.phase("writing")

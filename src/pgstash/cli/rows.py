@@ -23,7 +23,7 @@ from pgstash.connection import Postgres
 from pgstash.sql.catalogue import query
 from pgstash.sql.composer import compose
 from pgstash.vectors import PostgresVectorIndex
-from pgstash.vectors.keys import row_ids, uuid_texts
+from pgstash.vectors.write.keys import row_ids, uuid_texts
 
 __all__ = ["configure", "delete", "drop", "get", "listing"]
 

@@ -20,7 +20,7 @@ from pgstash.embedding_models import EMBED_HINT, wordllama_installed
 from pgstash.errors import ConfigurationError
 from pgstash.sql.templates import validate_identifier
 from pgstash.vectors import PostgresVectorIndex
-from pgstash.vectors.builds import BuildProgress
+from pgstash.vectors.write.builds import BuildProgress
 
 CREATING = ("create-table", "ingest")  # the actions that may create the embedded server
 BULK = ("ingest", "build-index")  # long statements expected: no slow-query warnings
