@@ -16,6 +16,7 @@ import asyncpg
 
 from pgstash.connection.driver import rows_of
 from pgstash.connection.lifecycle import Lifecycle
+from pgstash.connection.pooler import Pooling, Sessions
 from pgstash.connection.replicas import READS, ReplicaReads, Replicas
 from pgstash.connection.scope import Scopes, Session, Transaction
 from pgstash.connection.sender import Sender
@@ -44,9 +45,12 @@ class Postgres:
         connect_options: Mapping[str, Any] | None = None,
         shown: str = "",
         where: str = "",
+        pooling: Pooling | None = None,
     ) -> None:
         self._pool: asyncpg.Pool | None = None
         self.dsn = dsn
+        self.pooling = pooling or Pooling()  # what `dsn` reaches: PostgreSQL or a pooler
+        self.sessions = Sessions(self.pooling)
         self.slow_query_threshold = slow_query_threshold
         self.lifecycle = Lifecycle(
             dsn=dsn,
@@ -198,8 +202,9 @@ class Postgres:
         await self.lifecycle.release(self._pool, proxy, name)
 
     async def connect(self, **options: Any) -> asyncpg.Connection:
-        """A new connection outside the pool (for LISTEN, which must not hold a pooled one)."""
-        return await self.lifecycle.connect(None, **options)
+        """A new connection outside the pool (for LISTEN, which must not hold a pooled one); to
+        `listen_dsn` when given (behind a transaction pooler)."""
+        return await self.lifecycle.connect(self.pooling.listen_dsn, **options)
 
     # -- blocks that pin a connection ------------------------------------------------------------
 
@@ -211,8 +216,9 @@ class Postgres:
 
     def session(self) -> Session[Postgres]:
         """Pins one pooled connection to every call inside the block, without opening a
-        transaction (for session state such as an advisory lock: reset in full on release)."""
-        return Session(self, self)
+        transaction (for session state such as an advisory lock: reset in full on release);
+        behind a transaction pooler a connection to `listen_dsn` (`pooler.Sessions`)."""
+        return Session(self.sessions.primary(self), self)
 
     @contextlib.asynccontextmanager
     async def connection(self, purpose: str = "acquire") -> AsyncIterator[asyncpg.Connection]:
@@ -253,6 +259,7 @@ class Postgres:
     async def close(self) -> None:
         if self.replicas is not None:
             await self.replicas.close()
+        await self.sessions.close()
         for closer in reversed(self._closers):
             with contextlib.suppress(Exception):
                 await closer()

@@ -55,6 +55,18 @@ class PgstashConnection(asyncpg.Connection):
         every later call "released back to the pool", which would hide what happened."""
         return self
 
+    async def _introspect_types(self, typeoids: Any, timeout: Any) -> Any:
+        """asyncpg's type introspection (a statement returns a type it has no codec for yet),
+        inside one transaction. asyncpg turns `jit` off, introspects and turns `jit` back on in
+        three statements; through a transaction pooler each may run on another server
+        connection, leaving one with jit off for whoever uses it next (docs/deployment.md). In a
+        transaction the three share one. asyncpg has no public hook around it: this overrides its
+        method, and tests/test_pooler.py fails should asyncpg rename it."""
+        if self.is_in_transaction():
+            return await super()._introspect_types(typeoids, timeout)  # type: ignore[misc]
+        async with self.transaction():
+            return await super()._introspect_types(typeoids, timeout)  # type: ignore[misc]
+
 
 class ClosedInPool(Exception):
     """The `setup` hook found the acquired connection closed; nothing was sent on it."""
