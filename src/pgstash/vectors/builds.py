@@ -20,7 +20,7 @@ from pgstash.errors import PgstashError
 from pgstash.sql.catalogue import query
 from pgstash.sql.composer import compose
 from pgstash.sql.statements import Statement
-from pgstash.vectors.planning import index_name
+from pgstash.vectors.planning import index_name, session_for_settings
 
 __all__ = [
     "AnnIndex",
@@ -184,10 +184,14 @@ async def build_index(
     settings = await build_settings(postgres, rows, dimension, opclass=opclass)
     watcher = asyncio.create_task(_watch(postgres, table, rows, progress, every)) if progress else None
     try:
-        async with postgres.session():  # session settings: the connection is reset on release
-            await postgres.run(
-                "vectors_build_settings", memory_kb=settings.memory_kb, workers=settings.workers, local=False
-            )
+        async with session_for_settings(postgres) as session:  # the connection is reset on release
+            if session:
+                await postgres.run(
+                    "vectors_build_settings",
+                    memory_kb=settings.memory_kb,
+                    workers=settings.workers,
+                    local=False,
+                )
             unchanged = old is not None and old.method == method
             if unchanged and method == "ivfflat":
                 unchanged = old is not None and old.options.get("lists") == lists_for(rows)

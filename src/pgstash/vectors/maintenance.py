@@ -19,7 +19,7 @@ from pgstash.connection import Postgres
 from pgstash.errors import DatabaseError
 from pgstash.sql.catalogue import query
 from pgstash.sql.composer import compose
-from pgstash.vectors.planning import TableFacts, index_name
+from pgstash.vectors.planning import TableFacts, index_name, session_for_settings
 
 __all__ = ["BULK_DELETE_SHARE", "after_delete"]
 
@@ -58,8 +58,9 @@ async def after_delete(postgres: Postgres, facts: TableFacts, name: str, deleted
             name, deleted, embedding_index, name,
         )  # fmt: skip
         return
-    async with postgres.session():
-        await postgres.run("vectors_ddl_settings", lock_timeout=REBUILD_LOCK_TIMEOUT, local=False)
+    async with session_for_settings(postgres) as settings:
+        if settings:
+            await postgres.run("vectors_ddl_settings", lock_timeout=REBUILD_LOCK_TIMEOUT, local=False)
         try:
             slot = {"embedding_index": embedding_index}
             reindex = compose(query("vectors_reindex_concurrently"), slots=slot)
@@ -73,4 +74,5 @@ async def after_delete(postgres: Postgres, facts: TableFacts, name: str, deleted
                 name, deleted, error, embedding_index, name,
             )  # fmt: skip
         finally:
-            await postgres.run("vectors_ddl_reset")
+            if settings:
+                await postgres.run("vectors_ddl_reset")

@@ -22,7 +22,7 @@ import contextlib
 import hashlib
 import re
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -161,11 +161,12 @@ class Search:
 
 
 def gated(requirements: Fragment, settings: Mapping[str, int | None]) -> Fragment:
-    """`requirements` inside `vectors_scan_gate`: `settings` (ef_search, probes,
+    """`requirements` inside `vectors_scan_gate`: `settings` (iterative, ef_search, probes,
     max_scan_tuples; None sets nothing) set in the statement, and custom plans kept."""
     return fragment(
         "vectors_scan_gate",
         fragments={"requirements": requirements},
+        iterative=bool(settings.get("iterative")),
         ef_search=settings.get("ef_search"),
         probes=settings.get("probes"),
         max_scan_tuples=settings.get("max_scan_tuples"),
@@ -182,17 +183,25 @@ def custom_plans(requirements: Fragment, filtered: bool) -> Fragment:
 
 
 def scan_settings_for(
-    facts: TableFacts, candidates: int, filtered: bool, ef_search: int | None, probes: int | None
+    facts: TableFacts,
+    candidates: int,
+    filtered: bool,
+    ef_search: int | None,
+    probes: int | None,
+    pooled: bool = False,
 ) -> dict[str, int | None] | None:
     """The per-call settings a search sets inside its statement (None: no `vectors_scan_gate`).
     Iterative index scans are on for every connection of the pool
     (`pgstash.connection.pool.SCAN_SETTINGS`), so only `ef_search`/`probes` when given and, for a
     filtered HNSW scan, the bound on the tuples it visits (`SCAN_TUPLES_PER_CANDIDATE` per
-    candidate) remain. A filtered search always gets the gate: it keeps its plans custom."""
+    candidate) remain. A filtered search always gets the gate: it keeps its plans custom.
+    `pooled` (behind a transaction pooler: no setting travels with the connection): the gate
+    turns the iterative scans on too, for every search that needs them."""
     bound = candidates * SCAN_TUPLES_PER_CANDIDATE if filtered and "hnsw" in facts.methods else None
-    if ef_search is None and probes is None and not filtered:
+    iterative = pooled and (filtered or "ivfflat" in facts.methods or candidates > HNSW_DEFAULT_EF_SEARCH)
+    if ef_search is None and probes is None and not filtered and not iterative:
         return None
-    return {"ef_search": ef_search, "probes": probes, "max_scan_tuples": bound}
+    return {"iterative": int(iterative), "ef_search": ef_search, "probes": probes, "max_scan_tuples": bound}
 
 
 async def nearest(
@@ -217,8 +226,10 @@ async def nearest(
     demanding = filtered or "ivfflat" in facts.methods or candidates > HNSW_DEFAULT_EF_SEARCH
     if demanding and not facts.iterative:
         return await exactly(postgres, search)
-    settings = scan_settings_for(facts, candidates, filtered, ef_search, probes)
-    sets = settings is not None and any(value is not None for value in settings.values())
+    settings = scan_settings_for(
+        facts, candidates, filtered, ef_search, probes, pooled=postgres.pooling.statement_settings
+    )
+    sets = settings is not None and any(settings.values())
     if sets and postgres.in_transaction:  # a filtered IVFFlat search sets nothing: no savepoint
         async with rolled_back(postgres):
             rows = await postgres.run_statement(search.statement(settings=settings))
@@ -249,6 +260,21 @@ async def exactly(postgres: Postgres, search: Search) -> list[asyncpg.Record]:
 async def scan_settings(postgres: Postgres, **settings: Any) -> None:
     settings.setdefault("max_scan_tuples", None)
     await postgres.run("vectors_scan_settings", **settings)
+
+
+@contextlib.asynccontextmanager
+async def session_for_settings(postgres: Postgres) -> AsyncIterator[bool]:
+    """A session (one pinned connection) for statements that run outside a transaction with
+    session settings (CREATE INDEX CONCURRENTLY and its lock_timeout / maintenance_work_mem);
+    yields whether the settings may be set. Behind a transaction pooler with no session to pin
+    (no `listen_dsn`) it yields False: the statements run with the server's settings, since a
+    session setting would stay behind on whichever server connection took it (said once, as a
+    WARNING, when the pool opens)."""
+    if not postgres.pooling.sessions:
+        yield False
+        return
+    async with postgres.session():
+        yield True
 
 
 def rolled_back(postgres: Postgres) -> contextlib.AbstractAsyncContextManager[Postgres]:

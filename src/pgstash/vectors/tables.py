@@ -27,7 +27,7 @@ from pgstash.sql.catalogue import Query, load_catalogue, query
 from pgstash.sql.composer import compose
 from pgstash.sql.resources import resource_dir
 from pgstash.sql.templates import SlotValue
-from pgstash.vectors.planning import TableFacts, index_name, read_facts, tables
+from pgstash.vectors.planning import TableFacts, index_name, read_facts, session_for_settings, tables
 from pgstash.vectors.text import TextColumn, check_language
 
 __all__ = [
@@ -227,14 +227,17 @@ async def create_table(
 
 async def _concurrently(postgres: Postgres, names: _Names, steps: list[tuple[str, str]]) -> None:
     """The steps on a table holding rows: indexes built CONCURRENTLY (outside a transaction, on
-    one pinned connection), each lock wait bounded by `lock_timeout`."""
-    async with postgres.session():
-        await postgres.run("vectors_ddl_settings", lock_timeout=DDL_LOCK_TIMEOUT, local=False)
+    one pinned connection), each lock wait bounded by `lock_timeout` (behind a transaction pooler
+    without a session to pin, `postgres.pooling.sessions` False: the server's lock_timeout)."""
+    async with session_for_settings(postgres) as settings:
+        if settings:
+            await postgres.run("vectors_ddl_settings", lock_timeout=DDL_LOCK_TIMEOUT, local=False)
         try:
             for step, invalid in steps:
                 await _ddl(postgres, names, step, invalid, True)
         finally:
-            await postgres.run("vectors_ddl_reset")
+            if settings:
+                await postgres.run("vectors_ddl_reset")
 
 
 async def build_pending_ivfflat(postgres: Postgres, facts: TableFacts, name: str) -> None:
