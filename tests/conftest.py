@@ -120,16 +120,24 @@ async def direct_dsn(template_ready: str) -> AsyncIterator[str]:
         await _drop(template_ready, name)
 
 
-@pytest.fixture(scope="session")
-def pgbouncer(template_ready: str) -> Iterator[PgBouncer]:
-    """Debian's PgBouncer in transaction mode in front of the test server."""
+def start_pgbouncer(server_dsn: str, **settings: str | int) -> PgBouncer:
+    """PgBouncer in transaction mode in front of `server_dsn`. Not installed: the test is skipped
+    (failed when PGSTASH_REQUIRE_POOLER is set, as in CI); installed but failing to start: failed."""
     try:
-        bouncer = PgBouncer.start(template_ready, "transaction")
+        return PgBouncer.start(server_dsn, "transaction", **settings)  # type: ignore[arg-type]
     except Unavailable as error:
+        if not error.missing:
+            pytest.fail(f"PgBouncer did not start: {error}")
         if os.environ.get(REQUIRE_POOLER):
             pytest.fail(f"PgBouncer is required ({REQUIRE_POOLER} is set): {error}")
         _POOLER_MISSING.append(str(error))
         pytest.skip(str(error))
+
+
+@pytest.fixture(scope="session")
+def pgbouncer(template_ready: str) -> Iterator[PgBouncer]:
+    """Debian's PgBouncer in transaction mode in front of the test server."""
+    bouncer = start_pgbouncer(template_ready)
     try:
         yield bouncer
     finally:
@@ -177,6 +185,23 @@ async def postgres(database_dsn: str, direct_dsn: str) -> AsyncIterator[Postgres
     listen = {"listen_dsn": direct_dsn} if pooler_mode() else {}
     async with PostgresConnectionPool.of(dsn=database_dsn, **listen) as pool:
         yield pool
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "direct_only(reason): not run through the pooler (PGSTASH_TEST_POOLER): it measures or "
+        "needs what only a direct connection has; the reason says what",
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if pooler_mode() is None:
+        return
+    for item in items:
+        marker = item.get_closest_marker("direct_only")
+        if marker is not None:
+            item.add_marker(pytest.mark.skip(reason=f"direct only: {marker.args[0]}"))
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:

