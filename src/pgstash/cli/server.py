@@ -46,7 +46,9 @@ def run(args: argparse.Namespace) -> int:
         if server.running_dsn() is not None:
             state = "already running"
         if args.listen is not None and args.port is None:
-            raise ConfigurationError("--listen needs --port: pgstash server start --port 5433 --listen 127.0.0.1")
+            raise ConfigurationError(
+                "--listen needs --port: pgstash server start --port 5433 --listen 127.0.0.1"
+            )
         server.start()
         server.keep()
         if args.port is not None and server.serve_tcp(args.port, args.listen or "127.0.0.1"):
