@@ -9,6 +9,7 @@ import asyncio
 import logging
 import sys
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import asyncpg
@@ -470,7 +471,6 @@ async def test_replicas_behind_their_own_pgbouncer() -> None:
     the standby, a write is read back (the WAL position travels, not the connection), and a
     filtered search on the standby returns its full limit."""
     import tempfile
-    from pathlib import Path
 
     from tests.replication import ReplicaPair
 
@@ -500,3 +500,36 @@ async def test_replicas_behind_their_own_pgbouncer() -> None:
         finally:
             standby.stop()
             primary.stop()
+
+
+# -- the embedded server for TCP clients -------------------------------------------------------
+
+
+async def test_server_start_port_serves_tcp_clients_such_as_pgbouncer(tmp_path: Path) -> None:
+    """`pgstash server start --port N` makes the embedded server reachable over TCP (its socket
+    folder is not traversable by other users), `server dsn` prints that DSN, and a PgBouncer
+    in front of it serves pgstash in transaction mode."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    refused = run_pgstash("server", "start", "--port", str(port), "--listen", "0.0.0.0", cwd=tmp_path)
+    assert refused.returncode != 0 and "loopback" in refused.stderr
+    started = run_pgstash("server", "start", "--port", str(port), cwd=tmp_path)
+    assert started.returncode == 0, started.stderr
+    try:
+        dsn = run_pgstash("server", "dsn", cwd=tmp_path).stdout.strip()
+        assert dsn == f"postgresql://postgres@127.0.0.1:{port}/postgres"
+        bouncer = start_pgbouncer(dsn)
+        try:
+            env = {"PGSTASH_DSN": bouncer.dsn("postgres"), "PGSTASH_POOLER": TRANSACTION}
+            migrated = run_pgstash("migrate", env=env, cwd=tmp_path)
+            assert migrated.returncode == 0, migrated.stderr
+            status = run_pgstash("status", env=env, cwd=tmp_path)
+            assert status.returncode == 0 and "0006_clock_timestamp_defaults" in status.stdout, status.stderr
+        finally:
+            bouncer.stop()
+    finally:
+        stopped = run_pgstash("server", "stop", cwd=tmp_path)
+    assert stopped.returncode == 0, stopped.stderr

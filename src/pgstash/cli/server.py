@@ -12,11 +12,15 @@ prints the TCP DSN.
 from __future__ import annotations
 
 import argparse
+import os
 
 from pgstash.embedded import EmbeddedServer
 from pgstash.errors import ConfigurationError
 
-__all__ = ["configure", "run"]
+__all__ = ["configure", "run", "serve_tcp"]
+
+# initdb --auth=trust: the embedded server trusts every local connection: loopback addresses only
+LOOPBACK = ("127.0.0.1", "::1", "localhost")
 
 
 def configure(parser: argparse.ArgumentParser, common: argparse.ArgumentParser) -> None:
@@ -51,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
             )
         server.start()
         server.keep()
-        if args.port is not None and server.serve_tcp(args.port, args.listen or "127.0.0.1"):
+        if args.port is not None and serve_tcp(server, args.port, args.listen or "127.0.0.1"):
             state = f"{state}, listening on TCP"
         dsn = server.dsn
         server.stop()  # lets go; kept, so it runs on until `pgstash server stop`
@@ -91,3 +95,32 @@ def run(args: argparse.Namespace) -> int:
     print(f"kept by pgstash server start: {'yes' if server.kept else 'no'}")
     print(f"used by: {', '.join(map(str, holders)) if holders else 'no process'}")
     return 0
+
+
+def serve_tcp(server: EmbeddedServer, port: int, listen: str = "127.0.0.1") -> bool:
+    """Makes the started `server` listen on `listen`:`port` (TCP) as well as on its socket,
+    restarting it unless it does already; whether it restarted. Refused while another process
+    uses it (a restart would cut its connections) and for a non-loopback address (the server
+    trusts local connections without a password)."""
+    if listen not in LOOPBACK:
+        raise ConfigurationError(
+            f"--listen {listen}: the embedded server trusts every connection it accepts (no "
+            f"password), so it listens on a loopback address only ({', '.join(LOOPBACK)}); to serve "
+            "other hosts, run a PostgreSQL server with passwords instead"
+        )
+    if not 0 < port < 65536:
+        raise ConfigurationError(f"--port {port}: a TCP port is 1 to 65535")
+    info = server.postmaster()
+    if info is None:
+        raise ConfigurationError(f"the embedded server in {server.data_dir} is not running")
+    if info.port == port and (info.hostname or "").split(",")[0].strip() == listen:
+        return False
+    others = [pid for pid in server.holders() if pid != os.getpid()]
+    if others:
+        raise ConfigurationError(
+            f"the embedded server in {server.data_dir} runs without TCP on {listen}:{port} and is "
+            f"used by processes {', '.join(map(str, others))}: a restart would cut their "
+            "connections; stop them (or pgstash server stop) first"
+        )
+    server.restart(f'-h "{listen}" -p {port} -k "{info.socket_dir}"')
+    return True
