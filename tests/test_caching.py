@@ -218,7 +218,8 @@ async def test_every_repository_of_a_pool_shares_one_listening_connection(postgr
     )
     assert await postgres.fetch_value(listening) == 1
     # behind a transaction pooler (PGSTASH_TEST_POOLER) the listener connects to listen_dsn
-    async with PostgresConnectionPool.of(dsn=postgres.dsn, listen_dsn=postgres.pooling.listen_dsn) as other:
+    listen_dsn = postgres.lifecycle.pooling.listen_dsn
+    async with PostgresConnectionPool.of(dsn=postgres.dsn, listen_dsn=listen_dsn) as other:
         await PostgresConfigurationRepository(other).load_raw("x")
         assert await postgres.fetch_value(listening) == 2  # one per pool
     assert Listener.of(postgres) is Listener.of(postgres)

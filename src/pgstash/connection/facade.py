@@ -7,6 +7,7 @@ composes them. Also the current pool (`resolve`)."""
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import logging
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Mapping
 from contextvars import ContextVar
@@ -16,7 +17,6 @@ import asyncpg
 
 from pgstash.connection.driver import rows_of
 from pgstash.connection.lifecycle import Lifecycle
-from pgstash.connection.pooler import Pooling, Sessions
 from pgstash.connection.replicas import READS, ReplicaReads, Replicas
 from pgstash.connection.scope import Scopes, Session, Transaction
 from pgstash.connection.sender import Sender
@@ -45,12 +45,9 @@ class Postgres:
         connect_options: Mapping[str, Any] | None = None,
         shown: str = "",
         where: str = "",
-        pooling: Pooling | None = None,
     ) -> None:
         self._pool: asyncpg.Pool | None = None
         self.dsn = dsn
-        self.pooling = pooling or Pooling()  # what `dsn` reaches: PostgreSQL or a pooler
-        self.sessions = Sessions(self.pooling)
         self.slow_query_threshold = slow_query_threshold
         self.lifecycle = Lifecycle(
             dsn=dsn,
@@ -61,7 +58,7 @@ class Postgres:
             where=where,
         )
         # `self.log` looked up per statement: a test may replace `Postgres.log`
-        self.sender = Sender(self.lifecycle, lambda name, rows, seconds: self.log(name, rows, seconds))
+        self.sender = _sender(self.lifecycle, lambda name, rows, seconds: self.log(name, rows, seconds))
         self.scopes = Scopes(self.sender)
         self._shared: dict[str, Any] = {}
         self._closers: list[Callable[[], Awaitable[None]]] = []
@@ -128,8 +125,7 @@ class Postgres:
     async def listen(
         self, connection: asyncpg.Connection, channel: str, callback: Callable[..., Any]
     ) -> None:
-        """`LISTEN channel` on a connection of the caller's own (the driver writes the statement
-        and keeps the callback)."""
+        """`LISTEN channel` on a connection of the caller's own (asyncpg writes the statement)."""
         await self.sender.send(
             connection, Statement(f"listen {channel}", "listen", "", (channel,)), extra=callback
         )
@@ -150,8 +146,7 @@ class Postgres:
             logger.debug("query %s: %d rows in %.2f ms", name, rows, seconds * 1000)
 
     def errors(self, name: str) -> contextlib.AbstractContextManager[None]:
-        """Translates driver errors raised inside the block (the caller's own driver calls on
-        `connection()`) into pgstash errors naming `name`."""
+        """Driver errors raised in the block (calls on `connection()`) as pgstash errors naming `name`."""
         return self.sender.errors(name)
 
     # -- where a statement runs ----------------------------------------------------------------
@@ -202,9 +197,7 @@ class Postgres:
         await self.lifecycle.release(self._pool, proxy, name)
 
     async def connect(self, **options: Any) -> asyncpg.Connection:
-        """A new connection outside the pool (for LISTEN, which must not hold a pooled one); to
-        `listen_dsn` when given (behind a transaction pooler)."""
-        return await self.lifecycle.connect(self.pooling.listen_dsn, **options)
+        return await self.lifecycle.connect(None, **options)  # for LISTEN: never a pooled one
 
     # -- blocks that pin a connection ------------------------------------------------------------
 
@@ -215,10 +208,9 @@ class Postgres:
         return Transaction(self, self, rollback=rollback)
 
     def session(self) -> Session[Postgres]:
-        """Pins one pooled connection to every call inside the block, without opening a
-        transaction (for session state such as an advisory lock: reset in full on release);
-        behind a transaction pooler a connection to `listen_dsn` (`pooler.Sessions`)."""
-        return Session(self.sessions.primary(self), self)
+        """Pins one pooled connection (behind a transaction pooler, `listen_dsn`'s) to every call
+        inside the block, without a transaction (session state: reset in full on release)."""
+        return Session(self.lifecycle.sessions.primary(self), self)
 
     @contextlib.asynccontextmanager
     async def connection(self, purpose: str = "acquire") -> AsyncIterator[asyncpg.Connection]:
@@ -227,6 +219,7 @@ class Postgres:
         scope = self.scopes.current.get()
         if scope is not None:
             self.lifecycle.ran_callers_sql(scope.connection)
+            scope.unchecked = True  # pgstash's next statement in the block checks for temp tables
             yield scope.connection
             return
         connection, proxy = await self.acquire(purpose)
@@ -237,6 +230,12 @@ class Postgres:
                 await self.committed(connection)  # the caller's calls may have written
         finally:
             await self.release(proxy, purpose)
+
+    def scope_connection(self) -> asyncpg.Connection | None:
+        """The connection of the block in force (None outside one), for pgstash's bookkeeping:
+        unlike `connection()` it marks nothing for a reset or a temporary-table check."""
+        scope = self.scopes.current.get()
+        return None if scope is None else scope.connection
 
     @property
     def in_transaction(self) -> bool:
@@ -259,7 +258,6 @@ class Postgres:
     async def close(self) -> None:
         if self.replicas is not None:
             await self.replicas.close()
-        await self.sessions.close()
         for closer in reversed(self._closers):
             with contextlib.suppress(Exception):
                 await closer()
@@ -267,6 +265,17 @@ class Postgres:
         self._shared.clear()
         if self._pool is not None:
             await self._pool.close()
+
+
+def _sender(lifecycle: Lifecycle, log: Callable[[str, int, float], None]) -> Sender:
+    """The plain `Sender`, or `tracing`'s when the application configured OpenTelemetry."""
+    if importlib.util.find_spec("opentelemetry") is not None:
+        from pgstash.connection.tracing import traced
+
+        sender = traced(lifecycle, log)
+        if sender is not None:
+            return sender
+    return Sender(lifecycle, log)
 
 
 CURRENT: ContextVar[Postgres | None] = ContextVar("pgstash_current_pool", default=None)

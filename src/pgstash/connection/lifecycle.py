@@ -29,14 +29,17 @@ import asyncpg
 
 from pgstash.connection.codecs import VECTOR_TYPES, register_jsonb, register_vector_codecs
 from pgstash.connection.driver import ConnectTimeout, call, classify, lost
+from pgstash.connection.pooler import Pooling, Sessions
 from pgstash.errors import DatabaseError
 from pgstash.sql.catalogue import query
 from pgstash.sql.statements import Statement
+from pgstash.sql.templates import named
 
 __all__ = ["ClosedInPool", "Lifecycle", "PgstashConnection"]
 
 logger = logging.getLogger("pgstash")
 _VECTOR_TYPES = query("vector_types").bind(names=list(VECTOR_TYPES))
+_DISCARD_TEMP = named("DISCARD TEMP;", "reset")
 
 
 class PgstashConnection(asyncpg.Connection):
@@ -91,6 +94,14 @@ class Lifecycle:
         self.connect_options = dict(connect_options or {})
         self.shown = shown  # the DSN without its password, for messages
         self.where = where  # HOST:PORT
+        self.pooling = Pooling()  # what `dsn` reaches (`behind`): PostgreSQL itself, or a pooler
+        self.sessions = Sessions(self.pooling)  # where session() blocks get their connection
+
+    def behind(self, pooling: Pooling) -> Sessions:
+        """`dsn` reaches a pooler (`pooler.Pooling`); its `Sessions`, to attach a pool on
+        `listen_dsn` to."""
+        self.pooling, self.sessions = pooling, Sessions(pooling)
+        return self.sessions
 
     # -- asyncpg's pool hooks -----------------------------------------------------------------
 
@@ -105,15 +116,16 @@ class Lifecycle:
             raise ClosedInPool
 
     async def reset(self, connection: asyncpg.Connection) -> None:
-        """Pool `reset`: `RESET ALL`, advisory locks, `CLOSE ALL`, `UNLISTEN *` for a connection
-        that ran the caller's SQL or a session; nothing for one that ran only pgstash's own."""
+        """Pool `reset`: `RESET ALL`, advisory locks, `CLOSE ALL`, `UNLISTEN *` and `DISCARD TEMP`
+        (a temporary table would shadow pgstash's table of its name for the next user) for a
+        connection that ran the caller's SQL or a session; nothing for one that ran only
+        pgstash's own."""
         direct = _direct(connection)
         if not direct.callers:
             return
         direct.callers = False
-        reset = connection.get_reset_query()
-        if reset:
-            await self.quietly(direct, Statement("reset", "execute", reset, ()))
+        reset = connection.get_reset_query() + _DISCARD_TEMP  # asyncpg's reset, then pgstash's
+        await self.quietly(direct, Statement("reset", "execute", reset, ()))
 
     # -- decisions during use -----------------------------------------------------------------
 
@@ -199,8 +211,8 @@ class Lifecycle:
 
     async def connect(self, dsn: str | None = None, **options: Any) -> PgstashConnection:
         """A new connection to `dsn` (the primary's when None, or a replica's) outside any pool
-        (LISTEN, which must not hold a pooled one; a replica's monitor)."""
-        dsn = dsn or self.dsn
+        (LISTEN, which must not hold a pooled one, to `listen_dsn` when given; a replica's monitor)."""
+        dsn = dsn or self.pooling.listen_dsn or self.dsn
         try:
             connection: PgstashConnection = await asyncpg.connect(
                 dsn, connection_class=PgstashConnection, **{**self.connect_options, **options}

@@ -116,6 +116,8 @@ class PostgresConnectionPool:
         pooling = Pooling.of(pooler, listen_dsn)
         if isinstance(replicas, str):
             raise TypeError("replicas is a sequence of DSNs, not one DSN: replicas=[dsn]")
+        if "connection_class" in connect_options:  # pgstash keeps its state on its own class
+            raise TypeError("connection_class is pgstash's own (PgstashConnection); drop the argument")
         for name, value in (("max_replica_lag", max_replica_lag), ("replica_wait", replica_wait)):
             if not isinstance(value, int | float) or isinstance(value, bool) or not value >= 0:
                 raise ValueError(f"{name} must be a number of seconds >= 0, got {value!r}")
@@ -169,8 +171,8 @@ class PostgresConnectionPool:
             connect_options=per_connection,
             shown=redact(dsn),
             where=where,
-            pooling=pooling,
         )
+        sessions = postgres.lifecycle.behind(pooling)
 
         def connector(dsn: str) -> Any:
             where = address(dsn, connect_options)
@@ -223,7 +225,8 @@ class PostgresConnectionPool:
         if warning := pooling.warning():
             logger.warning(warning)
         if pooling.transaction and pooling.listen_dsn is not None:  # session() blocks connect there
-            postgres.sessions.attach(await create_pool(pooling.listen_dsn, min_size=0, max_size=2))
+            sessions.attach(await create_pool(pooling.listen_dsn, min_size=0, max_size=2))
+            postgres.shared("pgstash.connection.pooler.sessions", lambda _: sessions)  # closed with it
         self._postgres = postgres
         if replica_dsns:
             # a replica's pool connects on first use: a replica down at startup is no error

@@ -143,7 +143,7 @@ class Sessions:
             )
         return SessionPool(self.pool, postgres.lifecycle, postgres.scopes, postgres.committed)
 
-    async def close(self) -> None:
+    async def aclose(self) -> None:  # with the pool (`Postgres.shared`)
         if self.pool is not None:
             await self.pool.close()
 

@@ -97,7 +97,7 @@ def check_precision(precision: object, dimension: int, index: str | None) -> Pre
 
 @functools.cache
 def _templates() -> Mapping[str, Query]:
-    return load_catalogue(resource_dir("schema") / "templates")
+    return load_catalogue(resource_dir("schema") / "templates", name_statements=True)
 
 
 @attrs.frozen(slots=True)
@@ -238,7 +238,7 @@ async def create_table(
 async def _concurrently(postgres: Postgres, names: _Names, steps: list[tuple[str, str]]) -> None:
     """The steps on a table holding rows: indexes built CONCURRENTLY (outside a transaction, on
     one pinned connection), each lock wait bounded by `lock_timeout` (behind a transaction pooler
-    without a session to pin, `postgres.pooling.sessions` False: the server's lock_timeout)."""
+    without a session to pin, `postgres.lifecycle.pooling.sessions` False: the server's lock_timeout)."""
     async with session_for_settings(postgres) as settings:
         if settings:
             await postgres.run("vectors_ddl_settings", lock_timeout=DDL_LOCK_TIMEOUT, local=False)
