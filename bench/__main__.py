@@ -5,7 +5,7 @@ python -m bench [--scale full|tiny] [--dsn DSN] [--only documents memory ...]
 
 from __future__ import annotations
 
-from bench import bulk, documents, hybrid, labels, memory, precision, vectors
+from bench import bulk, documents, hybrid, labels, memory, pooler, precision, vectors
 from bench.common import Runner, main
 
 RUNNERS: dict[str, Runner] = {
@@ -16,6 +16,7 @@ RUNNERS: dict[str, Runner] = {
     "hybrid": hybrid.run,  # full text, hybrid search and keyed ingest (issue 14)
     "bulk": bulk.run,  # index into a new HNSW table against COPY then CREATE INDEX (issue 13)
     "precision": precision.run,  # float32 against float16 tables (issue 13)
+    "pooler": pooler.run,  # through PgBouncer in transaction mode against direct (issue 24)
 }
 
 if __name__ == "__main__":

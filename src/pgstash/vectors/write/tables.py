@@ -39,6 +39,7 @@ from pgstash.vectors.facts import (
     tables,
 )
 from pgstash.vectors.inputs import MAX_DIMENSION
+from pgstash.vectors.sessions import session_for_settings
 from pgstash.vectors.table import VectorTable
 from pgstash.vectors.text_column import TextColumn, check_language, text_column
 from pgstash.vectors.write.bulk import DROPPED_COMMENT, dropped_of, repair
@@ -226,14 +227,17 @@ async def create_table(
 
 async def _concurrently(postgres: Postgres, names: _Names, steps: list[tuple[str, str]]) -> None:
     """The steps on a table holding rows: indexes built CONCURRENTLY (outside a transaction, on
-    one pinned connection), each lock wait bounded by `lock_timeout`."""
-    async with postgres.session():
-        await postgres.run("vectors_ddl_settings", lock_timeout=DDL_LOCK_TIMEOUT, local=False)
+    one pinned connection), each lock wait bounded by `lock_timeout` (behind a transaction pooler
+    without a session to pin, `postgres.lifecycle.pooling.sessions` False: the server's lock_timeout)."""
+    async with session_for_settings(postgres) as settings:
+        if settings:
+            await postgres.run("vectors_ddl_settings", lock_timeout=DDL_LOCK_TIMEOUT, local=False)
         try:
             for step, invalid in steps:
                 await _ddl(postgres, names, step, invalid, True)
         finally:
-            await postgres.run("vectors_ddl_reset")
+            if settings:
+                await postgres.run("vectors_ddl_reset")
 
 
 async def build_pending_ivfflat(postgres: Postgres, facts: TableFacts, name: str) -> None:
