@@ -6,7 +6,8 @@
 -- One catalog read: the table's embedding dimension, type (vector or halfvec) and storage, its
 -- valid and invalid index names, cosine ANN index methods (vector_cosine_ops,
 -- halfvec_cosine_ops), whether id is its primary key, the generation expression of
--- its text column (naming the payload path and text search configuration), the index
+-- its text column (naming the payload path and text search configuration), the type and
+-- generation expression of each indexed payload field's column ("name type: expression"), the index
 -- create_table was asked for (its comment), pgvector's version and the clock.
 SELECT
     c.oid IS NOT NULL AS present,
@@ -64,6 +65,29 @@ SELECT
             ON a.attrelid = d.adrelid AND a.attnum = d.adnum
         WHERE a.attrelid = c.oid AND a.attname = 'text_vector' AND NOT a.attisdropped
     ) AS text_expression,
+    (
+        SELECT
+            coalesce(
+                pg_catalog.array_agg(
+                    a.attname::TEXT
+                    || ' '
+                    || pg_catalog.format_type(a.atttypid, a.atttypmod)
+                    || ': '
+                    || pg_catalog.pg_get_expr(d.adbin, d.adrelid)
+                    ORDER BY a.attnum
+                ),
+                '{}'::TEXT[]
+            )
+        FROM pg_catalog.pg_attribute AS a
+        INNER JOIN
+            pg_catalog.pg_attrdef AS d
+            ON a.attrelid = d.adrelid AND a.attnum = d.adnum
+        WHERE
+            a.attrelid = c.oid
+            AND a.attname LIKE 'field\_%'
+            AND a.attgenerated = 's'
+            AND NOT a.attisdropped
+    ) AS field_columns,
     pg_catalog.obj_description(c.oid, 'pg_class') AS comment,
     (
         SELECT e.extversion FROM pg_catalog.pg_extension AS e

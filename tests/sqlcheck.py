@@ -31,12 +31,20 @@ TEMPLATE_SETUP: list[str] = []
 TEMPLATE_VARIANTS: dict[str, list[Mapping[str, str]]] = {}
 
 
+# Slot values for fragments: an indexed payload field's column (columns.py), which the sample
+# vector tables have.
+FRAGMENT_SLOTS: dict[str, str] = {"field_column": "field_year", "field_type": "numeric"}
+
+
 def sample_fragment(named: Query) -> Fragment:
-    """The fragment with NULL values and `filter_everything` at each of its splice points."""
+    """The fragment with NULL values, `FRAGMENT_SLOTS` at its slots and `filter_everything` at
+    each of its other splice points."""
     everything = fragment("filter_everything")
+    slots = {point: FRAGMENT_SLOTS[point] for point in named.splice_points if point in FRAGMENT_SLOTS}
     return fragment(
         named,
-        fragments=dict.fromkeys(named.splice_points, everything),
+        slots=slots,
+        fragments={point: everything for point in named.splice_points if point not in slots},
         **dict.fromkeys(named.parameters),
     )
 
@@ -180,5 +188,13 @@ TEMPLATE_SLOTS["status_count"] = {"table": "configurations"}
 TEMPLATE_SETUP += [
     f"ALTER TABLE {table} ADD COLUMN text_vector TSVECTOR GENERATED ALWAYS AS "
     "(to_tsvector('english'::REGCONFIG, payload #>> '{body}'::TEXT[])) STORED"
+    for table in ("vector_sample", "vector_sample_half")
+]
+
+# Indexed payload fields (create_table(..., indexed={"year": int})): the column their fragments read.
+TEMPLATE_SETUP += [
+    f"ALTER TABLE {table} ADD COLUMN field_year NUMERIC GENERATED ALWAYS AS "
+    "(CASE WHEN jsonb_typeof(payload #> '{year}'::TEXT[]) = 'number' "
+    "THEN (payload #>> '{year}'::TEXT[])::NUMERIC END) STORED"
     for table in ("vector_sample", "vector_sample_half")
 ]

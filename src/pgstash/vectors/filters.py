@@ -268,10 +268,17 @@ def _json(value: Any) -> Any:
     return _JSON_NULL if value is None else value
 
 
-def requirement_fragment(requirement: object, *, key_of: KeyOf | None = None) -> Fragment:
+# A leaf's SQL from the table's own columns (pgstash.vectors.columns), or None: the JSONB fragment.
+ColumnOf = Callable[["AttributeRequirement", list[str]], Fragment | None]
+
+
+def requirement_fragment(
+    requirement: object, *, key_of: KeyOf | None = None, column_of: ColumnOf | None = None
+) -> Fragment:
     """The SQL condition of `requirement` (None: every row) as a fragment for a statement's
     `{requirements}` splice point. `key_of` maps attrs fields in paths to payload keys (for the
-    index's converter: `pgstash.vectors.payload_keys.payload_key_of`). Anything but an
+    index's converter: `pgstash.vectors.payload_keys.payload_key_of`); `column_of` answers a
+    comparison from an indexed field's column (`columns.column_fragment`). Anything but an
     `AttributeRequirement` or None raises `TypeError`."""
     if requirement is None:
         return fragment("filter_everything")
@@ -282,14 +289,22 @@ def requirement_fragment(requirement: object, *, key_of: KeyOf | None = None) ->
     operator = requirement.operator
     template = f"filter_{operator}"
     if operator in ("and", "or"):
-        lhs, rhs = (requirement_fragment(operand, key_of=key_of) for operand in requirement.operands)
+        lhs, rhs = (
+            requirement_fragment(operand, key_of=key_of, column_of=column_of)
+            for operand in requirement.operands
+        )
         return fragment(template, fragments={"lhs": lhs, "rhs": rhs})
     if operator == "not":
         return fragment(
-            template, fragments={"operand": requirement_fragment(requirement.operands[0], key_of=key_of)}
+            template,
+            fragments={
+                "operand": requirement_fragment(requirement.operands[0], key_of=key_of, column_of=column_of)
+            },
         )
     path = list(requirement.keys(key_of))
     value = requirement.value
+    if column_of is not None and (from_column := column_of(requirement, path)) is not None:
+        return from_column
     if operator == "equal":
         return fragment(template, document=_nested(path, value), path=path, value=_json(value))
     if operator == "contains":

@@ -23,7 +23,7 @@ from pgstash.connection import Postgres, resolve
 from pgstash.errors import ConfigurationError, DatabaseError, DimensionMismatchError, SchemaMissingError
 from pgstash.sql.catalogue import query as named_query
 from pgstash.sql.composer import Fragment, compose
-from pgstash.vectors import bulk, inputs, maintenance, payloads, planning, tables
+from pgstash.vectors import bulk, columns, inputs, maintenance, payloads, planning, tables
 from pgstash.vectors import keys as row_keys
 from pgstash.vectors import text as fulltext
 from pgstash.vectors.filters import AttributeRequirement, requirement_fragment
@@ -82,6 +82,7 @@ class PostgresVectorIndex(IndexBuilds):
         text: Any = None,
         language: str = "english",
         precision: str = "float32",
+        indexed: Mapping[Any, type] | None = None,
     ) -> None:
         """Creates the model's table (the seed's five columns, `PRIMARY KEY (id)`, vectors stored
         inline), an `"hnsw"` or `"ivfflat"` cosine index on `embedding` (none with `index=None`:
@@ -92,7 +93,14 @@ class PostgresVectorIndex(IndexBuilds):
         `DimensionMismatchError`. `precision="float16"` stores `halfvec(dimension)` (2 bytes a
         component instead of 4; HNSW and IVFFlat index up to 4,000 dimensions instead of 2,000);
         vectors are cast to float16 on ingest. An existing table of another precision raises
-        `ConfigurationError`."""
+        `ConfigurationError`.
+
+        `indexed={"year": int, "published": datetime, "lang": str}` (payload paths as a
+        requirement takes them; types int, float, str, bool, datetime) adds a stored generated
+        column per field with a B-tree, which equal/not_equal/greater/less requirements on the
+        path then read (`columns.py`); on a table holding rows the column's ADD rewrites the table
+        and the B-tree is built CONCURRENTLY. A type off the list or a path that is not a field of
+        `model` raises `ValueError` before any SQL."""
         inputs.check_model(model)
         name = table_name(model, table)
         inputs.positive(dimension, "dimension", inputs.MAX_DIMENSION)
@@ -107,7 +115,8 @@ class PostgresVectorIndex(IndexBuilds):
         try:
             key_of = payload_key_of(self.converter, model)
             column = None if text is None else fulltext.text_column(text, language, key_of)
-            await tables.create_table(self._postgres(), name, dimension, index, column, stored)
+            fields = columns.indexed_fields(indexed, model, key_of)
+            await tables.create_table(self._postgres(), name, dimension, index, column, stored, fields)
         except DatabaseError as error:
             if error.sqlstate == "42704" and "vector" in str(error):
                 raise ConfigurationError(
@@ -272,13 +281,13 @@ class PostgresVectorIndex(IndexBuilds):
                 "weights": weights,
                 "filtered": requirements is not None,
             }
-            where = self._where(model, requirements)
+            where = await self._where(model, requirements, name)
             return await fulltext.search(self, model, name, where, mode, query, limit, options)
         if candidates is not None:
             raise ValueError('candidates sizes the two arms of mode="hybrid"; vector search takes limit')
         candidates = inputs.candidates_for(limit, rerank, self.mmr_multiplier)
         inputs.check_search_settings(score_threshold, ef_search, probes)
-        where = self._where(model, requirements)
+        where = await self._where(model, requirements, name)
         postgres = self._postgres()
         if query is None:
             if score_threshold is not None or rerank:
@@ -322,12 +331,20 @@ class PostgresVectorIndex(IndexBuilds):
             found = [found[position] for position in order]
         return [(self._read(row["payload"], model, name), float(row["score"])) for row in found]
 
-    def _where(self, model: type, requirements: AttributeRequirement | None) -> Fragment:
+    async def _where(self, model: type, requirements: AttributeRequirement | None, name: str) -> Fragment:
         """The `{requirements}` fragment; the converter's payload keys are read (a walk of the
-        model's fields and hooks) only when there are requirements to map onto them."""
+        model's fields and hooks) and the table's indexed fields looked up (its facts, read at
+        most every 30 s) only when there are requirements to map onto them."""
         if requirements is None:
             return requirement_fragment(None)
-        return requirement_fragment(requirements, key_of=payload_key_of(self.converter, model))
+        postgres = self._postgres()
+        facts = await planning.table_facts(postgres, name, lambda: self._missing(name, model))
+        fields = columns.existing_fields(facts)
+        return requirement_fragment(
+            requirements,
+            key_of=payload_key_of(self.converter, model),
+            column_of=(lambda leaf, path: columns.column_fragment(fields, leaf, path)) if fields else None,
+        )
 
     # -- delete ----------------------------------------------------------------------------------
 
@@ -356,7 +373,7 @@ class PostgresVectorIndex(IndexBuilds):
             raise ValueError("delete needs requirements, or everything=True to delete every row")
         if requirements is not None and everything:
             raise ValueError("pass either requirements or everything=True to delete, not both")
-        where = self._where(model, requirements)
+        where = await self._where(model, requirements, name)
         postgres = self._postgres()
         statement = compose(
             named_query("vectors_delete"),

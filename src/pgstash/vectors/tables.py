@@ -28,6 +28,7 @@ from pgstash.sql.composer import compose
 from pgstash.sql.resources import resource_dir
 from pgstash.sql.templates import SlotValue
 from pgstash.vectors.bulk import DROPPED_COMMENT, dropped_of, repair
+from pgstash.vectors.columns import IndexedField, check_existing, existing_fields
 from pgstash.vectors.planning import TableFacts, index_name, read_facts, tables
 from pgstash.vectors.text import TextColumn, check_language
 
@@ -108,6 +109,7 @@ class _Names:
     dimension: int
     text: TextColumn | None = None
     precision: Precision = PRECISIONS["float32"]
+    fields: tuple[IndexedField, ...] = ()
 
     def slots(self, **more: SlotValue) -> dict[str, SlotValue]:
         return {
@@ -124,10 +126,14 @@ class _Names:
         }
 
 
-def _missing_steps(facts: TableFacts, names: _Names, index: str | None, rows: int) -> list[tuple[str, str]]:
-    """(template, invalid index to drop or "") for every piece the catalog shows missing."""
+Step = tuple[str, "str | IndexedField"]  # (template, invalid index to drop, "" or the field)
+
+
+def _missing_steps(facts: TableFacts, names: _Names, index: str | None, rows: int) -> list[Step]:
+    """(template, invalid index to drop, "" or the indexed field) for every piece the catalog
+    shows missing."""
     slots = names.slots()
-    steps: list[tuple[str, str]] = [
+    steps: list[Step] = [
         ("vector_table_drop_invalid_index", invalid) for invalid in sorted(facts.invalid_indexes)
     ]
     if facts.storage not in ("m", "p"):
@@ -161,13 +167,24 @@ def _missing_steps(facts: TableFacts, names: _Names, index: str | None, rows: in
     ):
         if slots[slot] not in facts.indexes:
             steps.append((step, ""))
+    present = existing_fields(facts)
+    for field in names.fields:
+        if field.path not in present:
+            steps.append((field.kind.template, field))  # on a table holding rows: a rewrite
+        if field.slots(names.table)["field_index"] not in facts.indexes:
+            steps.append(("vector_table_field_index", field))
     return steps
 
 
-async def _ddl(postgres: Postgres, names: _Names, step: str, invalid: str, concurrently: bool) -> None:
+async def _ddl(
+    postgres: Postgres, names: _Names, step: str, invalid: str | IndexedField, concurrently: bool
+) -> None:
     name = f"{step}_concurrently" if concurrently and f"{step}_concurrently" in _templates() else step
     named = _templates()[name]
-    slots = names.slots(invalid_index=invalid)
+    if isinstance(invalid, IndexedField):
+        slots = names.slots(**invalid.slots(names.table))
+    else:
+        slots = names.slots(invalid_index=invalid)
     await postgres.run_statement(compose(named, slots={point: slots[point] for point in named.splice_points}))
 
 
@@ -202,15 +219,17 @@ async def create_table(
     index: str | None,
     text: TextColumn | None = None,
     precision: Precision = PRECISIONS["float32"],
+    fields: tuple[IndexedField, ...] = (),
 ) -> None:
     """Makes the table and what `index` and `text` ask for, each missing piece only (see the
     module); the text column's configuration must be one the server has. An existing table of
     another precision raises `ConfigurationError`."""
-    names = _Names(name, dimension, text, precision)
+    names = _Names(name, dimension, text, precision, fields)
     if text is not None:
         check_language(text.language, await postgres.run("vectors_text_languages"))
     facts = await read_facts(postgres, name)
     _check_dimension(facts, name, dimension, precision)
+    check_existing(fields, facts, name)
     if dropped_of(facts.comment) and await repair(postgres, name, facts):
         facts = await read_facts(postgres, name)  # first the index a killed bulk load dropped
     if facts.present:
@@ -235,7 +254,7 @@ async def create_table(
     tables(postgres).pop(name, None)
 
 
-async def _concurrently(postgres: Postgres, names: _Names, steps: list[tuple[str, str]]) -> None:
+async def _concurrently(postgres: Postgres, names: _Names, steps: list[Step]) -> None:
     """The steps on a table holding rows: indexes built CONCURRENTLY (outside a transaction, on
     one pinned connection), each lock wait bounded by `lock_timeout`."""
     async with postgres.session():
