@@ -176,3 +176,19 @@ ON {table} ({field_column});
 -- The same, on a table holding rows: built without blocking writes, outside a transaction.
 CREATE INDEX CONCURRENTLY IF NOT EXISTS {field_index}
 ON {table} ({field_column});
+
+-- name: vector_table_document_column()!
+-- Documents as chunk sets (index(..., document=...)): each row's document key (its JSON text),
+-- NULL for rows written without one. Nullable without a default: adding it rewrites nothing.
+ALTER TABLE {table} ADD COLUMN IF NOT EXISTS document TEXT;
+
+-- name: vector_table_document_index()!
+-- B-tree on the document key of the rows that have one: serves the DELETE of a document's chunk
+-- set when it is written again, delete(documents=...) and get(documents=...).
+CREATE INDEX IF NOT EXISTS {document_index}
+ON {table} (document) WHERE document IS NOT NULL;
+
+-- name: vector_table_document_index_concurrently()!
+-- The same, on a table holding rows: built without blocking writes, outside a transaction.
+CREATE INDEX CONCURRENTLY IF NOT EXISTS {document_index}
+ON {table} (document) WHERE document IS NOT NULL;

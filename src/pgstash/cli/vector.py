@@ -217,4 +217,3 @@ async def build_index(postgres: Postgres, args: argparse.Namespace) -> int:
     seconds = await index.build_index(Record, index=args.index, table=args.name, progress=report)
     print(f"index of {args.name} built in {seconds:.2f} s, without blocking reads or writes")
     return 0
-

@@ -23,7 +23,8 @@ from pgstash.connection import Postgres, resolve
 from pgstash.errors import ConfigurationError, DatabaseError, DimensionMismatchError, SchemaMissingError
 from pgstash.sql.catalogue import query as named_query
 from pgstash.sql.composer import Fragment, compose
-from pgstash.vectors import bulk, columns, inputs, maintenance, payloads, planning, tables
+from pgstash.vectors import bulk, columns, inputs, maintenance, payloads, planning, reads, tables
+from pgstash.vectors import documents as chunk_sets
 from pgstash.vectors import keys as row_keys
 from pgstash.vectors import text as fulltext
 from pgstash.vectors.filters import AttributeRequirement, requirement_fragment
@@ -136,6 +137,7 @@ class PostgresVectorIndex(IndexBuilds):
         meta: Mapping[str, Any] | Sequence[Mapping[str, Any]] | None = None,
         table: str | None = None,
         key: Any = None,
+        document: Any = None,
     ) -> int:
         """Embeds what `attribute` (a field name, an attrs field or a callable) yields for each
         value (text with `embedding`, bytes with `image_embedding`, else a ready vector) and
@@ -148,6 +150,11 @@ class PostgresVectorIndex(IndexBuilds):
         is derived from the table and its key (`keys.py`), and the rows of the keys written are
         deleted in the COPY's transaction: ingesting again leaves one row per key, the newest.
         Two values with the same key raise `ValueError` before anything is written.
+
+        With `document` (a field name, dotted payload path, attrs field or callable), each row
+        carries its document key, and the whole chunk set of each document named is replaced in
+        the COPY's transaction (`documents.py`): a document that shrank from 12 chunks to 9 leaves
+        9 rows. `key` and `document` do not combine (`ValueError`).
 
         Into a table with an HNSW/IVFFlat index, a batch of 100 rows or more while the table holds
         fewer than 3x as many is a bulk load (`bulk.py`): the index dropped in a short transaction,
@@ -167,6 +174,16 @@ class PostgresVectorIndex(IndexBuilds):
         stored: Sequence[Any] = items
         unstructure: Callable[[Any], Any] = self.converter.unstructure
         ids = None
+        named_sets: list[str] | None = None
+        if key is not None and document is not None:
+            raise ValueError(
+                "index takes key= (one row per key) or document= (one chunk set per document), not both"
+            )
+        if document is not None:
+            read = row_keys.key_reader(document, payload_key_of(self.converter, model))
+            stored = [unstructure(item) for item in items]
+            named_sets = chunk_sets.document_texts([read(item, stored[at]) for at, item in enumerate(items)])
+            unstructure = _as_is
         if key is not None:  # payloads first: keys may be read from them (then encoded as they are)
             read = row_keys.key_reader(key, payload_key_of(self.converter, model))
             stored = [unstructure(item) for item in items]
@@ -174,6 +191,8 @@ class PostgresVectorIndex(IndexBuilds):
             unstructure = _as_is
         postgres = self._postgres()
         facts = await planning.table_facts(postgres, name, lambda: self._missing(name, model), fresh=True)
+        if named_sets is not None:
+            chunk_sets.check_table(facts, name)
         vectors = await inputs.vectors_of(
             [select(item) for item in items], facts.dimension, name, self.embedding, self.image_embedding
         )
@@ -183,9 +202,10 @@ class PostgresVectorIndex(IndexBuilds):
             metas,
             payloads.payload_fields(stored, unstructure),
             ids,
+            None if named_sets is None else chunk_sets.framed(named_sets),
         )
         with self._requires_table(name, model):
-            write = _writer(postgres, name, rows, ids)
+            write = _writer(postgres, name, rows, ids, named_sets)
             pending = facts.ivfflat_pending and not facts.methods
             if facts.methods or pending:  # a large batch: ANN index built from the data
                 if await bulk.ingest(postgres, name, write, len(items), vectors.shape[1], pending):
@@ -346,6 +366,45 @@ class PostgresVectorIndex(IndexBuilds):
             column_of=(lambda leaf, path: columns.column_fragment(fields, leaf, path)) if fields else None,
         )
 
+    # -- reads -----------------------------------------------------------------------------------
+
+    async def get(
+        self,
+        model: type[Model],
+        *,
+        keys: Iterable[str | int] | None = None,
+        ids: Iterable[Any] | None = None,
+        table: str | None = None,
+    ) -> list[Model | None]:
+        """The models of `keys` (as `index(..., key=...)` wrote them) or of row `ids`, in one
+        statement, in the order asked: the list is as long as the request, `None` in the place
+        of a key or id that has no row (`reads.py`)."""
+        inputs.check_model(model)
+        name = table_name(model, table)
+        asked = reads.row_ids_of(name, keys, ids)
+        with self._requires_table(name, model):
+            payloads_found = await reads.get_rows(self._postgres(), name, asked)
+        return [None if payload is None else self._read(payload, model, name) for payload in payloads_found]
+
+    async def page(
+        self,
+        model: type[Model],
+        requirements: AttributeRequirement | None = None,
+        after: str | None = None,
+        limit: int = 100,
+        *,
+        table: str | None = None,
+    ) -> reads.Page[Model]:
+        """One page of the rows meeting `requirements`, oldest first by `(created, id)`, after the
+        cursor `after` (a previous page's `Page.after`; None: the first page). Keyset paging: a
+        row present when paging began is seen exactly once, whatever is written meanwhile."""
+        inputs.check_model(model)
+        name = table_name(model, table)
+        where = await self._where(model, requirements, name)
+        with self._requires_table(name, model):
+            found, cursor = await reads.page_rows(self._postgres(), name, where, after, limit)
+        return reads.Page([self._read(payload, model, name) for payload in found], cursor)
+
     # -- delete ----------------------------------------------------------------------------------
 
     async def delete(
@@ -356,6 +415,7 @@ class PostgresVectorIndex(IndexBuilds):
         everything: bool = False,
         table: str | None = None,
         keys: Iterable[str | int] | None = None,
+        documents: Iterable[str | int] | None = None,
     ) -> int:
         """Deletes the rows meeting `requirements` (every row only with `everything=True`), or
         the rows of `keys` (as `index(..., key=...)` wrote them), and returns how many it
@@ -364,6 +424,11 @@ class PostgresVectorIndex(IndexBuilds):
         that searches keep their speed; inside a transaction it logs that recommendation instead."""
         inputs.check_model(model)
         name = table_name(model, table)
+        if documents is not None:
+            if requirements is not None or everything or keys is not None:
+                raise ValueError("pass one of documents, keys, requirements or everything=True to delete")
+            with self._requires_table(name, model):
+                return await chunk_sets.delete_documents(self._postgres(), name, documents)
         if keys is not None:
             if requirements is not None or everything:
                 raise ValueError("pass one of keys, requirements or everything=True to delete")
@@ -422,10 +487,14 @@ def _as_is(payload: Any) -> Any:
 
 
 def _writer(
-    postgres: Postgres, name: str, rows: AsyncIterator[bytes], ids: Any
+    postgres: Postgres, name: str, rows: AsyncIterator[bytes], ids: Any, sets: list[str] | None
 ) -> Callable[[], Awaitable[int]]:
     """The batch's write: its binary COPY, or with keys the keyed lock, DELETE and COPY
-    (`keys.replace_rows`); returns the rows copied."""
+    (`keys.replace_rows`), or with documents their chunk sets replaced
+    (`documents.replace_documents`); returns the rows copied."""
+    if sets is not None:
+        named = sorted(set(sets))
+        return lambda: chunk_sets.replace_documents(postgres, name, named, rows)
     if ids is not None:
         return lambda: row_keys.replace_rows(postgres, name, ids, rows)
     copy = attrs.evolve(compose(named_query("vectors_copy"), slots={"table": name}), kind="copy")

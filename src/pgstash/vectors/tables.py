@@ -122,6 +122,7 @@ class _Names:
             "embedding_index": index_name(self.table, "embedding_idx"),
             "payload_index": index_name(self.table, "payload_idx"),
             "created_index": index_name(self.table, "created_idx"),
+            "document_index": index_name(self.table, "document_idx"),
             **more,
         }
 
@@ -167,6 +168,8 @@ def _missing_steps(facts: TableFacts, names: _Names, index: str | None, rows: in
     ):
         if slots[slot] not in facts.indexes:
             steps.append((step, ""))
+    if slots["document_index"] not in facts.indexes:  # documents (documents.py)
+        steps += [("vector_table_document_column", ""), ("vector_table_document_index", "")]
     present = existing_fields(facts)
     for field in names.fields:
         if field.path not in present:
