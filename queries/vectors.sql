@@ -7,7 +7,8 @@
 -- valid and invalid index names, cosine ANN index methods (vector_cosine_ops,
 -- halfvec_cosine_ops), whether id is its primary key, the generation expression of
 -- its text column (naming the payload path and text search configuration), the type and
--- generation expression of each indexed payload field's column ("name type: expression"), the index
+-- generation expression of each indexed payload field's column ("name type: expression"), whether
+-- a binary-quantized HNSW index (bit_hamming_ops) serves it, the index
 -- create_table was asked for (its comment), pgvector's version and the clock.
 SELECT
     c.oid IS NOT NULL AS present,
@@ -88,6 +89,16 @@ SELECT
             AND a.attgenerated = 's'
             AND NOT a.attisdropped
     ) AS field_columns,
+    (
+        SELECT pg_catalog.count(*) > 0::BIGINT
+        FROM pg_catalog.pg_index AS i
+        INNER JOIN pg_catalog.pg_opclass AS oc ON i.indclass[0] = oc.oid
+        WHERE
+            i.indrelid = c.oid
+            AND oc.opcname = 'bit_hamming_ops'
+            AND i.indisvalid
+            AND i.indpred IS NULL
+    ) AS quantized,
     pg_catalog.obj_description(c.oid, 'pg_class') AS comment,
     (
         SELECT e.extversion FROM pg_catalog.pg_extension AS e

@@ -192,3 +192,16 @@ ON {table} (document) WHERE document IS NOT NULL;
 -- The same, on a table holding rows: built without blocking writes, outside a transaction.
 CREATE INDEX CONCURRENTLY IF NOT EXISTS {document_index}
 ON {table} (document) WHERE document IS NOT NULL;
+
+-- name: vector_table_binary_index()!
+-- Binary quantization (create_table(..., quantize="binary")): HNSW over each embedding's signs,
+-- one bit a dimension, by Hamming distance (bit_hamming_ops): serves the shortlist of
+-- vectors_search_binary, which re-ranks it exactly by cosine. {dimension} sizes the bit string
+-- (the search's expression must match the index's: binary_quantize(embedding)::BIT(dimension)).
+CREATE INDEX IF NOT EXISTS {binary_index}
+ON {table} USING hnsw ((binary_quantize(embedding)::BIT({dimension})) bit_hamming_ops);
+
+-- name: vector_table_binary_index_concurrently()!
+-- The same, on a table holding rows: built without blocking writes, outside a transaction.
+CREATE INDEX CONCURRENTLY IF NOT EXISTS {binary_index}
+ON {table} USING hnsw ((binary_quantize(embedding)::BIT({dimension})) bit_hamming_ops);

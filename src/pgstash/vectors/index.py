@@ -26,6 +26,7 @@ from pgstash.sql.composer import Fragment, compose
 from pgstash.vectors import bulk, columns, inputs, maintenance, payloads, planning, reads, tables
 from pgstash.vectors import documents as chunk_sets
 from pgstash.vectors import keys as row_keys
+from pgstash.vectors import quantize as quantize_
 from pgstash.vectors import text as fulltext
 from pgstash.vectors.filters import AttributeRequirement, requirement_fragment
 from pgstash.vectors.index_builds import IndexBuilds
@@ -84,6 +85,7 @@ class PostgresVectorIndex(IndexBuilds):
         language: str = "english",
         precision: str = "float32",
         indexed: Mapping[Any, type] | None = None,
+        quantize: str | None = None,
     ) -> None:
         """Creates the model's table (the seed's five columns, `PRIMARY KEY (id)`, vectors stored
         inline), an `"hnsw"` or `"ivfflat"` cosine index on `embedding` (none with `index=None`:
@@ -101,13 +103,20 @@ class PostgresVectorIndex(IndexBuilds):
         column per field with a B-tree, which equal/not_equal/greater/less requirements on the
         path then read (`columns.py`); on a table holding rows the column's ADD rewrites the table
         and the B-tree is built CONCURRENTLY. A type off the list or a path that is not a field of
-        `model` raises `ValueError` before any SQL."""
+        `model` raises `ValueError` before any SQL.
+
+        `quantize="binary"` (with `index="hnsw"`) indexes each embedding's signs instead of its
+        floats: HNSW by Hamming distance over `binary_quantize(embedding)::bit(dimension)`, whose
+        searches shortlist `candidates` rows and re-rank them exactly by cosine in one statement
+        (`quantize.py`); up to 64,000 dimensions for the index (the column's type still bounds
+        them)."""
         inputs.check_model(model)
         name = table_name(model, table)
         inputs.positive(dimension, "dimension", inputs.MAX_DIMENSION)
         if index not in _INDEXES:
             raise ValueError(f'index must be "hnsw", "ivfflat" or None, got {index!r}')
-        stored = tables.check_precision(precision, dimension, index)
+        quantized = quantize_.check_quantize(quantize, dimension, index)
+        stored = tables.check_precision(precision, dimension, None if quantized else index)
         if distance != "cosine":
             raise ValueError(
                 f"distance {distance!r} is not supported: pgstash scores and ranks by cosine "
@@ -117,7 +126,16 @@ class PostgresVectorIndex(IndexBuilds):
             key_of = payload_key_of(self.converter, model)
             column = None if text is None else fulltext.text_column(text, language, key_of)
             fields = columns.indexed_fields(indexed, model, key_of)
-            await tables.create_table(self._postgres(), name, dimension, index, column, stored, fields)
+            await tables.create_table(
+                self._postgres(),
+                name,
+                dimension,
+                None if quantized else index,
+                column,
+                stored,
+                fields,
+                quantized,
+            )
         except DatabaseError as error:
             if error.sqlstate == "42704" and "vector" in str(error):
                 raise ConfigurationError(
@@ -303,8 +321,7 @@ class PostgresVectorIndex(IndexBuilds):
             }
             where = await self._where(model, requirements, name)
             return await fulltext.search(self, model, name, where, mode, query, limit, options)
-        if candidates is not None:
-            raise ValueError('candidates sizes the two arms of mode="hybrid"; vector search takes limit')
+        shortlist = candidates  # a binary-quantized table's Hamming shortlist (quantize.py)
         candidates = inputs.candidates_for(limit, rerank, self.mmr_multiplier)
         inputs.check_search_settings(score_threshold, ef_search, probes)
         where = await self._where(model, requirements, name)
@@ -327,21 +344,32 @@ class PostgresVectorIndex(IndexBuilds):
         facts = await planning.table_facts(postgres, name, lambda: self._missing(name, model))
         if facts.dimension is not None and vector.shape[0] != facts.dimension:
             raise DimensionMismatchError(facts.dimension, vector.shape[0], f'query for table "{name}"')
-        search = planning.Search(
-            named_query("vectors_search"),
-            named_query("vectors_search_exact"),
-            slots={"table": name},
-            requirements=where,
-            values={
-                "query_vector": inputs.as_stored(vector[None, :], facts.precision, "query vector")[0],
-                "candidates": candidates,
-                "max_distance": math.inf if score_threshold is None else 1.0 - float(score_threshold),
-                "with_embeddings": rerank,
-            },
-        )
+        values = {
+            "query_vector": inputs.as_stored(vector[None, :], facts.precision, "query vector")[0],
+            "candidates": candidates,
+            "max_distance": math.inf if score_threshold is None else 1.0 - float(score_threshold),
+            "with_embeddings": rerank,
+        }
+        scanned = candidates
+        if facts.quantized:
+            scanned = quantize_.pool_size(candidates, shortlist)
+            search = quantize_.binary_search(name, facts, where, values, scanned)
+        elif shortlist is not None:
+            raise ValueError(
+                'candidates sizes the two arms of mode="hybrid", or the Hamming shortlist of a '
+                'quantize="binary" table; vector search takes limit'
+            )
+        else:
+            search = planning.Search(
+                named_query("vectors_search"),
+                named_query("vectors_search_exact"),
+                slots={"table": name},
+                requirements=where,
+                values=values,
+            )
         with self._requires_table(name, model):
             rows = await planning.nearest(
-                postgres, facts, search, candidates, requirements is not None, ef_search, probes
+                postgres, facts, search, scanned, requirements is not None, ef_search, probes
             )
         found = [row for row in rows if row["payload"] is not None]
         if rerank and found:

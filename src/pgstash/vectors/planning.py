@@ -81,6 +81,7 @@ class TableFacts:
     read_at: float  # time.monotonic() when read
     comment: str | None = None  # the table's comment: create_table's note, a bulk load's record
     field_columns: tuple[str, ...] = ()  # indexed payload fields: "name type: expression" each
+    quantized: bool = False  # a valid HNSW index over binary_quantize(embedding) (quantize.py)
 
 
 def _version(text: str | None) -> tuple[int, ...]:
@@ -106,6 +107,7 @@ async def read_facts(postgres: Postgres, name: str) -> TableFacts:
         read_at=time.monotonic(),
         comment=row["comment"],
         field_columns=tuple(row["field_columns"] or ()),
+        quantized=bool(row["quantized"]),
     )
     known = tables(postgres)
     if facts.present and row["dimension"] is not None:
@@ -161,7 +163,10 @@ class Search:
         max_scan_tuples) set inside it by `vectors_scan_gate` around the requirements."""
         requirements = self.requirements if settings is None else gated(self.requirements, settings)
         template = self.exact if exact and self.exact is not None else self.query
-        return compose(template, slots=self.slots, fragments={"requirements": requirements}, **self.values)
+        # the exact statement may take fewer slots and values (a binary search's dimension, pool)
+        slots = {point: value for point, value in self.slots.items() if point in template.splice_points}
+        values = {name: value for name, value in self.values.items() if name in template.parameters}
+        return compose(template, slots=slots, fragments={"requirements": requirements}, **values)
 
 
 def gated(requirements: Fragment, settings: Mapping[str, int | None]) -> Fragment:
@@ -193,7 +198,8 @@ def scan_settings_for(
     (`pgstash.connection.pool.SCAN_SETTINGS`), so only `ef_search`/`probes` when given and, for a
     filtered HNSW scan, the bound on the tuples it visits (`SCAN_TUPLES_PER_CANDIDATE` per
     candidate) remain. A filtered search always gets the gate: it keeps its plans custom."""
-    bound = candidates * SCAN_TUPLES_PER_CANDIDATE if filtered and "hnsw" in facts.methods else None
+    hnsw = "hnsw" in facts.methods or facts.quantized
+    bound = candidates * SCAN_TUPLES_PER_CANDIDATE if filtered and hnsw else None
     if ef_search is None and probes is None and not filtered:
         return None
     return {"ef_search": ef_search, "probes": probes, "max_scan_tuples": bound}
@@ -215,7 +221,7 @@ async def nearest(
     caller's server_settings) the search runs again exactly, so it returns `limit` rows whenever
     that many rows match. Without an ANN index the search is exact and one statement; with
     pgvector before 0.8 (no iterative scans) a search that could come back short starts exact."""
-    if not facts.methods:
+    if not facts.methods and not facts.quantized:
         rows: list[asyncpg.Record] = await postgres.run_statement(search.statement())
         return rows
     demanding = filtered or "ivfflat" in facts.methods or candidates > HNSW_DEFAULT_EF_SEARCH

@@ -110,6 +110,7 @@ class _Names:
     text: TextColumn | None = None
     precision: Precision = PRECISIONS["float32"]
     fields: tuple[IndexedField, ...] = ()
+    quantize: str | None = None  # "binary": HNSW over the signs instead of the floats (quantize.py)
 
     def slots(self, **more: SlotValue) -> dict[str, SlotValue]:
         return {
@@ -123,6 +124,7 @@ class _Names:
             "payload_index": index_name(self.table, "payload_idx"),
             "created_index": index_name(self.table, "created_idx"),
             "document_index": index_name(self.table, "document_idx"),
+            "binary_index": index_name(self.table, "binary_idx"),
             **more,
         }
 
@@ -168,6 +170,8 @@ def _missing_steps(facts: TableFacts, names: _Names, index: str | None, rows: in
     ):
         if slots[slot] not in facts.indexes:
             steps.append((step, ""))
+    if names.quantize == "binary" and slots["binary_index"] not in facts.indexes:
+        steps.append(("vector_table_binary_index", ""))
     if slots["document_index"] not in facts.indexes:  # documents (documents.py)
         steps += [("vector_table_document_column", ""), ("vector_table_document_index", "")]
     present = existing_fields(facts)
@@ -223,11 +227,12 @@ async def create_table(
     text: TextColumn | None = None,
     precision: Precision = PRECISIONS["float32"],
     fields: tuple[IndexedField, ...] = (),
+    quantize: str | None = None,
 ) -> None:
     """Makes the table and what `index` and `text` ask for, each missing piece only (see the
     module); the text column's configuration must be one the server has. An existing table of
     another precision raises `ConfigurationError`."""
-    names = _Names(name, dimension, text, precision, fields)
+    names = _Names(name, dimension, text, precision, fields, quantize)
     if text is not None:
         check_language(text.language, await postgres.run("vectors_text_languages"))
     facts = await read_facts(postgres, name)
