@@ -43,7 +43,7 @@ async def rows_of(postgres: Postgres, doc: str) -> list[str]:
 
 async def test_a_document_that_shrinks_from_12_chunks_to_9_leaves_9(postgres: Postgres) -> None:
     store = PostgresVectorIndex(postgres)
-    await store.create_table(Piece, dimension=8)
+    await store.create_table(Piece, dimension=8, documents=True)
     assert await write(store, pieces("a", 12) + pieces("b", 3), document="doc") == 15
     assert await write(store, pieces("a", 9, version=2), document="doc") == 9
     assert await rows_of(postgres, "a") == [f"a chunk {i} v2" for i in range(9)]
@@ -59,7 +59,7 @@ async def test_a_document_that_shrinks_from_12_chunks_to_9_leaves_9(postgres: Po
 
 async def test_concurrent_rewrites_of_one_document_leave_one_whole_set(postgres: Postgres) -> None:
     store = PostgresVectorIndex(postgres)
-    await store.create_table(Piece, dimension=8, index=None)
+    await store.create_table(Piece, dimension=8, index=None, documents=True)
     await asyncio.gather(*(write(store, pieces("a", 5 + n, version=n), document="doc") for n in range(4)))
     texts = await rows_of(postgres, "a")
     versions = {text.rsplit(" v", 1)[1] for text in texts}
@@ -68,7 +68,7 @@ async def test_concurrent_rewrites_of_one_document_leave_one_whole_set(postgres:
 
 async def test_document_input_is_checked_before_anything_is_written(postgres: Postgres) -> None:
     store = PostgresVectorIndex(postgres)
-    await store.create_table(Piece, dimension=8)
+    await store.create_table(Piece, dimension=8, documents=True)
     with pytest.raises(ValueError, match="not both"):
         await write(store, pieces("a", 2), document="doc", key="text")
     with pytest.raises(TypeError, match="str or an int"):
@@ -81,11 +81,10 @@ async def test_document_input_is_checked_before_anything_is_written(postgres: Po
 async def test_a_table_without_the_document_column_names_create_table(postgres: Postgres) -> None:
     store = PostgresVectorIndex(postgres)
     await store.create_table(Piece, dimension=8)
-    await postgres.execute("DROP INDEX piece_document_idx; ALTER TABLE piece DROP COLUMN document")
     await write(store, pieces("a", 3))
     with pytest.raises(ConfigurationError, match="run create_table"):
         await write(store, pieces("a", 3), document="doc")
-    await store.create_table(Piece, dimension=8)  # adds the column and builds its index concurrently
+    await store.create_table(Piece, dimension=8, documents=True)  # the column, its index concurrently
     await write(store, pieces("a", 2), document="doc")
     assert len(await rows_of(postgres, "a")) == 2
 

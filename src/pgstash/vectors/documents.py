@@ -1,6 +1,7 @@
 """Documents as chunk sets: `index(model, values=..., document=<field or callable>)`.
 
-Every row written with `document=` carries its document key in the table's `document` column
+A table made with `create_table(..., documents=True)` has a `document` column. Every row written
+with `document=` carries its document key in the table's `document` column
 (the key's JSON text, as `keys.py` writes keys: `"doc-1"` with its quotes, `42` without), which a
 partial B-tree serves (schema/templates/vector_table.sql). One `index` call replaces the whole
 chunk set of each document it names, in one transaction under the table's keyed-ingest lock
@@ -42,8 +43,8 @@ def check_table(facts: TableFacts, name: str) -> None:
     """`ConfigurationError` for a table made before documents (no `document` column and index)."""
     if index_name(name, "document_idx") not in facts.indexes:
         raise ConfigurationError(
-            f'table "{name}" has no document column: run create_table for it again (it adds the '
-            "column, which rewrites nothing, and its index, concurrently), then index(..., document=...)"
+            f'table "{name}" has no document column: run create_table(..., documents=True) for it '
+            "(it adds the column, which rewrites nothing, and its index, concurrently)"
         )
 
 

@@ -86,6 +86,7 @@ class PostgresVectorIndex(IndexBuilds):
         precision: str = "float32",
         indexed: Mapping[Any, type] | None = None,
         quantize: str | None = None,
+        documents: bool = False,
     ) -> None:
         """Creates the model's table (the seed's five columns, `PRIMARY KEY (id)`, vectors stored
         inline), an `"hnsw"` or `"ivfflat"` cosine index on `embedding` (none with `index=None`:
@@ -109,7 +110,11 @@ class PostgresVectorIndex(IndexBuilds):
         floats: HNSW by Hamming distance over `binary_quantize(embedding)::bit(dimension)`, whose
         searches shortlist `candidates` rows and re-rank them exactly by cosine in one statement
         (`quantize.py`); up to 64,000 dimensions for the index (the column's type still bounds
-        them)."""
+        them).
+
+        `documents=True` adds the `document` column (nullable: adding it rewrites nothing) and its
+        partial B-tree, which `index(..., document=...)` and `delete(documents=...)` need
+        (`documents.py`)."""
         inputs.check_model(model)
         name = table_name(model, table)
         inputs.positive(dimension, "dimension", inputs.MAX_DIMENSION)
@@ -135,6 +140,7 @@ class PostgresVectorIndex(IndexBuilds):
                 stored,
                 fields,
                 quantized,
+                documents is True,
             )
         except DatabaseError as error:
             if error.sqlstate == "42704" and "vector" in str(error):

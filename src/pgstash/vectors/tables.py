@@ -111,6 +111,7 @@ class _Names:
     precision: Precision = PRECISIONS["float32"]
     fields: tuple[IndexedField, ...] = ()
     quantize: str | None = None  # "binary": HNSW over the signs instead of the floats (quantize.py)
+    documents: bool = False  # the document column and its index (documents.py)
 
     def slots(self, **more: SlotValue) -> dict[str, SlotValue]:
         return {
@@ -172,7 +173,7 @@ def _missing_steps(facts: TableFacts, names: _Names, index: str | None, rows: in
             steps.append((step, ""))
     if names.quantize == "binary" and slots["binary_index"] not in facts.indexes:
         steps.append(("vector_table_binary_index", ""))
-    if slots["document_index"] not in facts.indexes:  # documents (documents.py)
+    if names.documents and slots["document_index"] not in facts.indexes:  # documents.py
         steps += [("vector_table_document_column", ""), ("vector_table_document_index", "")]
     present = existing_fields(facts)
     for field in names.fields:
@@ -228,11 +229,12 @@ async def create_table(
     precision: Precision = PRECISIONS["float32"],
     fields: tuple[IndexedField, ...] = (),
     quantize: str | None = None,
+    documents: bool = False,
 ) -> None:
     """Makes the table and what `index` and `text` ask for, each missing piece only (see the
     module); the text column's configuration must be one the server has. An existing table of
     another precision raises `ConfigurationError`."""
-    names = _Names(name, dimension, text, precision, fields, quantize)
+    names = _Names(name, dimension, text, precision, fields, quantize, documents)
     if text is not None:
         check_language(text.language, await postgres.run("vectors_text_languages"))
     facts = await read_facts(postgres, name)
