@@ -16,19 +16,20 @@ from pgstash import Postgres
 from pgstash.sql.catalogue import Query, catalogue
 from pgstash.sql.composer import Fragment, compose, fragment
 from pgstash.sql.statements import Statement
+from pgstash.sql.templates import Constant
 
 # A binary COPY stream of no rows: its header and trailer.
 EMPTY_BINARY_COPY = b"PGCOPY\n\xff\r\n\x00" + struct.pack(">ii", 0, 0) + struct.pack(">h", -1)
 
 # Slot values for template statements; each names a table the preparation creates first.
-TEMPLATE_SLOTS: dict[str, Mapping[str, str | int]] = {}
+TEMPLATE_SLOTS: dict[str, Mapping[str, str | int | Constant]] = {}
 
 # Statements run (inside the rolled-back transaction) before preparing template statements.
 TEMPLATE_SETUP: list[str] = []
 
 # More slot values for some template statements, each prepared too: the same SQL on a table of
 # another shape (a float16 vector table: PostgreSQL infers the query vector's type from the column).
-TEMPLATE_VARIANTS: dict[str, list[Mapping[str, str]]] = {}
+TEMPLATE_VARIANTS: dict[str, list[Mapping[str, str | int]]] = {}
 
 
 # Slot values for fragments: an indexed payload field's column (columns.py), which the sample
@@ -198,3 +199,28 @@ TEMPLATE_SETUP += [
     "THEN (payload #>> '{year}'::TEXT[])::NUMERIC END) STORED"
     for table in ("vector_sample", "vector_sample_half")
 ]
+
+# Issue 26 (queries/vectors_reads.sql, vectors_binary.sql, the documents of vectors_text.sql): the
+# same tables, with the document column create_table(..., documents=True) adds.
+TEMPLATE_SETUP += [
+    f"ALTER TABLE {table} ADD COLUMN document TEXT" for table in ("vector_sample", "vector_sample_half")
+]
+TEMPLATE_SLOTS.update(
+    {
+        name: {"table": "vector_sample"}
+        for name in ("vectors_get_ids", "vectors_page", "vectors_delete_documents", "vectors_copy_documents")
+    }
+)
+TEMPLATE_SLOTS["vectors_search_binary"] = {"table": "vector_sample", "dimension": 3, "vector_type": "vector"}
+TEMPLATE_VARIANTS["vectors_search_binary"] = [
+    {"table": "vector_sample_half", "dimension": 3, "vector_type": "halfvec"}
+]
+
+# The writer locks and a bulk load's record of its drop (queries/vectors_build.sql, vectors_text.sql).
+TEMPLATE_SLOTS.update(
+    {
+        name: {"table": "vector_sample"}
+        for name in ("vectors_bulk_lock", "vectors_bulk_lock_nowait", "vectors_keys_lock")
+    }
+)
+TEMPLATE_SLOTS["vectors_comment_dropped"] = {"table": "vector_sample", "comment": Constant("pgstash")}
