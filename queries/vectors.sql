@@ -177,8 +177,9 @@ COPY {table} (embedding, created, meta, payload) FROM STDIN WITH BINARY;
 WITH nearest AS MATERIALIZED (
     SELECT
         payload,
-        embedding,
-        embedding <=> :query_vector AS distance
+        embedding <=> :query_vector AS distance,
+        -- only MMR reads the vectors: the top-N sort then carries narrow rows
+        CASE WHEN :with_embeddings::BOOLEAN THEN embedding END AS embedding
     FROM {table}
     WHERE {requirements}
     ORDER BY embedding <=> :query_vector
@@ -188,8 +189,8 @@ WITH nearest AS MATERIALIZED (
 SELECT
     within.payload,
     scanned.found,
-    1::FLOAT8 - within.distance AS score,
-    CASE WHEN :with_embeddings::BOOLEAN THEN within.embedding END AS embedding
+    within.embedding,
+    1::FLOAT8 - within.distance AS score
 FROM (SELECT pg_catalog.count(*) AS found FROM nearest) AS scanned
 LEFT JOIN nearest AS within ON within.distance <= :max_distance::FLOAT8
 ORDER BY within.distance;
@@ -202,8 +203,9 @@ ORDER BY within.distance;
 WITH nearest AS MATERIALIZED (
     SELECT
         payload,
-        embedding,
-        embedding <=> :query_vector AS distance
+        embedding <=> :query_vector AS distance,
+        -- only MMR reads the vectors: the top-N sort then carries narrow rows
+        CASE WHEN :with_embeddings::BOOLEAN THEN embedding END AS embedding
     FROM {table}
     WHERE {requirements}
     ORDER BY (embedding <=> :query_vector) + 0::FLOAT8
@@ -213,8 +215,8 @@ WITH nearest AS MATERIALIZED (
 SELECT
     within.payload,
     scanned.found,
-    1::FLOAT8 - within.distance AS score,
-    CASE WHEN :with_embeddings::BOOLEAN THEN within.embedding END AS embedding
+    within.embedding,
+    1::FLOAT8 - within.distance AS score
 FROM (SELECT pg_catalog.count(*) AS found FROM nearest) AS scanned
 LEFT JOIN nearest AS within ON within.distance <= :max_distance::FLOAT8
 ORDER BY within.distance;
