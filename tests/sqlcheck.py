@@ -169,6 +169,10 @@ TEMPLATE_SLOTS.update(
     {
         "vectors_ann_indexes": {"table": "vector_sample"},
         "vectors_comment_clear": {"table": "vector_sample"},
+        "vectors_bulk_lock": {"table": "vector_sample"},
+        "vectors_bulk_lock_nowait": {"table": "vector_sample"},
+        "vectors_keys_lock": {"table": "vector_sample"},
+        "vectors_comment_dropped": {"table": "vector_sample", "comment": Constant("pgstash")},
         "vectors_drop_index": {"index": "vector_sample_embedding_idx"},
         "vectors_drop_index_concurrently": {"index": "vector_sample_embedding_idx"},
         "vectors_rename_index": {
