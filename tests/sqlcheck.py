@@ -219,12 +219,3 @@ TEMPLATE_SLOTS["vectors_search_binary"] = {"table": "vector_sample", "dimension"
 TEMPLATE_VARIANTS["vectors_search_binary"] = [
     {"table": "vector_sample_half", "dimension": 3, "vector_type": "halfvec"}
 ]
-
-# The writer locks and a bulk load's record of its drop (queries/vectors_build.sql, vectors_text.sql).
-TEMPLATE_SLOTS.update(
-    {
-        name: {"table": "vector_sample"}
-        for name in ("vectors_bulk_lock", "vectors_bulk_lock_nowait", "vectors_keys_lock")
-    }
-)
-TEMPLATE_SLOTS["vectors_comment_dropped"] = {"table": "vector_sample", "comment": Constant("pgstash")}
