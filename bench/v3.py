@@ -21,7 +21,7 @@ from bench.common import Raw, Result, Scale, alternating, pgstash_and_raw
 from bench.vectors import mixture
 from pgstash import AttributeRequirement, Postgres, PostgresVectorIndex
 
-STORE = "vectors v3"
+STORE = "v3"  # the runner's name in bench/__main__.py
 TABLE = "bench_vectors_v3"
 POOL_SIZE = 4
 CHUNKS_PER_DOCUMENT = 12
