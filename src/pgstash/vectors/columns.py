@@ -28,8 +28,8 @@ import attrs
 
 from pgstash.sql.composer import Fragment, fragment
 from pgstash.sql.templates import Constant
+from pgstash.vectors.facts import TableFacts, index_name
 from pgstash.vectors.filters import AttributeRequirement, KeyOf, path_of
-from pgstash.vectors.planning import TableFacts, index_name
 
 __all__ = ["KINDS", "IndexedField", "column_fragment", "existing_fields", "indexed_fields"]
 

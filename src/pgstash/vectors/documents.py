@@ -21,10 +21,11 @@ from pgstash.connection import Postgres
 from pgstash.errors import ConfigurationError
 from pgstash.sql.catalogue import query
 from pgstash.sql.composer import compose
-from pgstash.vectors.keys import key_text
-from pgstash.vectors.planning import TableFacts, index_name
+from pgstash.vectors.facts import TableFacts, index_name
+from pgstash.vectors.table import VectorTable
+from pgstash.vectors.write.keys import key_text
 
-__all__ = ["check_table", "delete_documents", "document_texts", "framed", "replace_documents"]
+__all__ = ["check_table", "delete", "delete_documents", "document_texts", "framed", "replace_documents"]
 
 
 def document_texts(keys: Sequence[object]) -> list[str]:
@@ -74,3 +75,12 @@ async def delete_documents(postgres: Postgres, name: str, documents: Iterable[ob
         compose(query("vectors_delete_documents"), slots={"table": name}, documents=texts)
     )
     return int(status.rsplit(" ", 1)[-1])
+
+
+async def delete(table: VectorTable, documents: Iterable[object], *others: object) -> int:
+    """`PostgresVectorIndex.delete(documents=...)` on `table`; `others` (its requirements,
+    everything and keys) must be unset."""
+    if others[0] is not None or others[1] or others[2] is not None:
+        raise ValueError("pass one of documents, keys, requirements or everything=True to delete")
+    with table.required():
+        return await delete_documents(table.postgres, table.name, documents)

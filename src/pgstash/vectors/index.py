@@ -11,39 +11,34 @@ indexes, see `tables.py`) and `queries/vectors.sql` (copy, search, newest, delet
 from __future__ import annotations
 
 import contextlib
-import math
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
 import attrs
 import cattrs
-import numpy as np
 
-from pgstash.connection import Postgres, resolve
-from pgstash.errors import ConfigurationError, DatabaseError, DimensionMismatchError, SchemaMissingError
-from pgstash.sql.catalogue import query as named_query
-from pgstash.sql.composer import Fragment, compose
+from pgstash.connection import Postgres
 from pgstash.validators import positive_int
-from pgstash.vectors import bulk, columns, inputs, maintenance, payloads, planning, reads, tables
 from pgstash.vectors import documents as chunk_sets
-from pgstash.vectors import keys as row_keys
-from pgstash.vectors import quantize as quantize_
-from pgstash.vectors import text as fulltext
-from pgstash.vectors.filters import AttributeRequirement, requirement_fragment
-from pgstash.vectors.index_builds import IndexBuilds
-from pgstash.vectors.ingest import copy_stream, microseconds_since_2000
+from pgstash.vectors import inputs, payloads, reads
+from pgstash.vectors.filters import AttributeRequirement
 from pgstash.vectors.inputs import ImageEmbedding, TextEmbedding, table_name
-from pgstash.vectors.mmr import maximal_marginal_relevance
-from pgstash.vectors.payload_keys import payload_key_of
+from pgstash.vectors.search import text as text_search
+from pgstash.vectors.search import vector as vector_search
+from pgstash.vectors.search.options import SearchOptions
+from pgstash.vectors.table import VectorTable
+from pgstash.vectors.write import builds, tables
+from pgstash.vectors.write import loading as batches
+from pgstash.vectors.write.delete import delete as delete_rows
+from pgstash.vectors.write.ingest import ingest
 
 __all__ = ["PostgresVectorIndex"]
 
 Model = TypeVar("Model")
-_INDEXES = ("hnsw", "ivfflat", None)
 
 
 @attrs.frozen(slots=True)
-class PostgresVectorIndex(IndexBuilds):
+class PostgresVectorIndex:
     """A pgvector index of attrs or dataclass models, one table per model.
 
     `embedding` embeds texts and `image_embedding` images (bytes): async callables returning an
@@ -82,8 +77,7 @@ class PostgresVectorIndex(IndexBuilds):
 
     @mmr_multiplier.validator
     def _multiplier(self, _: attrs.Attribute[int], value: int) -> None:
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise ValueError(f"mmr_multiplier must be a positive integer, got {value!r}")
+        positive_int(value, "mmr_multiplier")
 
     @mmr_diversity.validator
     def _diversity(self, _: attrs.Attribute[float], value: float) -> None:
@@ -116,58 +110,12 @@ class PostgresVectorIndex(IndexBuilds):
         `DimensionMismatchError`. `precision="float16"` stores `halfvec(dimension)` (2 bytes a
         component instead of 4; HNSW and IVFFlat index up to 4,000 dimensions instead of 2,000);
         vectors are cast to float16 on ingest. An existing table of another precision raises
-        `ConfigurationError`.
-
-        `indexed={"year": int, "published": datetime, "lang": str}` (payload paths as a
-        requirement takes them; types int, float, str, bool, datetime) adds a stored generated
-        column per field with a B-tree, which equal/not_equal/greater/less requirements on the
-        path then read (`columns.py`); on a table holding rows the column's ADD rewrites the table
-        and the B-tree is built CONCURRENTLY. A type off the list or a path that is not a field of
-        `model` raises `ValueError` before any SQL.
-
-        `quantize="binary"` (with `index="hnsw"`) indexes each embedding's signs instead of its
-        floats: HNSW by Hamming distance over `binary_quantize(embedding)::bit(dimension)`, whose
-        searches shortlist `candidates` rows and re-rank them exactly by cosine in one statement
-        (`quantize.py`); up to 64,000 dimensions for the index (the column's type still bounds
-        them).
-
-        `documents=True` adds the `document` column (nullable: adding it rewrites nothing) and its
-        partial B-tree, which `index(..., document=...)` and `delete(documents=...)` need
-        (`documents.py`)."""
-        inputs.check_model(model)
-        name = table_name(model, table)
-        inputs.positive(dimension, "dimension", inputs.MAX_DIMENSION)
-        if index not in _INDEXES:
-            raise ValueError(f'index must be "hnsw", "ivfflat" or None, got {index!r}')
-        quantized = quantize_.check_quantize(quantize, dimension, index)
-        stored = tables.check_precision(precision, dimension, None if quantized else index)
-        if distance != "cosine":
-            raise ValueError(
-                f"distance {distance!r} is not supported: pgstash scores and ranks by cosine "
-                "similarity, which only a cosine index serves; use distance='cosine'"
-            )
-        try:
-            key_of = payload_key_of(self.converter, model)
-            column = None if text is None else fulltext.text_column(text, language, key_of)
-            fields = columns.indexed_fields(indexed, model, key_of)
-            await tables.create_table(
-                self._postgres(),
-                name,
-                dimension,
-                None if quantized else index,
-                column,
-                stored,
-                fields,
-                quantized,
-                documents is True,
-            )
-        except DatabaseError as error:
-            if error.sqlstate == "42704" and "vector" in str(error):
-                raise ConfigurationError(
-                    "this database has no pgvector extension: run `pgstash migrate` "
-                    "(or `await pgstash.migrate(postgres)`), which installs it"
-                ) from error
-            raise
+        `ConfigurationError`. `indexed={path: type}`: B-tree-served payload fields (`columns.py`);
+        `quantize="binary"`: HNSW over the signs, re-ranked (`quantize.py`); `documents=True`: the
+        column `index(..., document=...)` needs (`documents.py`)."""
+        vectors = self._table(model, table)
+        v3 = (indexed, quantize, documents is True)  # issue 26: columns.py, quantize.py, documents.py
+        await tables.create(vectors, dimension, index, distance, text, language, precision, *v3)
 
     # -- ingest ----------------------------------------------------------------------------------
 
@@ -194,70 +142,12 @@ class PostgresVectorIndex(IndexBuilds):
         deleted in the COPY's transaction: ingesting again leaves one row per key, the newest.
         Two values with the same key raise `ValueError` before anything is written.
 
-        With `document` (a field name, dotted payload path, attrs field or callable), each row
-        carries its document key, and the whole chunk set of each document named is replaced in
-        the COPY's transaction (`documents.py`): a document that shrank from 12 chunks to 9 leaves
-        9 rows. `key` and `document` do not combine (`ValueError`).
-
         Into a table with an HNSW/IVFFlat index, a batch of 100 rows or more while the table holds
         fewer than 3x as many is a bulk load (`bulk.py`): the index dropped in a short transaction,
         then the keyed DELETE, the COPY and the index built from the data in one transaction.
-        Searches meanwhile see the table as it was, exactly; writes wait for the commit."""
-        inputs.check_model(model)
-        name = table_name(model, table)
-        items = list(values)
-        if not items:
-            return 0
-        for item in items:
-            if not isinstance(item, model):
-                raise TypeError(f"index({model.__name__}) got a {type(item).__name__} value")
-        metas = payloads.metas(meta, len(items))
-        select = inputs.selector(model, attribute)
-        payloads.check_round_trip(self.converter, model, items[0], name)
-        stored: Sequence[Any] = items
-        unstructure: Callable[[Any], Any] = self.converter.unstructure
-        ids = None
-        named_sets: list[str] | None = None
-        if key is not None and document is not None:
-            raise ValueError(
-                "index takes key= (one row per key) or document= (one chunk set per document), not both"
-            )
-        if document is not None:
-            read = row_keys.key_reader(document, payload_key_of(self.converter, model))
-            stored = [unstructure(item) for item in items]
-            named_sets = chunk_sets.document_texts([read(item, stored[at]) for at, item in enumerate(items)])
-            unstructure = _as_is
-        if key is not None:  # payloads first: keys may be read from them (then encoded as they are)
-            read = row_keys.key_reader(key, payload_key_of(self.converter, model))
-            stored = [unstructure(item) for item in items]
-            ids = row_keys.row_ids(name, [read(item, stored[at]) for at, item in enumerate(items)])
-            unstructure = _as_is
-        postgres = self._postgres()
-        facts = await planning.table_facts(postgres, name, lambda: self._missing(name, model), fresh=True)
-        if named_sets is not None:
-            chunk_sets.check_table(facts, name)
-        vectors = await inputs.vectors_of(
-            [select(item) for item in items], facts.dimension, name, self.embedding, self.image_embedding
-        )
-        rows = copy_stream(
-            inputs.as_stored(vectors, facts.precision, "vector"),  # float16 for a halfvec table
-            microseconds_since_2000(facts.now),
-            metas,
-            payloads.payload_fields(stored, unstructure),
-            ids,
-            None if named_sets is None else chunk_sets.framed(named_sets),
-        )
-        with self._requires_table(name, model):
-            write = _writer(postgres, name, rows, ids, named_sets)
-            pending = facts.ivfflat_pending and not facts.methods
-            if facts.methods or pending:  # a large batch: ANN index built from the data
-                if await bulk.ingest(postgres, name, write, len(items), vectors.shape[1], pending):
-                    return len(items)
-            else:
-                await write()
-            await bulk.repair(postgres, name, facts)  # an index a killed bulk load left dropped
-        await tables.build_pending_ivfflat(postgres, facts, name)
-        return len(items)
+        Searches meanwhile see the table as it was, exactly; writes wait for the commit. With
+        `document`, each named document's whole chunk set is replaced (`documents.py`)."""
+        return await ingest(self._table(model, table), values, attribute, meta, key, document)
 
     # -- search ----------------------------------------------------------------------------------
 
@@ -329,134 +219,27 @@ class PostgresVectorIndex(IndexBuilds):
         """`search` with each model's score, the cosine similarity `1 - (embedding <=> query)`
         (NaN for the newest-first listing, which has no query); with `mode="text"` the
         `ts_rank_cd`, with `mode="hybrid"` the fused score."""
-        inputs.check_model(model)
-        name = table_name(model, table)
-        if mode != "vector":
-            if mode not in fulltext.MODES:
-                raise ValueError(f'mode is "vector", "text" or "hybrid", not {mode!r}')
-            options = {
-                "score_threshold": score_threshold,
-                "rerank": rerank,
-                "ef_search": ef_search,
-                "probes": probes,
-                "candidates": candidates,
-                "rrf_k": rrf_k,
-                "weights": weights,
-                "filtered": requirements is not None,
-            }
-            where = await self._where(model, requirements, name)
-            return await fulltext.search(self, model, name, where, mode, query, limit, options)
-        shortlist = candidates  # a binary-quantized table's Hamming shortlist (quantize.py)
-        candidates = inputs.candidates_for(limit, rerank, self.mmr_multiplier)
-        inputs.check_search_settings(score_threshold, ef_search, probes)
-        where = await self._where(model, requirements, name)
-        postgres = self._postgres()
-        if query is None:
-            if score_threshold is not None or rerank:
-                raise ValueError("score_threshold and rerank need a query to compare rows with")
-            newest = compose(
-                named_query("vectors_newest"),
-                slots={"table": name},
-                # custom plans when filtered: a generic one of a filtered listing can read the table
-                fragments={"requirements": planning.custom_plans(where, requirements is not None)},
-                candidates=limit,
-            )
-            with self._requires_table(name, model):
-                rows = await postgres.run_statement(newest)
-            return [(self._read(row["payload"], model, name), math.nan) for row in rows]
-
-        vector = await inputs.query_vector(query, self.embedding, self.image_embedding)
-        facts = await planning.table_facts(postgres, name, lambda: self._missing(name, model))
-        if facts.dimension is not None and vector.shape[0] != facts.dimension:
-            raise DimensionMismatchError(facts.dimension, vector.shape[0], f'query for table "{name}"')
-        values = {
-            "query_vector": inputs.as_stored(vector[None, :], facts.precision, "query vector")[0],
-            "candidates": candidates,
-            "max_distance": math.inf if score_threshold is None else 1.0 - float(score_threshold),
-            "with_embeddings": rerank,
-        }
-        scanned = candidates
-        if facts.quantized:
-            scanned = quantize_.pool_size(candidates, shortlist)
-            search = quantize_.binary_search(name, facts, where, values, scanned)
-        elif shortlist is not None:
-            raise ValueError(
-                'candidates sizes the two arms of mode="hybrid", or the Hamming shortlist of a '
-                'quantize="binary" table; vector search takes limit'
-            )
-        else:
-            search = planning.Search(
-                named_query("vectors_search"),
-                named_query("vectors_search_exact"),
-                slots={"table": name},
-                requirements=where,
-                values=values,
-            )
-        with self._requires_table(name, model):
-            rows = await planning.nearest(
-                postgres, facts, search, scanned, requirements is not None, ef_search, probes
-            )
-        found = [row for row in rows if row["payload"] is not None]
-        if rerank and found:
-            order = maximal_marginal_relevance(
-                vector, np.stack([row["embedding"] for row in found]), limit, self.mmr_diversity
-            )
-            found = [found[position] for position in order]
-        return [(self._read(row["payload"], model, name), float(row["score"])) for row in found]
-
-    async def _where(self, model: type, requirements: AttributeRequirement | None, name: str) -> Fragment:
-        """The `{requirements}` fragment; the converter's payload keys are read (a walk of the
-        model's fields and hooks) and the table's indexed fields looked up (its facts, read at
-        most every 30 s) only when there are requirements to map onto them."""
-        if requirements is None:
-            return requirement_fragment(None)
-        postgres = self._postgres()
-        facts = await planning.table_facts(postgres, name, lambda: self._missing(name, model))
-        fields = columns.existing_fields(facts)
-        return requirement_fragment(
-            requirements,
-            key_of=payload_key_of(self.converter, model),
-            column_of=(lambda leaf, path: columns.column_fragment(fields, leaf, path)) if fields else None,
+        vectors = self._table(model, table)
+        options = SearchOptions(
+            mode=mode,
+            query=query,
+            limit=limit,
+            candidates=candidates,
+            rrf_k=rrf_k,
+            weights=weights,
+            score_threshold=score_threshold,
+            ef_search=ef_search,
+            probes=probes,
+            rerank=rerank,
+            requirements=requirements,
+            mmr_multiplier=self.mmr_multiplier,
+            mmr_diversity=self.mmr_diversity,
+            text_timeout=self.text_timeout,
+            max_query_terms=self.max_query_terms,
+            max_query_characters=self.max_query_characters,
         )
-
-    # -- reads -----------------------------------------------------------------------------------
-
-    async def get(
-        self,
-        model: type[Model],
-        *,
-        keys: Iterable[str | int] | None = None,
-        ids: Iterable[Any] | None = None,
-        table: str | None = None,
-    ) -> list[Model | None]:
-        """The models of `keys` (as `index(..., key=...)` wrote them) or of row `ids`, in one
-        statement, in the order asked: the list is as long as the request, `None` in the place
-        of a key or id that has no row (`reads.py`)."""
-        inputs.check_model(model)
-        name = table_name(model, table)
-        asked = reads.row_ids_of(name, keys, ids)
-        with self._requires_table(name, model):
-            payloads_found = await reads.get_rows(self._postgres(), name, asked)
-        return [None if payload is None else self._read(payload, model, name) for payload in payloads_found]
-
-    async def page(
-        self,
-        model: type[Model],
-        requirements: AttributeRequirement | None = None,
-        after: str | None = None,
-        limit: int = 100,
-        *,
-        table: str | None = None,
-    ) -> reads.Page[Model]:
-        """One page of the rows meeting `requirements`, oldest first by `(created, id)`, after the
-        cursor `after` (a previous page's `Page.after`; None: the first page). Keyset paging: a
-        row present when paging began is seen exactly once, whatever is written meanwhile."""
-        inputs.check_model(model)
-        name = table_name(model, table)
-        where = await self._where(model, requirements, name)
-        with self._requires_table(name, model):
-            found, cursor = await reads.page_rows(self._postgres(), name, where, after, limit)
-        return reads.Page([self._read(payload, model, name) for payload in found], cursor)
+        run = vector_search.search if mode == "vector" else text_search.search
+        return await run(vectors, options)
 
     # -- delete ----------------------------------------------------------------------------------
 
@@ -473,82 +256,79 @@ class PostgresVectorIndex(IndexBuilds):
         """Deletes the rows meeting `requirements` (every row only with `everything=True`), or
         the rows of `keys` (as `index(..., key=...)` wrote them), and returns how many it
         deleted. A delete by requirements of more than a quarter of the table's rows then
-        rebuilds its nearest-neighbour index concurrently and vacuums it (`maintenance.py`), so
-        that searches keep their speed; inside a transaction it logs that recommendation instead."""
-        inputs.check_model(model)
-        name = table_name(model, table)
+        rebuilds its nearest-neighbour index concurrently and vacuums it (`write/delete.py`), so
+        that searches keep their speed; inside a transaction it logs that recommendation instead.
+        `documents=[...]` deletes whole chunk sets (`documents.py`)."""
         if documents is not None:
-            if requirements is not None or everything or keys is not None:
-                raise ValueError("pass one of documents, keys, requirements or everything=True to delete")
-            with self._requires_table(name, model):
-                return await chunk_sets.delete_documents(self._postgres(), name, documents)
-        if keys is not None:
-            if requirements is not None or everything:
-                raise ValueError("pass one of keys, requirements or everything=True to delete")
-            with self._requires_table(name, model):
-                return await row_keys.delete_keys(self._postgres(), name, keys)
-        if requirements is None and everything is not True:
-            raise ValueError("delete needs requirements, or everything=True to delete every row")
-        if requirements is not None and everything:
-            raise ValueError("pass either requirements or everything=True to delete, not both")
-        where = await self._where(model, requirements, name)
-        postgres = self._postgres()
-        statement = compose(
-            named_query("vectors_delete"),
-            slots={"table": name},
-            fragments={"requirements": planning.custom_plans(where, requirements is not None)},
-        )
-        with self._requires_table(name, model):
-            status: str = await postgres.run_statement(statement)
-        deleted = int(status.rsplit(" ", 1)[-1])
-        facts = await planning.table_facts(postgres, name, lambda: self._missing(name, model))
-        await maintenance.after_delete(postgres, facts, name, deleted)
-        return deleted
+            return await chunk_sets.delete(
+                self._table(model, table), documents, requirements, everything, keys
+            )
+        return await delete_rows(self._table(model, table), requirements, everything, keys)
+
+    # -- reads -----------------------------------------------------------------------------------
+
+    async def get(
+        self,
+        model: type[Model],
+        *,
+        keys: Iterable[str | int] | None = None,
+        ids: Iterable[Any] | None = None,
+        table: str | None = None,
+    ) -> list[Model | None]:
+        """The models of `keys` or row `ids` in the order asked, None where none (`reads.py`)."""
+        return await reads.get(self._table(model, table), keys, ids)
+
+    async def page(
+        self,
+        model: type[Model],
+        requirements: AttributeRequirement | None = None,
+        after: str | None = None,
+        limit: int = 100,
+        *,
+        table: str | None = None,
+    ) -> reads.Page[Model]:
+        """One keyset page by `(created, id)` after the cursor `after` (`reads.py`)."""
+        return await reads.page(self._table(model, table), requirements, after, limit)
+
+    # -- index builds ----------------------------------------------------------------------------
+
+    async def build_index(
+        self,
+        model: type,
+        *,
+        index: str | None = None,
+        table: str | None = None,
+        progress: Callable[[builds.BuildProgress], object] | None = None,
+    ) -> float:
+        """Builds the table's ANN index on `embedding` again from its rows, without blocking reads
+        or writes (`CONCURRENTLY`): `index` "hnsw" or "ivfflat" (default: the method it has, else
+        the one `create_table` noted, else HNSW); IVFFlat gets lists from today's row count.
+        `progress` receives `pg_stat_progress_create_index` samples while it runs. Returns the
+        seconds it took."""
+        return await batches.build_index(self._table(model, table), index, progress)
+
+    @contextlib.asynccontextmanager
+    async def loading(self, model: type, *, rows: int, table: str | None = None) -> AsyncIterator[None]:
+        """One transaction for the `index` calls inside it (a load fed in batches): all their
+        rows are written, or none. When `rows` (how many the load expects) is large next to the
+        table, by `index`'s own rule, the table's HNSW/IVFFlat index is dropped first, in a short
+        transaction of its own, the batches are copied into the table without it, and it is built
+        from the data once, at the end of the transaction (a failed load puts it back). Meanwhile
+        searches see the table as it was, searched exactly. Otherwise the rows go into the
+        existing index. Inside a caller's transaction: a savepoint, no index dropped."""
+        async with batches.loading(self._table(model, table), rows):
+            yield
 
     # -- helpers ---------------------------------------------------------------------------------
 
-    def _postgres(self) -> Postgres:
-        return resolve(self.postgres)
-
-    def _read(self, payload: Any, model: type[Model], name: str) -> Model:
-        found: Model = payloads.read_back(self.converter, payload, model, name)
-        return found
-
-    @staticmethod
-    def _tables(postgres: Postgres) -> dict[str, planning.TableFacts]:
-        return planning.tables(postgres)
-
-    @staticmethod
-    def _missing(name: str, model: type) -> SchemaMissingError:
-        return SchemaMissingError(
-            name, f"`await PostgresVectorIndex().create_table({model.__name__}, dimension=...)`"
+    def _table(self, model: type, table: str | None) -> VectorTable:
+        """The call's context: the model checked, the table named (`ValueError` for a bad name)."""
+        inputs.check_model(model)
+        return VectorTable(
+            self.postgres,
+            table_name(model, table),
+            model,
+            self.converter,
+            self.embedding,
+            self.image_embedding,
         )
-
-    @contextlib.contextmanager
-    def _requires_table(self, name: str, model: type) -> Iterator[None]:
-        """A missing table names `create_table` as its remedy, not `migrate`."""
-        try:
-            yield
-        except SchemaMissingError as error:
-            if error.table != name:
-                raise
-            raise self._missing(name, model) from error
-
-
-def _as_is(payload: Any) -> Any:
-    return payload
-
-
-def _writer(
-    postgres: Postgres, name: str, rows: AsyncIterator[bytes], ids: Any, sets: list[str] | None
-) -> Callable[[], Awaitable[int]]:
-    """The batch's write: its binary COPY, or with keys the keyed lock, DELETE and COPY
-    (`keys.replace_rows`), or with documents their chunk sets replaced
-    (`documents.replace_documents`); returns the rows copied."""
-    if sets is not None:
-        named = sorted(set(sets))
-        return lambda: chunk_sets.replace_documents(postgres, name, named, rows)
-    if ids is not None:
-        return lambda: row_keys.replace_rows(postgres, name, ids, rows)
-    copy = attrs.evolve(compose(named_query("vectors_copy"), slots={"table": name}), kind="copy")
-    return lambda: postgres.copy(copy, rows)  # aiosql reads COPY as "!"

@@ -17,9 +17,9 @@ from typing import Any
 
 from pgstash.sql.catalogue import query
 from pgstash.sql.composer import Fragment
-from pgstash.vectors import planning
+from pgstash.vectors.facts import TableFacts
 from pgstash.vectors.inputs import MAX_CANDIDATES
-from pgstash.vectors.planning import TableFacts
+from pgstash.vectors.search import planning
 
 __all__ = ["MAX_BIT_DIMENSION", "QUANTIZE", "binary_search", "check_quantize", "pool_size"]
 

@@ -21,10 +21,12 @@ import attrs
 from pgstash.connection import Postgres
 from pgstash.sql.catalogue import query
 from pgstash.sql.composer import Fragment, compose
-from pgstash.vectors import planning
-from pgstash.vectors.keys import row_ids, uuid_texts
+from pgstash.vectors.filters import AttributeRequirement
+from pgstash.vectors.gate import custom_plans
+from pgstash.vectors.table import VectorTable
+from pgstash.vectors.write.keys import row_ids, uuid_texts
 
-__all__ = ["MAX_PAGE", "Page", "get_rows", "page_rows", "row_ids_of"]
+__all__ = ["MAX_PAGE", "Page", "get", "get_rows", "page", "page_rows", "row_ids_of"]
 
 Model = TypeVar("Model")
 MAX_PAGE = 10_000
@@ -92,7 +94,7 @@ async def page_rows(
     statement = compose(
         query("vectors_page"),
         slots={"table": name},
-        fragments={"requirements": planning.custom_plans(where, True)},  # the cursor's range
+        fragments={"requirements": custom_plans(where, True)},  # the cursor's range
         after_created=created,
         after_id=row,
         size=limit,
@@ -102,3 +104,21 @@ async def page_rows(
         return [record["payload"] for record in rows], None
     last = rows[-1]
     return [record["payload"] for record in rows], f"{last['created'].isoformat()}/{last['id']}"
+
+
+async def get(table: VectorTable, keys: Iterable[object] | None, ids: Iterable[object] | None) -> list[Any]:
+    """`PostgresVectorIndex.get` on `table`."""
+    asked = row_ids_of(table.name, keys, ids)
+    with table.required():
+        found = await get_rows(table.postgres, table.name, asked)
+    return [None if payload is None else table.read(payload) for payload in found]
+
+
+async def page(
+    table: VectorTable, requirements: AttributeRequirement | None, after: object, limit: int
+) -> Page[Any]:
+    """`PostgresVectorIndex.page` on `table`."""
+    where = await table.where(requirements)
+    with table.required():
+        found, cursor = await page_rows(table.postgres, table.name, where, after, limit)
+    return Page([table.read(payload) for payload in found], cursor)
