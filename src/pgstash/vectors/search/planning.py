@@ -63,7 +63,10 @@ class Search:
         max_scan_tuples) set inside it by `vectors_scan_gate` around the requirements."""
         requirements = self.requirements if settings is None else gated(self.requirements, settings)
         template = self.exact if exact and self.exact is not None else self.query
-        return compose(template, slots=self.slots, fragments={"requirements": requirements}, **self.values)
+        # the exact statement may take fewer slots and values (a binary search's dimension, pool)
+        slots = {point: value for point, value in self.slots.items() if point in template.splice_points}
+        values = {name: value for name, value in self.values.items() if name in template.parameters}
+        return compose(template, slots=slots, fragments={"requirements": requirements}, **values)
 
 
 def scan_settings_for(
@@ -81,7 +84,8 @@ def scan_settings_for(
     candidate) remain. A filtered search always gets the gate: it keeps its plans custom.
     `pooled` (behind a transaction pooler: no setting travels with the connection): the gate
     turns the iterative scans on too, for every search that needs them."""
-    bound = candidates * SCAN_TUPLES_PER_CANDIDATE if filtered and "hnsw" in facts.methods else None
+    hnsw = "hnsw" in facts.methods or facts.quantized
+    bound = candidates * SCAN_TUPLES_PER_CANDIDATE if filtered and hnsw else None
     iterative = pooled and (filtered or "ivfflat" in facts.methods or candidates > HNSW_DEFAULT_EF_SEARCH)
     if ef_search is None and probes is None and not filtered and not iterative:
         return None
@@ -108,7 +112,7 @@ async def nearest(
     exactly, so it returns `limit` rows whenever that many rows match. Without an ANN index the
     search is exact and one statement; with pgvector before 0.8 (no iterative scans) a search
     that could come back short starts exact."""
-    if not facts.methods:
+    if not facts.methods and not facts.quantized:
         rows: list[asyncpg.Record] = await postgres.run_statement(search.statement())
         return rows
     demanding = filtered or "ivfflat" in facts.methods or candidates > HNSW_DEFAULT_EF_SEARCH

@@ -53,7 +53,7 @@ async def delete(
         raise ValueError("delete needs requirements, or everything=True to delete every row")
     if requirements is not None and everything:
         raise ValueError("pass either requirements or everything=True to delete, not both")
-    where = table.where(requirements)
+    where = await table.where(requirements)
     postgres = table.postgres
     statement = compose(
         query("vectors_delete"),
