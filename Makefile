@@ -1,4 +1,4 @@
-# make test: lint the SQL, lint and type-check Python, run the suite on a real PostgreSQL.
+# make test: lint the SQL, lint and type-check Python, run the suite on a real PostgreSQL (2 workers).
 # make demo: every store end to end on the embedded PostgreSQL in ./.pgstash.
 # Both build .venv from pyproject.toml when it is missing or older than pyproject.toml.
 
@@ -20,8 +20,11 @@ lint: $(STAMP)
 	$(BIN)/ruff check src tests bench
 	$(BIN)/mypy --strict src
 
+# The suite on both cores: two xdist workers, each with its own embedded server (no test sees the
+# other worker's sessions); modules sharing a module fixture stay on one worker (loadgroup).
+# `$(BIN)/pytest -m unit` runs the tests that need no database, in seconds.
 test: lint
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n 2 --dist loadgroup
 
 demo: $(STAMP)
 	$(BIN)/pgstash demo

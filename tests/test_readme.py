@@ -1,18 +1,17 @@
-"""Every ```python block of README.md runs, as written, against a fresh migrated database, and
-all of them pass when run one after another, twice, on the same database."""
+"""Every ```python block of README.md runs, as written, in order, on a fresh migrated database, and
+all of them pass again when run a second time on the same database (each block runs twice: once
+on the database as the blocks before it left it, once more after all of them)."""
 
 from __future__ import annotations
 
 import os
-import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-README = Path(__file__).resolve().parent.parent / "README.md"
-BLOCKS = re.findall(r"```python\n(.*?)```", README.read_text(encoding="utf-8"), re.S)
+from tests.support.readme import BLOCKS
 
 
 def test_the_readme_has_examples() -> None:
@@ -33,14 +32,9 @@ def run_example(block: str, dsn: str, folder: Path) -> subprocess.CompletedProce
     )
 
 
+@pytest.mark.process
 def test_the_examples_pass_twice_in_a_row_on_one_database(database_dsn: str, tmp_path: Path) -> None:
     for attempt in (1, 2):
         for number, block in enumerate(BLOCKS):
             result = run_example(block, database_dsn, tmp_path)
             assert result.returncode == 0, f"run {attempt}, block{number}: {result.stderr}"
-
-
-@pytest.mark.parametrize("block", BLOCKS, ids=[f"block{i}" for i in range(len(BLOCKS))])
-def test_a_readme_example_runs(block: str, database_dsn: str, tmp_path: Path) -> None:
-    result = run_example(block, database_dsn, tmp_path)
-    assert result.returncode == 0, result.stderr

@@ -15,17 +15,13 @@ from numpy.typing import NDArray
 
 from pgstash import Postgres, PostgresVectorIndex
 from pgstash.vectors import bulk
+from tests.support.vectors import unit_rows
 
 
 @attrs.frozen
 class Chunk:
     identifier: str
     rank: int = 0
-
-
-def unit_rows(count: int, dimension: int, seed: int = 0) -> NDArray[np.float32]:
-    rows = np.random.default_rng(seed).standard_normal((count, dimension)).astype(np.float32)
-    return rows / np.linalg.norm(rows, axis=1, keepdims=True)
 
 
 def chunks(count: int, first: int = 0) -> list[Chunk]:
