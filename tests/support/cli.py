@@ -1,11 +1,15 @@
-"""Runs the real `pgstash` command in a subprocess, as a user would."""
+"""Runs the real `pgstash` command in a subprocess, as a user would, and reads what it wrote."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
+
+from pgstash import PostgresConnectionPool
 
 PGSTASH = str(Path(sys.executable).with_name("pgstash"))
 
@@ -25,3 +29,13 @@ def pgstash(
         timeout=300,
         check=False,
     )
+
+
+def fetch(dsn: str, sql: str) -> Any:
+    """One value read from the database (outside any event loop, as a command's caller would)."""
+
+    async def go() -> Any:
+        async with PostgresConnectionPool.of(dsn=dsn) as postgres:
+            return await postgres.fetch_value(sql)
+
+    return asyncio.run(go())
