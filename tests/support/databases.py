@@ -238,12 +238,12 @@ class WorkingDatabase:
         try:
             if await self._reset():
                 return
-        except (OSError, asyncpg.PostgresError):
+        except Exception:  # a session that would not end, a lock that would not come: start afresh
             pass
         await self.create()
 
     async def _reset(self) -> bool:
-        connection = await asyncpg.connect(self.dsn)
+        connection = await asyncpg.connect(self.dsn, server_settings={"lock_timeout": "10s"})
         try:
             await connection.execute(
                 "SELECT pg_terminate_backend(pid, 10000) FROM pg_stat_activity "
