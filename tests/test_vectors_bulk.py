@@ -8,24 +8,14 @@ import asyncio
 import contextlib
 from typing import Any
 
-import attrs
 import numpy as np
 import pytest
 from numpy.typing import NDArray
 
 from pgstash import Postgres, PostgresVectorIndex
 from pgstash.vectors import bulk
+from tests.support.bulk import Chunk, chunks
 from tests.support.vectors import unit_rows
-
-
-@attrs.frozen
-class Chunk:
-    identifier: str
-    rank: int = 0
-
-
-def chunks(count: int, first: int = 0) -> list[Chunk]:
-    return [Chunk(f"c{i}", i) for i in range(first, first + count)]
 
 
 async def ann_index(postgres: Postgres, table: str = "chunk") -> dict[str, Any] | None:
