@@ -16,7 +16,7 @@ from pgstash import Postgres
 from pgstash.sql.catalogue import Query, catalogue
 from pgstash.sql.composer import Fragment, compose, fragment
 from pgstash.sql.statements import Statement
-from pgstash.vectors.bulk import dropped_comment
+from pgstash.sql.templates import Constant
 
 # A binary COPY stream of no rows: its header and trailer.
 EMPTY_BINARY_COPY = b"PGCOPY\n\xff\r\n\x00" + struct.pack(">ii", 0, 0) + struct.pack(">h", -1)
@@ -161,6 +161,10 @@ TEMPLATE_SLOTS.update(
     {
         "vectors_ann_indexes": {"table": "vector_sample"},
         "vectors_comment_clear": {"table": "vector_sample"},
+        "vectors_bulk_lock": {"table": "vector_sample"},
+        "vectors_bulk_lock_nowait": {"table": "vector_sample"},
+        "vectors_keys_lock": {"table": "vector_sample"},
+        "vectors_comment_dropped": {"table": "vector_sample", "comment": Constant("pgstash")},
         "vectors_drop_index": {"index": "vector_sample_embedding_idx"},
         "vectors_drop_index_concurrently": {"index": "vector_sample_embedding_idx"},
         "vectors_rename_index": {
@@ -171,17 +175,6 @@ TEMPLATE_SLOTS.update(
         "vectors_build_hnsw_concurrently": {**_BUILD, "m": 16, "ef_construction": 64},
         "vectors_build_ivfflat": {**_BUILD, "lists": 1},
         "vectors_build_ivfflat_concurrently": {**_BUILD, "lists": 1},
-    }
-)
-
-# The writers' locks and the record of a bulk load's drop (queries/vectors_build.sql and
-# vectors_text.sql, issue 21): the same table, the comment an empty drop writes.
-TEMPLATE_SLOTS.update(
-    {
-        "vectors_bulk_lock": {"table": "vector_sample"},
-        "vectors_keys_lock": {"table": "vector_sample"},
-        "vectors_bulk_lock_nowait": {"table": "vector_sample"},
-        "vectors_comment_dropped": {"table": "vector_sample", "comment": dropped_comment(())},
     }
 )
 
