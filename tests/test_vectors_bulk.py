@@ -13,7 +13,7 @@ import pytest
 from numpy.typing import NDArray
 
 from pgstash import Postgres, PostgresVectorIndex
-from pgstash.vectors import bulk
+from pgstash.vectors.write import bulk
 from tests.support.bulk import Chunk, chunks
 from tests.support.vectors import unit_rows
 

@@ -25,7 +25,8 @@ from hypothesis import strategies as st
 from pgstash import AttributeRequirement, Postgres, PostgresConnectionPool, PostgresVectorIndex
 from pgstash.sql.catalogue import query
 from pgstash.sql.composer import compose
-from pgstash.vectors.filters import path_of, requirement_fragment
+from pgstash.vectors.filter_fragments import requirement_fragment
+from pgstash.vectors.filters import path_of
 from pgstash.vectors.payload_keys import payload_key_of
 from tests.support.databases import TEMPLATE_DATABASE, clone, drop, with_database
 from tests.support.plans import plan_nodes

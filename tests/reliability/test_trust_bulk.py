@@ -17,7 +17,7 @@ import asyncpg
 import pytest
 
 from pgstash import DatabaseError, Postgres, PostgresConnectionPool, PostgresVectorIndex
-from pgstash.vectors import bulk, tables
+from pgstash.vectors.write import bulk, tables
 from tests.support.bulk import Chunk, chunks
 from tests.support.cli import pgstash
 from tests.support.faults import STALL, stall_inserts, stalled_backend, terminate
