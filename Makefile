@@ -21,10 +21,10 @@ lint: $(STAMP)
 	$(BIN)/mypy --strict src
 
 # The suite on both cores: two xdist workers, each with its own embedded server (no test sees the
-# other worker's sessions); modules sharing a module fixture stay on one worker (loadgroup).
+# other worker's sessions); each test file runs on one worker (loadfile), so a module fixture runs once.
 # `$(BIN)/pytest -m unit` runs the tests that need no database, in seconds.
 test: lint
-	$(BIN)/pytest -q -n 2 --dist loadgroup
+	$(BIN)/pytest -q -n 2 --dist loadfile
 
 demo: $(STAMP)
 	$(BIN)/pgstash demo

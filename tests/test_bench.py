@@ -18,7 +18,7 @@ from bench.roundtrips import RoundTripCounter
 
 from pgstash import Postgres, PostgresConfigurationRepository, PostgresConnectionPool
 
-pytestmark = [pytest.mark.scale, pytest.mark.xdist_group("bench")]
+pytestmark = pytest.mark.scale
 
 # The tables each store's benchmark must leave empty.
 CLEANED = {"documents": ("configurations", "instructions"), "memory": ("memories", "memories_elements")}

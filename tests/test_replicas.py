@@ -40,7 +40,7 @@ from tests.support.cli import pgstash as pgstash_command
 from tests.support.readme import BLOCKS
 from tests.support.replication import ReplicaPair
 
-pytestmark = [pytest.mark.process, pytest.mark.xdist_group("replicas")]
+pytestmark = pytest.mark.process
 
 
 @pytest.fixture(scope="module")

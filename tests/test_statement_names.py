@@ -35,7 +35,7 @@ from pgstash.sql.templates import named
 from pgstash.stores.memory import ModelInput
 from tests.support.replication import ReplicaPair
 
-pytestmark = [pytest.mark.process, pytest.mark.xdist_group("statement_names")]  # one server of its own
+pytestmark = pytest.mark.process
 
 NAMED = re.compile(r"/\* pgstash:([^*]+) \*/")
 # What asyncpg writes itself (exempt): its type introspection (with jit turned off around it), and

@@ -31,8 +31,6 @@ from pgstash.vectors.payload_keys import payload_key_of
 from tests.support.databases import TEMPLATE_DATABASE, clone, drop, with_database
 from tests.support.plans import plan_nodes
 
-pytestmark = pytest.mark.xdist_group("vectors_filters")  # the examples share a module database
-
 R = AttributeRequirement
 ROW = "~row"  # the key that numbers each stored payload; generated keys never contain "~"
 

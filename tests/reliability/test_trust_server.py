@@ -19,7 +19,7 @@ import pytest
 from pgstash.embedded import EmbeddedServer
 from tests.support.cli import PGSTASH, pgstash
 
-pytestmark = [pytest.mark.process, pytest.mark.xdist_group("trust_server")]  # one stopped server, copied
+pytestmark = pytest.mark.process
 
 
 @pytest.fixture(scope="module")
