@@ -2,6 +2,7 @@
 before tests/support are merged; delete it once nothing imports it)."""
 
 from tests.support.faults import (
+    MIGRATED_TABLES,
     STALL,
     TABLES,
     counts,
@@ -15,6 +16,7 @@ from tests.support.faults import (
 )
 
 __all__ = [
+    "MIGRATED_TABLES",
     "STALL",
     "TABLES",
     "counts",

@@ -31,7 +31,7 @@ from pgstash import (
 )
 from pgstash.sql.templates import IDENTIFIER, render
 from tests.support.databases import TEMPLATE_DATABASE, clone, drop, with_database
-from tests.support.faults import TABLES, counts
+from tests.support.faults import MIGRATED_TABLES, counts
 
 PIECES = [
     "'", "''", '"', "\\", "\\'", "$1", "$2::text", "$$", "$tag$", "{}", "{0}", "{", "}", "{{", "%", "%s",
@@ -66,7 +66,7 @@ class Database:
             "SELECT array_agg(relname::text ORDER BY relname) FROM pg_class "
             "WHERE relnamespace = 'public'::regnamespace AND relkind = 'r'"
         )
-        assert tables == sorted([*TABLES, "canary", "pgstash_migrations", *extra])
+        assert tables == sorted([*MIGRATED_TABLES, "canary", "pgstash_migrations", *extra])
 
 
 @pytest.fixture
