@@ -1,5 +1,5 @@
-# make test: lint the SQL, lint and type-check Python, run the suite on a real PostgreSQL, then
-# the store suites again through PgBouncer in transaction mode (when pgbouncer is installed, or
+# make test: lint the SQL, lint and type-check Python, run the suite on a real PostgreSQL (2 workers),
+# then the store suites again through PgBouncer in transaction mode (when pgbouncer is installed, or
 # always when PGSTASH_REQUIRE_POOLER is set, as in CI: then a PgBouncer that cannot start fails).
 # make demo: every store end to end on the embedded PostgreSQL in ./.pgstash.
 # Both build .venv from pyproject.toml when it is missing or older than pyproject.toml.
@@ -30,11 +30,14 @@ POOLER_SUITES := tests/test_configurations.py tests/test_instructions.py tests/t
 POOLER_HINT := the pooler suites did not run: PgBouncer is not installed \
 	(apt-get update && apt-get install -y pgbouncer, then make test)
 
+# The suite on both cores: two xdist workers, each with its own embedded server (no test sees the
+# other worker's sessions); each test file runs on one worker (loadfile), so a module fixture runs once.
+# `$(BIN)/pytest -m unit` runs the tests that need no database, in seconds.
 test: lint
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n 2 --dist loadfile
 	@if [ -n "$$PGSTASH_REQUIRE_POOLER" ] || $(BIN)/python -m tests.pooler; then \
-		echo "PGSTASH_TEST_POOLER=pgbouncer-transaction $(BIN)/pytest -q $(POOLER_SUITES)"; \
-		PGSTASH_TEST_POOLER=pgbouncer-transaction $(BIN)/pytest -q $(POOLER_SUITES); \
+		echo "PGSTASH_TEST_POOLER=pgbouncer-transaction $(BIN)/pytest -q -n 2 --dist loadfile $(POOLER_SUITES)"; \
+		PGSTASH_TEST_POOLER=pgbouncer-transaction $(BIN)/pytest -q -n 2 --dist loadfile $(POOLER_SUITES); \
 	else echo "$(POOLER_HINT)"; fi
 
 demo: $(STAMP)

@@ -21,7 +21,8 @@ from pgstash import (
     SchemaMissingError,
 )
 from pgstash.sql.catalogue import query
-from tests.caches import drained
+from tests.support.caches import drained
+from tests.support.plans import plan_nodes
 
 
 @attrs.frozen
@@ -270,13 +271,6 @@ async def test_the_seeds_verbatim_table_is_enough(empty_dsn: str) -> None:
         assert list(await repository.configurations()) == ["Generation"]
         await repository.remove("Generation")
         assert await repository.load(Generation) is None
-
-
-def plan_nodes(plan: dict[str, Any]) -> list[dict[str, Any]]:
-    nodes = [plan]
-    for child in plan.get("Plans", []):
-        nodes.extend(plan_nodes(child))
-    return nodes
 
 
 async def explain(postgres: Postgres, name: str, *args: Any) -> list[dict[str, Any]]:

@@ -26,6 +26,7 @@ from pgstash import (
 )
 from pgstash.sql.catalogue import query
 from pgstash.stores.memory import element_json, element_of
+from tests.support.plans import plan_nodes
 
 # The seed's three memory tables, verbatim from seed.md: no index beyond the primary key.
 SEED_MEMORY_TABLES = """
@@ -381,13 +382,6 @@ async def test_the_store_works_on_the_seed_tables_created_verbatim(empty_dsn: st
 # -- served by the index, in one round trip ----------------------------------------------------
 
 
-def _plan_nodes(plan: dict[str, Any]) -> list[dict[str, Any]]:
-    nodes = [plan]
-    for child in plan.get("Plans", []):
-        nodes.extend(_plan_nodes(child))
-    return nodes
-
-
 async def test_recall_and_remember_are_served_by_the_identifier_created_indexes(postgres: Postgres) -> None:
     await postgres.execute(
         "INSERT INTO memories (identifier) SELECT 'memory-' || m FROM generate_series(1, 1000) AS m"
@@ -417,7 +411,7 @@ async def test_recall_and_remember_are_served_by_the_identifier_created_indexes(
                 explained = await connection.fetchval(
                     f"EXPLAIN (FORMAT JSON) {named.sql}", *named.arguments(values)
                 )
-                nodes = _plan_nodes(json.loads(explained)[0]["Plan"])
+                nodes = plan_nodes(json.loads(explained)[0]["Plan"])
                 scans = {node.get("Index Name") for node in nodes if "Index" in node["Node Type"]}
                 assert "memories_elements_pkey" in scans, (mode, values, nodes)
                 assert "memories_variables_pkey" in scans, (mode, values, nodes)

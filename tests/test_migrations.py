@@ -87,6 +87,7 @@ async def test_the_tables_have_the_seed_columns_and_keys(postgres: pgstash.Postg
     ]
 
 
+@pytest.mark.process
 async def test_four_processes_migrating_at_once_apply_each_file_once(empty_dsn: str) -> None:
     command = [sys.executable, "-m", "pgstash.cli.main", "migrate", "--dsn", empty_dsn]
     processes = [
@@ -134,6 +135,7 @@ async def test_a_server_without_the_extension_gets_a_clear_error(postgres: pgsta
         await require_extension(postgres, "vector_missing")
 
 
+@pytest.mark.process
 def test_the_cli_migrate_reports_what_it_applied(database_dsn: str) -> None:
     result = subprocess.run(
         [sys.executable, "-m", "pgstash.cli.main", "migrate", "--dsn", database_dsn],

@@ -12,9 +12,13 @@ import tarfile
 import zipfile
 from pathlib import Path
 
+import pytest
+
 import pgstash
 from pgstash.sql.resources import resource_dir
-from tests.cli_run import PGSTASH
+from tests.support.cli import PGSTASH
+
+pytestmark = pytest.mark.process
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -17,8 +17,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from pgstash import Postgres
 from pgstash.sql.catalogue import catalogue
+
+pytestmark = pytest.mark.scale
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "queries.md"
 QUERY = re.compile(r"`([a-z_][a-z0-9_]*)\(")

@@ -28,7 +28,8 @@ from pgstash.sql.composer import compose
 from pgstash.vectors.filter_fragments import requirement_fragment
 from pgstash.vectors.filters import path_of
 from pgstash.vectors.payload_keys import payload_key_of
-from tests.conftest import TEMPLATE_DATABASE, _clone, _drop, with_database
+from tests.support.databases import TEMPLATE_DATABASE, clone, drop, with_database
+from tests.support.plans import plan_nodes
 
 R = AttributeRequirement
 ROW = "~row"  # the key that numbers each stored payload; generated keys never contain "~"
@@ -204,7 +205,7 @@ class Bench:
 @pytest.fixture(scope="module")
 def bench(template_ready: str) -> Iterator[Bench]:
     loop = asyncio.new_event_loop()
-    name = loop.run_until_complete(_clone(template_ready, TEMPLATE_DATABASE))
+    name = loop.run_until_complete(clone(template_ready, TEMPLATE_DATABASE))
     pool = PostgresConnectionPool.of(dsn=with_database(template_ready, name), max_size=2)
     postgres = loop.run_until_complete(pool.open())
     index = PostgresVectorIndex(postgres, converter=document_converter())
@@ -213,7 +214,7 @@ def bench(template_ready: str) -> Iterator[Bench]:
         yield Bench(loop, postgres, index)
     finally:
         loop.run_until_complete(pool.close())
-        loop.run_until_complete(_drop(template_ready, name))
+        loop.run_until_complete(drop(template_ready, name))
         loop.close()
 
 
@@ -445,12 +446,6 @@ async def test_a_hostile_class_name_is_refused(hostile_index: PostgresVectorInde
 
 
 # -- the GIN index serves contained_in and contains_any -------------------------------------------
-
-
-def plan_nodes(plan: dict[str, Any]) -> Iterator[dict[str, Any]]:
-    yield plan
-    for child in plan.get("Plans", ()):
-        yield from plan_nodes(child)
 
 
 async def test_contained_in_and_contains_any_use_the_gin_index(postgres: Postgres) -> None:
