@@ -303,7 +303,7 @@ async def test_the_newest_snapshot_lookup_is_a_primary_key_scan(postgres: Postgr
     assert any(node.get("Index Name") == "configurations_pkey" for node in nodes)
 
     # define's read of the newest `created` is served by the same index
-    nodes = await explain(postgres, "configurations_insert", "config-99", {"x": 1})
+    nodes = await explain(postgres, "configurations_insert", "config-99", {"x": 1}, None)
     assert "Seq Scan" not in {node["Node Type"] for node in nodes}
     assert any(node.get("Index Name") == "configurations_pkey" for node in nodes)
 

@@ -405,8 +405,8 @@ async def test_recall_and_remember_are_served_by_the_identifier_created_indexes(
     await postgres.execute("ANALYZE memories, memories_elements, memories_variables")
     recall, remember = query("memory_recall"), query("memory_remember")
     statements = [
-        (recall, {"identifier": "memory-500", "element_limit": 50}),
-        (recall, {"identifier": "memory-500", "element_limit": None}),
+        (recall, {"identifier": "memory-500", "element_limit": 50, "before": None}),
+        (recall, {"identifier": "memory-500", "element_limit": None, "before": None}),
         # remember finds the newest element and variables of the memory through the same indexes
         (remember, {"identifier": "memory-500", "contents": [{"type": "model_input"}], "variables": {}}),
     ]

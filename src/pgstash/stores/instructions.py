@@ -9,6 +9,7 @@ can reach attributes, indexes, conversions or format specs of the arguments.
 
 from __future__ import annotations
 
+import bisect
 import functools
 from collections.abc import Mapping, Sequence
 from datetime import datetime
@@ -157,11 +158,21 @@ class PostgresInstructionsRepository(VersionedStore):
     store = "instructions"
     key_parameter = "name"
 
-    async def available_instructions(self) -> Sequence[InstructionsDeclaration]:
+    async def available_instructions(
+        self, *, after: str | None = None, limit: int | None = None
+    ) -> Sequence[InstructionsDeclaration]:
         """The declaration of the newest revision of each name, sorted by name; cached (each
-        call gets declarations whose `meta` it may change without changing the next call's)."""
+        call gets declarations whose `meta` it may change without changing the next call's).
+        A page by key: only names after `after` (the last name of the previous page), at most
+        `limit` of them (None: all)."""
+        if after is not None and not isinstance(after, str):
+            raise TypeError(f"after must be a name (str) or None, got {type(after).__name__}")
+        if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or limit < 0):
+            raise ValueError(f"limit must be an int >= 0 or None, got {limit!r}")
         listing: tuple[InstructionsDeclaration, ...] = await self._read_listing(self._fetch_declarations)
-        return tuple(_fresh(declaration) for declaration in listing)
+        start = 0 if after is None else bisect.bisect_right([each.name for each in listing], after)
+        end = len(listing) if limit is None else start + limit
+        return tuple(_fresh(declaration) for declaration in listing[start:end])
 
     async def load(self, name: str) -> str | None:
         """The newest content of `name`, or None."""
@@ -196,10 +207,17 @@ class PostgresInstructionsRepository(VersionedStore):
                 raise MissingArgumentError(key, part[0])
         return "".join(pieces)
 
-    async def define(self, instructions: InstructionsDeclaration | str, content: str) -> None:
+    async def define(
+        self, instructions: InstructionsDeclaration | str, content: str, *, syntax: str = "template"
+    ) -> None:
         """Stores a new revision of `instructions` (a declaration, or a bare name). `content` is a
         template (text, `{name}` placeholders, `{{`, `}}`); anything else, NUL characters, or a
-        `meta` JSON cannot hold raise `ValueError`/`TypeError` before anything is written."""
+        `meta` JSON cannot hold raise `ValueError`/`TypeError` before anything is written.
+        `syntax="raw"` stores content pgstash's grammar does not check, for a framework that
+        fills it itself (`load` returns it; `resolve` refuses it with `StoredDataError` unless it
+        is also a valid template)."""
+        if syntax not in ("template", "raw"):
+            raise ValueError(f'syntax must be "template" or "raw", got {syntax!r}')
         if isinstance(instructions, str):
             instructions = InstructionsDeclaration(self._key(instructions))
         elif not isinstance(instructions, InstructionsDeclaration):
@@ -210,7 +228,8 @@ class PostgresInstructionsRepository(VersionedStore):
         declaration = instructions
         no_nul(content, "content")
         try:
-            parse_template(content)
+            if syntax == "template":
+                parse_template(content)
         except ValueError as error:
             raise ValueError(f"the template of {declaration.name!r} is refused: {error}") from None
         meta = dumps_json(dict(declaration.meta), f"meta of {declaration.name!r}")

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from functools import partial
-from typing import Any, TypeAlias
+from typing import Any, Protocol, TypeAlias, runtime_checkable
 
 import attrs
 import cattrs
@@ -30,6 +30,7 @@ from pgstash.sql.statements import Statement
 from pgstash.validators import cutoff, key_validator, positive_int
 
 __all__ = [
+    "ElementCodec",
     "ModelContextElement",
     "ModelInput",
     "ModelMemoryRecall",
@@ -111,11 +112,26 @@ def _elements(values: Iterable[ModelContextElement]) -> tuple[ModelContextElemen
 
 @attrs.frozen(slots=True)
 class ModelMemoryRecall:
-    """A memory as recalled: its newest variables and its context, oldest element first."""
+    """A memory as recalled: its newest variables and its context, oldest element first.
+    `created[i]` is when `context[i]` was stored: with the memory's identifier, an element's id
+    (the primary key of `memories_elements`), and what `recall(before=...)` pages by."""
 
     identifier: str = attrs.field(validator=_text)
     variables: Mapping[str, Any] = attrs.field(validator=_mapping)
-    context: tuple[ModelContextElement, ...] = attrs.field(converter=_elements)
+    context: tuple[Any, ...] = attrs.field(converter=_elements)
+    created: tuple[datetime, ...] = attrs.field(default=(), converter=tuple, eq=False)
+
+
+@runtime_checkable
+class ElementCodec(Protocol):
+    """How a memory stores its elements: `encode` gives the JSON object an element is stored
+    as (`TypeError` for what it does not take), `decode` the element a stored object holds.
+    The default codec stores pgstash's `ModelInput`/`ModelOutput` tagged by `"type"`; a
+    framework passes its own so that its element JSON is stored as it is."""
+
+    def encode(self, element: Any) -> Mapping[str, Any]: ...
+
+    def decode(self, content: Any) -> Any: ...
 
 
 def _json_object(value: Any, _: Any) -> Mapping[str, Any]:
@@ -215,10 +231,18 @@ def element_of(content: Any, identifier: str = "?") -> ModelContextElement:
     return element
 
 
-def _serialised(identifier: str, position: int, item: object) -> orjson.Fragment:
+def _serialised(
+    identifier: str, position: int, item: object, codec: ElementCodec | None = None
+) -> orjson.Fragment:
     """The item as JSON, checked now so that a bad item fails `remember` before anything is sent:
     `TypeError` for what JSON cannot hold, `ValueError` for NaN, infinities and NUL characters,
     naming the memory, the item's position and the place in it."""
+    if codec is not None:
+        what = f"memory {identifier!r}: item {position} ({type(item).__name__})"
+        encoded = codec.encode(item)
+        if not isinstance(encoded, Mapping):
+            raise TypeError(f"{what}: the codec encoded it as a {type(encoded).__name__}, not a mapping")
+        return orjson.Fragment(dumps_json(dict(encoded), what))
     if not isinstance(item, ModelInput | ModelOutput):
         raise TypeError(
             f"memory {identifier!r}: item {position} is a {type(item).__name__}; remember takes "
@@ -260,6 +284,12 @@ class PostgresModelMemory:
         default=None, kw_only=True, validator=validators.optional(validators.instance_of(Postgres))
     )
     recall_limit: int | None = attrs.field(default=None, kw_only=True, validator=_validate_recall_limit)
+    codec: ElementCodec | None = attrs.field(
+        default=None, kw_only=True, validator=validators.optional(validators.instance_of(ElementCodec))
+    )
+    starts: Callable[[Any], bool] | None = attrs.field(
+        default=None, kw_only=True, validator=validators.optional(validators.is_callable())
+    )
 
     def _postgres(self) -> Postgres:
         return resolve(self.postgres)
@@ -268,7 +298,9 @@ class PostgresModelMemory:
         """Appends `items` in order, and a variables snapshot when `variables` is given, in one
         transaction and one round trip, creating the memory if it does not exist. Items of
         concurrent calls on one memory never interleave; recall order is commit order."""
-        contents = [_serialised(self.identifier, position, item) for position, item in enumerate(items, 1)]
+        contents = [
+            _serialised(self.identifier, position, item, self.codec) for position, item in enumerate(items, 1)
+        ]
         snapshot = None if variables is None else _serialised_variables(self.identifier, variables)
         await self._append(contents, snapshot)
 
@@ -288,23 +320,54 @@ class PostgresModelMemory:
             )
         await self._postgres().run_statement(Statement(named.name, named.kind, named.sql, tuple(runs)))
 
-    async def recall(self, limit: int | None = None) -> ModelMemoryRecall:
+    async def recall(self, limit: int | None = None, *, before: datetime | None = None) -> ModelMemoryRecall:
         """The newest variables (`{}` when none) and the last `limit` elements (else
-        `recall_limit`, else all), oldest first, in one round trip.
+        `recall_limit`, else all) stored before `before` (an aware datetime, an element's
+        `created`: the page before it; None: the newest), oldest first, in one round trip.
 
-        A limited window is trimmed at its start until it begins with a `ModelInput` without
-        tool responses, so it may hold fewer than `limit` elements (none, when no such input is
-        among them); an unlimited recall returns the whole history as stored."""
+        Where a context may begin: with `starts=` given, every recall is trimmed at its start
+        until `starts(element)` holds (none left when it never does). Without it, a limited
+        window is trimmed until it begins with a `ModelInput` without tool responses; an
+        unlimited recall returns the whole history as stored."""
         window = _limit(limit, "limit") if limit is not None else self.recall_limit
-        row = await self._postgres().run("memory_recall", identifier=self.identifier, element_limit=window)
-        context = elements_of(row["context"], self.identifier)
-        if window is not None:
-            opening = (index for index, element in enumerate(context) if _opens_a_turn(element))
-            del context[: next(opening, len(context))]
+        if before is not None and (not isinstance(before, datetime) or before.tzinfo is None):
+            raise TypeError(f"before must be an aware datetime (an element's created), got {before!r}")
+        row = await self._postgres().run(
+            "memory_recall", identifier=self.identifier, element_limit=window, before=before
+        )
+        stored = row["context"]
+        contents = [element[0] for element in stored]
+        created = [element[1] for element in stored]
+        context = self._decoded(contents)
+        starts = self.starts
+        if starts is None and window is not None:
+            starts = _opens_a_turn
+        if starts is not None:
+            opening = next((index for index, element in enumerate(context) if starts(element)), len(context))
+            del context[:opening]
+            del created[:opening]
         variables = row["variables"]
         return ModelMemoryRecall(
-            identifier=self.identifier, variables={} if variables is None else variables, context=context
+            identifier=self.identifier,
+            variables={} if variables is None else variables,
+            context=context,
+            created=created,
         )
+
+    def _decoded(self, contents: Sequence[Any]) -> list[Any]:
+        if self.codec is None:
+            return elements_of(contents, self.identifier)
+        decode = self.codec.decode
+        decoded = []
+        for position, content in enumerate(contents, 1):
+            try:
+                decoded.append(decode(content))
+            except Exception as error:
+                raise MemoryElementError(
+                    f"memory {self.identifier!r}: stored element {position} does not decode with "
+                    f"{type(self.codec).__name__}: {type(error).__name__}: {error}"
+                ) from error
+        return decoded
 
     async def forget(self) -> None:
         """Deletes the memory, its elements and its variables."""
