@@ -38,7 +38,7 @@ FROM identifiers;
 
 -- name: configurations_named()$
 -- Whether the configurations table has the name column of migration 0009 (one catalog probe).
-SELECT EXISTS (
+SELECT EXISTS(
     SELECT FROM pg_catalog.pg_attribute AS a
     WHERE
         a.attrelid = pg_catalog.to_regclass('configurations'::TEXT)

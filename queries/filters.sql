@@ -143,6 +143,19 @@ coalesce(
     FALSE
 )
 
+-- fragment: filter_text_words(parents, path, words)
+-- The field is a string holding every word as a whole word, ignoring case (sequential filter).
+coalesce(
+    payload @> :parents::JSONB
+    AND pg_catalog.jsonb_typeof(payload #> :path::TEXT[]) = 'string'::TEXT
+    AND NOT EXISTS (
+        SELECT FROM pg_catalog.unnest(:words::TEXT[]) AS word (token)
+        WHERE NOT pg_catalog.normalize(payload #>> :path::TEXT[], 'NFC'::TEXT)
+        ~* ('(^|[^[:alnum:]_])'::TEXT || word.token || '($|[^[:alnum:]_])'::TEXT)
+    ),
+    FALSE
+)
+
 -- fragment: filter_exists(parents, path)
 -- The key is present, even when its value is JSON null (sequential filter).
 coalesce(

@@ -14,7 +14,7 @@ import orjson
 
 from pgstash.connection import Postgres
 from pgstash.converters import make_converter, problems, readable
-from pgstash.errors import ConfigurationError, SchemaMissingError
+from pgstash.errors import ConfigurationError
 from pgstash.jsonvalue import dumps_json
 from pgstash.stores.cache import immutable
 from pgstash.stores.versioned import MISS, VersionedStore
@@ -76,7 +76,7 @@ class PostgresConfigurationRepository(VersionedStore):
             kind = self._key(kind)
             postgres = self._pool()
             if not await _named(postgres):
-                raise SchemaMissingError(_UNNAMED)
+                raise ConfigurationError(_UNNAMED)
             rows = await postgres.run("configurations_of_kind", kind=kind)
             return tuple(row["identifier"] for row in rows)
         result: tuple[str, ...] = await self._read_listing(self._fetch_identifiers)
@@ -148,11 +148,12 @@ class PostgresConfigurationRepository(VersionedStore):
         if await _named(self._pool()):
             await self._insert(key, content=orjson.Fragment(content), name=kind)
         elif kind is not None and explicit:
-            raise SchemaMissingError(_UNNAMED)
+            raise ConfigurationError(_UNNAMED)
         else:  # the seed's verbatim table: the snapshot without its kind
 
             async def insert(postgres: Postgres) -> None:
-                await postgres.run("configurations_insert_unnamed", identifier=key, content=orjson.Fragment(content))
+                stored = orjson.Fragment(content)
+                await postgres.run("configurations_insert_unnamed", identifier=key, content=stored)
 
             await self._write(key, insert)
 

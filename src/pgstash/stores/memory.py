@@ -285,7 +285,7 @@ class PostgresModelMemory:
     )
     recall_limit: int | None = attrs.field(default=None, kw_only=True, validator=_validate_recall_limit)
     codec: ElementCodec | None = attrs.field(
-        default=None, kw_only=True, validator=validators.optional(validators.instance_of(ElementCodec))
+        default=None, kw_only=True, validator=validators.optional(validators.instance_of(ElementCodec))  # type: ignore[type-abstract]
     )
     starts: Callable[[Any], bool] | None = attrs.field(
         default=None, kw_only=True, validator=validators.optional(validators.is_callable())

@@ -14,6 +14,8 @@ Semantics (tests/test_vectors_filters.py holds the SQL to a Python evaluation of
 - `greater`/`less` and their `_or_equal` forms compare numbers as numbers and strings as text by
   code point (independent of the database collation); other pairs of types never match;
 - `text_match` is a case-insensitive substring test in which `%` and `_` are literal;
+  `text_match(..., words=True)` (operator `text_words`) is haiway's word-token match: each word
+  of the text is a whole word of the field's NFC form, compared case-insensitively;
 - invalid input (an unknown operator, a path or value that is not JSON, something that is not an
   `AttributeRequirement`) raises `TypeError` or `ValueError` when built or compiled.
 """
@@ -22,6 +24,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
+import unicodedata
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
@@ -46,6 +50,7 @@ _LEAVES = frozenset(
         "contains",
         "contains_any",
         "text_match",
+        "text_words",
         "exists",
     }
 )
@@ -220,10 +225,15 @@ class AttributeRequirement:
         return cls._leaf("contains_any", path, _json_values(values))
 
     @classmethod
-    def text_match(cls, path: object, text: str) -> AttributeRequirement:
-        """The field is a string containing `text`, ignoring case; `%` and `_` are literal."""
+    def text_match(cls, path: object, text: str, words: bool = False) -> AttributeRequirement:
+        """The field is a string containing `text`, ignoring case; `%` and `_` are literal.
+        `words=True`: haiway's word-token match instead: every word of `text` (`\\w+` runs of its
+        NFC, case-folded form) is a whole word of the field (so "cat" does not match
+        "concatenate"); a text without words matches every string."""
         if not isinstance(text, str):
             raise TypeError(f"text_match takes a string, not {text!r}")
+        if words:
+            return cls._leaf("text_words", path, tuple(word_tokens(text)))
         return cls._leaf("text_match", path, text)
 
     @classmethod
@@ -257,6 +267,14 @@ def _nested(path: Sequence[str], leaf: Any) -> Any:
     for key in reversed(path):
         leaf = {key: leaf}
     return leaf
+
+
+_WORD = re.compile(r"\b\w+\b", re.UNICODE)
+
+
+def word_tokens(text: str) -> list[str]:
+    """The words of `text` as haiway's `text_match` tokenises it: NFC, case-folded, `\\w+` runs."""
+    return _WORD.findall(unicodedata.normalize("NFC", text).casefold())
 
 
 def _like_pattern(text: str) -> str:
@@ -303,6 +321,8 @@ def requirement_fragment(requirement: object, *, key_of: KeyOf | None = None) ->
     parents = _nested(path[:-1], {})
     if operator == "text_match":
         return fragment(template, parents=parents, path=path, pattern=_like_pattern(value))
+    if operator == "text_words":
+        return fragment(template, parents=parents, path=path, words=list(value))
     if operator == "exists":
         return fragment(template, parents=parents, path=path)
     return fragment(template, parents=parents, path=path, value=_json(value))

@@ -93,7 +93,7 @@ class PostgresVectorIndex(IndexBuilds):
         component instead of 4; HNSW and IVFFlat index up to 4,000 dimensions instead of 2,000);
         vectors are cast to float16 on ingest. An existing table of another precision raises
         `ConfigurationError`."""
-        inputs.check_model(model)
+        inputs.check_model(model, self.converter)
         name = table_name(model, table)
         inputs.positive(dimension, "dimension", inputs.MAX_DIMENSION)
         if index not in _INDEXES:
@@ -144,7 +144,7 @@ class PostgresVectorIndex(IndexBuilds):
         fewer than 3x as many is a bulk load (`bulk.py`): the index dropped in a short transaction,
         then the keyed DELETE, the COPY and the index built from the data in one transaction.
         Searches meanwhile see the table as it was, exactly; writes wait for the commit."""
-        inputs.check_model(model)
+        inputs.check_model(model, self.converter)
         name = table_name(model, table)
         items = list(values)
         if not items:
@@ -256,7 +256,7 @@ class PostgresVectorIndex(IndexBuilds):
         """`search` with each model's score, the cosine similarity `1 - (embedding <=> query)`
         (NaN for the newest-first listing, which has no query); with `mode="text"` the
         `ts_rank_cd`, with `mode="hybrid"` the fused score."""
-        inputs.check_model(model)
+        inputs.check_model(model, self.converter)
         name = table_name(model, table)
         if mode != "vector":
             if mode not in fulltext.MODES:
@@ -344,7 +344,7 @@ class PostgresVectorIndex(IndexBuilds):
         deleted. A delete by requirements of more than a quarter of the table's rows then
         rebuilds its nearest-neighbour index concurrently and vacuums it (`maintenance.py`), so
         that searches keep their speed; inside a transaction it logs that recommendation instead."""
-        inputs.check_model(model)
+        inputs.check_model(model, self.converter)
         name = table_name(model, table)
         if keys is not None:
             if requirements is not None or everything:

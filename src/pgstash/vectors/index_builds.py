@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 from pgstash.connection import Postgres
 from pgstash.errors import ConfigurationError, SchemaMissingError
@@ -23,6 +24,7 @@ class IndexBuilds:
     """The index-building methods of `PostgresVectorIndex`."""
 
     __slots__ = ()
+    converter: Any  # the index's cattrs converter (PostgresVectorIndex.converter)
 
     def _postgres(self) -> Postgres:
         raise NotImplementedError
@@ -47,7 +49,7 @@ class IndexBuilds:
         the one `create_table` noted, else HNSW); IVFFlat gets lists from today's row count.
         `progress` receives `pg_stat_progress_create_index` samples while it runs. Returns the
         seconds it took."""
-        inputs.check_model(model)
+        inputs.check_model(model, self.converter)
         name = table_name(model, table)
         if index not in _METHODS:
             raise ValueError(f'index must be "hnsw", "ivfflat" or None, got {index!r}')
@@ -72,7 +74,7 @@ class IndexBuilds:
         from the data once, at the end of the transaction (a failed load puts it back). Meanwhile
         searches see the table as it was, searched exactly. Otherwise the rows go into the
         existing index. Inside a caller's transaction: a savepoint, no index dropped."""
-        inputs.check_model(model)
+        inputs.check_model(model, self.converter)
         name = table_name(model, table)
         inputs.positive(rows, "rows", 1 << 62)
         postgres = self._postgres()
