@@ -340,8 +340,8 @@ class PostgresModelMemory:
         created = [element[1] for element in stored]
         context = self._decoded(contents)
         starts = self.starts
-        if starts is None and window is not None:
-            starts = _opens_a_turn
+        if starts is None and window is not None and self.codec is None:
+            starts = _opens_a_turn  # the default rule is about pgstash's own elements
         if starts is not None:
             opening = next((index for index, element in enumerate(context) if starts(element)), len(context))
             del context[:opening]
