@@ -70,3 +70,28 @@ def answered(text: str) -> Any:
     from draive.multimodal import MultimodalContent
 
     return ModelOutput.of(MultimodalContent.of(text))
+
+
+def haiway_pool(dsn: str) -> Any:
+    """draive.postgres's own pool (haiway's) on the DSN's server: its DSN parser reads no
+    `?host=` socket folder, so the parts are given one by one."""
+    import glob
+    import os
+    from urllib.parse import parse_qs, urlsplit
+
+    import draive.postgres as theirs
+
+    parts = urlsplit(dsn)
+    host = parse_qs(parts.query).get("host", [parts.hostname or "localhost"])[-1]
+    port = str(parts.port or 5432)
+    if host.startswith("/"):
+        sockets = glob.glob(os.path.join(host, ".s.PGSQL.*"))
+        port = sockets[0].rsplit(".", 1)[-1] if sockets else port
+    return theirs.PostgresConnectionPool(
+        host=host,
+        port=port,
+        database=parts.path.lstrip("/"),
+        user=parts.username or "postgres",
+        password=parts.password or "",
+        ssl="disable",
+    )
