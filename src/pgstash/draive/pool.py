@@ -4,6 +4,7 @@ puts `PostgresState` into the scope; every adapter finds the pool there at call 
 
 from __future__ import annotations
 
+import uuid
 from types import TracebackType
 from typing import Any, Self
 
@@ -13,7 +14,7 @@ from pgstash.connection import Postgres
 from pgstash.connection import PostgresConnectionPool as _Pool
 from pgstash.errors import ConfigurationError
 
-__all__ = ["PostgresConnectionPool", "PostgresState", "current_postgres"]
+__all__ = ["PostgresConnectionPool", "PostgresState", "current_postgres", "repository_on_scope"]
 
 
 class PostgresState(State):
@@ -57,3 +58,9 @@ def current_postgres() -> Postgres:
             "ctx.scope(..., disposables=(pgstash.draive.PostgresConnectionPool.of(dsn=...),))"
         )
     return postgres
+
+
+def repository_on_scope(factory: Any) -> Any:
+    """The store `factory(postgres)` makes, one per pool of the scope (its cache lives there)."""
+    key = f"pgstash.draive/{uuid.uuid4()}"
+    return lambda: current_postgres().shared(key, factory)

@@ -6,7 +6,6 @@ elements as draive's element JSON (`to_json()`, tagged by `"type"`)."""
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -15,7 +14,7 @@ from draive.models import ModelMemory, ModelMemoryRecall
 from draive.models.instructions.types import InstructionsArgumentDeclaration
 from draive.models.types import ModelInput, ModelOutput
 
-from pgstash.draive.pool import current_postgres
+from pgstash.draive.pool import current_postgres, repository_on_scope
 from pgstash.stores import instructions as _instructions
 from pgstash.stores.configurations import PostgresConfigurationRepository as _Configurations
 from pgstash.stores.instructions import PostgresInstructionsRepository as _Instructions
@@ -26,14 +25,7 @@ __all__ = [
     "PostgresConfigurationRepository",
     "PostgresInstructionsRepository",
     "PostgresModelMemory",
-    "repository_on_scope",
 ]
-
-
-def repository_on_scope(factory: Any) -> Any:
-    """The store `factory(postgres)` makes, one per pool of the scope (its cache lives there)."""
-    key = f"pgstash.draive/{uuid.uuid4()}"
-    return lambda: current_postgres().shared(key, factory)
 
 
 def PostgresConfigurationRepository(  # noqa: N802 (draive's name)
