@@ -308,7 +308,11 @@ CASES: list[tuple[AttributeRequirement, list[dict[str, Any]], list[int]]] = [
     (R.text_match("s", "\\"), [{"s": "a\\b"}, {"s": "ab"}], [0]),
     # text_match(words=True): haiway's whole-word tokens, ignoring case
     (R.text_match("s", "cat", words=True), [{"s": "concatenate"}, {"s": "a Cat."}, {"s": "cat_x"}], [1]),
-    (R.text_match("s", "Big, cat!", words=True), [{"s": "cat big"}, {"s": "big cats"}, {"s": ["big cat"]}], [0]),
+    (
+        R.text_match("s", "Big, cat!", words=True),
+        [{"s": "cat big"}, {"s": "big cats"}, {"s": ["big cat"]}],
+        [0],
+    ),
     (R.text_match("s", "", words=True), [{"s": "x"}, {"s": 1}], [0]),
     # exists: present, even as JSON null
     (R.exists("n"), [{"n": None}, {}, {"n": 0}], [0, 2]),

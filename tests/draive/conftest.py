@@ -58,16 +58,18 @@ def embeddings() -> tuple[Any, Any]:
 
 def said(text: str) -> Any:
     """A user's input of text."""
-    from draive import ModelInput
     from draive.multimodal import MultimodalContent
+
+    from draive import ModelInput
 
     return ModelInput.of(MultimodalContent.of(text))
 
 
 def answered(text: str) -> Any:
     """The model's output of text."""
-    from draive import ModelOutput
     from draive.multimodal import MultimodalContent
+
+    from draive import ModelOutput
 
     return ModelOutput.of(MultimodalContent.of(text))
 

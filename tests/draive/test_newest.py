@@ -9,8 +9,9 @@ from tests.draive.conftest import SEED_CHUNK_TABLE, SEEDS, newest_only
 pytestmark = newest_only
 
 if not SEEDS:
-    from draive import Alias, State
     from haiway import Configuration
+
+    from draive import Alias, State
 
     class Chunk(State):
         identifier: Annotated[str, Alias("id")]
@@ -25,12 +26,12 @@ if not SEEDS:
 
 
 async def test_configurations_templates_and_conversation_memory(database_dsn: str) -> None:
-    from draive import ConfigurationRepository, Template, TemplateDeclaration, TemplatesRepository, ctx
     from draive.conversation import ConversationMemory
     from draive.conversation.types import ConversationAssistantTurn, ConversationUserTurn
     from draive.multimodal import MultimodalContent
     from haiway import Pagination
 
+    from draive import ConfigurationRepository, Template, TemplateDeclaration, TemplatesRepository, ctx
     from pgstash.draive import (
         PostgresConfigurationRepository,
         PostgresConnectionPool,
@@ -84,11 +85,13 @@ async def test_configurations_templates_and_conversation_memory(database_dsn: st
         assert not isinstance(memory, type) and isinstance(memory, ConversationMemory)
 
 
-async def test_the_vector_index_snippet(database_dsn: str, embeddings: tuple[Any, Any], postgres: Any) -> None:
+async def test_the_vector_index_snippet(
+    database_dsn: str, embeddings: tuple[Any, Any], postgres: Any
+) -> None:
     await postgres.execute(SEED_CHUNK_TABLE)
-    from draive import VectorIndex, ctx
     from haiway import AttributeRequirement
 
+    from draive import VectorIndex, ctx
     from pgstash.draive import PostgresConnectionPool, PostgresVectorIndex
 
     async with ctx.scope(
@@ -99,7 +102,10 @@ async def test_the_vector_index_snippet(database_dsn: str, embeddings: tuple[Any
     ):
         await VectorIndex.index(
             Chunk,
-            values=[Chunk(identifier="doc-1", text="hello world"), Chunk(identifier="doc-2", text="cats purr")],
+            values=[
+                Chunk(identifier="doc-1", text="hello world"),
+                Chunk(identifier="doc-2", text="cats purr"),
+            ],
             attribute=Chunk._.text,
         )
         results: Sequence[Chunk] = await VectorIndex.search(

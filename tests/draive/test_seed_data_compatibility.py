@@ -3,8 +3,6 @@ the other way round, for all four stores: a deployment switches by changing the 
 
 from typing import Annotated, Any
 
-import pytest
-
 from tests.draive.conftest import SEED_CHUNK_TABLE, SEEDS, answered, haiway_pool, said, seed_only, vector_of
 
 pytestmark = seed_only
@@ -25,9 +23,9 @@ def pools(dsn: str) -> tuple[Any, ...]:
 
 async def test_configurations_both_ways(database_dsn: str) -> None:
     import draive.postgres as theirs
-    from draive import ConfigurationRepository, ctx
 
     import pgstash.draive as ours
+    from draive import ConfigurationRepository, ctx
 
     async with ctx.scope("both", disposables=pools(database_dsn)):
         async with ctx.scope("theirs", theirs.PostgresConfigurationRepository()):
@@ -44,10 +42,10 @@ async def test_configurations_both_ways(database_dsn: str) -> None:
 
 async def test_instructions_both_ways(database_dsn: str) -> None:
     import draive.postgres as theirs
-    from draive import Instructions, InstructionsDeclaration, InstructionsRepository, ctx
     from draive.models.instructions.types import InstructionsArgumentDeclaration
 
     import pgstash.draive as ours
+    from draive import Instructions, InstructionsDeclaration, InstructionsRepository, ctx
 
     declaration = InstructionsDeclaration.of(
         "greet",
@@ -75,9 +73,9 @@ async def test_instructions_both_ways(database_dsn: str) -> None:
 
 async def test_memory_both_ways(database_dsn: str) -> None:
     import draive.postgres as theirs
-    from draive import ctx
 
     import pgstash.draive as ours
+    from draive import ctx
 
     async with ctx.scope("both", disposables=pools(database_dsn)):
         theirs_memory = theirs.PostgresModelMemory("session")
@@ -104,29 +102,34 @@ async def test_memory_both_ways(database_dsn: str) -> None:
 
 
 async def test_vector_rows_both_ways(database_dsn: str, postgres: Any, embeddings: tuple[Any, Any]) -> None:
-    from draive import ctx
     from draive.utils import VectorIndex
 
     import pgstash.draive as ours
+    from draive import ctx
 
     await postgres.execute(SEED_CHUNK_TABLE.replace("chunk", "doc"))
     # draive 0.89's own INSERT (its pool has no vector codec: the vector goes as text here)
     for index, text in enumerate(["red apples", "green pears"]):
         await postgres.execute(
             "INSERT INTO doc (embedding, payload, meta, created) "
-            "VALUES ($1::TEXT::VECTOR, $2::TEXT::JSONB, $3::TEXT::JSONB, now() + $4 * interval '1 microsecond')",
+            "VALUES ($1::TEXT::VECTOR, $2::TEXT::JSONB, $3::TEXT::JSONB, "
+            "now() + $4 * interval '1 microsecond')",
             str(vector_of(text)),
             Doc(identifier=f"d{index}", text=text).to_json(),
             "{}",
             index,
         )
-    async with ctx.scope("ours", ours.PostgresVectorIndex(), *embeddings, disposables=pools(database_dsn)[1:]):
+    async with ctx.scope(
+        "ours", ours.PostgresVectorIndex(), *embeddings, disposables=pools(database_dsn)[1:]
+    ):
         found = await VectorIndex.search(Doc, query="apples", limit=1)
         assert found == (Doc(identifier="d0", text="red apples"),)
         await VectorIndex.index(Doc, values=[Doc(identifier="d2", text="blue plums")], attribute=Doc._.text)
     # draive 0.89's own search and newest-first read over pgstash's rows
     import draive.postgres as theirs
 
-    async with ctx.scope("theirs", theirs.PostgresVectorIndex(), *embeddings, disposables=pools(database_dsn)[:1]):
+    async with ctx.scope(
+        "theirs", theirs.PostgresVectorIndex(), *embeddings, disposables=pools(database_dsn)[:1]
+    ):
         newest = await VectorIndex.search(Doc, limit=3)
         assert [doc.identifier for doc in newest] == ["d2", "d1", "d0"]

@@ -1,13 +1,10 @@
 """The seed's snippets (shared/spec/seed.md) with only the import line changed, on the embedded
 server, draive 0.89.x."""
 
-
 from collections.abc import Sequence
 from typing import Annotated, Any
 
-import pytest
-
-from tests.draive.conftest import SEEDS, SEED_CHUNK_TABLE, answered, said, seed_only
+from tests.draive.conftest import SEED_CHUNK_TABLE, SEEDS, answered, said, seed_only
 
 pytestmark = seed_only
 
@@ -29,7 +26,6 @@ if SEEDS:
 
 async def test_bootstrapping_the_postgres_context(database_dsn: str) -> None:
     from draive import ctx
-
     from pgstash.draive import (
         PostgresConfigurationRepository,
         PostgresConnectionPool,
@@ -44,9 +40,7 @@ async def test_bootstrapping_the_postgres_context(database_dsn: str) -> None:
         disposables=(PostgresConnectionPool.of(dsn=database_dsn),),
     ):
         session_memory = PostgresModelMemory("demo-session")
-        await session_memory.remember(
-            said("hello"), answered("hi there"), variables={"user": "ada"}
-        )
+        await session_memory.remember(said("hello"), answered("hi there"), variables={"user": "ada"})
         recalled = await session_memory.recall()
         assert [element.to_json() for element in recalled.context] == [
             said("hello").to_json(),
@@ -57,7 +51,6 @@ async def test_bootstrapping_the_postgres_context(database_dsn: str) -> None:
 
 async def test_configurations_instructions_and_memory_through_draive(database_dsn: str) -> None:
     from draive import ConfigurationRepository, Instructions, InstructionsRepository, ctx
-
     from pgstash.draive import (
         PostgresConfigurationRepository,
         PostgresConnectionPool,
@@ -95,11 +88,13 @@ async def test_configurations_instructions_and_memory_through_draive(database_ds
         assert [element.to_json() for element in recalled.context] == [said("three").to_json()]
 
 
-async def test_the_vector_index_snippet(database_dsn: str, embeddings: tuple[Any, Any], postgres: Any) -> None:
+async def test_the_vector_index_snippet(
+    database_dsn: str, embeddings: tuple[Any, Any], postgres: Any
+) -> None:
     await postgres.execute(SEED_CHUNK_TABLE)
-    from draive import ctx
     from draive.utils import VectorIndex
 
+    from draive import ctx
     from pgstash.draive import PostgresConnectionPool, PostgresVectorIndex
 
     async with ctx.scope(
@@ -110,7 +105,10 @@ async def test_the_vector_index_snippet(database_dsn: str, embeddings: tuple[Any
     ):
         await VectorIndex.index(
             Chunk,
-            values=[Chunk(identifier="doc-1", text="hello world"), Chunk(identifier="doc-2", text="cats purr")],
+            values=[
+                Chunk(identifier="doc-1", text="hello world"),
+                Chunk(identifier="doc-2", text="cats purr"),
+            ],
             attribute=Chunk._.text,
         )
 

@@ -40,7 +40,7 @@ if importlib.util.find_spec("draive.models.instructions") is not None:
     ]
 else:
     DRAIVE_GENERATION = "newest"
-    from pgstash.draive.newest import (  # type: ignore[assignment]
+    from pgstash.draive.newest import (
         PostgresConfigurationRepository,
         PostgresConversationMemory,
         PostgresTemplatesRepository,

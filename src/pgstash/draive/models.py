@@ -81,7 +81,7 @@ def requirement_of(requirement: Any) -> Requirement | None:
         return _both(requirement_of(requirement.lhs), requirement_of(requirement.rhs), "and")
     if operator == "or":
         return _both(requirement_of(requirement.lhs), requirement_of(requirement.rhs), "or")
-    value = getattr(requirement, "rhs", None)
+    value: Any = getattr(requirement, "rhs", None)
     if operator == "equal":
         return Requirement.equal(_keys(requirement.lhs), value)
     if operator == "not_equal":

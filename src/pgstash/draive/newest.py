@@ -13,13 +13,13 @@ from itertools import chain
 from typing import Any
 from uuid import UUID
 
-from draive import ConfigurationRepository, Meta
 from draive.conversation.state import ConversationMemory
 from draive.conversation.types import ConversationAssistantTurn, ConversationUserTurn
 from draive.multimodal.templates.repository import TemplatesRepository
 from draive.multimodal.templates.types import TemplateDeclaration
 from haiway import Paginated, Pagination
 
+from draive import ConfigurationRepository, Meta
 from pgstash.draive.pool import current_postgres, repository_on_scope
 from pgstash.stores import instructions as _instructions
 from pgstash.stores.configurations import PostgresConfigurationRepository as _Configurations
@@ -31,7 +31,7 @@ __all__ = ["PostgresConfigurationRepository", "PostgresConversationMemory", "Pos
 _CURSOR = "templates:cursor:"
 
 
-def PostgresConfigurationRepository(  # noqa: N802 (draive's name)
+def PostgresConfigurationRepository(
     cache_limit: int = 32, cache_expiration: float = 600.0
 ) -> ConfigurationRepository:
     """haiway's `ConfigurationRepository` on pgstash's configurations; `configurations(config)`
@@ -76,7 +76,7 @@ def _after(pagination: Pagination) -> str | None:
     raise ValueError("Invalid postgres templates pagination token")
 
 
-def PostgresTemplatesRepository(  # noqa: N802 (draive's name)
+def PostgresTemplatesRepository(
     cache_limit: int = 32, cache_expiration: float = 600.0, meta: Any = None
 ) -> TemplatesRepository:
     """draive's `TemplatesRepository` on pgstash's instructions table: a template's identifier is
@@ -157,7 +157,7 @@ def _before(pagination: Pagination) -> datetime | None:
     return before
 
 
-def PostgresConversationMemory(*, thread: UUID | str) -> ConversationMemory:  # noqa: N802
+def PostgresConversationMemory(*, thread: UUID | str) -> ConversationMemory:
     """draive's `ConversationMemory` of one thread on pgstash's memory (the thread id is the
     memory's identifier). A page is one indexed read of the turns before the cursor (the oldest
     turn's stored time of the page before)."""

@@ -9,11 +9,11 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from draive import ConfigurationRepository, InstructionsDeclaration, InstructionsRepository, Meta
 from draive.models import ModelMemory, ModelMemoryRecall
 from draive.models.instructions.types import InstructionsArgumentDeclaration
 from draive.models.types import ModelInput, ModelOutput
 
+from draive import ConfigurationRepository, InstructionsDeclaration, InstructionsRepository, Meta
 from pgstash.draive.pool import current_postgres, repository_on_scope
 from pgstash.stores import instructions as _instructions
 from pgstash.stores.configurations import PostgresConfigurationRepository as _Configurations
@@ -28,7 +28,7 @@ __all__ = [
 ]
 
 
-def PostgresConfigurationRepository(  # noqa: N802 (draive's name)
+def PostgresConfigurationRepository(
     cache_limit: int = 32, cache_expiration: float = 600.0
 ) -> ConfigurationRepository:
     """draive's `ConfigurationRepository` on pgstash's configurations (NOTIFY-invalidated cache)."""
@@ -80,7 +80,7 @@ def declaration_of_draive(declaration: Any) -> _instructions.InstructionsDeclara
     )
 
 
-def PostgresInstructionsRepository(  # noqa: N802 (draive's name)
+def PostgresInstructionsRepository(
     cache_limit: int = 32, cache_expiration: float = 600.0
 ) -> InstructionsRepository:
     """draive's `InstructionsRepository` on pgstash's instructions: content is stored raw
@@ -112,7 +112,8 @@ class DraiveElements:
     def encode(self, element: Any) -> Mapping[str, Any]:
         if not isinstance(element, ModelInput | ModelOutput):
             raise TypeError(
-                f"remember takes draive's ModelInput and ModelOutput elements, got {type(element).__qualname__}"
+                "remember takes draive's ModelInput and ModelOutput elements, "
+                f"got {type(element).__qualname__}"
             )
         encoded: Mapping[str, Any] = json.loads(element.to_json())
         return encoded
@@ -131,7 +132,7 @@ def context_starts(element: Any) -> bool:
     return isinstance(element, ModelInput) and not element.contains_tools
 
 
-def PostgresModelMemory(identifier: str, *, recall_limit: int | None = None) -> ModelMemory:  # noqa: N802
+def PostgresModelMemory(identifier: str, *, recall_limit: int | None = None) -> ModelMemory:
     """draive's `ModelMemory` on pgstash's memory under `identifier`, in the seed's tables."""
     if recall_limit is not None and recall_limit <= 0:
         raise ValueError(f"recall_limit must be positive, got {recall_limit!r}")

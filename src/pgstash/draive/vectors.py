@@ -10,14 +10,14 @@ from base64 import b64decode
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-from pgstash.draive.models import requirement_of, state_converter, table_of
-from pgstash.draive.pool import current_postgres
-from pgstash.vectors import PostgresVectorIndex as _Index
-
-from draive import VectorIndex
 from draive.embedding import ImageEmbedding, TextEmbedding
 from draive.multimodal import TextContent
 from draive.resources import ResourceContent
+
+from draive import VectorIndex
+from pgstash.draive.models import requirement_of, state_converter, table_of
+from pgstash.draive.pool import current_postgres
+from pgstash.vectors import PostgresVectorIndex as _Index
 
 __all__ = ["PostgresVectorIndex"]
 
@@ -61,7 +61,7 @@ async def _query_vector(query: Any) -> Any:
     return query  # a vector
 
 
-def PostgresVectorIndex(*, mmr_multiplier: int = 8) -> Any:  # noqa: N802 (draive's name)
+def PostgresVectorIndex(*, mmr_multiplier: int = 8) -> Any:
     """draive's `VectorIndex` State on pgstash's `PostgresVectorIndex`, on the scope's pool."""
     if not isinstance(mmr_multiplier, int) or mmr_multiplier < 1:
         raise ValueError(f"mmr_multiplier must be a positive integer, got {mmr_multiplier!r}")
