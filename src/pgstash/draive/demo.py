@@ -4,10 +4,15 @@ instructions, a persisted conversation and a vector index, in one haiway scope o
 the same calls inside one pgstash transaction that rolls back. Without a DSN: the embedded server
 in ./.pgstash (pgstash[embedded]); vectors from pgstash's lexical `HashingEmbedding`."""
 
-
 import asyncio
 import sys
 from typing import Any
+
+from draive.embedding import Embedded, TextEmbedding
+from draive.models import ModelInput, ModelOutput
+from draive.multimodal import MultimodalContent
+from draive.utils import VectorIndex
+from haiway import AttributeRequirement, Configuration
 
 from draive import (
     ConfigurationRepository,
@@ -17,12 +22,6 @@ from draive import (
     InstructionsRepository,
     ctx,
 )
-from draive.embedding import Embedded, TextEmbedding
-from draive.models import ModelInput, ModelOutput
-from draive.multimodal import MultimodalContent
-from draive.utils import VectorIndex
-from haiway import AttributeRequirement, Configuration
-
 from pgstash import embedded, migrate
 from pgstash.draive import (
     PostgresConfigurationRepository,

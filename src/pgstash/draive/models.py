@@ -86,8 +86,8 @@ def requirement_of(requirement: Any) -> Requirement | None:
         return Requirement.equal(_keys(requirement.lhs), value)
     if operator == "not_equal":
         return Requirement.not_equal(_keys(requirement.lhs), value)
-    if operator == "contained_in":
-        return Requirement.contained_in(_keys(requirement.lhs), list(value))
+    if operator == "contained_in":  # haiway puts the values left and the path right here
+        return Requirement.contained_in(_keys(requirement.rhs), list(requirement.lhs))
     if operator == "contains":
         return Requirement.contains(_keys(requirement.lhs), value)
     if operator == "contains_any":
