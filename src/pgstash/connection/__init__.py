@@ -1,10 +1,10 @@
-"""The connection pool and the `Postgres` facade: `pool` opens and closes it, `executor` runs
-every statement, `scope` holds the transaction or session in force and the current pool,
-`codecs` converts jsonb and pgvector's types."""
+"""The connection pool and the `Postgres` facade: `pool` opens and closes it, `facade` composes
+the calls, `lifecycle` decides each connection's fate (asyncpg's pool hooks), `sender` sends every
+statement, `scope` holds the transaction or session in force, `replicas` routes reads, `driver`
+talks to asyncpg, `codecs` converts jsonb and pgvector's types."""
 
-from pgstash.connection.executor import Postgres, logger
+from pgstash.connection.facade import Postgres, current_postgres, logger, resolve
 from pgstash.connection.pool import DSN_VARIABLE, PostgresConnectionPool, redact
-from pgstash.connection.scope import current_postgres, resolve
 
 __all__ = [
     "DSN_VARIABLE",

@@ -3,7 +3,7 @@ vector, halfvec and sparsevec through pgvector-python's `Vector`/`HalfVector`/`S
 binary formats, decoded to numpy arrays (the contract promises numpy, not pgvector's classes).
 
 The vector codecs can only be set once `CREATE EXTENSION vector` ran. A connection opened before
-that (application pods start before the migration job) gets them later: the executor calls
+that (application pods start before the migration job) gets them later: `lifecycle` calls
 `register_vector_codecs` when a statement's vector argument failed to encode on the client, which
 provably sent nothing, and runs the statement again.
 """

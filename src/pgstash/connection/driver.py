@@ -1,12 +1,11 @@
 """What pgstash needs from asyncpg beyond its public calls: running a statement by its kind
 (COPY with pgstash's own statement), classifying the driver's errors (the one place that reads
-them), telling a connection that closed in the pool, and guarding COPY against a dead backend."""
+them), and guarding COPY against a dead backend."""
 
 from __future__ import annotations
 
 import asyncio
 import re
-import select
 from collections.abc import Awaitable
 from typing import Any, TypeVar
 
@@ -15,7 +14,7 @@ import asyncpg
 from pgstash.errors import DatabaseError, PgstashError, SchemaMissingError
 from pgstash.sql.statements import Statement
 
-__all__ = ["ConnectTimeout", "call", "classify", "closed_before_use", "lost", "rows_of"]
+__all__ = ["ConnectTimeout", "call", "classify", "lost", "rows_of"]
 
 _T = TypeVar("_T")
 _MISSING_RELATION = re.compile(r'relation "(?:[^"]+\.)?([^"]+)" does not exist')
@@ -74,8 +73,10 @@ def classify(name: str, error: BaseException) -> PgstashError | None:
         text = str(error)
         if "another operation is in progress" in text:
             return DatabaseError(
-                name, None, "one transaction's connection was used by two tasks at once: await "
-                "the calls inside a transaction one after another"
+                name,
+                None,
+                "one transaction's connection was used by two tasks at once: await "
+                "the calls inside a transaction one after another",
             )
         if "released back to the pool" in text:
             return DatabaseError(name, None, "used after the transaction ended (its connection was released)")
@@ -96,28 +97,6 @@ def rows_of(kind: str, result: Any) -> int:
         tail = result.rsplit(" ", 1)[-1]
         return int(tail) if tail.isdigit() else 0
     return 0
-
-
-async def closed_before_use(connection: asyncpg.Connection) -> bool:
-    """Whether an idle pooled connection is closed, checked before anything is sent on it: a
-    backend that ended while the connection sat in the pool left its goodbye (or EOF) on the
-    socket, unread. One poll(0) per acquire; only a readable idle socket yields to the loop so
-    that asyncpg reads it."""
-    if connection.is_closed():
-        return True
-    transport = connection._transport  # type: ignore[attr-defined]
-    sock = transport.get_extra_info("socket") if transport is not None else None
-    if sock is None:
-        return False
-    poller = select.poll()
-    poller.register(sock.fileno(), select.POLLIN)
-    if not poller.poll(0):
-        return False
-    for _ in range(4):
-        await asyncio.sleep(0)
-        if connection.is_closed():
-            return True
-    return False
 
 
 async def _until_connection_lost(connection: asyncpg.Connection, operation: Awaitable[_T]) -> _T:

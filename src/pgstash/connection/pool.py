@@ -1,5 +1,5 @@
 """Opening and closing the pool: the DSN (and its redaction in every message), connect and
-acquire timeouts, and the per-connection hooks the executor provides (codecs, reset)."""
+acquire timeouts, and asyncpg's pool hooks, which `lifecycle` provides (codecs, liveness, reset)."""
 
 from __future__ import annotations
 
@@ -12,9 +12,11 @@ from urllib.parse import parse_qsl, urlsplit
 
 import asyncpg
 
-from pgstash.connection.executor import ConnectTimeout, Postgres, logger
-from pgstash.connection.replicas import Replica, Replicas
-from pgstash.connection.scope import CURRENT
+from pgstash.connection.driver import ConnectTimeout
+from pgstash.connection.facade import CURRENT, Postgres, logger
+from pgstash.connection.lifecycle import PgstashConnection
+from pgstash.connection.replicas import Replicas
+from pgstash.connection.standby import Replica
 from pgstash.errors import ConfigurationError
 
 __all__ = [
@@ -179,8 +181,10 @@ class PostgresConnectionPool:
             return asyncpg.create_pool(
                 dsn,
                 connect=connector(dsn),
-                init=postgres.setup_connection,
-                reset=postgres.reset_connection,
+                connection_class=PgstashConnection,
+                init=postgres.lifecycle.init,
+                setup=postgres.lifecycle.setup,
+                reset=postgres.lifecycle.reset,
                 **{**options, **sizes},
                 **per_connection,
             )
@@ -207,8 +211,8 @@ class PostgresConnectionPool:
             replicas = [
                 Replica(redact(each), each, await create_pool(each, min_size=0)) for each in replica_dsns
             ]
-            postgres.replicas = Replicas(replicas, max_lag=max_lag, wait=wait, logger=logger)
-            await postgres.replicas.start(postgres)
+            postgres.replicas = Replicas(replicas, postgres.scopes, max_lag=max_lag, wait=wait, logger=logger)
+            await postgres.replicas.start()
         return postgres
 
     async def close(self) -> None:

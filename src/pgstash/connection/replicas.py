@@ -23,24 +23,21 @@ standby accepts no write), so running it twice is safe.
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
 import itertools
 import time
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 import asyncpg
-import attrs
 
+from pgstash.connection.scope import Scopes
+from pgstash.connection.standby import Replica, fault
 from pgstash.errors import PgstashError, SchemaMissingError
 from pgstash.sql.catalogue import query
 from pgstash.sql.statements import Statement
 
-if TYPE_CHECKING:
-    from pgstash.connection.executor import Postgres
-
-__all__ = ["READS", "Replica", "ReplicaReads", "Replicas"]
+__all__ = ["READS", "ReplicaReads", "Replicas"]
 
 _T = TypeVar("_T")
 
@@ -62,40 +59,6 @@ READS = frozenset(
 )
 
 
-def _fault(error: PgstashError) -> bool:
-    """Whether `error` says the replica itself is unavailable (connection, shutdown, timeout),
-    rather than something about the statement."""
-    state = getattr(error, "sqlstate", None) or ""
-    return state.startswith(("08", "57P")) or state in ("57014", "53300")
-
-
-@attrs.define(eq=False)
-class Replica:
-    """One hot standby: its pool, and what its monitor last saw."""
-
-    shown: str  # the DSN without its password
-    dsn: str
-    pool: asyncpg.Pool
-    state: str = "starting"  # "up", "lagging", "down", "not a standby", "starting"
-    reason: str = ""
-    replayed: int = -1  # WAL position replayed, in bytes
-    lag: float | None = None
-    checked: float = 0.0
-    # (when first seen, WAL position) the primary had and the replica had not replayed yet
-    pending: collections.deque[tuple[float, int]] = attrs.field(factory=collections.deque)
-    retry_at: float = 0.0
-    monitor: asyncpg.Connection | None = None
-
-    @property
-    def up(self) -> bool:
-        return self.state == "up"
-
-    def describe(self) -> str:
-        if self.state == "up":
-            return f"up, replay lag {self.lag or 0.0:.2f} s"
-        return f"skipped ({self.state}): {self.reason}" if self.reason else f"skipped ({self.state})"
-
-
 class Replicas:
     """The replicas of one pool, their monitor, and the routing of reads."""
 
@@ -103,8 +66,13 @@ class Replicas:
     recheck = 3.0  # seconds before a replica found down is tried again
     check_timeout = 2.0
 
-    def __init__(self, replicas: list[Replica], *, max_lag: float, wait: float, logger: Any) -> None:
+    def __init__(
+        self, replicas: list[Replica], scopes: Scopes, *, max_lag: float, wait: float, logger: Any
+    ) -> None:
         self.replicas = replicas
+        self._scopes = scopes  # pinning a block of reads to a replica's connection
+        self._sender = scopes.sender  # sending on a replica's connection
+        self._lifecycle = scopes.sender.lifecycle  # acquiring, releasing and connecting
         self.max_lag = max_lag
         self.wait = wait
         self.required = 0  # the WAL position a replica must have replayed to serve a read
@@ -150,30 +118,30 @@ class Replicas:
 
     # -- reads --------------------------------------------------------------------------------
 
-    async def read(self, postgres: Postgres, statement: Statement, caller: bool) -> Any:
-        """Runs the read `statement` on a replica that has replayed `required`, else the primary."""
+    async def read(self, statement: Statement, caller: bool, primary: Callable[[], Awaitable[Any]]) -> Any:
+        """Runs the read `statement` on a replica that has replayed `required`, else `primary()`."""
 
         async def on(connection: asyncpg.Connection) -> Any:
-            return await postgres.run_on(connection, statement, caller=caller)
+            if caller:
+                self._lifecycle.ran_callers_sql(connection)
+            return await self._sender.send(connection, statement)
 
-        done, result = await self._route(postgres, statement.name, on)
-        return result if done else await postgres.on_primary(statement, caller=caller)
+        done, result = await self._route(statement.name, on)
+        return result if done else await primary()
 
-    async def read_block(self, postgres: Postgres, block: Callable[[Postgres], Awaitable[_T]]) -> _T:
-        """Runs `block(postgres)` with every statement it sends on one replica connection (a
-        block of reads, such as a search's rolled-back transaction of scan settings), else on
-        the primary."""
+    async def read_block(self, block: Callable[[], Awaitable[_T]]) -> _T:
+        """Runs `block()` with every statement it sends on one replica connection (a block of
+        reads, such as a search's rolled-back transaction of scan settings), else on the
+        primary."""
 
         async def on(connection: asyncpg.Connection) -> _T:
-            with postgres.pinned(connection):
-                return await block(postgres)
+            with self._scopes.pinned(connection):
+                return await block()
 
-        done, result = await self._route(postgres, "read block", on)
-        return result if done else await block(postgres)
+        done, result = await self._route("read block", on)
+        return result if done else await block()
 
-    async def _route(
-        self, postgres: Postgres, name: str, on: Callable[[asyncpg.Connection], Awaitable[Any]]
-    ) -> tuple[bool, Any]:
+    async def _route(self, name: str, on: Callable[[asyncpg.Connection], Awaitable[Any]]) -> tuple[bool, Any]:
         """(True, what `on` returned) when a replica that has replayed `required` ran it; else
         (False, None): the caller runs it on the primary. Just after a notification it first waits
         (at most `wait`) for the listener's fence: one round trip on the listener's connection."""
@@ -186,16 +154,15 @@ class Replicas:
         candidates = self._candidates()
         for replica in candidates:
             if replica.replayed >= required:
-                done, result = await self._try(postgres, replica, name, on, required)
+                done, result = await self._try(replica, name, on, required)
                 if done:
                     return True, result
         if candidates and self.wait > 0 and not self.held:
-            return await self._try(postgres, candidates[0], name, on, required, poll=True)
+            return await self._try(candidates[0], name, on, required, poll=True)
         return False, None
 
     async def _try(
         self,
-        postgres: Postgres,
         replica: Replica,
         name: str,
         on: Callable[[asyncpg.Connection], Awaitable[Any]],
@@ -205,7 +172,7 @@ class Replicas:
         """(True, what `on` returned) when `replica` ran it; (False, None) when it could not or
         had not replayed `required` in time (then the caller runs it elsewhere)."""
         try:
-            connection, proxy = await postgres.acquire_from(replica.pool, name)
+            connection, proxy = await self._lifecycle.acquire(replica.pool, name)
         except PgstashError as error:
             self._mark(replica, "down", str(error))
             return False, None
@@ -214,7 +181,7 @@ class Replicas:
                 deadline = time.monotonic() + self.wait
                 replayed = query("replica_replayed").bind()
                 while True:
-                    now_at = await postgres.run_on(connection, replayed)
+                    now_at = await self._sender.send(connection, replayed)
                     replica.replayed = max(replica.replayed, now_at or -1)
                     if replica.replayed >= required or self.held:
                         break
@@ -229,13 +196,13 @@ class Replicas:
             # A read on a hot standby has no side effect (it accepts no write): when the replica
             # went away, or lags behind a migration or conflicts with its replay, the primary runs
             # the read again. Any other error is the statement's own and is raised.
-            if _fault(error):
+            if fault(error):
                 self._mark(replica, "down", str(error))
             elif not (isinstance(error, SchemaMissingError) or getattr(error, "sqlstate", None) == "40001"):
                 raise
             return False, None
         finally:
-            await postgres.release_to(replica.pool, proxy, name)
+            await self._lifecycle.release(replica.pool, proxy, name)
 
     # -- health -------------------------------------------------------------------------------
 
@@ -255,13 +222,13 @@ class Replicas:
                 )
         replica.state, replica.reason = state, reason
 
-    async def check(self, postgres: Postgres, replica: Replica) -> None:
+    async def check(self, replica: Replica) -> None:
         """Reads the replica's state on its own monitoring connection."""
         replica.checked = time.monotonic()
         try:
             if replica.monitor is None or replica.monitor.is_closed():
-                replica.monitor = await postgres.connect_to(replica.dsn, timeout=self.check_timeout)
-            row = await postgres.run_on(
+                replica.monitor = await self._lifecycle.connect(replica.dsn, timeout=self.check_timeout)
+            row = await self._sender.send(
                 replica.monitor, query("replica_state").bind(), timeout=self.check_timeout
             )
         except (PgstashError, OSError, TimeoutError) as error:
@@ -272,42 +239,29 @@ class Replicas:
             self._mark(replica, "not a standby", "it is not in recovery (promoted?): writes may land there")
             return
         replica.replayed = -1 if row["replayed"] is None else row["replayed"]
-        replica.lag = self._lag(replica, max(row["received"] or -1, self.required))
+        replica.lag = replica.lag_behind(max(row["received"] or -1, self.required))
         if replica.lag is not None and replica.lag > self.max_lag:
             reason = f"replay lag {replica.lag:.1f} s > max_replica_lag {self.max_lag:g} s"
             self._mark(replica, "lagging", reason)
         else:
             self._mark(replica, "up")
 
-    def _lag(self, replica: Replica, known: int) -> float:
-        """Seconds since the monitor first saw a WAL position that the primary had (what the
-        replica had received, or this pool's last commit) and the replica has still not
-        replayed. Unlike `now() - pg_last_xact_replay_timestamp()` it does not count the idle
-        time before a write."""
-        now = time.monotonic()
-        pending = replica.pending
-        if known > replica.replayed and (not pending or known > pending[-1][1]):
-            pending.append((now, known))
-        while pending and pending[0][1] <= replica.replayed:
-            pending.popleft()
-        return now - pending[0][0] if pending else 0.0
-
     def _drop_monitor(self, replica: Replica) -> None:
         monitor, replica.monitor = replica.monitor, None
         if monitor is not None and not monitor.is_closed():
             monitor.terminate()
 
-    async def start(self, postgres: Postgres) -> None:
+    async def start(self) -> None:
         """Checks every replica once (so that routing starts informed), then monitors them."""
-        await asyncio.gather(*(self.check(postgres, replica) for replica in self.replicas))
-        self._task = asyncio.get_running_loop().create_task(self._monitor(postgres), name="pgstash replicas")
+        await asyncio.gather(*(self.check(replica) for replica in self.replicas))
+        self._task = asyncio.get_running_loop().create_task(self._monitor(), name="pgstash replicas")
 
-    async def _monitor(self, postgres: Postgres) -> None:
+    async def _monitor(self) -> None:
         while True:
             await asyncio.sleep(self.interval)
             now = time.monotonic()
             due = [r for r in self.replicas if r.state != "down" or r.retry_at <= now]
-            await asyncio.gather(*(self.check(postgres, replica) for replica in due))
+            await asyncio.gather(*(self.check(replica) for replica in due))
 
     async def close(self) -> None:
         task, self._task = self._task, None
@@ -329,8 +283,7 @@ class ReplicaReads:
     """`postgres.replica()`: the caller's read-only SQL on a replica, with the same rules as the
     stores' reads (read-your-writes, fallback to the primary). Without replicas: the primary."""
 
-    def __init__(self, postgres: Postgres, run: Callable[..., Any]) -> None:
-        self._postgres = postgres
+    def __init__(self, run: Callable[..., Any]) -> None:
         self._run = run
 
     async def fetch(self, sql: str, *args: Any) -> list[asyncpg.Record]:
@@ -339,9 +292,8 @@ class ReplicaReads:
         return result
 
     async def fetch_one(self, sql: str, *args: Any) -> asyncpg.Record | None:
-        result: asyncpg.Record | None = await self._run(
-            Statement("sql", "fetch_one", sql, args), caller=True, read=True
-        )
+        statement = Statement("sql", "fetch_one", sql, args)
+        result: asyncpg.Record | None = await self._run(statement, caller=True, read=True)
         return result
 
     async def fetch_value(self, sql: str, *args: Any) -> Any:

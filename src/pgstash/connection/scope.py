@@ -1,25 +1,26 @@
-"""The current pool (`resolve`), and one transaction or session scope: the connection every call
-inside it runs on, whether the scope has ended, and the statement running on it (a scope's
-connection serves one task at a time)."""
+"""Blocks that pin one connection: `Transaction` and `Session` (the objects `postgres.transaction()`
+and `postgres.session()` return), the `Scope` in force (the connection every call inside a block
+runs on, whether the block has ended, the statement running on it: one task at a time)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Iterator
-from contextvars import ContextVar
-from typing import TYPE_CHECKING, Any, Self
+from collections.abc import Iterator
+from contextvars import ContextVar, Token
+from types import TracebackType
+from typing import Any, Generic, Protocol, TypeVar
 
 import asyncpg
 import attrs
 
-from pgstash.errors import ConfigurationError, DatabaseError, PgstashError
+from pgstash.connection.sender import Sender
+from pgstash.errors import DatabaseError, PgstashError
 from pgstash.sql.statements import Statement
 
-if TYPE_CHECKING:
-    from pgstash.connection.executor import Postgres
+__all__ = ["Primary", "Scope", "Scopes", "Session", "Transaction"]
 
-__all__ = ["Scope", "Scopes", "current_postgres", "resolve"]
+_T = TypeVar("_T")
 
 # Transaction control is protocol, not a query of queries/: one fixed savepoint name serves every
 # nesting depth (PostgreSQL resolves ROLLBACK TO / RELEASE to the most recent savepoint of a name).
@@ -34,27 +35,6 @@ _UNDO = Statement(
     "ROLLBACK TO SAVEPOINT pgstash_savepoint; RELEASE SAVEPOINT pgstash_savepoint",
     (),
 )
-
-CURRENT: ContextVar[Postgres | None] = ContextVar("pgstash_current_pool", default=None)
-
-
-def resolve(postgres: Postgres | None = None) -> Postgres:
-    """`postgres` when given, else the pool of the innermost active
-    `async with PostgresConnectionPool.of(...)` block (`ConfigurationError` outside one)."""
-    if postgres is not None:
-        return postgres
-    current = CURRENT.get()
-    if current is None:
-        raise ConfigurationError(
-            "no PostgreSQL pool is active: call this inside "
-            "`async with PostgresConnectionPool.of(dsn=...)`, or pass postgres= explicitly"
-        )
-    return current
-
-
-def current_postgres() -> Postgres:
-    """The current pool (see `resolve`)."""
-    return resolve(None)
 
 
 @attrs.define(eq=False)
@@ -96,124 +76,148 @@ class Scope:
             await asyncio.wait({running})
 
 
-def release(running: asyncio.Future[Any]) -> None:
-    if not running.done():
-        running.set_result(None)
-
-
 class Scopes:
-    """`transaction()`, `session()` and `connection()` of `Postgres`: a connection pinned to a
-    block, in a context variable, so that every call inside it (on any adapter of the pool, in
-    any task it starts) runs on that connection."""
+    """The scope in force for one pool, in a context variable (so every call inside a block, on
+    any adapter of the pool, in any task the block starts, runs on its connection), and running a
+    statement on a scope's connection."""
 
-    _scope: ContextVar[Scope | None]
-    _dirty: set[int]
+    def __init__(self, sender: Sender) -> None:
+        self.sender = sender
+        self.current: ContextVar[Scope | None] = ContextVar(f"pgstash_scope_{id(self)}", default=None)
 
-    async def _acquire(self, name: str) -> tuple[asyncpg.Connection, Any]:
-        raise NotImplementedError
+    async def run(
+        self, scope: Scope, statement: Statement, *, extra: Any = None, caller: bool = False
+    ) -> Any:
+        running = scope.claim(statement.name)
+        try:
+            if caller:
+                self.sender.lifecycle.ran_callers_sql(scope.connection)
+            return await self.sender.send(scope.connection, statement, extra=extra)
+        finally:
+            if not running.done():
+                running.set_result(None)
 
-    async def _release(self, proxy: Any, name: str) -> None:
-        raise NotImplementedError
-
-    async def _in_scope(self, scope: Scope, statement: Statement) -> Any:
-        raise NotImplementedError
-
-    async def committed(self, connection: asyncpg.Connection) -> None:
-        raise NotImplementedError
-
-    @contextlib.asynccontextmanager
-    async def _pinned(self, kind: str, name: str) -> AsyncIterator[Scope]:
-        connection, proxy = await self._acquire(name)
+    @contextlib.contextmanager
+    def pinned(self, connection: asyncpg.Connection, kind: str = "session") -> Iterator[Scope]:
+        """Every call inside the block runs on `connection`; whoever acquired it releases it."""
         scope = Scope(connection, kind)
-        token = self._scope.set(scope)
+        token = self.current.set(scope)
         try:
             yield scope
         finally:
             scope.ended = True
-            self._scope.reset(token)
-            try:
-                if kind == "session":  # it may have committed writes: read-your-writes on replicas
-                    with contextlib.suppress(PgstashError):
-                        await self.committed(connection)
-            finally:
-                await self._release(proxy, name)
+            self.current.reset(token)
 
-    @contextlib.contextmanager
-    def pinned(self, connection: asyncpg.Connection) -> Iterator[None]:
-        """Every call inside the block runs on `connection` (a replica's, for a block of reads);
-        the caller acquired it and releases it."""
-        scope = Scope(connection, "session")
-        token = self._scope.set(scope)
-        try:
-            yield
-        finally:
-            scope.ended = True
-            self._scope.reset(token)
 
-    @contextlib.asynccontextmanager
-    async def transaction(self, *, rollback: bool = False) -> AsyncIterator[Self]:
-        """Every pgstash call inside the block, on any adapter of this pool, runs on one
-        connection and commits or rolls back with it; `rollback=True` always rolls back (settings
-        that must not outlive the block). A nested block is a savepoint."""
-        scope = self._scope.get()
+class Primary(Protocol):
+    """What a block needs of its pool (the `Postgres` facade)."""
+
+    scopes: Scopes
+
+    async def acquire(self, name: str) -> tuple[asyncpg.Connection, Any]: ...
+
+    async def release(self, proxy: Any, name: str) -> None: ...
+
+    async def committed(self, connection: asyncpg.Connection) -> None: ...
+
+
+class _Block(Generic[_T]):
+    """A block that pins a pooled connection unless one is pinned already (then it joins it)."""
+
+    kind = "session"
+    _name = "session"  # names the acquire in errors and in the log
+
+    def __init__(self, primary: Primary, returns: _T) -> None:
+        self._primary = primary
+        self._returns = returns  # what `async with ... as x` gives: the pool's facade
+        self._proxy: Any = None
+        self._token: Token[Scope | None] | None = None
+        self.scope: Scope | None = None
+
+    async def _pin(self) -> Scope:
+        """The scope in force, else a new one on a pooled connection (released by `_unpin`)."""
+        scope = self._primary.scopes.current.get()
         if scope is not None:
-            async with self._block(scope, scope.connection.is_in_transaction(), rollback):
-                yield self
-            return
-        async with self._pinned("transaction", "begin") as scope, self._block(scope, False, rollback):
-            yield self
+            return scope
+        connection, self._proxy = await self._primary.acquire(self._name)
+        scope = Scope(connection, self.kind)
+        self._token = self._primary.scopes.current.set(scope)
+        return scope
 
-    @contextlib.asynccontextmanager
-    async def _block(self, scope: Scope, nested: bool, rollback: bool) -> AsyncIterator[None]:
-        """A transaction (or savepoint) on the scope's connection. When the block fails it is
-        rolled back if the connection still lives; either way the block's own error is raised."""
-        await self._in_scope(scope, _SAVEPOINT if nested else _BEGIN)
+    async def _unpin(self, scope: Scope) -> None:
+        if self._token is None:
+            return
+        scope.ended = True
+        self._primary.scopes.current.reset(self._token)
+        self._token = None
         try:
-            yield
-        except BaseException:
-            await scope.quiet()  # another task's statement (misuse) ends first: never terminate
-            if not scope.connection.is_closed():
+            if self.kind == "session":  # it may have committed writes: read-your-writes on replicas
                 with contextlib.suppress(PgstashError):
-                    await self._in_scope(scope, _UNDO if nested else _ROLLBACK)
-            raise
-        if rollback:
-            await self._in_scope(scope, _UNDO if nested else _ROLLBACK)
-        elif nested:
-            await self._in_scope(scope, _RELEASE)
-        else:
-            await self._in_scope(scope, _COMMIT)
-            await self.committed(scope.connection)
-
-    @contextlib.asynccontextmanager
-    async def session(self) -> AsyncIterator[Self]:
-        """Pins one pooled connection to every call inside the block, without opening a
-        transaction (for session state such as an advisory lock: reset in full on release)."""
-        if self._scope.get() is not None:
-            yield self
-            return
-        async with self._pinned("session", "session") as scope:
-            self._dirty.add(id(scope.connection))
-            yield self
-
-    @contextlib.asynccontextmanager
-    async def connection(self, purpose: str = "acquire") -> AsyncIterator[asyncpg.Connection]:
-        """The driver connection of the scope in force, else a pooled one, for the caller's own
-        driver calls (reset in full on release); pgstash's statements never use this."""
-        scope = self._scope.get()
-        if scope is not None:
-            self._dirty.add(id(scope.connection))
-            yield scope.connection
-            return
-        connection, proxy = await self._acquire(purpose)
-        self._dirty.add(id(connection))
-        try:
-            yield connection
-            if not connection.is_in_transaction():
-                await self.committed(connection)  # the caller's calls may have written
+                    await self._primary.committed(scope.connection)
         finally:
-            await self._release(proxy, purpose)
+            await self._primary.release(self._proxy, self._name)
 
-    @property
-    def in_transaction(self) -> bool:
-        """Whether a `transaction()` (or `session()`) block of this pool is in force here."""
-        return self._scope.get() is not None
+
+class Transaction(_Block[_T]):
+    """`async with postgres.transaction():` every pgstash call inside the block, on any adapter of
+    the pool, runs on one connection and commits or rolls back with it; `rollback=True` always
+    rolls back (settings that must not outlive the block). A nested block is a savepoint. When
+    the block fails it is rolled back if the connection still lives; either way the block's own
+    error is raised."""
+
+    kind = "transaction"
+    _name = "begin"
+
+    def __init__(self, primary: Primary, returns: _T, *, rollback: bool = False) -> None:
+        super().__init__(primary, returns)
+        self._rollback = rollback
+        self._nested = False
+
+    async def __aenter__(self) -> _T:
+        scope = self.scope = await self._pin()
+        self._nested = self._token is None and scope.connection.is_in_transaction()
+        try:
+            await self._primary.scopes.run(scope, _SAVEPOINT if self._nested else _BEGIN)
+        except BaseException:
+            await self._unpin(scope)
+            raise
+        return self._returns
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, traceback: TracebackType | None
+    ) -> None:
+        scope, nested, scopes = self.scope, self._nested, self._primary.scopes
+        assert scope is not None
+        try:
+            if error is not None:
+                await scope.quiet()  # another task's statement (misuse) ends first: never terminate
+                if not scope.connection.is_closed():
+                    with contextlib.suppress(PgstashError):
+                        await scopes.run(scope, _UNDO if nested else _ROLLBACK)
+            elif self._rollback:
+                await scopes.run(scope, _UNDO if nested else _ROLLBACK)
+            elif nested:
+                await scopes.run(scope, _RELEASE)
+            else:
+                await scopes.run(scope, _COMMIT)
+                await self._primary.committed(scope.connection)
+        finally:
+            await self._unpin(scope)
+
+
+class Session(_Block[_T]):
+    """`async with postgres.session():` pins one pooled connection to every call inside the
+    block, without opening a transaction (for session state such as an advisory lock: the
+    connection is reset in full on release). Inside a transaction or session it joins it."""
+
+    async def __aenter__(self) -> _T:
+        scope = self.scope = await self._pin()
+        if self._token is not None:
+            self._primary.scopes.sender.lifecycle.ran_callers_sql(scope.connection)
+        return self._returns
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, traceback: TracebackType | None
+    ) -> None:
+        assert self.scope is not None
+        await self._unpin(self.scope)

@@ -9,9 +9,9 @@ import attrs
 
 __all__ = ["KINDS", "Statement"]
 
-# How the executor runs a statement: fetch (rows), fetch_one (a row or None), fetch_value (the
+# How the sender runs a statement: fetch (rows), fetch_one (a row or None), fetch_value (the
 # first column of the first row), execute (a status), execute_many (args is a sequence of
-# argument tuples), copy (COPY ... FROM STDIN), listen (the executor's LISTEN, args the channel).
+# argument tuples), copy (COPY ... FROM STDIN), listen (the sender's LISTEN, args the channel).
 KINDS = frozenset({"fetch", "fetch_one", "fetch_value", "execute", "execute_many", "copy", "listen"})
 
 

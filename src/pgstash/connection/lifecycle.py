@@ -1,0 +1,233 @@
+"""The one place that decides a connection's fate, through asyncpg's pool hooks:
+
+- `init` (a new connection): the jsonb codec, and pgvector's codecs when the database has the
+  `vector` type;
+- `setup` (every acquire): liveness. An idle connection whose backend ended while it sat in the
+  pool is refused before anything is sent on it (asyncpg closes it; `acquire` takes another:
+  the only retry of the connection layer);
+- `reset` (every release, after asyncpg's own rollback and listener removal): a connection that
+  ran only pgstash's statements goes back as it is (they hold transaction-scoped settings and
+  locks only); one that ran the caller's SQL or a session is reset in full;
+- `terminate`: a connection whose protocol state an error left unknown is never handed to the
+  next caller;
+- codecs later: a vector argument that failed to encode on a connection opened before
+  `CREATE EXTENSION vector` (asyncpg raised it, so nothing was sent): the server's catalogue says
+  whether the type exists now; if so the codecs are set and the statement may be sent again.
+
+What pgstash knows of a connection lives on it (`PgstashConnection`, asyncpg's `connection_class`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import select
+from collections.abc import Mapping
+from typing import Any
+
+import asyncpg
+
+from pgstash.connection.codecs import VECTOR_TYPES, register_jsonb, register_vector_codecs
+from pgstash.connection.driver import ConnectTimeout, call, classify, lost
+from pgstash.errors import DatabaseError
+from pgstash.sql.catalogue import query
+from pgstash.sql.statements import Statement
+
+__all__ = ["ClosedInPool", "Lifecycle", "PgstashConnection"]
+
+logger = logging.getLogger("pgstash")
+_VECTOR_TYPES = query("vector_types").bind(names=list(VECTOR_TYPES))
+
+
+class PgstashConnection(asyncpg.Connection):
+    """asyncpg's connection, and what pgstash knows about it."""
+
+    def __init__(self, protocol: Any, transport: Any, *args: Any, **kwargs: Any) -> None:
+        super().__init__(protocol, transport, *args, **kwargs)
+        # liveness: bytes waiting on an idle connection's socket are its backend's goodbye
+        self.socket: Any = transport.get_extra_info("socket")
+        self.callers = False  # ran the caller's SQL or a session: reset in full on release
+        self.vector_codecs = False
+
+    def direct(self) -> PgstashConnection:
+        """The connection itself, also when asked through the pool's proxy (which forwards what it
+        does not wrap). pgstash sends on the connection: a proxy whose connection died answers
+        every later call "released back to the pool", which would hide what happened."""
+        return self
+
+
+class ClosedInPool(Exception):
+    """The `setup` hook found the acquired connection closed; nothing was sent on it."""
+
+
+class Lifecycle:
+    """The pool's hooks and the decisions about a connection during its use."""
+
+    def __init__(
+        self,
+        *,
+        dsn: str,
+        max_size: int = 10,
+        acquire_timeout: float | None = 30.0,
+        connect_options: Mapping[str, Any] | None = None,
+        shown: str = "",
+        where: str = "",
+    ) -> None:
+        self.dsn = dsn
+        self.max_size = max_size
+        self.acquire_timeout = acquire_timeout
+        self.connect_options = dict(connect_options or {})
+        self.shown = shown  # the DSN without its password, for messages
+        self.where = where  # HOST:PORT
+
+    # -- asyncpg's pool hooks -----------------------------------------------------------------
+
+    async def init(self, connection: asyncpg.Connection) -> None:
+        """Pool `init`: jsonb always; the pgvector types once the database has them."""
+        await register_jsonb(connection)
+        await self.set_vector_codecs(_direct(connection))
+
+    async def setup(self, proxy: Any) -> None:
+        """Pool `setup`, on every acquire: refuses a connection that closed while idle."""
+        if await _closed_before_use(_direct(proxy)):
+            raise ClosedInPool
+
+    async def reset(self, connection: asyncpg.Connection) -> None:
+        """Pool `reset`: `RESET ALL`, advisory locks, `CLOSE ALL`, `UNLISTEN *` for a connection
+        that ran the caller's SQL or a session; nothing for one that ran only pgstash's own."""
+        direct = _direct(connection)
+        if not direct.callers:
+            return
+        direct.callers = False
+        reset = connection.get_reset_query()
+        if reset:
+            await self.quietly(direct, Statement("reset", "execute", reset, ()))
+
+    # -- decisions during use -----------------------------------------------------------------
+
+    @staticmethod
+    def ran_callers_sql(connection: asyncpg.Connection) -> None:
+        """The caller's SQL (or a session) ran on `connection`: reset it in full on release."""
+        _direct(connection).callers = True
+
+    @staticmethod
+    def failed(connection: asyncpg.Connection, error: BaseException) -> None:
+        """After `error`: a connection left in an unknown protocol state is terminated."""
+        if lost(error) and not connection.is_closed():
+            connection.terminate()
+
+    async def codecs_were_missing(self, connection: asyncpg.Connection, error: BaseException) -> bool:
+        """Whether `error` is an argument asyncpg could not encode (nothing was sent) on a
+        connection without pgstash's vector codecs, and the database has the `vector` type now
+        (the codecs are then set): the statement may be sent again. Off the hot path."""
+        if not isinstance(error, asyncpg.DataError) or error.severity is not None:
+            return False  # not an encoding failure: the server sent it (severity is set)
+        direct = _direct(connection)
+        return not direct.vector_codecs and await self.set_vector_codecs(direct)
+
+    async def set_vector_codecs(self, connection: PgstashConnection) -> bool:
+        """Sets pgvector's codecs on `connection` if the server's catalogue has the types."""
+        found = await register_vector_codecs(connection, lambda: self.quietly(connection, _VECTOR_TYPES))
+        connection.vector_codecs = connection.vector_codecs or found
+        return found
+
+    async def quietly(self, connection: asyncpg.Connection, statement: Statement) -> Any:
+        """Runs one of the lifecycle's own statements (not logged), errors as pgstash's."""
+        try:
+            return await call(connection, statement, None, None)
+        except Exception as error:
+            self.failed(connection, error)
+            mapped = classify(statement.name, error)
+            if mapped is None:
+                raise
+            raise mapped from error
+
+    # -- acquire and release ------------------------------------------------------------------
+
+    async def acquire(self, pool: asyncpg.Pool, name: str) -> tuple[PgstashConnection, Any]:
+        """A connection from `pool` (the primary's or a replica's) and its pool proxy, to release
+        it, found open before anything is sent on it; failing to get one raises `DatabaseError`
+        naming `name`."""
+        for _ in range(self.max_size + 1):
+            try:
+                # asyncio.timeout, not acquire(timeout=): on Python 3.11 that is wait_for, a task per call
+                async with asyncio.timeout(self.acquire_timeout):
+                    proxy = await pool.acquire()
+            except ClosedInPool:  # asyncpg closed it and put its slot back
+                logger.warning(
+                    "query %s: a pooled connection had closed; nothing was sent, using another", name
+                )
+                continue
+            except ConnectTimeout as error:
+                raise DatabaseError(name, "08001", str(error)) from None
+            except TimeoutError:
+                raise DatabaseError(
+                    name,
+                    None,
+                    f"the pool is exhausted: all {self.max_size} connections (max_size) stayed in "
+                    f"use for {self.acquire_timeout:g} s (acquire_timeout)",
+                ) from None
+            except OSError as error:
+                message = f"cannot connect to PostgreSQL at {self.shown}: {error}"
+                raise DatabaseError(name, "08001", message) from None
+            except Exception as error:
+                mapped = classify(name, error)
+                if mapped is None:
+                    raise
+                raise mapped from error
+            return _direct(proxy), proxy
+        raise DatabaseError(name, "08006", "every pooled connection was found closed")
+
+    @staticmethod
+    async def release(pool: asyncpg.Pool, proxy: Any, name: str) -> None:
+        try:
+            await pool.release(proxy)
+        except Exception as error:  # asyncpg terminated it; the statement's outcome stands
+            logger.warning("query %s: connection dropped on release (%s)", name, error)
+
+    async def connect(self, dsn: str | None = None, **options: Any) -> PgstashConnection:
+        """A new connection to `dsn` (the primary's when None, or a replica's) outside any pool
+        (LISTEN, which must not hold a pooled one; a replica's monitor)."""
+        dsn = dsn or self.dsn
+        try:
+            connection: PgstashConnection = await asyncpg.connect(
+                dsn, connection_class=PgstashConnection, **{**self.connect_options, **options}
+            )
+        except TimeoutError:
+            seconds = options.get("timeout", self.connect_options.get("timeout"))
+            where = self.where if dsn == self.dsn else "a replica"
+            message = f"timed out after {seconds} s connecting to {where}"
+            raise DatabaseError("connect", "08001", message) from None
+        except Exception as error:
+            mapped = classify("connect", error)
+            if mapped is None:
+                raise
+            raise mapped from None
+        return connection
+
+
+def _direct(connection: Any) -> PgstashConnection:
+    """`connection` (or the pool proxy in front of it) as a `PgstashConnection`."""
+    direct: PgstashConnection = connection.direct()
+    return direct
+
+
+async def _closed_before_use(connection: PgstashConnection) -> bool:
+    """Whether an idle pooled connection is closed, checked before anything is sent on it: a
+    backend that ended while the connection sat in the pool left its goodbye (or EOF) on the
+    socket, unread. One poll(0) per acquire; only a readable idle socket yields to the loop so
+    that asyncpg reads it."""
+    if connection.is_closed():
+        return True
+    sock = connection.socket
+    if sock is None:
+        return False
+    poller = select.poll()
+    poller.register(sock.fileno(), select.POLLIN)
+    if not poller.poll(0):
+        return False
+    for _ in range(4):
+        await asyncio.sleep(0)
+        if connection.is_closed():
+            return True
+    return False

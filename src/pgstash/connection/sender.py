@@ -1,0 +1,76 @@
+"""`Sender.send`: the one function every statement pgstash sends goes through (named queries,
+composed statements, caller SQL, COPY, LISTEN, transaction control). It names the statement,
+maps driver errors (`classify`, the one place that reads asyncpg's exceptions), logs and times it.
+
+Retry policy: a statement is sent again only when it provably never reached the server: a vector
+argument asyncpg failed to encode on a connection opened before `migrate` (no codec yet) is sent
+again once `Lifecycle` has set the codecs. (A pooled connection found closed before use is
+replaced at acquire, see `lifecycle`.) Anything else raises `DatabaseError`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import asyncpg
+
+from pgstash.connection.driver import call, classify, rows_of
+from pgstash.connection.lifecycle import Lifecycle
+from pgstash.sql.statements import Statement
+
+__all__ = ["Sender"]
+
+
+class Sender:
+    """Sends statements on connections; `log(name, rows, seconds)` is told about each one."""
+
+    def __init__(self, lifecycle: Lifecycle, log: Callable[[str, int, float], None]) -> None:
+        self.lifecycle = lifecycle
+        self.log = log
+
+    async def send(
+        self,
+        connection: asyncpg.Connection,
+        statement: Statement,
+        *,
+        extra: Any = None,
+        timeout: float | None = None,
+        quiet: bool = False,
+    ) -> Any:
+        """Sends `statement` on `connection` (`extra`: COPY's source, LISTEN's callback): named in
+        errors and in the log, timed."""
+        name, kind = statement.name, statement.kind
+        started = time.perf_counter()
+        encoded_again = False
+        while True:
+            try:
+                result = await call(connection, statement, extra, timeout)
+                break
+            except Exception as error:
+                if not encoded_again and await self.lifecycle.codecs_were_missing(connection, error):
+                    encoded_again = True  # the argument failed to encode here: nothing was sent
+                    continue
+                mapped = classify(name, error)
+                if mapped is None:
+                    raise
+                self.lifecycle.failed(connection, error)
+                raise mapped from error
+        if not quiet:
+            self.log(name, rows_of(kind, result), time.perf_counter() - started)
+        return result
+
+    @staticmethod
+    @contextlib.contextmanager
+    def errors(name: str) -> Iterator[None]:
+        """Translates driver errors raised inside the block (the caller's own driver calls on
+        `postgres.connection()`) into pgstash errors naming `name`."""
+        try:
+            yield
+        except Exception as error:
+            mapped = classify(name, error)
+            if mapped is None:
+                raise
+            raise mapped from error
