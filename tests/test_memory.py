@@ -483,7 +483,8 @@ async def test_a_codec_stores_a_frameworks_elements_as_they_are(postgres: Postgr
     memory = PostgresModelMemory("framework", postgres=postgres, codec=_TaggedText())
     await memory.remember(("user", "hi"), ("bot", "hello"))
     stored = await postgres.fetch("SELECT content FROM memories_elements ORDER BY created")
-    assert [row["content"] for row in stored] == [{"kind": "user", "text": "hi"}, {"kind": "bot", "text": "hello"}]
+    expected = [{"kind": "user", "text": "hi"}, {"kind": "bot", "text": "hello"}]
+    assert [row["content"] for row in stored] == expected
     recalled = await memory.recall()
     assert recalled.context == (("user", "hi"), ("bot", "hello"))
     with pytest.raises(TypeError, match="tuples"):
