@@ -132,3 +132,24 @@ async def test_the_vector_index_snippet(
         assert [chunk.identifier for chunk in await VectorIndex.search(Chunk)] == ["doc-1"]
     stored = await postgres.fetch("SELECT payload FROM chunk")
     assert [row["payload"] for row in stored] == [{"id": "doc-1", "text": "hello world"}]
+
+
+def test_the_docs_bootstrapping_snippet_runs_as_written(database_dsn: str) -> None:
+    import os
+    import re
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    doc = Path(__file__).resolve().parents[2] / "docs" / "draive.md"
+    first = re.findall(r"```py\n(.*?)```", doc.read_text(encoding="utf-8"), re.S)[0]
+    script = first + "\nimport asyncio\nasyncio.run(main())\n"
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        env={**os.environ, "PGSTASH_DSN": database_dsn},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().endswith("{'user': 'ada'}")
