@@ -67,12 +67,21 @@ def _template(declaration: _instructions.InstructionsDeclaration) -> TemplateDec
     )
 
 
-def _after(pagination: Pagination) -> str | None:
+def _after(pagination: Pagination) -> str | int | None:
+    """The page's start: a name (`templates:cursor:NAME`) or, as draive's own adapter still
+    takes, an offset (`templates:N` or an int)."""
     token = pagination.token
     if token is None:
         return None
+    if isinstance(token, int) and not isinstance(token, bool):
+        return max(token, 0)
     if isinstance(token, str) and token.startswith(_CURSOR) and len(token) > len(_CURSOR):
         return token.removeprefix(_CURSOR)
+    if isinstance(token, str) and token.startswith("templates:"):
+        try:
+            return max(int(token.removeprefix("templates:")), 0)
+        except ValueError:
+            pass
     raise ValueError("Invalid postgres templates pagination token")
 
 
@@ -90,7 +99,11 @@ def PostgresTemplatesRepository(
         page = pagination or Pagination.of(limit=32)
         if page.limit <= 0:
             return Paginated[TemplateDeclaration].of((), pagination=page.with_token(None))
-        found = await store().available_instructions(after=_after(page), limit=page.limit + 1)
+        start = _after(page)
+        if isinstance(start, int):  # an offset: a slice of the cached listing
+            found = (await store().available_instructions())[start : start + page.limit + 1]
+        else:
+            found = await store().available_instructions(after=start, limit=page.limit + 1)
         declarations = tuple(_template(each) for each in found[: page.limit])
         token = f"{_CURSOR}{declarations[-1].identifier}" if len(found) > page.limit else None
         return Paginated[TemplateDeclaration].of(declarations, pagination=page.with_token(token))
