@@ -3,17 +3,17 @@
 `from_mapping`; haiway `AttributeRequirement` trees as pgstash requirements on the keys stored;
 the table name as draive derives it."""
 
-from __future__ import annotations
 
 import json
 import re
 from typing import Any
 
 import cattrs
-from haiway import AttributePath, State
+from haiway import AttributePath, AttributeRequirement, State
 
 from pgstash.converters import make_converter
 from pgstash.vectors.filters import AttributeRequirement as Requirement
+from pgstash.vectors.filters import word_tokens
 
 __all__ = ["requirement_of", "state_converter", "table_of"]
 
@@ -93,8 +93,28 @@ def requirement_of(requirement: Any) -> Requirement | None:
     if operator == "contains_any":
         return Requirement.contains_any(_keys(requirement.lhs), list(value))
     if operator == "text_match":
-        return Requirement.text_match(_keys(requirement.lhs), value, words=True)
+        return Requirement.text_match(_keys(requirement.lhs), _checked_words(value), words=True)
     raise NotImplementedError(f"requirement operator {operator!r} is not supported by pgstash.draive")
+
+
+# haiway 0.35 (draive 0.89.5) checks only the first word of each whitespace-separated term ("a-cat"
+# checks "a"); haiway 0.48 checks every word. The translation checks the words the installed
+# haiway's own check() does, found by asking it once.
+def _zipped_terms() -> bool:
+    class _Probe(State):
+        text: str
+
+    requirement = AttributeRequirement.text_match("a-zz", _Probe._.text)
+    return bool(requirement.check(_Probe(text="a"), raise_exception=False))
+
+
+_ZIPPED_TERMS = _zipped_terms()
+
+
+def _checked_words(text: str) -> str:
+    if not _ZIPPED_TERMS:
+        return text
+    return " ".join(word for _, word in zip(text.split(), word_tokens(text), strict=False))
 
 
 def _both(lhs: Requirement | None, rhs: Requirement | None, operator: str) -> Requirement:
