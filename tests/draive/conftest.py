@@ -58,18 +58,16 @@ def embeddings() -> tuple[Any, Any]:
 
 def said(text: str) -> Any:
     """A user's input of text."""
-    from draive.multimodal import MultimodalContent
-
     from draive import ModelInput
+    from draive.multimodal import MultimodalContent
 
     return ModelInput.of(MultimodalContent.of(text))
 
 
 def answered(text: str) -> Any:
     """The model's output of text."""
-    from draive.multimodal import MultimodalContent
-
     from draive import ModelOutput
+    from draive.multimodal import MultimodalContent
 
     return ModelOutput.of(MultimodalContent.of(text))
 

@@ -9,9 +9,8 @@ from tests.draive.conftest import SEED_CHUNK_TABLE, SEEDS, newest_only
 pytestmark = newest_only
 
 if not SEEDS:
-    from haiway import Configuration
-
     from draive import Alias, State
+    from haiway import Configuration
 
     class Chunk(State):
         identifier: Annotated[str, Alias("id")]
@@ -26,12 +25,12 @@ if not SEEDS:
 
 
 async def test_configurations_templates_and_conversation_memory(database_dsn: str) -> None:
+    from draive import ConfigurationRepository, Template, TemplateDeclaration, TemplatesRepository, ctx
     from draive.conversation import ConversationMemory
     from draive.conversation.types import ConversationAssistantTurn, ConversationUserTurn
     from draive.multimodal import MultimodalContent
     from haiway import Pagination
 
-    from draive import ConfigurationRepository, Template, TemplateDeclaration, TemplatesRepository, ctx
     from pgstash.draive import (
         PostgresConfigurationRepository,
         PostgresConnectionPool,
@@ -89,9 +88,9 @@ async def test_the_vector_index_snippet(
     database_dsn: str, embeddings: tuple[Any, Any], postgres: Any
 ) -> None:
     await postgres.execute(SEED_CHUNK_TABLE)
+    from draive import VectorIndex, ctx
     from haiway import AttributeRequirement
 
-    from draive import VectorIndex, ctx
     from pgstash.draive import PostgresConnectionPool, PostgresVectorIndex
 
     async with ctx.scope(

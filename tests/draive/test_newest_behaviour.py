@@ -14,9 +14,8 @@ from tests.draive.conftest import SEED_CHUNK_TABLE, SEEDS, newest_only, vector_o
 pytestmark = newest_only
 
 if not SEEDS:
-    from haiway import Configuration
-
     from draive import State
+    from haiway import Configuration
 
     class Level(Configuration):
         level: int = 1
@@ -35,8 +34,9 @@ def _turn(text: str) -> Any:
 
 
 async def test_configurations_and_conversations_roll_back_together(database_dsn: str) -> None:
-    import pgstash.draive as ours
     from draive import ConfigurationRepository, ctx
+
+    import pgstash.draive as ours
 
     async with ctx.scope(
         "tx",
@@ -57,8 +57,9 @@ async def test_configurations_and_conversations_roll_back_together(database_dsn:
 
 
 async def test_six_scopes_at_once(database_dsn: str) -> None:
-    import pgstash.draive as ours
     from draive import ctx
+
+    import pgstash.draive as ours
 
     async def one(index: int) -> int:
         async with ctx.scope(
@@ -95,8 +96,9 @@ def _requirements() -> Any:
 
 
 def test_requirements_select_what_haiways_check_accepts(database_dsn: str) -> None:
-    import pgstash.draive as ours
     from draive import ctx
+
+    import pgstash.draive as ours
     from pgstash.draive.models import requirement_of, state_converter
     from pgstash.vectors import PostgresVectorIndex as Index
 

@@ -13,8 +13,9 @@ pytestmark = newest_only
 
 
 def scope(dsn: str) -> Any:
-    import pgstash.draive as ours
     from draive import ctx
+
+    import pgstash.draive as ours
 
     return ctx.scope(
         "templates",
@@ -24,9 +25,8 @@ def scope(dsn: str) -> Any:
 
 
 async def test_templates_page_by_cursor_and_by_legacy_offset(database_dsn: str) -> None:
-    from haiway import Pagination
-
     from draive import TemplateDeclaration, TemplatesRepository
+    from haiway import Pagination
 
     declarations = [
         TemplateDeclaration(
@@ -58,9 +58,8 @@ async def test_templates_page_by_cursor_and_by_legacy_offset(database_dsn: str) 
 
 
 async def test_define_preserves_an_empty_description(database_dsn: str, postgres: Any) -> None:
-    from haiway import Meta, Pagination
-
     from draive import TemplateDeclaration, TemplatesRepository
+    from haiway import Meta, Pagination
 
     async with scope(database_dsn):
         await TemplatesRepository.define(
@@ -86,9 +85,8 @@ def test_draive_parses_the_same_variables_from_what_it_stored_and_what_it_reads_
 ) -> None:
     import asyncio
 
-    from draive.multimodal.templates.variables import parse_template_variables
-
     from draive import Template, TemplateDeclaration, TemplatesRepository
+    from draive.multimodal.templates.variables import parse_template_variables
 
     async def run(content: str) -> None:
         async with scope(database_dsn):

@@ -16,9 +16,8 @@ from tests.draive.conftest import SEED_CHUNK_TABLE, SEEDS, answered, said, seed_
 pytestmark = seed_only
 
 if SEEDS:
-    from haiway import Configuration
-
     from draive import DataModel
+    from haiway import Configuration
 
     class Settings(Configuration):
         level: int = 1
@@ -30,8 +29,9 @@ if SEEDS:
 
 
 async def test_draive_calls_inside_one_pgstash_transaction_roll_back_together(database_dsn: str) -> None:
-    import pgstash.draive as ours
     from draive import ConfigurationRepository, InstructionsRepository, ctx
+
+    import pgstash.draive as ours
 
     async with ctx.scope(
         "tx",
@@ -57,9 +57,10 @@ async def test_draive_calls_inside_one_pgstash_transaction_roll_back_together(da
 
 
 async def test_a_define_in_another_process_clears_this_processes_cache(database_dsn: str) -> None:
+    from draive import ConfigurationRepository, ctx
+
     import pgstash
     import pgstash.draive as ours
-    from draive import ConfigurationRepository, ctx
 
     async with ctx.scope(
         "cached",
@@ -78,8 +79,9 @@ async def test_a_define_in_another_process_clears_this_processes_cache(database_
 
 
 async def test_six_scopes_entering_the_disposable_at_once_each_get_their_pool(database_dsn: str) -> None:
-    import pgstash.draive as ours
     from draive import ConfigurationRepository, ctx
+
+    import pgstash.draive as ours
 
     async def one(index: int) -> tuple[int, int]:
         async with ctx.scope(
@@ -101,11 +103,10 @@ async def test_six_scopes_entering_the_disposable_at_once_each_get_their_pool(da
 
 
 def _elements() -> list[Any]:
+    from draive import ModelInput, ModelOutput
     from draive.models.types import ModelReasoning, ModelToolRequest, ModelToolResponse
     from draive.multimodal import MultimodalContent
     from draive.resources import ResourceContent
-
-    from draive import ModelInput, ModelOutput
 
     image = ResourceContent.of(b"\x89PNG\r\n\x1a\n fake", mime_type="image/png")
     return [
@@ -122,8 +123,9 @@ def _elements() -> list[Any]:
 async def test_images_reasoning_and_tool_calls_round_trip_as_draive_writes_them(
     database_dsn: str, postgres: Any
 ) -> None:
-    import pgstash.draive as ours
     from draive import ctx
+
+    import pgstash.draive as ours
 
     elements = _elements()
     async with ctx.scope("elements", disposables=(ours.PostgresConnectionPool.of(dsn=database_dsn),)):
@@ -168,8 +170,9 @@ def _matches(requirement: Any, row: Any) -> bool:
 
 
 def test_requirements_select_what_haiways_check_accepts(database_dsn: str) -> None:
-    import pgstash.draive as ours
     from draive import ctx
+
+    import pgstash.draive as ours
     from tests.draive.conftest import vector_of
 
     rows_strategy = st.lists(
@@ -205,3 +208,37 @@ def test_requirements_select_what_haiways_check_accepts(database_dsn: str) -> No
         asyncio.run(run(rows, requirement))
 
     check()
+
+
+async def test_bad_input_keeps_its_clear_errors(database_dsn: str, embeddings: tuple[Any, Any]) -> None:
+    import pytest
+    from draive import ctx
+    from draive.utils import VectorIndex
+
+    import pgstash.draive as ours
+    from pgstash import ConfigurationError
+    from pgstash.draive.models import requirement_of
+
+    class Unknown:
+        operator = "regex"
+        lhs = rhs = None
+
+    with pytest.raises(NotImplementedError, match="regex"):
+        requirement_of(Unknown())
+
+    class Plain:  # neither attrs, a dataclass, nor a draive model
+        pass
+
+    async with ctx.scope(
+        "errors",
+        ours.PostgresVectorIndex(),
+        *embeddings,
+        disposables=(ours.PostgresConnectionPool.of(dsn=database_dsn),),
+    ):
+        with pytest.raises(TypeError, match="Plain"):
+            await VectorIndex.search(Plain, limit=1)
+    with pytest.raises(ConfigurationError, match="disposables"):
+        await ours.PostgresModelMemory("outside").recall()
+    with pytest.raises(TypeError, match="ModelInput"):
+        async with ctx.scope("wrong", disposables=(ours.PostgresConnectionPool.of(dsn=database_dsn),)):
+            await ours.PostgresModelMemory("m").remember("just a string")

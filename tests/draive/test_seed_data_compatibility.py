@@ -23,9 +23,9 @@ def pools(dsn: str) -> tuple[Any, ...]:
 
 async def test_configurations_both_ways(database_dsn: str) -> None:
     import draive.postgres as theirs
+    from draive import ConfigurationRepository, ctx
 
     import pgstash.draive as ours
-    from draive import ConfigurationRepository, ctx
 
     async with ctx.scope("both", disposables=pools(database_dsn)):
         async with ctx.scope("theirs", theirs.PostgresConfigurationRepository()):
@@ -42,10 +42,10 @@ async def test_configurations_both_ways(database_dsn: str) -> None:
 
 async def test_instructions_both_ways(database_dsn: str) -> None:
     import draive.postgres as theirs
+    from draive import Instructions, InstructionsDeclaration, InstructionsRepository, ctx
     from draive.models.instructions.types import InstructionsArgumentDeclaration
 
     import pgstash.draive as ours
-    from draive import Instructions, InstructionsDeclaration, InstructionsRepository, ctx
 
     declaration = InstructionsDeclaration.of(
         "greet",
@@ -73,9 +73,9 @@ async def test_instructions_both_ways(database_dsn: str) -> None:
 
 async def test_memory_both_ways(database_dsn: str) -> None:
     import draive.postgres as theirs
+    from draive import ctx
 
     import pgstash.draive as ours
-    from draive import ctx
 
     async with ctx.scope("both", disposables=pools(database_dsn)):
         theirs_memory = theirs.PostgresModelMemory("session")
@@ -102,10 +102,10 @@ async def test_memory_both_ways(database_dsn: str) -> None:
 
 
 async def test_vector_rows_both_ways(database_dsn: str, postgres: Any, embeddings: tuple[Any, Any]) -> None:
+    from draive import ctx
     from draive.utils import VectorIndex
 
     import pgstash.draive as ours
-    from draive import ctx
 
     await postgres.execute(SEED_CHUNK_TABLE.replace("chunk", "doc"))
     # draive 0.89's own INSERT (its pool has no vector codec: the vector goes as text here)

@@ -52,8 +52,9 @@ def _scenarios() -> list[tuple[str, list[Any], int | None, list[int]]]:
 async def test_recall_trims_as_draives_own_adapter(
     database_dsn: str, name: str, elements: list[Any], limit: int | None, expected: list[int]
 ) -> None:
-    import pgstash.draive as ours
     from draive import ctx
+
+    import pgstash.draive as ours
 
     async with ctx.scope("memory", disposables=(ours.PostgresConnectionPool.of(dsn=database_dsn),)):
         memory = ours.PostgresModelMemory("demo-session", recall_limit=limit)

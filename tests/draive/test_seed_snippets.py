@@ -26,6 +26,7 @@ if SEEDS:
 
 async def test_bootstrapping_the_postgres_context(database_dsn: str) -> None:
     from draive import ctx
+
     from pgstash.draive import (
         PostgresConfigurationRepository,
         PostgresConnectionPool,
@@ -51,6 +52,7 @@ async def test_bootstrapping_the_postgres_context(database_dsn: str) -> None:
 
 async def test_configurations_instructions_and_memory_through_draive(database_dsn: str) -> None:
     from draive import ConfigurationRepository, Instructions, InstructionsRepository, ctx
+
     from pgstash.draive import (
         PostgresConfigurationRepository,
         PostgresConnectionPool,
@@ -92,9 +94,9 @@ async def test_the_vector_index_snippet(
     database_dsn: str, embeddings: tuple[Any, Any], postgres: Any
 ) -> None:
     await postgres.execute(SEED_CHUNK_TABLE)
+    from draive import ctx
     from draive.utils import VectorIndex
 
-    from draive import ctx
     from pgstash.draive import PostgresConnectionPool, PostgresVectorIndex
 
     async with ctx.scope(

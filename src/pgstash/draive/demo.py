@@ -8,12 +8,6 @@ import asyncio
 import sys
 from typing import Any
 
-from draive.embedding import Embedded, TextEmbedding
-from draive.models import ModelInput, ModelOutput
-from draive.multimodal import MultimodalContent
-from draive.utils import VectorIndex
-from haiway import AttributeRequirement, Configuration
-
 from draive import (
     ConfigurationRepository,
     DataModel,
@@ -22,6 +16,12 @@ from draive import (
     InstructionsRepository,
     ctx,
 )
+from draive.embedding import Embedded, TextEmbedding
+from draive.models import ModelInput, ModelOutput
+from draive.multimodal import MultimodalContent
+from draive.utils import VectorIndex
+from haiway import AttributeRequirement, Configuration
+
 from pgstash import embedded, migrate
 from pgstash.draive import (
     PostgresConfigurationRepository,

@@ -13,13 +13,13 @@ from itertools import chain
 from typing import Any
 from uuid import UUID
 
+from draive import ConfigurationRepository, Meta
 from draive.conversation.state import ConversationMemory
 from draive.conversation.types import ConversationAssistantTurn, ConversationUserTurn
 from draive.multimodal.templates.repository import TemplatesRepository
 from draive.multimodal.templates.types import TemplateDeclaration
 from haiway import Paginated, Pagination
 
-from draive import ConfigurationRepository, Meta
 from pgstash.draive.pool import current_postgres, repository_on_scope
 from pgstash.stores import instructions as _instructions
 from pgstash.stores.configurations import PostgresConfigurationRepository as _Configurations

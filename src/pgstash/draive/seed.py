@@ -9,11 +9,11 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from draive import ConfigurationRepository, InstructionsDeclaration, InstructionsRepository, Meta
 from draive.models import ModelMemory, ModelMemoryRecall
 from draive.models.instructions.types import InstructionsArgumentDeclaration
 from draive.models.types import ModelInput, ModelOutput
 
-from draive import ConfigurationRepository, InstructionsDeclaration, InstructionsRepository, Meta
 from pgstash.draive.pool import current_postgres, repository_on_scope
 from pgstash.stores import instructions as _instructions
 from pgstash.stores.configurations import PostgresConfigurationRepository as _Configurations

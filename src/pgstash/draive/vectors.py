@@ -10,11 +10,11 @@ from base64 import b64decode
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
+from draive import VectorIndex
 from draive.embedding import ImageEmbedding, TextEmbedding
 from draive.multimodal import TextContent
 from draive.resources import ResourceContent
 
-from draive import VectorIndex
 from pgstash.draive.models import requirement_of, state_converter, table_of
 from pgstash.draive.pool import current_postgres
 from pgstash.vectors import PostgresVectorIndex as _Index
