@@ -61,6 +61,11 @@ def check_model(model: object, converter: Any = None) -> None:
         raise TypeError(f"models are classes (attrs, dataclasses, converter-structured), not {model!r}")
     if attrs.has(model) or dataclasses.is_dataclass(model):
         return
+    if model.__module__ == "builtins":
+        raise TypeError(
+            f"{model.__qualname__} is a builtin type, not a model: models are attrs classes or dataclasses, "
+            "or classes the index's converter structures"
+        )
     try:
         converter.get_structure_hook(model)
     except Exception:
