@@ -29,7 +29,9 @@ SELECT
 -- beside `payload`, `meta` and `created`) in the current schema, with their total size, and the
 -- planner's row estimate (reltuples) when it reaches `exact_below` (else NULL: pgstash status
 -- counts those rows exactly with status_count). The user's other tables are left out. precision:
--- float32 for a vector column, float16 for halfvec.
+-- float32 for a vector column, float16 for halfvec. table_comment: where a bulk load records the
+-- ANN index it dropped until its commit; bulk_locked: whether a session holds the bulk lock (a
+-- load running, or VACUUM / a concurrent index build).
 SELECT
     c.relname AS name,
     vector_column.dimension,
@@ -47,7 +49,15 @@ SELECT
         INNER JOIN pg_class AS ic ON i.indexrelid = ic.oid
         INNER JOIN pg_am AS am ON ic.relam = am.oid
         WHERE i.indrelid = c.oid
-    ) AS indexes
+    ) AS indexes,
+    pg_catalog.obj_description(c.oid, 'pg_class') AS table_comment,
+    exists(
+        SELECT FROM pg_catalog.pg_locks AS l
+        WHERE
+            l.relation = c.oid
+            AND l.mode = 'ShareUpdateExclusiveLock'
+            AND l.granted
+    ) AS bulk_locked
 FROM pg_class AS c
 INNER JOIN pg_namespace AS n ON c.relnamespace = n.oid
 LEFT JOIN LATERAL (

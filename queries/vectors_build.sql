@@ -147,20 +147,38 @@ SELECT
 FROM pg_catalog.pg_stat_progress_create_index AS p
 WHERE p.relid = pg_catalog.to_regclass(pg_catalog.quote_ident(:table_name));
 
--- name: vectors_bulk_lock(table_name)$
--- A bulk load's transaction starts here: one bulk load (or keyed ingest) into a table at a time.
--- Two loads whose COPYs overlapped would each hold ROW EXCLUSIVE and then wait for the other's
--- before their CREATE INDEX (SHARE): a deadlock. The same lock as vectors_keys_lock, so a keyed
--- load also serialises with keyed ingests, then deletes the rows of its keys in this transaction.
+-- name: vectors_bulk_lock()!
+-- A bulk load's two transactions (the index drop, then the load) start here: one bulk load (or
+-- keyed ingest) into a table at a time, and a second load waits before it drops anything. Two
+-- loads whose COPYs overlapped would each hold ROW EXCLUSIVE and then wait for the other's
+-- before their CREATE INDEX (SHARE): a deadlock. The lock of vectors_keys_lock (the table's own
+-- SHARE UPDATE EXCLUSIVE, which a role without write privileges cannot take), taken with
+-- lock_timeout lifted by vectors_lock_wait: a load waits for the loads before it to commit.
+LOCK TABLE {table} IN SHARE UPDATE EXCLUSIVE MODE;
+
+-- name: vectors_lock_wait(lock_timeout)$
+-- Sets lock_timeout for the rest of the transaction and returns the value it had: '0' before a
+-- bulk load's vectors_bulk_lock, then the caller's value back.
+WITH before AS MATERIALIZED (
+    SELECT pg_catalog.current_setting('lock_timeout') AS lock_timeout
+)
+
 SELECT
-    pg_catalog.pg_advisory_xact_lock(
-        pg_catalog.hashtextextended('pgstash.vectors.keys.'::TEXT || :table_name::TEXT, 0::BIGINT)
-    );
+    before.lock_timeout,
+    pg_catalog.set_config('lock_timeout', :lock_timeout::TEXT, TRUE) AS now_set
+FROM before;
 
 -- name: vectors_drop_index()!
 -- The bulk load's first, short transaction: drops an ANN index (ACCESS EXCLUSIVE from here to
 -- the commit right after; lock_timeout bounds how long searches queue behind the wait).
 DROP INDEX IF EXISTS {index};
+
+-- name: vectors_comment_dropped()!
+-- Records, in the drop's own transaction, the ANN indexes a bulk load dropped ({comment}: JSON of
+-- their definitions, a checked constant): the load's commit clears it; a load that never
+-- committed (client or server killed) leaves it for index(), create_table, build_index and
+-- `pgstash status` to find and the next of the three to rebuild.
+COMMENT ON TABLE {table} IS {comment};
 
 -- name: vectors_drop_index_concurrently()!
 -- build_index: drops the replaced index without blocking readers or writers (it waits for the
@@ -168,6 +186,11 @@ DROP INDEX IF EXISTS {index};
 DROP INDEX CONCURRENTLY IF EXISTS {index};
 
 -- name: vectors_comment_clear()!
--- The IVFFlat index create_table noted (its table comment) was built with the rows: the note
--- goes, in the same transaction.
+-- The table's comment goes, in the transaction that built what it recorded: the IVFFlat index
+-- create_table noted, or the ANN indexes a bulk load dropped (vectors_comment_dropped).
 COMMENT ON TABLE {table} IS NULL;
+
+-- name: vectors_bulk_lock_nowait()!
+-- Whether a bulk load holds the table (then it is not to be repaired: its commit clears the
+-- record of its drop): the bulk lock taken without waiting, released at once (55P03 when held).
+LOCK TABLE {table} IN SHARE UPDATE EXCLUSIVE MODE NOWAIT;

@@ -105,14 +105,14 @@ SELECT coalesce(pg_catalog.array_agg(cfgname::TEXT ORDER BY cfgname), '{}'::TEXT
 FROM pg_catalog.pg_ts_config
 WHERE pg_catalog.pg_ts_config_is_visible(oid);
 
--- name: vectors_keys_lock(table_name)$
+-- name: vectors_keys_lock()!
 -- Serialises keyed ingests into one table until the transaction ends, so that a replacing
 -- DELETE sees the rows a concurrent ingest of the same keys committed (without it, the later
--- ingest's COPY would fail on the primary key instead of replacing them).
-SELECT
-    pg_catalog.pg_advisory_xact_lock(
-        pg_catalog.hashtextextended('pgstash.vectors.keys.'::TEXT || :table_name::TEXT, 0::BIGINT)
-    );
+-- ingest's COPY would fail on the primary key instead of replacing them). A lock on the table
+-- itself, which only a role that may write it takes (UPDATE, DELETE, TRUNCATE or MAINTAIN):
+-- an advisory lock any role with CONNECT could hold. SHARE UPDATE EXCLUSIVE conflicts with itself,
+-- VACUUM, ANALYZE and CREATE INDEX CONCURRENTLY, not with reads or plain inserts.
+LOCK TABLE {table} IN SHARE UPDATE EXCLUSIVE MODE;
 
 -- name: vectors_delete_ids(ids)!
 -- Deletes the rows with these ids: the rows whose keys an ingest replaces (before its COPY, in

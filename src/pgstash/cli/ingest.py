@@ -3,7 +3,9 @@
 Each JSON line is one row: its object is the stored payload (`Record`). Its vector is the field
 named by `--vector-field` (a list of numbers), or the text of `--text-field` (a string) embedded
 with the lexical `HashingEmbedding` of the table's dimension. Every line is checked before it is
-sent, an error naming FILE:LINE (physical lines, blank ones counted). `-` is stdin.
+sent, an error naming FILE:LINE (physical lines, blank ones counted). `-` is stdin. A line longer
+than `MAX_LINE_BYTES` (16 MiB) is refused before it is read whole (it would take several times its
+size in memory as Python objects), naming FILE:LINE and the limit: nothing is written.
 
 One file is one transaction (`PostgresVectorIndex.loading`). Into a table with an HNSW/IVFFlat
 index, the file's rows are estimated before the first write (all of them when it has at most
@@ -33,9 +35,10 @@ from pgstash.embeddings import HashingEmbedding
 from pgstash.errors import PgstashError
 from pgstash.vectors import PostgresVectorIndex
 
-__all__ = ["BATCH", "InputError", "Record", "converter", "ingest", "size_of"]
+__all__ = ["BATCH", "MAX_LINE_BYTES", "InputError", "Record", "converter", "ingest", "size_of"]
 
 BATCH = 1000
+MAX_LINE_BYTES = 16 << 20  # one JSON line: a 16,000-dimension vector as text is ~0.3 MB
 
 
 @attrs.frozen
@@ -57,8 +60,14 @@ class InputError(ValueError):
 
 
 def _lines(stream: IO[bytes], name: str) -> Iterator[tuple[int, dict[str, Any]]]:
-    """(physical line number, JSON object) for every non-blank line."""
-    for number, line in enumerate(stream, 1):
+    """(physical line number, JSON object) for every non-blank line; a line over
+    `MAX_LINE_BYTES` raises `InputError` having read no more than that of it."""
+    for number, line in enumerate(iter(lambda: stream.readline(MAX_LINE_BYTES + 1), b""), 1):
+        if len(line) > MAX_LINE_BYTES:
+            raise InputError(
+                f"{name}:{number}: the line is longer than {MAX_LINE_BYTES:,} bytes, the most "
+                "pgstash reads as one row"
+            )
         if not line.strip():
             continue
         try:

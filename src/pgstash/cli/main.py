@@ -20,6 +20,7 @@ from datetime import timedelta
 from typing import Any
 
 from pgstash import __version__, embedded
+from pgstash.cli import passwords
 from pgstash.connection import DSN_VARIABLE, Postgres, PostgresConnectionPool
 from pgstash.errors import ConfigurationError, PgstashError
 from pgstash.migrations import migrate
@@ -285,7 +286,9 @@ def common_options(*, at_top: bool) -> argparse.ArgumentParser:
     group.add_argument(
         "--dsn",
         default=default(None),
-        help=f"PostgreSQL DSN (default: ${DSN_VARIABLE}, else the embedded server)",
+        help=f"PostgreSQL DSN (default: ${DSN_VARIABLE}, else the embedded server). A password "
+        f"here is visible to other users (ps): put the DSN in {DSN_VARIABLE}, or the password in a "
+        "passfile (~/.pgpass or $PGPASSFILE)",
     )
     group.add_argument(
         "--data-dir",
@@ -338,6 +341,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = root.parse_args(argv)
     if args.command == "prune":
         prune_arguments(root, args)
+    if args.dsn and (secrets := passwords.passwords_in(args.dsn)):
+        passwords.hide_in_command_line(secrets)
+        _say(passwords.WARNING)
     logging.basicConfig(
         level=logging.DEBUG if args.debug else logging.WARNING, format="%(name)s: %(message)s"
     )

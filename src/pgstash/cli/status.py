@@ -14,6 +14,7 @@ from pgstash.connection import Postgres
 from pgstash.migrations import applied, migrations
 from pgstash.sql.catalogue import query
 from pgstash.sql.composer import compose
+from pgstash.vectors import bulk
 
 __all__ = ["REPLICAS_VARIABLE", "report"]
 
@@ -103,9 +104,29 @@ async def report(postgres: Postgres, dsn: str | None, data_dir: str) -> str:
                 right=(2, 3, 4),
             )
         )
+        lines += _dropped_indexes(tables)
     else:
         lines += ["", "no pgstash tables yet: run pgstash migrate"]
     return "\n".join(lines)
+
+
+def _dropped_indexes(tables: list[Any]) -> list[str]:
+    """A line for each vector table whose ANN index a bulk load dropped (its record, bulk.py)."""
+    lines = []
+    for row in tables:
+        dropped = bulk.dropped_of(row["table_comment"])
+        if not dropped:
+            continue
+        names = ", ".join(f"{index.method} ({index.name})" for index in dropped)
+        if row["bulk_locked"]:
+            lines.append(f"{row['name']}: a bulk load is running; it builds {names} again at its commit")
+        else:
+            lines.append(
+                f"{row['name']}: its ANN index was dropped by a bulk load that never committed: "
+                f"{names} is missing and searches scan the whole table; the next index() or "
+                f"create_table builds it again, or run: pgstash vector build-index {row['name']}"
+            )
+    return ["", *lines] if lines else []
 
 
 async def _count(postgres: Postgres, name: str) -> int:

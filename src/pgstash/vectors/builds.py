@@ -167,16 +167,20 @@ async def build_index(
     dimension: int,
     progress: Callable[[BuildProgress], object] | None = None,
     every: float = 0.5,
+    invalid: frozenset[str] = frozenset(),
 ) -> float:
     """(Re)builds the table's ANN index on embedding without blocking reads or writes: REINDEX
     INDEX CONCURRENTLY when it stays as it is, else a new index built CONCURRENTLY (IVFFlat lists
     from today's row count) that then replaces the old one. `progress` gets samples of
     pg_stat_progress_create_index, read on another connection every `every` seconds. Waits for
-    transactions that hold the table open. Returns the seconds it took."""
+    transactions that hold the table open. Returns the seconds it took. An `invalid` index of
+    the target's name (a concurrent build cut short, by create_table's lock_timeout say) counts
+    as the old one, and a leftover `*_embedding_new` goes first: one ANN index at the end."""
     started = time.perf_counter()
     found = await ann_indexes(postgres, table, 1 << 62)
     rows = found.rows
-    ours = [index for index in found.indexes if index.rebuildable]
+    fresh = index_name(table, "embedding_new")
+    ours = [index for index in found.indexes if index.rebuildable and index.name != fresh]
     old = ours[0] if ours else None
     name = old.name if old is not None else index_name(table, "embedding_idx")
     opclass = old.opclass if old is not None else found.opclass
@@ -188,6 +192,10 @@ async def build_index(
             await postgres.run(
                 "vectors_build_settings", memory_kb=settings.memory_kb, workers=settings.workers, local=False
             )
+            drop = query("vectors_drop_index_concurrently")
+            present = {index.name for index in found.indexes} | invalid
+            for leftover in sorted(present & {fresh} | invalid & {name}):
+                await postgres.run_statement(compose(drop, slots={"index": leftover}))
             unchanged = old is not None and old.method == method
             if unchanged and method == "ivfflat":
                 unchanged = old is not None and old.options.get("lists") == lists_for(rows)
@@ -195,9 +203,6 @@ async def build_index(
                 reindex = compose(query("vectors_reindex_concurrently"), slots={"embedding_index": name})
                 await postgres.run_statement(reindex)
             else:
-                fresh = index_name(table, "embedding_new")
-                drop = query("vectors_drop_index_concurrently")
-                await postgres.run_statement(compose(drop, slots={"index": fresh}))
                 await postgres.run_statement(target.build(table, rows, concurrently=True, name=fresh))
                 if old is not None:
                     await postgres.run_statement(compose(drop, slots={"index": old.name}))

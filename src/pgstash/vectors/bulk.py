@@ -13,11 +13,22 @@ rows and the new index together. Writes to the table wait for the commit. A smal
 inside the caller's transaction, or a table with an ANN index pgstash did not shape goes into the
 existing indexes row by row. `loading` is the same load for a caller's many batches (the CLI's
 `vector ingest`): one transaction, the indexes built once at its end.
+
+Both transactions start with the bulk lock (`vectors_bulk_lock`, the table's own SHARE UPDATE
+EXCLUSIVE), waited for whatever the caller's `lock_timeout`: a second load waits for the first to
+commit before it drops anything. The drop waits at most `DROP_LOCK_TIMEOUT` for a transaction that
+holds the table open (searches queue behind it that long), `DROP_ATTEMPTS` times, then the batch
+takes the insert path. The drop's transaction records what it dropped in the table's comment
+(`DROPPED_COMMENT`); the load's commit clears it. A load that never commits (its client or the
+server killed) leaves the record: `repair` (run by the next `index`, `create_table` and
+`build_index`) builds those indexes again, and `pgstash status` flags the table meanwhile.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 
@@ -27,16 +38,47 @@ from pgstash.connection import Postgres
 from pgstash.errors import DatabaseError, PgstashError
 from pgstash.sql.catalogue import query
 from pgstash.sql.composer import compose
+from pgstash.sql.templates import Constant, SlotValue
 from pgstash.vectors.builds import AnnIndex, BuildProgress, ann_indexes, build_settings, lists_for
-from pgstash.vectors.planning import index_name
+from pgstash.vectors.planning import TableFacts, index_name
 
-__all__ = ["BuildProgress", "Load", "Written", "drop_indexes", "ingest", "lists_for", "plan", "rebuilt"]
+__all__ = [
+    "DROPPED_COMMENT", "BuildProgress", "Load", "Written", "drop_indexes", "dropped_of", "ingest",
+    "lists_for", "plan", "rebuilt", "repair",
+]  # fmt: skip
 
 logger = logging.getLogger("pgstash")
 
 BULK_MIN_ROWS = 100  # below this the rebuild's fixed cost (~70 ms) beats inserting the rows
 BULK_FACTOR = 3  # rebuild when the table holds fewer than 3x the batch (crossover at 15-40%)
-DROP_LOCK_TIMEOUT = "2s"  # how long searches may queue behind the DROP INDEX's lock
+DROP_LOCK_TIMEOUT = "100ms"  # how long searches may queue behind the DROP INDEX's lock
+DROP_ATTEMPTS = 5  # drops tried (searches run between them) before the batch goes row by row
+DROP_PAUSE = 0.2  # seconds between two attempts, times the attempt's number
+DROPPED_COMMENT = "pgstash: ANN index dropped by a bulk load, rebuilt at its commit: "
+
+
+def dropped_comment(indexes: tuple[AnnIndex, ...]) -> Constant:
+    """The table comment that records a bulk load's drop: the indexes' definitions as JSON
+    (validated names, allow-listed opclasses and methods, integer options: no quote)."""
+    defined = [
+        {"name": i.name, "method": i.method, "opclass": i.opclass, "options": dict(i.options)}
+        for i in indexes
+    ]
+    return Constant(DROPPED_COMMENT + json.dumps(defined, sort_keys=True))
+
+
+def dropped_of(comment: str | None) -> tuple[AnnIndex, ...]:
+    """The indexes a table's comment records as dropped by a load that has not committed."""
+    if not comment or not comment.startswith(DROPPED_COMMENT):
+        return ()
+    try:
+        defined = json.loads(comment[len(DROPPED_COMMENT) :])
+        return tuple(
+            AnnIndex(d["name"], d["method"], d["opclass"], {k: int(v) for k, v in d["options"].items()}, True)
+            for d in defined
+        )
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return ()
 
 
 @attrs.frozen(slots=True)
@@ -77,43 +119,54 @@ async def plan(
     return Load(table, dimension, found.indexes, found.indexes, found.rows, batch)
 
 
+async def _bulk_lock(postgres: Postgres, table: str) -> None:
+    """The bulk lock, waited for without the caller's `lock_timeout` (a load waits for the loads
+    before it), which is then set back for the rest of the transaction."""
+    before = await postgres.run("vectors_lock_wait", lock_timeout="0")
+    await postgres.run_statement(compose(query("vectors_bulk_lock"), slots={"table": table}))
+    await postgres.run("vectors_lock_wait", lock_timeout=before)
+
+
 async def drop_indexes(postgres: Postgres, load: Load) -> bool:
-    """The load's first, short transaction: its indexes dropped (ACCESS EXCLUSIVE from the DROP to
-    the commit; searches queue behind it at most `DROP_LOCK_TIMEOUT`). False when a transaction
-    keeps the table open that long (55P03): nothing changed, the batch takes the insert path."""
+    """The load's first, short transaction: the bulk lock, its indexes dropped (ACCESS EXCLUSIVE
+    from the DROP to the commit; searches queue behind it at most `DROP_LOCK_TIMEOUT`) and the
+    drop recorded in the table's comment. Tried `DROP_ATTEMPTS` times while a transaction keeps
+    the table open (55P03); then False: nothing changed, the batch takes the insert path."""
     if not load.drops:
         return True
-    try:
-        async with postgres.transaction():
-            await postgres.run("vectors_ddl_settings", lock_timeout=DROP_LOCK_TIMEOUT, local=True)
-            for index in load.drops:
-                drop = compose(query("vectors_drop_index"), slots={"index": index.name})
-                await postgres.run_statement(drop)
-    except DatabaseError as error:
-        if error.sqlstate != "55P03":
-            raise
-        logger.info(
-            "vector table %s is busy (%s): the batch goes into its index row by row", load.table, error
-        )
-        return False
-    return True
+    for attempt in range(1, DROP_ATTEMPTS + 1):
+        try:
+            async with postgres.transaction():
+                await _bulk_lock(postgres, load.table)
+                await postgres.run("vectors_ddl_settings", lock_timeout=DROP_LOCK_TIMEOUT, local=True)
+                for index in load.drops:
+                    drop = compose(query("vectors_drop_index"), slots={"index": index.name})
+                    await postgres.run_statement(drop)
+                slots: dict[str, SlotValue] = {"table": load.table, "comment": dropped_comment(load.drops)}
+                await postgres.run_statement(compose(query("vectors_comment_dropped"), slots=slots))
+            return True
+        except DatabaseError as error:
+            if error.sqlstate != "55P03":
+                raise
+            busy = error
+        await asyncio.sleep(DROP_PAUSE * attempt)
+    logger.info("vector table %s is busy (%s): the batch goes into its index row by row", load.table, busy)
+    return False
 
 
 @contextlib.asynccontextmanager
 async def rebuilt(postgres: Postgres, load: Load) -> AsyncIterator[Written]:
-    """The load's transaction, after `drop_indexes`: the bulk lock (`vectors_bulk_lock`), the
-    body (which writes its rows, adding them to the yielded `Written`), then the build settings
-    and each index built from the data; commit. On any failure the rows are rolled back and the
-    dropped indexes built again concurrently before the error goes on."""
+    """The load's transaction, after `drop_indexes`: the bulk lock, the body (which writes its
+    rows, adding them to the yielded `Written`), then the build settings, each index built from
+    the data, and the table's comment (the drop's record, or create_table's IVFFlat note)
+    cleared; commit. On any failure the rows are rolled back and the dropped indexes built again
+    concurrently before the error goes on."""
     written = Written()
     try:
         opclass = load.builds[0].opclass if load.builds else "vector_cosine_ops"
         settings = await build_settings(postgres, load.rows + load.batch, load.dimension, opclass=opclass)
         async with postgres.transaction():
-            await postgres.run("vectors_bulk_lock", table_name=load.table)
-            if not load.drops:  # create_table's IVFFlat note: this load builds it
-                clear = compose(query("vectors_comment_clear"), slots={"table": load.table})
-                await postgres.run_statement(clear)
+            await _bulk_lock(postgres, load.table)
             yield written
             await postgres.run(
                 "vectors_build_settings", memory_kb=settings.memory_kb, workers=settings.workers, local=True
@@ -122,25 +175,62 @@ async def rebuilt(postgres: Postgres, load: Load) -> AsyncIterator[Written]:
                 rows = load.rows + (written.rows or load.batch)  # `loading`'s calls do not count
                 build = index.build(load.table, rows, concurrently=False)
                 await postgres.run_statement(build)
+            await postgres.run_statement(compose(query("vectors_comment_clear"), slots={"table": load.table}))
     except BaseException:
-        await _restore(postgres, load)
+        await _restore(postgres, load.table, load.drops, load.rows)
         raise
 
 
-async def _restore(postgres: Postgres, load: Load) -> None:
-    """After a failed bulk load (none of its rows written): the indexes as they were, built
-    concurrently on a fresh connection. If that fails too (the server is gone), the table stays
-    without them, searched exactly, until `build_index`; the load's own error is what is raised."""
+async def _restore(postgres: Postgres, table: str, indexes: tuple[AnnIndex, ...], rows: int) -> bool:
+    """The indexes as they were, built concurrently on a fresh connection, then the drop's record
+    cleared. If that fails (the server is gone), the table stays without them, searched exactly,
+    its comment still recording them for `repair`; the load's own error is what is raised."""
+    if not indexes:
+        return True
     try:
-        for index in load.drops:
-            await postgres.run_statement(index.build(load.table, load.rows, concurrently=True))
+        for index in indexes:
+            await postgres.run_statement(index.build(table, rows, concurrently=True))
+        await postgres.run_statement(compose(query("vectors_comment_clear"), slots={"table": table}))
     except (PgstashError, OSError) as error:
         logger.warning(
             "vector table %s: its ANN index was not rebuilt after a failed load (%s); searches are "
-            "exact until build_index runs",
-            load.table,
+            "exact until the next index(), create_table or build_index rebuilds it",
+            table,
             error,
         )
+        return False
+    return True
+
+
+async def repair(postgres: Postgres, table: str, facts: TableFacts) -> bool:
+    """Builds again (concurrently) the ANN indexes the table's comment records as dropped by a
+    bulk load that never committed, then clears the record. Nothing while a load holds the bulk
+    lock (its commit clears the record), inside a transaction, or without one. Whether it built."""
+    dropped = dropped_of(facts.comment)
+    if not dropped or postgres.in_transaction:
+        return False
+    try:
+        async with postgres.transaction():
+            await postgres.run_statement(compose(query("vectors_bulk_lock_nowait"), slots={"table": table}))
+    except DatabaseError as error:
+        if error.sqlstate == "55P03":
+            return False  # a load (or VACUUM, or a concurrent build) holds the table: not now
+        raise
+    found = await ann_indexes(postgres, table, 1 << 62)
+    if any(index.rebuildable for index in found.indexes):  # built meanwhile (build_index): never two
+        await postgres.run_statement(compose(query("vectors_comment_clear"), slots={"table": table}))
+        return False
+    logger.warning(
+        "vector table %s: a bulk load that never committed left it without its ANN index (%s); "
+        "building it again concurrently",
+        table,
+        ", ".join(index.name for index in dropped),
+    )
+    drop = query("vectors_drop_index_concurrently")
+    for index in dropped:
+        if index.name in facts.invalid_indexes:  # a concurrent build that was cut short
+            await postgres.run_statement(compose(drop, slots={"index": index.name}))
+    return await _restore(postgres, table, dropped, found.rows)
 
 
 async def ingest(

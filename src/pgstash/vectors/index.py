@@ -183,6 +183,7 @@ class PostgresVectorIndex(IndexBuilds):
                     return len(items)
             else:
                 await write()
+            await bulk.repair(postgres, name, facts)  # an index a killed bulk load left dropped
         await tables.build_pending_ivfflat(postgres, facts, name)
         return len(items)
 

@@ -61,7 +61,11 @@ class IndexBuilds:
             raise ConfigurationError(f'table "{name}" has no fixed dimension: pgvector cannot index it')
         method = index or next(iter(sorted(facts.methods)), "ivfflat" if facts.ivfflat_pending else "hnsw")
         with self._requires_table(name, model):
-            seconds = await builds.build_index(postgres, name, method, facts.dimension, progress)
+            seconds = await builds.build_index(
+                postgres, name, method, facts.dimension, progress, invalid=facts.invalid_indexes
+            )
+            if bulk.dropped_of(facts.comment):  # a killed bulk load's record: built now
+                await bulk.repair(postgres, name, await planning.read_facts(postgres, name))
         planning.tables(postgres).pop(name, None)
         return seconds
 

@@ -110,13 +110,14 @@ async def replace_rows(
     postgres: Postgres, name: str, ids: NDArray[np.uint8], rows: AsyncIterator[bytes]
 ) -> int:
     """One transaction (a savepoint inside the caller's): the per-table keys lock, the rows of
-    these ids deleted, then the binary COPY of `rows` (`ingest.KEYED_COPY_COLUMNS`). The lock
-    makes a concurrent ingest of the same keys wait and then replace these rows: without it, its
+    these ids deleted, then the binary COPY of `rows` (`ingest.KEYED_COPY_COLUMNS`). The lock (the
+    table's own SHARE UPDATE EXCLUSIVE: only a role that may write the table can hold it) makes a
+    concurrent ingest of the same keys wait and then replace these rows: without it, its
     DELETE would not see them and its COPY would fail on the primary key. Returns the rows copied.
     Inside a bulk load's transaction (`bulk.py`) the lock is held already and the indexes are
     built after this, in the same transaction."""
     async with postgres.transaction():
-        await postgres.run("vectors_keys_lock", table_name=name)
+        await postgres.run_statement(compose(query("vectors_keys_lock"), slots={"table": name}))
         await postgres.run_statement(
             compose(query("vectors_delete_ids"), slots={"table": name}, ids=uuid_texts(ids))
         )

@@ -79,6 +79,7 @@ class TableFacts:
     iterative: bool  # pgvector >= 0.8: iterative index scans
     now: datetime  # the server's clock when the facts were read
     read_at: float  # time.monotonic() when read
+    comment: str | None = None  # the table's comment: create_table's note, a bulk load's record
 
 
 def _version(text: str | None) -> tuple[int, ...]:
@@ -102,6 +103,7 @@ async def read_facts(postgres: Postgres, name: str) -> TableFacts:
         iterative=_version(row["vector_version"]) >= (0, 8),
         now=row["now"],
         read_at=time.monotonic(),
+        comment=row["comment"],
     )
     known = tables(postgres)
     if facts.present and row["dimension"] is not None:

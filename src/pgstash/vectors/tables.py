@@ -27,6 +27,7 @@ from pgstash.sql.catalogue import Query, load_catalogue, query
 from pgstash.sql.composer import compose
 from pgstash.sql.resources import resource_dir
 from pgstash.sql.templates import SlotValue
+from pgstash.vectors.bulk import DROPPED_COMMENT, dropped_of, repair
 from pgstash.vectors.planning import TableFacts, index_name, read_facts, tables
 from pgstash.vectors.text import TextColumn, check_language
 
@@ -140,7 +141,14 @@ def _missing_steps(facts: TableFacts, names: _Names, index: str | None, rows: in
             steps.append(("vector_table_text_column", ""))  # on a table holding rows: a rewrite
         if slots["text_index"] not in facts.indexes:
             steps.append(("vector_table_text_index", ""))
-    if index is not None and slots["embedding_index"] not in facts.indexes:
+    # no second ANN index on embedding, and none while a bulk load's drop is recorded (the load,
+    # or the repair before create_table's steps, builds it)
+    if (
+        index is not None
+        and slots["embedding_index"] not in facts.indexes
+        and not facts.methods
+        and not (facts.comment or "").startswith(DROPPED_COMMENT)
+    ):
         if index == "hnsw":
             steps.append(("vector_table_hnsw_index", ""))
         elif rows >= IVFFLAT_MIN_ROWS:
@@ -203,6 +211,8 @@ async def create_table(
         check_language(text.language, await postgres.run("vectors_text_languages"))
     facts = await read_facts(postgres, name)
     _check_dimension(facts, name, dimension, precision)
+    if dropped_of(facts.comment) and await repair(postgres, name, facts):
+        facts = await read_facts(postgres, name)  # first the index a killed bulk load dropped
     if facts.present:
         rows = await _rows(postgres, name, IVFFLAT_MIN_ROWS) if _missing_steps(facts, names, index, 0) else 0
         steps = _missing_steps(facts, names, index, rows)
