@@ -25,6 +25,7 @@ from pgstash.stores.instructions import (
     PostgresInstructionsRepository,
 )
 from pgstash.stores.memory import (
+    ElementCodec,
     ModelInput,
     ModelMemoryRecall,
     ModelOutput,
@@ -43,6 +44,7 @@ __all__ = [
     "ConfigurationSnapshot",
     "DatabaseError",
     "DimensionMismatchError",
+    "ElementCodec",
     "EmbeddingMissingError",
     "HashingEmbedding",
     "InstructionsArgumentDeclaration",
