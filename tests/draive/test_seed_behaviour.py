@@ -4,6 +4,7 @@ JSON round trips (images, reasoning, tool calls), and requirements translated to
 exactly what haiway's own `check()` accepts."""
 
 import asyncio
+import uuid
 import json
 from collections.abc import Sequence
 from typing import Any
@@ -242,3 +243,67 @@ async def test_bad_input_keeps_its_clear_errors(database_dsn: str, embeddings: t
     with pytest.raises(TypeError, match="ModelInput"):
         async with ctx.scope("wrong", disposables=(ours.PostgresConnectionPool.of(dsn=database_dsn),)):
             await ours.PostgresModelMemory("m").remember("just a string")
+
+
+def test_any_element_draive_can_build_round_trips_as_stored(database_dsn: str) -> None:
+    from draive import ModelInput, ModelOutput, ctx
+    from draive.models.types import ModelReasoning, ModelToolRequest, ModelToolResponse
+    from draive.multimodal import MultimodalContent
+    from draive.resources import ResourceContent
+
+    import pgstash.draive as ours
+
+    texts = st.text(
+        alphabet=st.characters(blacklist_categories=["Cs"], blacklist_characters="\x00"), max_size=12
+    )
+    metas = st.dictionaries(st.sampled_from(["a", "b"]), st.integers(-5, 5) | texts, max_size=2)
+    contents = st.builds(
+        lambda text, data: (
+            MultimodalContent.of(text, ResourceContent.of(data, mime_type="image/png"))
+            if data
+            else MultimodalContent.of(text)
+        ),
+        texts,
+        st.binary(max_size=16),
+    )
+    requests = st.builds(
+        lambda i, arguments, meta: ModelToolRequest.of(f"call-{i}", tool="t", arguments=arguments, meta=meta),
+        st.integers(0, 9),
+        st.dictionaries(st.sampled_from(["q", "n"]), st.integers(0, 9) | texts, max_size=2),
+        metas,
+    )
+    responses = st.builds(
+        lambda i, content: ModelToolResponse.of(f"call-{i}", tool="t", content=content),
+        st.integers(0, 9),
+        contents,
+    )
+    inputs = st.builds(
+        lambda content, meta: ModelInput.of(content, meta=meta), contents, metas
+    ) | responses.map(ModelInput.of)
+    outputs = st.builds(
+        lambda content, thought, request: ModelOutput.of(content, ModelReasoning.of(thought), request),
+        contents,
+        texts,
+        requests,
+    )
+
+    async def run(elements: list[Any]) -> None:
+        async with ctx.scope("elements", disposables=(ours.PostgresConnectionPool.of(dsn=database_dsn),)):
+            memory = ours.PostgresModelMemory(f"m-{uuid.uuid4()}")
+            await memory.remember(*elements)
+            recalled = await memory.recall()
+        # draive's trimming rule: the context begins at the first input without tool responses
+        start = next(
+            (i for i, e in enumerate(elements) if isinstance(e, ModelInput) and not e.contains_tools), None
+        )
+        expected = [] if start is None else elements[start:]
+        assert [json.loads(e.to_json()) for e in recalled.context] == [
+            json.loads(e.to_json()) for e in expected
+        ]
+
+    @settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(st.lists(inputs | outputs, min_size=1, max_size=5))
+    def check(elements: list[Any]) -> None:
+        asyncio.run(run(elements))
+
+    check()
