@@ -4,8 +4,8 @@ JSON round trips (images, reasoning, tool calls), and requirements translated to
 exactly what haiway's own `check()` accepts."""
 
 import asyncio
-import uuid
 import json
+import uuid
 from collections.abc import Sequence
 from typing import Any
 
