@@ -1,7 +1,9 @@
 -- name: replica_commit_lsn()$
--- The primary's WAL write position in bytes, read right after a commit
--- (read-your-writes on replicas; no table).
-SELECT (pg_current_wal_lsn() - '0/0'::PG_LSN)::BIGINT AS lsn;
+-- The primary's WAL insert position in bytes, read right after a commit and by the
+-- cache listener after a notification (read-your-writes on replicas; no table). Not
+-- pg_current_wal_lsn(), the write position: under synchronous_commit = off a commit returns
+-- before its record is written, so that can still precede it.
+SELECT (pg_catalog.pg_current_wal_insert_lsn() - '0/0'::PG_LSN)::BIGINT AS lsn;
 
 -- name: replica_state()^
 -- A standby's routing facts: in recovery, and the WAL positions in bytes it has

@@ -17,6 +17,25 @@ WHERE text_vector @@ query AND {requirements}
 ORDER BY score DESC, created DESC
 LIMIT :candidates::BIGINT;
 
+-- name: vectors_text_timeout(milliseconds)$
+-- A text or hybrid search's own statement timeout, first in the transaction the search runs in
+-- (rolled back after it, so it never outlives the search): the smaller of :milliseconds and the
+-- session's (which 0 turns off). No table.
+SELECT
+    pg_catalog.set_config(
+        'statement_timeout',
+        (
+            CASE
+                WHEN s.setting::BIGINT > 0::BIGINT
+                    THEN least(s.setting::BIGINT, :milliseconds::BIGINT)
+                ELSE :milliseconds::BIGINT
+            END
+        )::TEXT,
+        TRUE
+    )
+FROM pg_catalog.pg_settings AS s
+WHERE s.name = 'statement_timeout';
+
 -- name: vectors_hybrid(vector, words, language, candidates, max_distance, rrf_k, weights, rows)
 -- Reciprocal rank fusion of two arms in one statement: the candidates nearest to the query
 -- vector by cosine (HNSW/IVFFlat serve ORDER BY ... LIMIT; max_distance applies after it, as

@@ -116,8 +116,11 @@ class ReplicaPair:
     # -- life cycle ------------------------------------------------------------------------------
 
     @classmethod
-    def start(cls, folder: Path, *, apply_delay: float = 0.0) -> ReplicaPair:
-        """initdb a primary, start it, clone a standby with `pg_basebackup -R`, start it."""
+    def start(
+        cls, folder: Path, *, apply_delay: float = 0.0, standby: bool = True, settings: str = ""
+    ) -> ReplicaPair:
+        """initdb a primary, start it, clone a standby with `pg_basebackup -R`, start it.
+        `standby=False`: the primary alone; `settings`: lines added to its postgresql.conf."""
         folder.mkdir(parents=True, exist_ok=True)
         pair = cls(folder, _system_user(), _free_port(), _free_port())
         pair.sockets.mkdir(exist_ok=True)
@@ -138,9 +141,11 @@ class ReplicaPair:
             conf.write(
                 "\nwal_level = replica\nmax_wal_senders = 4\nhot_standby = on\n"
                 "wal_keep_size = '64MB'\nfsync = off\n"
-                "full_page_writes = off\n"
+                "full_page_writes = off\n" + settings
             )
         pair._start(pair.primary_dir, pair.primary_port)
+        if not standby:
+            return pair
         pair._run(
             "pg_basebackup",
             "-D",
@@ -204,7 +209,7 @@ class ReplicaPair:
         """Blocks until the standby has replayed everything the primary wrote (no delay set)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            lsn = self.psql(self.primary_port, "SELECT pg_current_wal_lsn()")
+            lsn = self.psql(self.primary_port, "SELECT pg_current_wal_insert_lsn()")
             replayed = self.psql(
                 self.standby_port, f"SELECT pg_last_wal_replay_lsn() >= '{lsn}'::pg_lsn"
             )

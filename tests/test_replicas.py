@@ -18,6 +18,7 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import attrs
 import pytest
 from bench.roundtrips import RoundTripCounter
@@ -136,6 +137,64 @@ async def test_reads_are_served_by_the_standby_and_writes_by_the_primary(pair: R
     assert "FROM configurations" not in primary, primary
 
 
+@pytest.mark.parametrize("synchronous_commit", ["on", "off"])
+async def test_a_write_is_read_back_at_once_whatever_synchronous_commit_is(
+    pair: ReplicaPair, synchronous_commit: str
+) -> None:
+    """Issue 21 item 1: with synchronous_commit=off a commit returns before its WAL record is
+    written, so pg_current_wal_lsn() (the write position) read right after it can precede the
+    commit, and a standby that replayed that far still holds the old value. The fence reads
+    pg_current_wal_insert_lsn(): at or past the commit, whatever the setting."""
+    key = f"async-{uuid.uuid4().hex[:8]}"
+    settings = {"application_name": application(), "synchronous_commit": synchronous_commit}
+    async with PostgresConnectionPool.of(
+        pair.primary_dsn, replicas=[pair.standby_dsn], server_settings=settings
+    ) as postgres:
+        assert await postgres.fetch_value("SHOW synchronous_commit") == synchronous_commit
+        configurations = PostgresConfigurationRepository(postgres, cache_limit=0)
+        memory = PostgresModelMemory(identifier=key, postgres=postgres)
+        stale = []
+        for round_ in range(40):
+            await configurations.define(Setting(f"v{round_}"), key)
+            if await configurations.load_raw(key) != {"value": f"v{round_}"}:
+                stale.append(f"load_raw after define {round_}")
+            await memory.remember(ModelInput(f"m{round_}"))
+            recalled = (await memory.recall()).context
+            if len(recalled) != round_ + 1:
+                stale.append(f"recall after remember {round_}")
+    assert stale == [], f"{len(stale)} of 80 reads were stale: {stale[:5]}"
+
+
+@pytest.mark.parametrize("synchronous_commit", ["on", "off"])
+async def test_a_notified_definition_is_never_cached_stale_whatever_synchronous_commit_is(
+    pair: ReplicaPair, synchronous_commit: str
+) -> None:
+    """Issue 21 item 1, the cache fence: another pool (another process, as far as the listener
+    can tell) defines with synchronous_commit=off; the listener's fence after the notification
+    must cover the commit, or the reload reads the standby's older value and caches it for the
+    cache's whole expiration."""
+    key = f"fence-{uuid.uuid4().hex[:8]}"
+    settings = {"synchronous_commit": synchronous_commit}
+    async with (
+        pool(pair, application()) as postgres,
+        PostgresConnectionPool.of(pair.primary_dsn, server_settings=settings) as other,
+    ):
+        mine = PostgresConfigurationRepository(postgres, cache_expiration=3600)
+        theirs = PostgresConfigurationRepository(other, cache_limit=0)
+        await theirs.define(Setting("v-1"), key)
+        stale = []
+        for round_ in range(20):
+            assert await mine.load(Setting, key) is not None  # cached from here on
+            await theirs.define(Setting(f"v{round_}"), key)
+            deadline = time.monotonic() + 3.0
+            while (loaded := await mine.load(Setting, key)) != Setting(f"v{round_}"):
+                if time.monotonic() > deadline:  # the notification came long ago: cached stale
+                    stale.append((round_, loaded))
+                    break
+                await asyncio.sleep(0.01)
+    assert stale == [], f"{len(stale)} of 20 definitions were cached stale: {stale[:5]}"
+
+
 @attrs.frozen
 class Passage:
     identifier: str
@@ -164,6 +223,47 @@ async def test_searches_read_this_pools_writes_on_the_standby_filtered_ones_too(
         newest = await index.search(Passage, query=None, limit=5, requirements=only_two, table=table)
         assert [passage.identifier for passage in newest] == ["p-2"]
         assert primary.round_trips == 0
+
+
+async def test_text_and_hybrid_search_run_with_their_timeout_on_the_standby(pair: ReplicaPair) -> None:
+    """Issue 21 item 2 on replicas: the search's rolled-back transaction of its own statement
+    timeout runs whole on one standby connection (nothing on the primary), and a search cut by
+    that timeout there is the caller's error, not a replica fault (the standby stays up)."""
+    table = f"passage_{uuid.uuid4().hex[:8]}"
+    async with (
+        RoundTripCounter(pair.primary_dsn) as primary,
+        PostgresConnectionPool.of(primary.dsn, replicas=[pair.standby_dsn], replica_wait=5.0) as postgres,
+    ):
+        index = PostgresVectorIndex(postgres, embedding=HashingEmbedding(64))
+        await index.create_table(Passage, dimension=64, table=table, text="text")
+        passages = [Passage("p-1", "hello standby"), Passage("p-2", "the primary writes")]
+        await index.index(Passage, values=passages, attribute="text", table=table)
+        primary.reset()
+        for mode in ("text", "hybrid"):
+            found = await index.search(Passage, query="standby", mode=mode, limit=1, table=table)
+            assert [passage.identifier for passage in found] == ["p-1"]
+        assert primary.round_trips == 0
+        assert postgres.replicas is not None
+        replica = postgres.replicas.replicas[0]
+        # a lock the primary holds is replayed on the standby: a search there waits for it
+        holder = await asyncpg.connect(pair.primary_dsn)
+        try:
+            async with holder.transaction():
+                await holder.execute(f"LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE")
+                await holder.execute("SELECT pg_switch_wal()")  # ship the lock record now
+                locked = f"SELECT count(*) FROM pg_locks WHERE relation = '{table}'::regclass"
+                deadline = time.monotonic() + 15.0
+                while pair.psql(pair.standby_port, locked) == "0":
+                    assert time.monotonic() < deadline, "the standby did not replay the lock"
+                    await asyncio.sleep(0.05)
+                slow = PostgresVectorIndex(postgres, embedding=HashingEmbedding(64), text_timeout=0.2)
+                waiting = slow.search(Passage, query="standby", mode="text", table=table)
+                with pytest.raises(pgstash.DatabaseError) as cancelled:
+                    await asyncio.wait_for(waiting, 30)
+        finally:
+            await holder.close()
+        assert cancelled.value.sqlstate == "57014" and "text_timeout" in str(cancelled.value)
+        assert replica.up, replica.describe()  # the statement's own timeout is not a replica fault
 
 
 async def test_a_write_is_read_back_at_once_and_another_pools_write_waits_for_replay(

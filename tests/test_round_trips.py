@@ -292,12 +292,13 @@ async def test_filtered_searches_keep_custom_plans_and_each_shape_is_prepared_on
         await index.search(Chunk, limit=10, requirements=R.equal("topic", "common"))
     listings = await postgres.fetch(
         "SELECT generic_plans, custom_plans FROM pg_prepared_statements "
-        "WHERE statement LIKE 'SELECT payload%ORDER BY created DESC%' AND statement LIKE '%set_config%'"
+        "WHERE statement LIKE 'SELECT /* pgstash:% */ payload%ORDER BY created DESC%' "
+        "AND statement LIKE '%set_config%'"
     )
     assert [tuple(row) for row in listings] == [(0, 8)]
     plans = await postgres.fetch(
         "SELECT statement, generic_plans, custom_plans FROM pg_prepared_statements "
-        "WHERE statement LIKE 'WITH nearest AS MATERIALIZED%'"
+        "WHERE statement LIKE 'WITH /* pgstash:% */ nearest AS MATERIALIZED%'"
     )
     filtered = [row for row in plans if "set_config" in row["statement"]]
     plain = [row for row in plans if "set_config" not in row["statement"]]

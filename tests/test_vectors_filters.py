@@ -90,9 +90,9 @@ def ordered(left: Any, right: Any, operator: str) -> bool:
 def evaluate(requirement: AttributeRequirement, payload: Any) -> bool:
     operator = requirement.operator
     if operator == "and":
-        return evaluate(requirement.operands[0], payload) and evaluate(requirement.operands[1], payload)
+        return all(evaluate(operand, payload) for operand in requirement.operands)
     if operator == "or":
-        return evaluate(requirement.operands[0], payload) or evaluate(requirement.operands[1], payload)
+        return any(evaluate(operand, payload) for operand in requirement.operands)
     if operator == "not":
         return not evaluate(requirement.operands[0], payload)
     field = lookup(payload, requirement.path)

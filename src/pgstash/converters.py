@@ -14,6 +14,7 @@ type the converter cannot read back is refused with `TypeError` before anything 
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import decimal
 import pathlib
@@ -22,6 +23,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+import attrs
 import cattrs
 import orjson
 from cattrs.cols import (
@@ -124,16 +126,38 @@ def _described(error: BaseException, _: Any) -> str:
     return str(error.args[0]) if error.args else type(error).__name__
 
 
-def problems(error: BaseException, cl: type | None = None) -> str:
-    """What a structuring error found, field by field (`... @ $.field`). A type without a hook
-    fails before any field is read: the fields of `cl` of that type are named then."""
+def problems(error: BaseException, cl: type | None = None, converter: cattrs.Converter | None = None) -> str:
+    """What a structuring error found, field by field (`... @ $.field`). A type the converter has
+    no hook for (or cannot make one for: a union of classes it cannot tell apart) fails before
+    any field is read: with `converter`, the field paths whose hook it cannot make are named
+    (`$.holder.choice`, nested classes walked); without, the fields of `cl` of the missing type."""
     if isinstance(error, cattrs.BaseValidationError):
         return "; ".join(cattrs.transform_error(error, format_exception=_described))
-    if isinstance(error, cattrs.StructureHandlerNotFoundError) and cl is not None:
-        fields = [f"$.{name}" for name, hint in _hints(cl).items() if _mentions(hint, error.type_)]
+    if cl is not None:
+        fields = [] if converter is None else _unhooked(converter, cl, "$", 0)
+        if not fields and isinstance(error, cattrs.StructureHandlerNotFoundError):
+            fields = [f"$.{name}" for name, hint in _hints(cl).items() if _mentions(hint, error.type_)]
         if fields:
             return f"{_described(error, None)} @ {', '.join(fields)}"
     return _described(error, None)
+
+
+def _is_class(hint: Any) -> bool:
+    return isinstance(hint, type) and (attrs.has(hint) or dataclasses.is_dataclass(hint))
+
+
+def _unhooked(converter: cattrs.Converter, cl: Any, path: str, depth: int) -> list[str]:
+    """The paths of `cl`'s fields (an attrs class or dataclass) whose structure hook `converter`
+    cannot make, the innermost of nested classes (at most 16 levels)."""
+    if not _is_class(cl) or depth > 16:
+        return []
+    found: list[str] = []
+    for name, hint in _hints(cl).items():
+        try:
+            converter.get_structure_hook(hint)
+        except Exception:
+            found.extend(_unhooked(converter, hint, f"{path}.{name}", depth + 1) or [f"{path}.{name}"])
+    return found
 
 
 def _hints(cl: type) -> dict[str, Any]:
@@ -154,6 +178,6 @@ def readable(converter: cattrs.Converter, data: bytes, cl: type, what: str) -> N
         converter.structure(orjson.loads(data), cl)
     except Exception as error:
         raise TypeError(
-            f"{what} could not be read back as {cl.__qualname__}: {problems(error, cl)}; register "
+            f"{what} could not be read back as {cl.__qualname__}: {problems(error, cl, converter)}; register "
             "a structure hook for the type on the converter, or use a type it reads"
         ) from None

@@ -2,12 +2,12 @@
 
 orjson does the encoding. What it cannot encode raises `TypeError`; what jsonb would store
 differently from the caller's value raises `ValueError`: NaN and +-Infinity (orjson writes
-`null`) and NUL characters (jsonb cannot hold `\\u0000`). Both messages name `what` and the place
-in the value (`$.a.b[2]`); without `what`, only the place (for callers that name the value
-themselves). It serves every JSON pgstash writes: the stores' values, the jsonb codec's
-parameters (`pgstash.connection.codecs`) and the vector payloads. The common case costs one
-encoding and two substring scans: the walk that finds the place runs only when the text holds
-`null` or an escaped NUL.
+`null`) and NUL characters (jsonb cannot hold `\\u0000`); so do lone surrogates (not Unicode).
+Both messages name `what` and the place in the value (`$.a.b[2]`); without `what`, only the
+place (for callers that name the value themselves). It serves every JSON pgstash writes: the
+stores' values, the jsonb codec's parameters (`pgstash.connection.codecs`) and the vector
+payloads. The common case costs one encoding and two substring scans: the walk that finds the
+place runs only when the text holds `null` or an escaped NUL.
 """
 
 from __future__ import annotations
@@ -33,6 +33,8 @@ def dumps_json(value: Any, what: str | None = None) -> bytes:
     except orjson.JSONEncodeError as error:
         where = _unencodable(value, "$")
         at = f" at {where}" if where not in (None, "$") else ""
+        if "surrogates not allowed" in str(error):  # text that is not Unicode: bad input, as NUL
+            raise ValueError(f"{subject}a lone surrogate{at}: UTF-8 and PostgreSQL cannot hold it") from None
         raise TypeError(f"{subject}{error}{at}") from None
     if b"null" in data or _NUL in data:
         problem = _unfaithful(value, "$")

@@ -14,6 +14,7 @@ from pgstash.connection import Postgres, logger
 from pgstash.errors import DatabaseError, MigrationError
 from pgstash.sql.resources import resource_dir
 from pgstash.sql.statements import Statement
+from pgstash.sql.templates import named
 
 __all__ = ["Migration", "migrate", "migrations"]
 
@@ -113,7 +114,8 @@ async def _apply(postgres: Postgres, migration: Migration) -> None:
         await require_extension(postgres, "vector")
     try:
         async with postgres.transaction():
-            await postgres.run_statement(Statement(f"schema/{migration.name}", "execute", migration.sql, ()))
+            name = f"schema/{migration.name}"  # named after its file in pg_stat_statements and the log
+            await postgres.run_statement(Statement(name, "execute", named(migration.sql, name), ()))
             await postgres.run("migrations_record", name=migration.name, checksum=migration.checksum)
     except DatabaseError as error:
         raise MigrationError(f"migration {migration.name} failed and was rolled back: {error}") from error

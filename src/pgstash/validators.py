@@ -16,24 +16,46 @@ from typing import Any
 
 import attrs
 
-__all__ = ["MAX_KEY_LENGTH", "cutoff", "key_validator", "no_nul", "positive_int", "require_key"]
+__all__ = [
+    "MAX_KEY_LENGTH", "cutoff", "key_validator", "no_nul", "positive_int", "require_key", "surrogate_at",
+]  # fmt: skip
 
 MAX_KEY_LENGTH = 512
 
 
 def no_nul(value: str, what: str) -> str:
-    """`value`, unless it holds a NUL character (PostgreSQL text and jsonb cannot): `ValueError`
-    naming `what`."""
+    """`value`, unless it holds a NUL character or a lone surrogate (PostgreSQL text and jsonb
+    cannot hold either; the driver cannot even encode a surrogate, and the server answered
+    22000): `ValueError` naming `what` and the position. Plain ASCII costs one scan."""
     if "\x00" in value:
         raise ValueError(
             f"{what} must not contain NUL characters (PostgreSQL text cannot hold them), "
             f"found one at position {value.index(chr(0))}"
         )
+    if not value.isascii():
+        at = surrogate_at(value)
+        if at is not None:
+            raise ValueError(
+                f"{what} must be Unicode text: it holds a lone surrogate (U+{ord(value[at]):04X}) at "
+                f"position {at}, which UTF-8 and PostgreSQL text cannot hold (decode the bytes it "
+                "came from with errors='replace')"
+            )
     return value
 
 
+def surrogate_at(value: str) -> int | None:
+    """The position of the first lone surrogate in `value` (U+D800 to U+DFFF, what
+    `surrogateescape` decoding leaves), else None."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as error:
+        return error.start
+    return None
+
+
 def require_key(value: object, what: str, max_length: int = MAX_KEY_LENGTH) -> str:
-    """`value` if it is a non-empty str of at most `max_length` characters without NUL, else
+    """`value` if it is a non-empty str of at most `max_length` characters without NUL or lone
+    surrogates, else
     `TypeError`/`ValueError` naming `what`."""
     if not isinstance(value, str):
         raise TypeError(f"{what} must be a str, got {type(value).__name__}")

@@ -7,6 +7,7 @@ composes them. Also the current pool (`resolve`)."""
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import logging
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Mapping
 from contextvars import ContextVar
@@ -57,7 +58,7 @@ class Postgres:
             where=where,
         )
         # `self.log` looked up per statement: a test may replace `Postgres.log`
-        self.sender = Sender(self.lifecycle, lambda name, rows, seconds: self.log(name, rows, seconds))
+        self.sender = _sender(self.lifecycle, lambda name, rows, seconds: self.log(name, rows, seconds))
         self.scopes = Scopes(self.sender)
         self._shared: dict[str, Any] = {}
         self._closers: list[Callable[[], Awaitable[None]]] = []
@@ -221,6 +222,7 @@ class Postgres:
         scope = self.scopes.current.get()
         if scope is not None:
             self.lifecycle.ran_callers_sql(scope.connection)
+            scope.unchecked = True  # pgstash's next statement in the block checks for temp tables
             yield scope.connection
             return
         connection, proxy = await self.acquire(purpose)
@@ -231,6 +233,12 @@ class Postgres:
                 await self.committed(connection)  # the caller's calls may have written
         finally:
             await self.release(proxy, purpose)
+
+    def scope_connection(self) -> asyncpg.Connection | None:
+        """The connection of the block in force (None outside one), for pgstash's bookkeeping:
+        unlike `connection()` it marks nothing for a reset or a temporary-table check."""
+        scope = self.scopes.current.get()
+        return None if scope is None else scope.connection
 
     @property
     def in_transaction(self) -> bool:
@@ -260,6 +268,18 @@ class Postgres:
         self._shared.clear()
         if self._pool is not None:
             await self._pool.close()
+
+
+def _sender(lifecycle: Lifecycle, log: Callable[[str, int, float], None]) -> Sender:
+    """The plain `Sender`, or one with OpenTelemetry spans (`tracing`) when opentelemetry is
+    installed and the application configured a tracer provider before opening the pool."""
+    if importlib.util.find_spec("opentelemetry") is not None:
+        from pgstash.connection.tracing import traced
+
+        sender = traced(lifecycle, log)
+        if sender is not None:
+            return sender
+    return Sender(lifecycle, log)
 
 
 CURRENT: ContextVar[Postgres | None] = ContextVar("pgstash_current_pool", default=None)

@@ -93,15 +93,16 @@ class Lifecycle:
             raise ClosedInPool
 
     async def reset(self, connection: asyncpg.Connection) -> None:
-        """Pool `reset`: `RESET ALL`, advisory locks, `CLOSE ALL`, `UNLISTEN *` for a connection
-        that ran the caller's SQL or a session; nothing for one that ran only pgstash's own."""
+        """Pool `reset`: `RESET ALL`, advisory locks, `CLOSE ALL`, `UNLISTEN *` and `DISCARD TEMP`
+        (a temporary table would shadow pgstash's table of its name for the next user) for a
+        connection that ran the caller's SQL or a session; nothing for one that ran only
+        pgstash's own."""
         direct = _direct(connection)
         if not direct.callers:
             return
         direct.callers = False
-        reset = connection.get_reset_query()
-        if reset:
-            await self.quietly(direct, Statement("reset", "execute", reset, ()))
+        reset = connection.get_reset_query() + "DISCARD TEMP;"
+        await self.quietly(direct, Statement("reset", "execute", reset, ()))
 
     # -- decisions during use -----------------------------------------------------------------
 

@@ -16,25 +16,33 @@ import attrs
 
 from pgstash.connection.sender import Sender
 from pgstash.errors import DatabaseError, PgstashError
+from pgstash.sql.catalogue import query
 from pgstash.sql.statements import Statement
+from pgstash.sql.templates import named
 
-__all__ = ["Primary", "Scope", "Scopes", "Session", "Transaction"]
+__all__ = ["CONTROL", "Primary", "Scope", "Scopes", "Session", "Transaction"]
 
 _T = TypeVar("_T")
 
+
 # Transaction control is protocol, not a query of queries/: one fixed savepoint name serves every
 # nesting depth (PostgreSQL resolves ROLLBACK TO / RELEASE to the most recent savepoint of a name).
-_BEGIN = Statement("begin", "execute", "BEGIN", ())
-_COMMIT = Statement("commit", "execute", "COMMIT", ())
-_ROLLBACK = Statement("rollback", "execute", "ROLLBACK", ())
-_SAVEPOINT = Statement("savepoint", "execute", "SAVEPOINT pgstash_savepoint", ())
-_RELEASE = Statement("release savepoint", "execute", "RELEASE SAVEPOINT pgstash_savepoint", ())
-_UNDO = Statement(
-    "rollback to savepoint",
-    "execute",
-    "ROLLBACK TO SAVEPOINT pgstash_savepoint; RELEASE SAVEPOINT pgstash_savepoint",
-    (),
+# Each names itself in a comment as the queries do (`BEGIN /* pgstash:begin */`).
+def _control(name: str, sql: str) -> Statement:
+    return Statement(name, "execute", named(sql, name), ())
+
+
+_BEGIN = _control("begin", "BEGIN")
+_COMMIT = _control("commit", "COMMIT")
+_ROLLBACK = _control("rollback", "ROLLBACK")
+_SAVEPOINT = _control("savepoint", "SAVEPOINT pgstash_savepoint")
+_RELEASE = _control("release savepoint", "RELEASE SAVEPOINT pgstash_savepoint")
+_UNDO = _control(
+    "rollback to savepoint", "ROLLBACK TO SAVEPOINT pgstash_savepoint; RELEASE SAVEPOINT pgstash_savepoint"
 )
+
+CONTROL = frozenset(statement.name for statement in (_BEGIN, _COMMIT, _ROLLBACK, _SAVEPOINT, _RELEASE, _UNDO))
+_SHADOWS = query("connection_shadowing_temp_tables").bind()
 
 
 @attrs.define(eq=False)
@@ -45,6 +53,7 @@ class Scope:
     kind: str  # "transaction" or "session"
     ended: bool = False
     running: asyncio.Future[None] | None = None
+    unchecked: bool = False  # the caller's SQL ran since temporary tables were last checked
 
     def claim(self, name: str) -> asyncio.Future[None]:
         """Marks a statement as running on the scope's connection; a second one at the same time,
@@ -92,10 +101,29 @@ class Scopes:
         try:
             if caller:
                 self.sender.lifecycle.ran_callers_sql(scope.connection)
+                scope.unchecked = True
+            elif scope.unchecked and statement.name not in CONTROL:
+                await self._refuse_shadows(scope.connection, statement.name)
+                scope.unchecked = False
             return await self.sender.send(scope.connection, statement, extra=extra)
         finally:
             if not running.done():
                 running.set_result(None)
+
+    async def _refuse_shadows(self, connection: asyncpg.Connection, name: str) -> None:
+        """`DatabaseError` naming the caller's temporary tables that shadow tables on the search
+        path (pgstash's unqualified statements would read and write them instead), checked before
+        pgstash's first statement after the caller's SQL in a block (issue 21 item 6)."""
+        shadows = await self.sender.send(connection, _SHADOWS, quiet=True)
+        if shadows:
+            raise DatabaseError(
+                name,
+                None,
+                f"temporary table(s) {', '.join(shadows)} on this connection shadow the table(s) of "
+                "the same name on the search path, which pgstash's statements would read and write "
+                "instead: drop them (or DISCARD TEMP), or give them other names, before calling "
+                "pgstash in this transaction or session",
+            )
 
     @contextlib.contextmanager
     def pinned(self, connection: asyncpg.Connection, kind: str = "session") -> Iterator[Scope]:

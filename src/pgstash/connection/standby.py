@@ -18,6 +18,8 @@ def fault(error: PgstashError) -> bool:
     """Whether `error` says the replica itself is unavailable (connection, shutdown, timeout),
     rather than something about the statement."""
     state = getattr(error, "sqlstate", None) or ""
+    if state == "57014" and "statement timeout" in str(error):
+        return False  # the statement's own timeout (a text search's): the same on the primary
     return state.startswith(("08", "57P")) or state in ("57014", "53300")
 
 

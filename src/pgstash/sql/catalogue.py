@@ -28,7 +28,7 @@ from aiosql.types import SQLOperationType
 
 from pgstash.sql.resources import resource_dir
 from pgstash.sql.statements import Statement
-from pgstash.sql.templates import Parameter, Slot, bound_inside_literals, pieces
+from pgstash.sql.templates import Parameter, Slot, bound_inside_literals, named, pieces
 
 __all__ = ["Query", "catalogue", "load_catalogue", "query"]
 
@@ -87,11 +87,13 @@ class Query:
         return Statement(self.name, self.kind, self.sql, self.arguments(values))
 
 
-def load_catalogue(folder: Path) -> dict[str, Query]:
+def load_catalogue(folder: Path, *, name_statements: bool = False) -> dict[str, Query]:
     """Every named query and fragment under `folder`, by name. A name defined twice, in one file or
     in two, raises `ValueError`: aiosql would silently keep only the last. So does a file that
     mixes `-- name:` and `-- fragment:` blocks, and a parameter aiosql bound inside a string
-    literal or a comment."""
+    literal or a comment. `name_statements`: each statement (not a fragment) carries its name in a
+    comment (`SELECT /* pgstash:memory_recall */ ...`, `templates.named`), as pgstash sends its
+    own, so that the DBA finds it in pg_stat_statements, pg_stat_activity and the log."""
     adapter = AsyncPGAdapter()  # type: ignore[no-untyped-call]
     loader = QueryLoader(adapter, None, attribute=None, mandatory_parameters=True)
     found: dict[str, Query] = {}
@@ -123,16 +125,16 @@ def load_catalogue(folder: Path) -> dict[str, Query]:
         for datum in loader.load_query_data_from_sql(source, [], path):
             if kind == "fragment" and datum.operation_type != SQLOperationType.SELECT:
                 raise ValueError(f"{path}: fragment {datum.query_name} takes no operation suffix")
-            named = Query(
+            loaded = Query(
                 name=datum.query_name,
                 doc=" ".join(line.strip() for line in datum.doc_comments.splitlines()).strip(),
-                sql=datum.sql,
+                sql=named(datum.sql, datum.query_name) if name_statements and not kind else datum.sql,
                 parameters=tuple(adapter.var_sorted[datum.query_name]),
                 kind=kind or _KINDS[datum.operation_type],
                 source=path,
             )
-            _check_parameters(named)
-            found[named.name] = named
+            _check_parameters(loaded)
+            found[loaded.name] = loaded
     return found
 
 
@@ -154,7 +156,7 @@ def _check_parameters(named: Query) -> None:
 @functools.cache
 def catalogue() -> Mapping[str, Query]:
     """pgstash's own queries, loaded once per process."""
-    return load_catalogue(resource_dir("queries"))
+    return load_catalogue(resource_dir("queries"), name_statements=True)
 
 
 def query(name: str) -> Query:

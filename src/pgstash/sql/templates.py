@@ -26,6 +26,7 @@ __all__ = [
     "Slot",
     "SlotValue",
     "bound_inside_literals",
+    "named",
     "pieces",
     "quote_identifier",
     "render",
@@ -126,6 +127,35 @@ def bound_inside_literals(sql: str) -> list[str]:
             found.extend(_COLON_WORD.findall(inside))
         position = end
     return found
+
+
+def named(sql: str, name: str) -> str:
+    """`sql` with `/* pgstash:name */` after the first token of each of its statements, so that
+    pg_stat_activity, pg_stat_statements and the server log map a statement back to its name.
+    After the first token, not before it: PostgreSQL 18's pg_stat_statements keeps a statement's
+    text from its first token on, dropping a comment in front of it (and pg_stat_activity cuts a
+    long statement's end). Text inside literals and comments is left as it is; from an unterminated
+    one on, the rest is kept verbatim (the server reports it)."""
+    comment = "/* pgstash:" + name.replace("/*", "/ *").replace("*/", "* /") + " */"
+    out: list[str] = []
+    starting, position = True, 0  # at the start of a statement (before its first word)
+    while position < len(sql):
+        match = _TOKEN.match(sql, position)
+        assert match is not None
+        kind = match.lastgroup or "other"
+        try:
+            end = _end_of(kind, sql, match) if kind in _LITERALS else match.end()
+        except ValueError:
+            end = len(sql)
+        token = sql[position:end]
+        if starting and kind not in ("line_comment", "block_comment") and token.strip(" \t\r\n;"):
+            token = f"{token} {comment}"
+            starting = False
+        elif kind == "other" and ";" in token:
+            starting = True
+        out.append(token)
+        position = end
+    return "".join(out)
 
 
 def _end_of(kind: str, sql: str, match: re.Match[str]) -> int:

@@ -175,8 +175,8 @@ class PostgresConfigurationRepository(VersionedStore):
         try:
             hook = self._hooks[config_type] = converter.get_structure_hook(config_type)
         except Exception as error:
-            name = config_type.__qualname__
-            raise TypeError(f"load() cannot structure {name}: {problems(error, config_type)}") from None
+            found = problems(error, config_type, converter)
+            raise TypeError(f"load() cannot structure {config_type.__qualname__}: {found}") from None
         return hook
 
     @staticmethod

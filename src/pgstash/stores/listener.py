@@ -14,6 +14,13 @@ until the listener has read the primary's WAL position on its own connection (af
 notification arrived, so at or past the notifying commit); from then on a replica serves reads
 only once it has replayed that position. A reload that starts after a notification therefore
 never sees the older value.
+
+Any role that may connect can NOTIFY this channel (PostgreSQL has no privilege for it), so a
+burst of notifications costs bounded work: each one is recorded, and the evictions of a burst
+run once, on the next turn of the event loop (a flush of every cache at most once, however many
+asked for it; more than `most_keys` keys of a store flush that store). A payload pgstash never
+sends flushes every cache (the safe reading of an invalidation it cannot parse) and is counted:
+the first is one WARNING, the others one WARNING per `warning_interval` naming how many came.
 """
 
 from __future__ import annotations
@@ -45,6 +52,8 @@ class Listener:
     ping_timeout = 5.0
     connect_timeout = 10.0
     first_wait = 2.0  # how long the first reader waits for the first connection before reading uncached
+    warning_interval = 60.0  # seconds between two warnings about unexpected payloads
+    most_keys = 100  # keys of one store evicted one by one in a burst; beyond, the store is flushed
 
     def __init__(self, postgres: Postgres) -> None:
         self._postgres = postgres
@@ -55,6 +64,9 @@ class Listener:
         self._lost = asyncio.Event()
         self._busy = asyncio.Lock()  # the ping and the WAL fence share the connection
         self._fence: asyncio.Task[None] | None = None
+        self._evictions: dict[str | None, set[str | None]] = {}  # store -> keys, this burst's
+        self._unexpected = 0  # payloads counted since the last warning about them
+        self._warned_at: float | None = None  # loop time of that warning
         self.listening = False
 
     @classmethod
@@ -188,12 +200,65 @@ class Listener:
         try:
             message = orjson.loads(str(payload))
             store, key = message["store"], message["key"]
+            if not (isinstance(store, str) and (key is None or isinstance(key, str))):
+                raise TypeError
         except (orjson.JSONDecodeError, KeyError, TypeError):
-            logger.warning("cache listener: unexpected payload %r; flushing every cache", payload)
+            self._count_unexpected(payload)
             store, key = None, None
         replicas = self._postgres.replicas
         if replicas is not None:
             replicas.hold()  # before the eviction: a load that starts now reads the primary
             if self._fence is None or self._fence.done():
                 self._fence = asyncio.get_running_loop().create_task(self._fence_later(connection))
-        self.invalidate(store, key)
+        if not self._evictions:
+            asyncio.get_running_loop().call_soon(self._evict)
+        keys = self._evictions.setdefault(store, set())
+        if len(keys) <= self.most_keys:
+            keys.add(key)
+
+    def _evict(self) -> None:
+        """This burst's evictions, once each: every cache when a notification said every store
+        (or could not be read), else per store its keys, or all of them past `most_keys`."""
+        evictions, self._evictions = self._evictions, {}
+        if None in evictions:
+            self.invalidate(None, None)
+            return
+        for store, keys in evictions.items():
+            if None in keys or len(keys) > self.most_keys:
+                self.invalidate(store, None)
+            else:
+                for key in keys:
+                    self.invalidate(store, key)
+
+    def _count_unexpected(self, payload: object) -> None:
+        """One WARNING for the first unexpected payload, then one per `warning_interval` naming
+        how many came meanwhile (reported at the interval's end)."""
+        loop = asyncio.get_running_loop()
+        if self._warned_at is None:
+            self._warned_at = loop.time()
+            logger.warning(
+                "cache listener: unexpected payload %r on channel %s (pgstash never sends it: another "
+                "session's NOTIFY, which any role that may connect can send); every cache flushed. "
+                "Further ones are counted and reported every %g s",
+                str(payload)[:100],
+                CHANNEL,
+                self.warning_interval,
+            )
+            loop.call_later(self.warning_interval, self._report_unexpected)
+            return
+        self._unexpected += 1
+
+    def _report_unexpected(self) -> None:
+        count, self._unexpected = self._unexpected, 0
+        if not count:
+            self._warned_at = None  # quiet for a whole interval: the next one warns at once
+            return
+        logger.warning(
+            "cache listener: %d more unexpected payloads on channel %s in the last %g s; each burst "
+            "flushed every cache once",
+            count,
+            CHANNEL,
+            self.warning_interval,
+        )
+        self._warned_at = asyncio.get_running_loop().time()
+        asyncio.get_running_loop().call_later(self.warning_interval, self._report_unexpected)

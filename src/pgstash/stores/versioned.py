@@ -127,10 +127,10 @@ class VersionedStore:
         postgres = self._pool()
         await self._bind(postgres)
         listener = Listener.of(postgres)
-        joined = postgres.in_transaction
-        if joined:  # the caller's transaction may yet commit or roll back: hold the caches off
-            async with postgres.connection() as transaction:
-                listener.written(self.store, key, transaction)
+        transaction = postgres.scope_connection()
+        joined = transaction is not None
+        if transaction is not None:  # the caller's transaction may yet commit or roll back
+            listener.written(self.store, key, transaction)  # hold the caches off meanwhile
         try:
             async with postgres.transaction():
                 await postgres.run(f"{self.store}_lock", **self._keyed(key))

@@ -18,6 +18,12 @@ Semantics (tests/test_vectors_filters.py holds the SQL to a Python evaluation of
   of the text is a whole word of the field's NFC form, compared case-insensitively;
 - invalid input (an unknown operator, a path or value that is not JSON, something that is not an
   `AttributeRequirement`) raises `TypeError` or `ValueError` when built or compiled.
+
+Size: `&` and `|` flatten as they combine (`a | b | c` is one "or" of three operands, however it
+is bracketed), so a chain of any length is one level deep; its SQL joins the operands in a balanced
+tree. A requirement holds at most `MAX_REQUIREMENTS` (1,000) conditions and nests at most
+`MAX_NESTING` (32) and/or/not levels after flattening; beyond either, `ValueError` naming the limit
+when it is built or compiled (for many values of one field, `contained_in` is one condition).
 """
 
 from __future__ import annotations
@@ -33,8 +39,12 @@ import attrs
 import orjson
 
 from pgstash.sql.composer import Fragment, fragment
+from pgstash.validators import no_nul
 
-__all__ = ["AttributeRequirement", "KeyOf", "path_of", "requirement_fragment"]
+__all__ = [
+    "MAX_NESTING", "MAX_REQUIREMENTS", "AttributeRequirement", "KeyOf", "check_size", "path_of",
+    "requirement_fragment",
+]  # fmt: skip
 
 # Maps an attrs field in a path to the payload key the converter writes (payload_keys.payload_key_of).
 KeyOf = Callable[["attrs.Attribute[Any]"], str]
@@ -54,7 +64,9 @@ _LEAVES = frozenset(
         "exists",
     }
 )
-_COMBINATIONS = {"and": 2, "or": 2, "not": 1}
+_COMBINATIONS = {"and": 2, "or": 2, "not": 1}  # the fewest operands
+MAX_REQUIREMENTS = 1_000  # conditions (leaves) in one requirement
+MAX_NESTING = 32  # and/or/not levels in one requirement, and/or chains flattened
 
 
 class UnsupportedOperatorError(NotImplementedError, ValueError):
@@ -155,10 +167,10 @@ class AttributeRequirement:
     def __attrs_post_init__(self) -> None:
         arity = _COMBINATIONS.get(self.operator)
         if arity is not None:
-            if len(self.operands) != arity or not all(
-                isinstance(operand, AttributeRequirement) for operand in self.operands
-            ):
-                raise TypeError(f"{self.operator!r} combines {arity} AttributeRequirement operand(s)")
+            fits = len(self.operands) == arity or (self.operator != "not" and len(self.operands) > arity)
+            if not fits or not all(isinstance(operand, AttributeRequirement) for operand in self.operands):
+                most = "" if self.operator == "not" else " or more"
+                raise TypeError(f"{self.operator!r} combines {arity}{most} AttributeRequirement operand(s)")
         elif not self.path or not all(isinstance(key, str) for key in self.path):
             raise ValueError(f"{self.operator!r} needs a non-empty path of string keys")
         if self.fields and len(self.fields) != len(self.path):
@@ -232,6 +244,7 @@ class AttributeRequirement:
         "concatenate"); a text without words matches every string."""
         if not isinstance(text, str):
             raise TypeError(f"text_match takes a string, not {text!r}")
+        no_nul(text, "text_match's text")
         if words:
             return cls._leaf("text_words", path, tuple(word_tokens(text)))
         return cls._leaf("text_match", path, text)
@@ -246,21 +259,70 @@ class AttributeRequirement:
     def __and__(self, other: object) -> AttributeRequirement:
         if not isinstance(other, AttributeRequirement):
             return NotImplemented
-        return AttributeRequirement("and", operands=(self, other))
+        return _combined("and", self, other)
 
     def __or__(self, other: object) -> AttributeRequirement:
         if not isinstance(other, AttributeRequirement):
             return NotImplemented
-        return AttributeRequirement("or", operands=(self, other))
+        return _combined("or", self, other)
 
     def __invert__(self) -> AttributeRequirement:
         return AttributeRequirement("not", operands=(self,))
+
+
+def _combined(operator: str, left: AttributeRequirement, right: AttributeRequirement) -> AttributeRequirement:
+    """`left` and `right` under one `operator` node, either side's own operands taken in when it
+    is the same operator (a chain stays one level deep, so nothing recurses over its length)."""
+    operands = tuple(
+        part
+        for side in (left, right)
+        for part in (side.operands if side.operator == operator else (side,))
+    )
+    if len(operands) > MAX_REQUIREMENTS:
+        raise ValueError(
+            f"a requirement holds at most {MAX_REQUIREMENTS:,} conditions (MAX_REQUIREMENTS); this "
+            f"'{operator}' chain has {len(operands):,}: for many values of one field use contained_in"
+        )
+    return AttributeRequirement(operator, operands=operands)
+
+
+def check_size(requirement: AttributeRequirement) -> None:
+    """`ValueError` when `requirement` holds more than `MAX_REQUIREMENTS` conditions or nests
+    deeper than `MAX_NESTING` levels (walked without recursion)."""
+    conditions = 0
+    pending = [(requirement, 0)]
+    while pending:
+        node, depth = pending.pop()
+        if node.operator not in _COMBINATIONS:
+            conditions += 1
+            continue
+        if depth >= MAX_NESTING:
+            raise ValueError(
+                f"a requirement nests at most {MAX_NESTING} and/or/not levels (MAX_NESTING), after "
+                "flattening chains of one operator; this one nests deeper"
+            )
+        pending.extend((operand, depth + 1) for operand in node.operands)
+    if conditions > MAX_REQUIREMENTS:
+        raise ValueError(
+            f"a requirement holds at most {MAX_REQUIREMENTS:,} conditions (MAX_REQUIREMENTS); this "
+            f"one holds {conditions:,}: for many values of one field use contained_in"
+        )
 
 
 # -- compiling to a fragment -----------------------------------------------------------------------
 
 # JSON null as a parameter: a bare None would bind SQL NULL, which no jsonb comparison matches.
 _JSON_NULL = orjson.Fragment(b"null")
+
+
+def _joined(template: str, parts: list[Fragment]) -> Fragment:
+    """`parts` joined by the two-sided `template` (filter_and, filter_or) as a balanced tree:
+    its SQL nests log2(len(parts)) parentheses deep, not len(parts)."""
+    if len(parts) == 1:
+        return parts[0]
+    middle = len(parts) // 2
+    lhs, rhs = _joined(template, parts[:middle]), _joined(template, parts[middle:])
+    return fragment(template, fragments={"lhs": lhs, "rhs": rhs})
 
 
 def _nested(path: Sequence[str], leaf: Any) -> Any:
@@ -297,15 +359,17 @@ def requirement_fragment(requirement: object, *, key_of: KeyOf | None = None) ->
         raise TypeError(
             f"requirements must be a pgstash AttributeRequirement, not {type(requirement).__name__}"
         )
+    check_size(requirement)
+    return _compiled(requirement, key_of)
+
+
+def _compiled(requirement: AttributeRequirement, key_of: KeyOf | None) -> Fragment:
     operator = requirement.operator
     template = f"filter_{operator}"
     if operator in ("and", "or"):
-        lhs, rhs = (requirement_fragment(operand, key_of=key_of) for operand in requirement.operands)
-        return fragment(template, fragments={"lhs": lhs, "rhs": rhs})
+        return _joined(template, [_compiled(operand, key_of) for operand in requirement.operands])
     if operator == "not":
-        return fragment(
-            template, fragments={"operand": requirement_fragment(requirement.operands[0], key_of=key_of)}
-        )
+        return fragment(template, fragments={"operand": _compiled(requirement.operands[0], key_of)})
     path = list(requirement.keys(key_of))
     value = requirement.value
     if operator == "equal":

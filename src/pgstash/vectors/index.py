@@ -23,6 +23,7 @@ from pgstash.connection import Postgres, resolve
 from pgstash.errors import ConfigurationError, DatabaseError, DimensionMismatchError, SchemaMissingError
 from pgstash.sql.catalogue import query as named_query
 from pgstash.sql.composer import Fragment, compose
+from pgstash.validators import positive_int
 from pgstash.vectors import bulk, inputs, maintenance, payloads, planning, tables
 from pgstash.vectors import keys as row_keys
 from pgstash.vectors import text as fulltext
@@ -47,7 +48,10 @@ class PostgresVectorIndex(IndexBuilds):
     `(n, d)` array-like. `mmr_multiplier`: how many candidates per result `rerank=True` weighs;
     `mmr_diversity`: MMR's trade-off (0 nearest first, 1 only diverse). `converter` turns models
     into the stored payload and back (default: cattrs' orjson preset, so bytes, sets, datetimes,
-    UUIDs, Decimals and times become JSON and read back).
+    UUIDs, Decimals and times become JSON and read back). Text and hybrid search: a query holds at
+    most `max_query_terms` terms and `max_query_characters` characters (`ValueError` beyond,
+    before anything is sent) and runs under a statement timeout of its own, `text_timeout`
+    seconds (the session's when lower; None: none of its own), set inside its transaction.
     """
 
     postgres: Postgres | None = None
@@ -58,6 +62,21 @@ class PostgresVectorIndex(IndexBuilds):
         default=None, kw_only=True, converter=payloads.default_converter
     )
     mmr_diversity: float = attrs.field(default=0.5, kw_only=True)
+    max_query_terms: int = attrs.field(default=64, kw_only=True)
+    max_query_characters: int = attrs.field(default=4_096, kw_only=True)
+    text_timeout: float | None = attrs.field(default=5.0, kw_only=True)
+
+    @max_query_terms.validator
+    @max_query_characters.validator
+    def _query_bound(self, attribute: attrs.Attribute[int], value: int) -> None:
+        positive_int(value, attribute.name, 1_000_000)
+
+    @text_timeout.validator
+    def _text_timeout(self, _: attrs.Attribute[float | None], value: float | None) -> None:
+        if value is not None and not (
+            isinstance(value, int | float) and not isinstance(value, bool) and 0.001 <= value <= 86_400
+        ):
+            raise ValueError(f"text_timeout must be None or seconds from 0.001 to 86,400, got {value!r}")
 
     @mmr_multiplier.validator
     def _multiplier(self, _: attrs.Attribute[int], value: int) -> None:

@@ -205,14 +205,18 @@ async def nearest(
     filtered: bool,
     ef_search: int | None,
     probes: int | None,
+    *,
+    contained: bool = False,
 ) -> list[asyncpg.Record]:
     """Runs the search in one statement, its per-call settings (`scan_settings_for`) set inside
     it; inside a caller's transaction those settings would outlast the statement, so there it runs
-    in a savepoint that is rolled back. When the approximate scan found fewer candidates than
-    asked (a filter the bounded HNSW walk did not satisfy, iterative scans turned off by the
-    caller's server_settings) the search runs again exactly, so it returns `limit` rows whenever
-    that many rows match. Without an ANN index the search is exact and one statement; with
-    pgvector before 0.8 (no iterative scans) a search that could come back short starts exact."""
+    in a savepoint that is rolled back (not when `contained`: the caller runs it in a transaction
+    of its own that is rolled back after it, as a text search's timeout is). When the
+    approximate scan found fewer candidates than asked (a filter the bounded HNSW walk did not
+    satisfy, iterative scans turned off by the caller's server_settings) the search runs again
+    exactly, so it returns `limit` rows whenever that many rows match. Without an ANN index the
+    search is exact and one statement; with pgvector before 0.8 (no iterative scans) a search
+    that could come back short starts exact."""
     if not facts.methods:
         rows: list[asyncpg.Record] = await postgres.run_statement(search.statement())
         return rows
@@ -221,7 +225,7 @@ async def nearest(
         return await exactly(postgres, search)
     settings = scan_settings_for(facts, candidates, filtered, ef_search, probes)
     sets = settings is not None and any(value is not None for value in settings.values())
-    if sets and postgres.in_transaction:  # a filtered IVFFlat search sets nothing: no savepoint
+    if sets and postgres.in_transaction and not contained:  # a filtered IVFFlat search sets nothing
         async with rolled_back(postgres):
             rows = await postgres.run_statement(search.statement(settings=settings))
     else:

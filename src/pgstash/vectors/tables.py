@@ -97,7 +97,7 @@ def check_precision(precision: object, dimension: int, index: str | None) -> Pre
 
 @functools.cache
 def _templates() -> Mapping[str, Query]:
-    return load_catalogue(resource_dir("schema") / "templates")
+    return load_catalogue(resource_dir("schema") / "templates", name_statements=True)
 
 
 @attrs.frozen(slots=True)

@@ -11,17 +11,19 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import asyncpg
 import attrs
 import numpy as np
 
-from pgstash.errors import SchemaMissingError
+from pgstash.connection import Postgres
+from pgstash.errors import DatabaseError, SchemaMissingError
 from pgstash.sql.catalogue import query as named_query
 from pgstash.sql.composer import Fragment, compose
 from pgstash.sql.templates import Constant
+from pgstash.validators import no_nul
 from pgstash.vectors import inputs, planning
 from pgstash.vectors.filters import KeyOf, path_of
 from pgstash.vectors.inputs import MAX_CANDIDATES
@@ -46,6 +48,7 @@ __all__ = [
 
 MODES = ("vector", "text", "hybrid")
 _KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")  # a payload key the DDL may name
+_TERM = re.compile(r"\w+")  # a term of a text query, as its bound counts them
 _LANGUAGE = re.compile(r"[a-z_][a-z0-9_]{0,62}")  # a text search configuration's name
 # The generation expression as pg_get_expr prints it (the configuration qualified when it is not
 # on the search path): to_tsvector('english'::regconfig, (payload #>> '{meta,title}'::text[])).
@@ -170,13 +173,52 @@ class TextColumnMissingError(SchemaMissingError):
         self.args = (f"{what}: add it with {remedy}",)
 
 
-def words_of(query: object) -> str:
-    """The text of a text or hybrid search."""
+def words_of(query: object, most_terms: int, most_characters: int) -> str:
+    """The text of a text or hybrid search, bounded before anything is sent: at most
+    `most_characters` characters and `most_terms` terms (runs of letters and digits, `\\w+`, an
+    `or` included); `ts_rank_cd`'s cost grows faster than the cube of the query's terms."""
     if not isinstance(query, str):
         raise TypeError(f'mode "text" and "hybrid" search with a text query, not {type(query).__name__}')
-    if "\x00" in query:
-        raise ValueError("the query holds a NUL character, which PostgreSQL text cannot hold")
-    return query
+    if len(query) > most_characters:
+        raise ValueError(
+            f"the query has {len(query):,} characters; a text or hybrid query holds at most "
+            f"{most_characters:,} (PostgresVectorIndex(max_query_characters=...))"
+        )
+    terms = len(_TERM.findall(query))
+    if terms > most_terms:
+        raise ValueError(
+            f"the query has {terms:,} terms; a text or hybrid query holds at most {most_terms:,} "
+            "(PostgresVectorIndex(max_query_terms=...)): ranking grows faster than the cube of them"
+        )
+    return no_nul(query, "the query")
+
+
+async def bounded(postgres: Postgres, timeout: float | None, run: Callable[[Postgres], Awaitable[_T]]) -> _T:
+    """`run(postgres)` under the search's own statement timeout (`vectors_text_timeout`, the
+    smaller of `timeout` and the session's), set in a transaction rolled back after it (a
+    savepoint in the caller's), never on the session; on one replica connection when the pool
+    has replicas. `timeout` None: `run` as it is. A search cut short raises `DatabaseError`
+    57014 naming `text_timeout`."""
+    if timeout is None:
+        return await run(postgres)
+
+    async def block(postgres: Postgres) -> _T:
+        async with planning.rolled_back(postgres):
+            await postgres.run("vectors_text_timeout", milliseconds=max(1, round(timeout * 1000)))
+            return await run(postgres)
+
+    try:
+        return await postgres.on_replica(block)
+    except DatabaseError as error:
+        if error.sqlstate != "57014" or "statement timeout" not in str(error):
+            raise
+        raise DatabaseError(
+            error.query,
+            "57014",
+            f"the search ran past its statement timeout ({timeout:g} s, PostgresVectorIndex("
+            "text_timeout=...), or the session's if lower) and was cancelled: use fewer or rarer "
+            "words, add requirements, or raise text_timeout",
+        ) from error
 
 
 def language_of(facts: TableFacts, name: str, model: type) -> str:
@@ -191,6 +233,7 @@ def language_of(facts: TableFacts, name: str, model: type) -> str:
 
 
 Model = TypeVar("Model")
+_T = TypeVar("_T")
 
 
 async def search(
@@ -206,7 +249,7 @@ async def search(
     """`mode="text"` or `"hybrid"` search (`options`: score_threshold, rerank, ef_search,
     probes, candidates, rrf_k, weights, filtered), as `PostgresVectorIndex.search_scored`."""
     filtered = options["filtered"]
-    words = words_of(query)
+    words = words_of(query, index.max_query_terms, index.max_query_characters)
     inputs.positive(limit, "limit", MAX_CANDIDATES)
     postgres = index._postgres()
     if mode == "text":
@@ -228,7 +271,7 @@ async def search(
             candidates=limit,
         )
         with index._requires_table(name, model):
-            rows = await postgres.run_statement(statement)
+            rows = await bounded(postgres, index.text_timeout, lambda pg: pg.run_statement(statement))
         return [(index._read(row["payload"], model, name), float(row["score"])) for row in rows]
     fusion = Fusion.of(limit, options["candidates"], options["rrf_k"], options["weights"])
     inputs.check_search_settings(options["score_threshold"], options["ef_search"], options["probes"])
@@ -252,9 +295,14 @@ async def search(
             "rows": None if rerank else limit,  # None: every fused row, with its embedding for MMR
         },
     )
+    ef_search, probes, contained = options["ef_search"], options["probes"], index.text_timeout is not None
     with index._requires_table(name, model):
-        rows = await planning.nearest(
-            postgres, facts, search, fusion.candidates, filtered, options["ef_search"], options["probes"]
+        rows = await bounded(
+            postgres,
+            index.text_timeout,
+            lambda pg: planning.nearest(
+                pg, facts, search, fusion.candidates, filtered, ef_search, probes, contained=contained
+            ),
         )
     found: list[asyncpg.Record] = [row for row in rows if row["payload"] is not None]
     if rerank and found:
