@@ -143,16 +143,12 @@ coalesce(
     FALSE
 )
 
--- fragment: filter_text_words(parents, path, words)
--- The field is a string holding every word as a whole word, ignoring case (sequential filter).
+-- fragment: filter_text_words(parents, path, patterns)
+-- The field is a string matching every bound whole-word pattern, ignoring case (sequential filter).
 coalesce(
     payload @> :parents::JSONB
     AND pg_catalog.jsonb_typeof(payload #> :path::TEXT[]) = 'string'::TEXT
-    AND NOT EXISTS (
-        SELECT FROM pg_catalog.unnest(:words::TEXT[]) AS word (token)
-        WHERE NOT pg_catalog.normalize(payload #>> :path::TEXT[], 'NFC'::TEXT)
-        ~* ('(^|[^[:alnum:]_])'::TEXT || word.token || '($|[^[:alnum:]_])'::TEXT)
-    ),
+    AND pg_catalog.normalize(payload #>> :path::TEXT[], 'NFC'::TEXT) ~* ALL(:patterns::TEXT[]),
     FALSE
 )
 

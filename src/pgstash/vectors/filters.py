@@ -386,7 +386,9 @@ def _compiled(requirement: AttributeRequirement, key_of: KeyOf | None) -> Fragme
     if operator == "text_match":
         return fragment(template, parents=parents, path=path, pattern=_like_pattern(value))
     if operator == "text_words":
-        return fragment(template, parents=parents, path=path, words=list(value))
+        # a word is \w characters only, never a regex metacharacter; bounded by non-word or the ends
+        patterns = [f"(^|[^[:alnum:]_]){word}($|[^[:alnum:]_])" for word in value]
+        return fragment(template, parents=parents, path=path, patterns=patterns)
     if operator == "exists":
         return fragment(template, parents=parents, path=path)
     return fragment(template, parents=parents, path=path, value=_json(value))
