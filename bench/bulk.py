@@ -19,7 +19,7 @@ from bench.common import Result, Scale, Stats
 from bench.vectors import mixture
 from pgstash import Postgres, PostgresConnectionPool, PostgresVectorIndex
 from pgstash.connection.codecs import register_codecs
-from pgstash.vectors import builds
+from pgstash.vectors.write import builds
 
 STORE = "bulk"  # the runner's name in bench/__main__.py
 TABLE = "bench_vectors_bulk"

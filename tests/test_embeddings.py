@@ -11,7 +11,7 @@ import pytest
 
 import pgstash
 from pgstash.embeddings import HashingEmbedding
-from pgstash.vectors.mmr import maximal_marginal_relevance
+from pgstash.vectors.search.mmr import maximal_marginal_relevance
 
 
 async def test_shape_dtype_and_unit_length() -> None:

@@ -11,8 +11,8 @@ import pytest
 
 from pgstash import AttributeRequirement, Postgres, PostgresVectorIndex
 from pgstash.sql.catalogue import query
-from pgstash.vectors import planning
-from pgstash.vectors.filters import requirement_fragment
+from pgstash.vectors.filter_fragments import requirement_fragment
+from pgstash.vectors.search import planning
 from tests.test_vectors import Chunk, load, unit_rows
 
 RARE = AttributeRequirement.equal("topic", "rare")  # 1 row in 200: 0.5%

@@ -536,9 +536,9 @@ async def test_filtered_hnsw_search_still_returns_limit_rows(
 async def test_without_iterative_scans_the_fallback_is_exact(
     postgres: Postgres, large: PostgresVectorIndex
 ) -> None:
-    from pgstash.vectors import PostgresVectorIndex as Index
+    from pgstash.vectors.facts import tables as remembered
 
-    tables = Index._tables(postgres)
+    tables = remembered(postgres)
     query = unit_rows(1, 16, seed=9)[0]
     await large.search(Chunk, query=query, limit=1)  # reads the table's facts
     tables["chunk"] = attrs.evolve(tables["chunk"], iterative=False)  # as on pgvector < 0.8
@@ -607,7 +607,7 @@ async def test_create_table_on_a_table_with_rows_builds_concurrently(postgres: P
 async def test_ddl_gives_up_after_its_lock_timeout_and_a_later_call_completes(
     postgres: Postgres, database_dsn: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from pgstash.vectors import tables
+    from pgstash.vectors.write import tables
 
     monkeypatch.setattr(tables, "DDL_LOCK_TIMEOUT", "200ms")
     index = PostgresVectorIndex(postgres)

@@ -14,7 +14,7 @@ import pytest
 from numpy.typing import NDArray
 
 from pgstash import Postgres, PostgresVectorIndex
-from pgstash.vectors import bulk
+from pgstash.vectors.write import bulk
 
 
 @attrs.frozen

@@ -25,7 +25,8 @@ from hypothesis import strategies as st
 from pgstash import AttributeRequirement, Postgres, PostgresConnectionPool, PostgresVectorIndex
 from pgstash.sql.catalogue import query
 from pgstash.sql.composer import compose
-from pgstash.vectors.filters import path_of, requirement_fragment, word_tokens
+from pgstash.vectors.filter_fragments import requirement_fragment
+from pgstash.vectors.filters import path_of, word_tokens
 from pgstash.vectors.payload_keys import payload_key_of
 from tests.conftest import TEMPLATE_DATABASE, _clone, _drop, with_database
 

@@ -71,14 +71,23 @@ def key_validator(_: object, attribute: attrs.Attribute[Any], value: object) -> 
     require_key(value, attribute.alias or attribute.name)
 
 
-def positive_int(value: object, what: str, most: int | None = None) -> int:
+def positive_int(value: object, what: str, most: int | None = None, *, spans: bool = False) -> int:
     """`value` if it is an int (not a bool) >= 1 and, when `most` is given, <= `most`; else
-    `ValueError` naming `what`."""
+    `ValueError` naming `what`: "must be a positive int" / "must be at most `most`", or with
+    `spans` (the vector index's wording) "must be an integer from 1 to `most`" either way. The
+    one positive-integer check of the package."""
+    if (
+        isinstance(value, int)
+        and not isinstance(value, bool)
+        and 1 <= value
+        and (most is None or value <= most)
+    ):
+        return value
+    if spans and most is not None:
+        raise ValueError(f"{what} must be an integer from 1 to {most:,}, got {value!r}")
     if not isinstance(value, int) or isinstance(value, bool) or value < 1:
         raise ValueError(f"{what} must be a positive int, got {value!r}")
-    if most is not None and value > most:
-        raise ValueError(f"{what} must be at most {most}, got {value!r}")
-    return value
+    raise ValueError(f"{what} must be at most {most}, got {value!r}")
 
 
 def cutoff(value: object, what: str) -> datetime:

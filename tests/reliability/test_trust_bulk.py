@@ -18,7 +18,7 @@ import asyncpg
 import pytest
 
 from pgstash import DatabaseError, Postgres, PostgresConnectionPool, PostgresVectorIndex
-from pgstash.vectors import bulk, tables
+from pgstash.vectors.write import bulk, tables
 from tests.cli_run import pgstash
 from tests.reliability.faults import STALL, stall_inserts, stalled_backend, terminate
 from tests.test_vectors_bulk import Chunk, chunks, unit_rows

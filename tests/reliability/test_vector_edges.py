@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from pgstash import AttributeRequirement, PgstashError, Postgres, PostgresVectorIndex
-from pgstash.vectors import bulk, tables
+from pgstash.vectors.write import bulk, tables
 
 
 @attrs.frozen

@@ -14,7 +14,7 @@ from pgstash.connection import Postgres
 from pgstash.migrations import applied, migrations
 from pgstash.sql.catalogue import query
 from pgstash.sql.composer import compose
-from pgstash.vectors import bulk
+from pgstash.vectors.write import bulk
 
 __all__ = ["REPLICAS_VARIABLE", "report"]
 

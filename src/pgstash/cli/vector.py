@@ -21,8 +21,8 @@ from pgstash.connection import Postgres
 from pgstash.embeddings import HashingEmbedding
 from pgstash.sql.templates import validate_identifier
 from pgstash.vectors import PostgresVectorIndex
-from pgstash.vectors.builds import BuildProgress
 from pgstash.vectors.filters import AttributeRequirement
+from pgstash.vectors.write.builds import BuildProgress
 
 INDEXES_HELP = (
     "the index on embedding that serves nearest-neighbour search: hnsw (default; best recall and "

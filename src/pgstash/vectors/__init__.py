@@ -1,6 +1,10 @@
-"""The pgvector index: `PostgresVectorIndex` (index.py) and what it is made of: input checks and
-embedding (inputs.py), payloads and the converter (payloads.py), binary COPY ingest (ingest.py),
-table facts and search planning (planning.py), and create_table's DDL (tables.py)."""
+"""The pgvector index: `PostgresVectorIndex` (index.py), a thin facade that makes one
+`VectorTable` per call (table.py: pool, table, model, converter, embedders, the table's facts
+from facts.py) and hands it to what writes (write/: ingest, binary COPY, keys, bulk loads, index
+builds, create_table's DDL, delete) or searches (search/: `SearchOptions`, vector, text and hybrid
+search, planning, MMR). Shared by both: input checks (inputs.py), payloads and the converter
+(payloads.py, payload_keys.py), filters (filters.py), the scan gate (gate.py) and the text column
+(text_column.py)."""
 
 from pgstash.vectors.index import PostgresVectorIndex
 from pgstash.vectors.inputs import table_name

@@ -1,7 +1,7 @@
-"""`AttributeRequirement`: filters on a vector table's stored payload, and their SQL.
+"""`AttributeRequirement`: filters on a vector table's stored payload.
 
-A requirement compiles to one `Fragment` (`requirement_fragment`) built from the fragments in
-`queries/filters.sql`, one per operator, nested through the and/or/not fragments' splice points.
+A requirement compiles to one `Fragment` (`filter_fragments.requirement_fragment`) built from the
+fragments in `queries/filters.sql`, one per operator, nested through the and/or/not fragments' splice points.
 Paths (`TEXT[]`) and values (`JSONB`) are always bound parameters.
 
 Semantics (tests/test_vectors_filters.py holds the SQL to a Python evaluation of them):
@@ -15,7 +15,7 @@ Semantics (tests/test_vectors_filters.py holds the SQL to a Python evaluation of
   code point (independent of the database collation); other pairs of types never match;
 - `text_match` is a case-insensitive substring test in which `%` and `_` are literal;
   `text_match(..., words=True)` (operator `text_words`) is haiway's word-token match: each word
-  of the text is a whole word of the field's NFC form, compared case-insensitively;
+  of the text (NFC, case-folded `\\w+` runs) is a whole word of the field, ignoring case;
 - invalid input (an unknown operator, a path or value that is not JSON, something that is not an
   `AttributeRequirement`) raises `TypeError` or `ValueError` when built or compiled.
 
@@ -29,7 +29,6 @@ when it is built or compiled (for many values of one field, `contained_in` is on
 from __future__ import annotations
 
 import dataclasses
-import math
 import re
 import unicodedata
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -38,12 +37,18 @@ from typing import Any
 import attrs
 import orjson
 
-from pgstash.sql.composer import Fragment, fragment
+from pgstash.jsonvalue import dumps_json
 from pgstash.validators import no_nul
+
+_WORD = re.compile(r"\b\w+\b", re.UNICODE)
+
+
+def word_tokens(text: str) -> list[str]:
+    """The words of `text` as haiway's `text_match` tokenises it: NFC, case-folded, `\\w+` runs."""
+    return _WORD.findall(unicodedata.normalize("NFC", text).casefold())
 
 __all__ = [
     "MAX_NESTING", "MAX_REQUIREMENTS", "AttributeRequirement", "KeyOf", "check_size", "path_of",
-    "requirement_fragment",
 ]  # fmt: skip
 
 # Maps an attrs field in a path to the payload key the converter writes (payload_keys.payload_key_of).
@@ -124,22 +129,10 @@ def _keys(
     return tuple(key if field is None else key_of(field) for key, field in zip(keys, fields, strict=True))
 
 
-def _check_finite(value: object) -> None:
-    if isinstance(value, float) and not math.isfinite(value):
-        raise ValueError(f"{value!r} is not a JSON number")
-    if isinstance(value, Mapping):
-        for item in value.values():
-            _check_finite(item)
-    elif isinstance(value, list | tuple):
-        for item in value:
-            _check_finite(item)
-
-
 def json_value(value: object) -> Any:
     """`value` as the JSON it is stored as (tuples become lists, enums their values, ...).
-    Anything JSON cannot hold raises `ValueError` or `TypeError`."""
-    _check_finite(value)
-    return orjson.loads(orjson.dumps(value))
+    Anything jsonb cannot hold raises `ValueError` or `TypeError` (`pgstash.jsonvalue`'s policy)."""
+    return orjson.loads(dumps_json(value))
 
 
 def _json_values(values: object) -> list[Any]:
@@ -238,14 +231,11 @@ class AttributeRequirement:
 
     @classmethod
     def text_match(cls, path: object, text: str, words: bool = False) -> AttributeRequirement:
-        """The field is a string containing `text`, ignoring case; `%` and `_` are literal.
-        `words=True`: haiway's word-token match instead: every word of `text` (`\\w+` runs of its
-        NFC, case-folded form) is a whole word of the field (so "cat" does not match
-        "concatenate"); a text without words matches every string."""
+        """The field is a string containing `text`, ignoring case; `%` and `_` are literal."""
         if not isinstance(text, str):
             raise TypeError(f"text_match takes a string, not {text!r}")
         no_nul(text, "text_match's text")
-        if words:
+        if words:  # haiway's word-token match: every word of `text` is a whole word of the field
             return cls._leaf("text_words", path, tuple(word_tokens(text)))
         return cls._leaf("text_match", path, text)
 
@@ -274,9 +264,7 @@ def _combined(operator: str, left: AttributeRequirement, right: AttributeRequire
     """`left` and `right` under one `operator` node, either side's own operands taken in when it
     is the same operator (a chain stays one level deep, so nothing recurses over its length)."""
     operands = tuple(
-        part
-        for side in (left, right)
-        for part in (side.operands if side.operator == operator else (side,))
+        part for side in (left, right) for part in (side.operands if side.operator == operator else (side,))
     )
     if len(operands) > MAX_REQUIREMENTS:
         raise ValueError(
@@ -307,88 +295,3 @@ def check_size(requirement: AttributeRequirement) -> None:
             f"a requirement holds at most {MAX_REQUIREMENTS:,} conditions (MAX_REQUIREMENTS); this "
             f"one holds {conditions:,}: for many values of one field use contained_in"
         )
-
-
-# -- compiling to a fragment -----------------------------------------------------------------------
-
-# JSON null as a parameter: a bare None would bind SQL NULL, which no jsonb comparison matches.
-_JSON_NULL = orjson.Fragment(b"null")
-
-
-def _joined(template: str, parts: list[Fragment]) -> Fragment:
-    """`parts` joined by the two-sided `template` (filter_and, filter_or) as a balanced tree:
-    its SQL nests log2(len(parts)) parentheses deep, not len(parts)."""
-    if len(parts) == 1:
-        return parts[0]
-    middle = len(parts) // 2
-    lhs, rhs = _joined(template, parts[:middle]), _joined(template, parts[middle:])
-    return fragment(template, fragments={"lhs": lhs, "rhs": rhs})
-
-
-def _nested(path: Sequence[str], leaf: Any) -> Any:
-    for key in reversed(path):
-        leaf = {key: leaf}
-    return leaf
-
-
-_WORD = re.compile(r"\b\w+\b", re.UNICODE)
-
-
-def word_tokens(text: str) -> list[str]:
-    """The words of `text` as haiway's `text_match` tokenises it: NFC, case-folded, `\\w+` runs."""
-    return _WORD.findall(unicodedata.normalize("NFC", text).casefold())
-
-
-def _like_pattern(text: str) -> str:
-    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return f"%{escaped}%"
-
-
-def _json(value: Any) -> Any:
-    return _JSON_NULL if value is None else value
-
-
-def requirement_fragment(requirement: object, *, key_of: KeyOf | None = None) -> Fragment:
-    """The SQL condition of `requirement` (None: every row) as a fragment for a statement's
-    `{requirements}` splice point. `key_of` maps attrs fields in paths to payload keys (for the
-    index's converter: `pgstash.vectors.payload_keys.payload_key_of`). Anything but an
-    `AttributeRequirement` or None raises `TypeError`."""
-    if requirement is None:
-        return fragment("filter_everything")
-    if not isinstance(requirement, AttributeRequirement):
-        raise TypeError(
-            f"requirements must be a pgstash AttributeRequirement, not {type(requirement).__name__}"
-        )
-    check_size(requirement)
-    return _compiled(requirement, key_of)
-
-
-def _compiled(requirement: AttributeRequirement, key_of: KeyOf | None) -> Fragment:
-    operator = requirement.operator
-    template = f"filter_{operator}"
-    if operator in ("and", "or"):
-        return _joined(template, [_compiled(operand, key_of) for operand in requirement.operands])
-    if operator == "not":
-        return fragment(template, fragments={"operand": _compiled(requirement.operands[0], key_of)})
-    path = list(requirement.keys(key_of))
-    value = requirement.value
-    if operator == "equal":
-        return fragment(template, document=_nested(path, value), path=path, value=_json(value))
-    if operator == "contains":
-        return fragment(template, document=_nested(path, [value]), path=path, value=_json(value))
-    if operator == "contained_in":
-        probes = [_nested(path, candidate) for candidate in value]
-        return fragment(template, documents=probes, path=path, candidates=value)
-    if operator == "contains_any":
-        probes = [_nested(path, [candidate]) for candidate in value]
-        return fragment(template, documents=probes, path=path, candidates=value)
-    parents = _nested(path[:-1], {})
-    if operator == "text_match":
-        return fragment(template, parents=parents, path=path, pattern=_like_pattern(value))
-    if operator == "text_words":
-        # a word is \w characters only, never a regex metacharacter; bounded by non-word or the ends
-        patterns = [f"(^|[^[:alnum:]_]){word}($|[^[:alnum:]_])" for word in value]
-        return fragment(template, parents=parents, path=path, patterns=patterns)
-    if operator == "exists":
-        return fragment(template, parents=parents, path=path)
-    return fragment(template, parents=parents, path=path, value=_json(value))

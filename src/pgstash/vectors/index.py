@@ -11,37 +11,33 @@ indexes, see `tables.py`) and `queries/vectors.sql` (copy, search, newest, delet
 from __future__ import annotations
 
 import contextlib
-import math
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
 import attrs
 import cattrs
-import numpy as np
 
-from pgstash.connection import Postgres, resolve
-from pgstash.errors import ConfigurationError, DatabaseError, DimensionMismatchError, SchemaMissingError
-from pgstash.sql.catalogue import query as named_query
-from pgstash.sql.composer import Fragment, compose
+from pgstash.connection import Postgres
 from pgstash.validators import positive_int
-from pgstash.vectors import bulk, inputs, maintenance, payloads, planning, tables
-from pgstash.vectors import keys as row_keys
-from pgstash.vectors import text as fulltext
-from pgstash.vectors.filters import AttributeRequirement, requirement_fragment
-from pgstash.vectors.index_builds import IndexBuilds
-from pgstash.vectors.ingest import copy_stream, microseconds_since_2000
+from pgstash.vectors import inputs, payloads
+from pgstash.vectors.filters import AttributeRequirement
 from pgstash.vectors.inputs import ImageEmbedding, TextEmbedding, table_name
-from pgstash.vectors.mmr import maximal_marginal_relevance
-from pgstash.vectors.payload_keys import payload_key_of
+from pgstash.vectors.search import text as text_search
+from pgstash.vectors.search import vector as vector_search
+from pgstash.vectors.search.options import SearchOptions
+from pgstash.vectors.table import VectorTable
+from pgstash.vectors.write import builds, tables
+from pgstash.vectors.write import loading as batches
+from pgstash.vectors.write.delete import delete as delete_rows
+from pgstash.vectors.write.ingest import ingest
 
 __all__ = ["PostgresVectorIndex"]
 
 Model = TypeVar("Model")
-_INDEXES = ("hnsw", "ivfflat", None)
 
 
 @attrs.frozen(slots=True)
-class PostgresVectorIndex(IndexBuilds):
+class PostgresVectorIndex:
     """A pgvector index of attrs or dataclass models, one table per model.
 
     `embedding` embeds texts and `image_embedding` images (bytes): async callables returning an
@@ -80,8 +76,7 @@ class PostgresVectorIndex(IndexBuilds):
 
     @mmr_multiplier.validator
     def _multiplier(self, _: attrs.Attribute[int], value: int) -> None:
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise ValueError(f"mmr_multiplier must be a positive integer, got {value!r}")
+        positive_int(value, "mmr_multiplier")
 
     @mmr_diversity.validator
     def _diversity(self, _: attrs.Attribute[float], value: float) -> None:
@@ -112,28 +107,8 @@ class PostgresVectorIndex(IndexBuilds):
         component instead of 4; HNSW and IVFFlat index up to 4,000 dimensions instead of 2,000);
         vectors are cast to float16 on ingest. An existing table of another precision raises
         `ConfigurationError`."""
-        inputs.check_model(model, self.converter)
-        name = table_name(model, table)
-        inputs.positive(dimension, "dimension", inputs.MAX_DIMENSION)
-        if index not in _INDEXES:
-            raise ValueError(f'index must be "hnsw", "ivfflat" or None, got {index!r}')
-        stored = tables.check_precision(precision, dimension, index)
-        if distance != "cosine":
-            raise ValueError(
-                f"distance {distance!r} is not supported: pgstash scores and ranks by cosine "
-                "similarity, which only a cosine index serves; use distance='cosine'"
-            )
-        try:
-            key_of = payload_key_of(self.converter, model)
-            column = None if text is None else fulltext.text_column(text, language, key_of)
-            await tables.create_table(self._postgres(), name, dimension, index, column, stored)
-        except DatabaseError as error:
-            if error.sqlstate == "42704" and "vector" in str(error):
-                raise ConfigurationError(
-                    "this database has no pgvector extension: run `pgstash migrate` "
-                    "(or `await pgstash.migrate(postgres)`), which installs it"
-                ) from error
-            raise
+        vectors = self._table(model, table)
+        await tables.create(vectors, dimension, index, distance, text, language, precision)
 
     # -- ingest ----------------------------------------------------------------------------------
 
@@ -163,48 +138,7 @@ class PostgresVectorIndex(IndexBuilds):
         fewer than 3x as many is a bulk load (`bulk.py`): the index dropped in a short transaction,
         then the keyed DELETE, the COPY and the index built from the data in one transaction.
         Searches meanwhile see the table as it was, exactly; writes wait for the commit."""
-        inputs.check_model(model, self.converter)
-        name = table_name(model, table)
-        items = list(values)
-        if not items:
-            return 0
-        for item in items:
-            if not isinstance(item, model):
-                raise TypeError(f"index({model.__name__}) got a {type(item).__name__} value")
-        metas = payloads.metas(meta, len(items))
-        select = inputs.selector(model, attribute)
-        payloads.check_round_trip(self.converter, model, items[0], name)
-        stored: Sequence[Any] = items
-        unstructure: Callable[[Any], Any] = self.converter.unstructure
-        ids = None
-        if key is not None:  # payloads first: keys may be read from them (then encoded as they are)
-            read = row_keys.key_reader(key, payload_key_of(self.converter, model))
-            stored = [unstructure(item) for item in items]
-            ids = row_keys.row_ids(name, [read(item, stored[at]) for at, item in enumerate(items)])
-            unstructure = _as_is
-        postgres = self._postgres()
-        facts = await planning.table_facts(postgres, name, lambda: self._missing(name, model), fresh=True)
-        vectors = await inputs.vectors_of(
-            [select(item) for item in items], facts.dimension, name, self.embedding, self.image_embedding
-        )
-        rows = copy_stream(
-            inputs.as_stored(vectors, facts.precision, "vector"),  # float16 for a halfvec table
-            microseconds_since_2000(facts.now),
-            metas,
-            payloads.payload_fields(stored, unstructure),
-            ids,
-        )
-        with self._requires_table(name, model):
-            write = _writer(postgres, name, rows, ids)
-            pending = facts.ivfflat_pending and not facts.methods
-            if facts.methods or pending:  # a large batch: ANN index built from the data
-                if await bulk.ingest(postgres, name, write, len(items), vectors.shape[1], pending):
-                    return len(items)
-            else:
-                await write()
-            await bulk.repair(postgres, name, facts)  # an index a killed bulk load left dropped
-        await tables.build_pending_ivfflat(postgres, facts, name)
-        return len(items)
+        return await ingest(self._table(model, table), values, attribute, meta, key)
 
     # -- search ----------------------------------------------------------------------------------
 
@@ -276,77 +210,27 @@ class PostgresVectorIndex(IndexBuilds):
         """`search` with each model's score, the cosine similarity `1 - (embedding <=> query)`
         (NaN for the newest-first listing, which has no query); with `mode="text"` the
         `ts_rank_cd`, with `mode="hybrid"` the fused score."""
-        inputs.check_model(model, self.converter)
-        name = table_name(model, table)
-        if mode != "vector":
-            if mode not in fulltext.MODES:
-                raise ValueError(f'mode is "vector", "text" or "hybrid", not {mode!r}')
-            options = {
-                "score_threshold": score_threshold,
-                "rerank": rerank,
-                "ef_search": ef_search,
-                "probes": probes,
-                "candidates": candidates,
-                "rrf_k": rrf_k,
-                "weights": weights,
-                "filtered": requirements is not None,
-            }
-            where = self._where(model, requirements)
-            return await fulltext.search(self, model, name, where, mode, query, limit, options)
-        if candidates is not None:
-            raise ValueError('candidates sizes the two arms of mode="hybrid"; vector search takes limit')
-        candidates = inputs.candidates_for(limit, rerank, self.mmr_multiplier)
-        inputs.check_search_settings(score_threshold, ef_search, probes)
-        where = self._where(model, requirements)
-        postgres = self._postgres()
-        if query is None:
-            if score_threshold is not None or rerank:
-                raise ValueError("score_threshold and rerank need a query to compare rows with")
-            newest = compose(
-                named_query("vectors_newest"),
-                slots={"table": name},
-                # custom plans when filtered: a generic one of a filtered listing can read the table
-                fragments={"requirements": planning.custom_plans(where, requirements is not None)},
-                candidates=limit,
-            )
-            with self._requires_table(name, model):
-                rows = await postgres.run_statement(newest)
-            return [(self._read(row["payload"], model, name), math.nan) for row in rows]
-
-        vector = await inputs.query_vector(query, self.embedding, self.image_embedding)
-        facts = await planning.table_facts(postgres, name, lambda: self._missing(name, model))
-        if facts.dimension is not None and vector.shape[0] != facts.dimension:
-            raise DimensionMismatchError(facts.dimension, vector.shape[0], f'query for table "{name}"')
-        search = planning.Search(
-            named_query("vectors_search"),
-            named_query("vectors_search_exact"),
-            slots={"table": name},
-            requirements=where,
-            values={
-                "query_vector": inputs.as_stored(vector[None, :], facts.precision, "query vector")[0],
-                "candidates": candidates,
-                "max_distance": math.inf if score_threshold is None else 1.0 - float(score_threshold),
-                "with_embeddings": rerank,
-            },
+        vectors = self._table(model, table)
+        options = SearchOptions(
+            mode=mode,
+            query=query,
+            limit=limit,
+            candidates=candidates,
+            rrf_k=rrf_k,
+            weights=weights,
+            score_threshold=score_threshold,
+            ef_search=ef_search,
+            probes=probes,
+            rerank=rerank,
+            requirements=requirements,
+            mmr_multiplier=self.mmr_multiplier,
+            mmr_diversity=self.mmr_diversity,
+            text_timeout=self.text_timeout,
+            max_query_terms=self.max_query_terms,
+            max_query_characters=self.max_query_characters,
         )
-        with self._requires_table(name, model):
-            rows = await planning.nearest(
-                postgres, facts, search, candidates, requirements is not None, ef_search, probes
-            )
-        found = [row for row in rows if row["payload"] is not None]
-        if rerank and found:
-            order = maximal_marginal_relevance(
-                vector, np.stack([row["embedding"] for row in found]), limit, self.mmr_diversity
-            )
-            found = [found[position] for position in order]
-        return [(self._read(row["payload"], model, name), float(row["score"])) for row in found]
-
-    def _where(self, model: type, requirements: AttributeRequirement | None) -> Fragment:
-        """The `{requirements}` fragment; the converter's payload keys are read (a walk of the
-        model's fields and hooks) only when there are requirements to map onto them."""
-        if requirements is None:
-            return requirement_fragment(None)
-        return requirement_fragment(requirements, key_of=payload_key_of(self.converter, model))
+        run = vector_search.search if mode == "vector" else text_search.search
+        return await run(vectors, options)
 
     # -- delete ----------------------------------------------------------------------------------
 
@@ -362,73 +246,49 @@ class PostgresVectorIndex(IndexBuilds):
         """Deletes the rows meeting `requirements` (every row only with `everything=True`), or
         the rows of `keys` (as `index(..., key=...)` wrote them), and returns how many it
         deleted. A delete by requirements of more than a quarter of the table's rows then
-        rebuilds its nearest-neighbour index concurrently and vacuums it (`maintenance.py`), so
+        rebuilds its nearest-neighbour index concurrently and vacuums it (`write/delete.py`), so
         that searches keep their speed; inside a transaction it logs that recommendation instead."""
-        inputs.check_model(model, self.converter)
-        name = table_name(model, table)
-        if keys is not None:
-            if requirements is not None or everything:
-                raise ValueError("pass one of keys, requirements or everything=True to delete")
-            with self._requires_table(name, model):
-                return await row_keys.delete_keys(self._postgres(), name, keys)
-        if requirements is None and everything is not True:
-            raise ValueError("delete needs requirements, or everything=True to delete every row")
-        if requirements is not None and everything:
-            raise ValueError("pass either requirements or everything=True to delete, not both")
-        where = self._where(model, requirements)
-        postgres = self._postgres()
-        statement = compose(
-            named_query("vectors_delete"),
-            slots={"table": name},
-            fragments={"requirements": planning.custom_plans(where, requirements is not None)},
-        )
-        with self._requires_table(name, model):
-            status: str = await postgres.run_statement(statement)
-        deleted = int(status.rsplit(" ", 1)[-1])
-        facts = await planning.table_facts(postgres, name, lambda: self._missing(name, model))
-        await maintenance.after_delete(postgres, facts, name, deleted)
-        return deleted
+        return await delete_rows(self._table(model, table), requirements, everything, keys)
+
+    # -- index builds ----------------------------------------------------------------------------
+
+    async def build_index(
+        self,
+        model: type,
+        *,
+        index: str | None = None,
+        table: str | None = None,
+        progress: Callable[[builds.BuildProgress], object] | None = None,
+    ) -> float:
+        """Builds the table's ANN index on `embedding` again from its rows, without blocking reads
+        or writes (`CONCURRENTLY`): `index` "hnsw" or "ivfflat" (default: the method it has, else
+        the one `create_table` noted, else HNSW); IVFFlat gets lists from today's row count.
+        `progress` receives `pg_stat_progress_create_index` samples while it runs. Returns the
+        seconds it took."""
+        return await batches.build_index(self._table(model, table), index, progress)
+
+    @contextlib.asynccontextmanager
+    async def loading(self, model: type, *, rows: int, table: str | None = None) -> AsyncIterator[None]:
+        """One transaction for the `index` calls inside it (a load fed in batches): all their
+        rows are written, or none. When `rows` (how many the load expects) is large next to the
+        table, by `index`'s own rule, the table's HNSW/IVFFlat index is dropped first, in a short
+        transaction of its own, the batches are copied into the table without it, and it is built
+        from the data once, at the end of the transaction (a failed load puts it back). Meanwhile
+        searches see the table as it was, searched exactly. Otherwise the rows go into the
+        existing index. Inside a caller's transaction: a savepoint, no index dropped."""
+        async with batches.loading(self._table(model, table), rows):
+            yield
 
     # -- helpers ---------------------------------------------------------------------------------
 
-    def _postgres(self) -> Postgres:
-        return resolve(self.postgres)
-
-    def _read(self, payload: Any, model: type[Model], name: str) -> Model:
-        found: Model = payloads.read_back(self.converter, payload, model, name)
-        return found
-
-    @staticmethod
-    def _tables(postgres: Postgres) -> dict[str, planning.TableFacts]:
-        return planning.tables(postgres)
-
-    @staticmethod
-    def _missing(name: str, model: type) -> SchemaMissingError:
-        return SchemaMissingError(
-            name, f"`await PostgresVectorIndex().create_table({model.__name__}, dimension=...)`"
+    def _table(self, model: type, table: str | None) -> VectorTable:
+        """The call's context: the model checked, the table named (`ValueError` for a bad name)."""
+        inputs.check_model(model, self.converter)
+        return VectorTable(
+            self.postgres,
+            table_name(model, table),
+            model,
+            self.converter,
+            self.embedding,
+            self.image_embedding,
         )
-
-    @contextlib.contextmanager
-    def _requires_table(self, name: str, model: type) -> Iterator[None]:
-        """A missing table names `create_table` as its remedy, not `migrate`."""
-        try:
-            yield
-        except SchemaMissingError as error:
-            if error.table != name:
-                raise
-            raise self._missing(name, model) from error
-
-
-def _as_is(payload: Any) -> Any:
-    return payload
-
-
-def _writer(
-    postgres: Postgres, name: str, rows: AsyncIterator[bytes], ids: Any
-) -> Callable[[], Awaitable[int]]:
-    """The batch's write: its binary COPY, or with keys the keyed lock, DELETE and COPY
-    (`keys.replace_rows`); returns the rows copied."""
-    if ids is not None:
-        return lambda: row_keys.replace_rows(postgres, name, ids, rows)
-    copy = attrs.evolve(compose(named_query("vectors_copy"), slots={"table": name}), kind="copy")
-    return lambda: postgres.copy(copy, rows)  # aiosql reads COPY as "!"

@@ -76,40 +76,6 @@ def check_model(model: object, converter: Any = None) -> None:
         ) from None
 
 
-def positive(value: object, what: str, most: int) -> int:
-    """`value` if it is an int from 1 to `most`, else `ValueError` naming `what`."""
-    if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= most:
-        raise ValueError(f"{what} must be an integer from 1 to {most:,}, got {value!r}")
-    return value
-
-
-def candidates_for(limit: object, rerank: bool, multiplier: int) -> int:
-    """How many rows the search asks for: `limit`, or `limit * multiplier` to rerank; each at
-    most `MAX_CANDIDATES`."""
-    checked = positive(limit, "limit", MAX_CANDIDATES)
-    if not rerank:
-        return checked
-    if checked * multiplier > MAX_CANDIDATES:
-        raise ValueError(
-            f"rerank=True weighs limit * mmr_multiplier = {checked} * {multiplier} candidates, more "
-            f"than {MAX_CANDIDATES:,}: lower limit or mmr_multiplier"
-        )
-    return checked * multiplier
-
-
-def check_search_settings(score_threshold: object, ef_search: object, probes: object) -> None:
-    """`ValueError` for a score threshold outside [-1, 1] or a scan setting out of its range."""
-    if score_threshold is not None and not (
-        isinstance(score_threshold, int | float)
-        and not isinstance(score_threshold, bool)
-        and -1.0 <= score_threshold <= 1.0
-    ):
-        raise ValueError(f"score_threshold is a cosine similarity within [-1, 1], got {score_threshold!r}")
-    for setting, value, most in (("ef_search", ef_search, 1000), ("probes", probes, 32768)):
-        if value is not None:
-            positive(value, setting, most)
-
-
 def refuse_unscorable_rows(matrix: NDArray[np.float32], what: str) -> None:
     """`ValueError` naming the first row whose cosine similarity is undefined: a NaN or infinite
     component, only zeros, or a squared norm that is 0 or infinite in float32 (components of

@@ -3,10 +3,19 @@ other (Carbonell and Goldstein, 1998)."""
 
 from __future__ import annotations
 
+from typing import Any, Protocol, TypeVar
+
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-__all__ = ["maximal_marginal_relevance"]
+__all__ = ["maximal_marginal_relevance", "reranked"]
+
+
+class _Row(Protocol):
+    def __getitem__(self, key: str, /) -> Any: ...
+
+
+Row = TypeVar("Row", bound=_Row)  # a result row with its "embedding"
 
 
 def _unit_rows(matrix: NDArray[np.float64]) -> NDArray[np.float64]:
@@ -41,3 +50,11 @@ def maximal_marginal_relevance(
         scores = relevance - penalty
         scores[picked] = -np.inf
     return picked
+
+
+def reranked(query: ArrayLike, rows: list[Row], limit: int, diversity: float) -> list[Row]:
+    """`rows` (each with its `embedding`) picked and ordered by MMR: at most `limit` of them."""
+    if not rows:
+        return rows
+    embeddings = np.stack([row["embedding"] for row in rows])
+    return [rows[at] for at in maximal_marginal_relevance(query, embeddings, limit, diversity)]

@@ -18,10 +18,10 @@ from typing import Any
 
 import attrs
 import numpy as np
-import orjson
 from numpy.typing import NDArray
 
 from pgstash.connection import Postgres
+from pgstash.jsonvalue import dumps_json
 from pgstash.sql.catalogue import query
 from pgstash.sql.composer import compose
 from pgstash.vectors.filters import KeyOf, path_of
@@ -43,7 +43,7 @@ def _key_text(key: object, position: int | None) -> str:
                 f"the key{where} must be a non-empty string of at most {MAX_KEY_LENGTH:,} characters "
                 f"without NUL, got {key[:40]!r}"
             )
-        return orjson.dumps(key).decode()
+        return dumps_json(key).decode()
     if isinstance(key, int) and not isinstance(key, bool):
         return str(key)
     raise TypeError(f"the key{where} is a str or an int, not {type(key).__name__} ({key!r})")

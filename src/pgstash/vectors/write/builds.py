@@ -20,7 +20,7 @@ from pgstash.errors import PgstashError
 from pgstash.sql.catalogue import query
 from pgstash.sql.composer import compose
 from pgstash.sql.statements import Statement
-from pgstash.vectors.planning import index_name
+from pgstash.vectors.facts import index_name
 
 __all__ = [
     "AnnIndex",

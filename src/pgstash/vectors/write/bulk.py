@@ -28,19 +28,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import attrs
+import orjson
 
 from pgstash.connection import Postgres
 from pgstash.errors import DatabaseError, PgstashError
+from pgstash.jsonvalue import dumps_json
 from pgstash.sql.catalogue import query
 from pgstash.sql.composer import compose
 from pgstash.sql.templates import Constant, SlotValue
-from pgstash.vectors.builds import AnnIndex, BuildProgress, ann_indexes, build_settings, lists_for
-from pgstash.vectors.planning import TableFacts, index_name
+from pgstash.vectors.facts import TableFacts, index_name
+from pgstash.vectors.write.builds import AnnIndex, BuildProgress, ann_indexes, build_settings, lists_for
 
 __all__ = [
     "DROPPED_COMMENT", "BuildProgress", "Load", "Written", "drop_indexes", "dropped_of", "ingest",
@@ -64,7 +65,7 @@ def dropped_comment(indexes: tuple[AnnIndex, ...]) -> Constant:
         {"name": i.name, "method": i.method, "opclass": i.opclass, "options": dict(i.options)}
         for i in indexes
     ]
-    return Constant(DROPPED_COMMENT + json.dumps(defined, sort_keys=True))
+    return Constant(DROPPED_COMMENT + dumps_json(defined).decode())
 
 
 def dropped_of(comment: str | None) -> tuple[AnnIndex, ...]:
@@ -72,7 +73,7 @@ def dropped_of(comment: str | None) -> tuple[AnnIndex, ...]:
     if not comment or not comment.startswith(DROPPED_COMMENT):
         return ()
     try:
-        defined = json.loads(comment[len(DROPPED_COMMENT) :])
+        defined = orjson.loads(comment[len(DROPPED_COMMENT) :])
         return tuple(
             AnnIndex(d["name"], d["method"], d["opclass"], {k: int(v) for k, v in d["options"].items()}, True)
             for d in defined

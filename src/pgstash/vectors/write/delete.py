@@ -1,5 +1,5 @@
-"""After a bulk `delete`: the nearest-neighbour index rebuilt and the table vacuumed, so that
-searches keep their usual speed.
+"""`delete`: rows by requirements, by keys or all of them; and after a bulk delete, the
+nearest-neighbour index rebuilt and the table vacuumed, so that searches keep their usual speed.
 
 An HNSW graph keeps linking deleted rows until VACUUM cleans it, and VACUUM's index phase on HNSW
 is slow (issue 17: over 28 minutes after deleting 89% of 200,000 rows). Meanwhile a scan spends
@@ -14,14 +14,19 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Iterable
 
 from pgstash.connection import Postgres
 from pgstash.errors import DatabaseError
 from pgstash.sql.catalogue import query
 from pgstash.sql.composer import compose
-from pgstash.vectors.planning import TableFacts, index_name
+from pgstash.vectors.facts import TableFacts, index_name
+from pgstash.vectors.filters import AttributeRequirement
+from pgstash.vectors.gate import custom_plans
+from pgstash.vectors.table import VectorTable
+from pgstash.vectors.write.keys import delete_keys
 
-__all__ = ["BULK_DELETE_SHARE", "after_delete"]
+__all__ = ["BULK_DELETE_SHARE", "after_delete", "delete"]
 
 logger = logging.getLogger("pgstash")
 
@@ -29,6 +34,36 @@ BULK_DELETE_SHARE = 0.25  # a delete removing more than this share of the rows r
 # measured on 20,000 x 128 (README, "Bulk deletes"): a top-40 scan finds 29 rows after 25% deleted,
 # a top-10 comes back short past 75%; the rebuild costs in proportion to the rows left.
 REBUILD_LOCK_TIMEOUT = "10s"  # how long the rebuild waits for its lock before giving up (55P03)
+
+
+async def delete(
+    table: VectorTable,
+    requirements: AttributeRequirement | None,
+    everything: bool,
+    keys: Iterable[str | int] | None,
+) -> int:
+    """`PostgresVectorIndex.delete` on `table`: how many rows it deleted."""
+    if keys is not None:
+        if requirements is not None or everything:
+            raise ValueError("pass one of keys, requirements or everything=True to delete")
+        with table.required():
+            return await delete_keys(table.postgres, table.name, keys)
+    if requirements is None and everything is not True:
+        raise ValueError("delete needs requirements, or everything=True to delete every row")
+    if requirements is not None and everything:
+        raise ValueError("pass either requirements or everything=True to delete, not both")
+    where = table.where(requirements)
+    postgres = table.postgres
+    statement = compose(
+        query("vectors_delete"),
+        slots={"table": table.name},
+        fragments={"requirements": custom_plans(where, requirements is not None)},
+    )
+    with table.required():
+        status: str = await postgres.run_statement(statement)
+    deleted = int(status.rsplit(" ", 1)[-1])
+    await after_delete(postgres, await table.facts(), table.name, deleted)
+    return deleted
 
 
 async def is_bulk(postgres: Postgres, name: str, deleted: int) -> bool:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Mapping
+from typing import Any
 
 import attrs
 
@@ -27,72 +28,29 @@ from pgstash.sql.catalogue import Query, load_catalogue, query
 from pgstash.sql.composer import compose
 from pgstash.sql.resources import resource_dir
 from pgstash.sql.templates import SlotValue
-from pgstash.vectors.bulk import DROPPED_COMMENT, dropped_of, repair
-from pgstash.vectors.planning import TableFacts, index_name, read_facts, tables
-from pgstash.vectors.text import TextColumn, check_language
+from pgstash.validators import positive_int
+from pgstash.vectors.facts import (
+    PRECISIONS,
+    Precision,
+    TableFacts,
+    check_precision,
+    index_name,
+    read_facts,
+    tables,
+)
+from pgstash.vectors.inputs import MAX_DIMENSION
+from pgstash.vectors.table import VectorTable
+from pgstash.vectors.text_column import TextColumn, check_language, text_column
+from pgstash.vectors.write.bulk import DROPPED_COMMENT, dropped_of, repair
 
-__all__ = [
-    "DDL_LOCK_TIMEOUT",
-    "IVFFLAT_MIN_ROWS",
-    "PRECISIONS",
-    "Precision",
-    "build_pending_ivfflat",
-    "check_precision",
-    "create_table",
-]
+__all__ = ["DDL_LOCK_TIMEOUT", "IVFFLAT_MIN_ROWS", "build_pending_ivfflat", "create", "create_table"]
 
 logger = logging.getLogger("pgstash")
 
 DDL_LOCK_TIMEOUT = "10s"  # how long create_table's DDL waits for a table lock before failing (55P03)
 IVFFLAT_LISTS = 100  # the seed's lists (vector_table_ivfflat_index)
 IVFFLAT_MIN_ROWS = 50 * IVFFLAT_LISTS  # rows to train the lists on: 50 per list
-
-
-@attrs.frozen(slots=True)
-class Precision:
-    """What a precision stores: the embedding column's type, its cosine operator class, the most
-    dimensions the type holds and the most an HNSW or IVFFlat index on it takes (pgvector's limits)."""
-
-    name: str
-    vector_type: str
-    opclass: str
-    max_dimension: int
-    max_indexed_dimension: int
-
-
-# The allow-list that fills the template's {vector_type} and {opclass} slots (never caller text).
-PRECISIONS: Mapping[str, Precision] = {
-    "float32": Precision("float32", "vector", "vector_cosine_ops", 16_000, 2_000),
-    "float16": Precision("float16", "halfvec", "halfvec_cosine_ops", 16_000, 4_000),
-}
-
-
-def check_precision(precision: object, dimension: int, index: str | None) -> Precision:
-    """The precision `create_table` was asked for; `ValueError` for another name, or a dimension
-    beyond what its type holds or what an index on it takes."""
-    if not isinstance(precision, str) or precision not in PRECISIONS:
-        allowed = " or ".join(f'"{name}"' for name in PRECISIONS)
-        raise ValueError(f"precision must be {allowed}, got {precision!r}")
-    chosen = PRECISIONS[precision]
-    if dimension > chosen.max_dimension:
-        raise ValueError(
-            f"pgvector's {chosen.vector_type} holds at most {chosen.max_dimension:,} dimensions, "
-            f"got {dimension:,}"
-        )
-    if index is not None and dimension > chosen.max_indexed_dimension:
-        half = PRECISIONS["float16"]
-        hint = (
-            f', or precision="float16" ({half.vector_type}: indexed up to '
-            f"{half.max_indexed_dimension:,} dimensions)"
-            if dimension <= half.max_indexed_dimension
-            else ""
-        )
-        raise ValueError(
-            f"pgvector's {index} index on {chosen.vector_type} ({chosen.name}) takes at most "
-            f"{chosen.max_indexed_dimension:,} dimensions, got {dimension:,}: pass index=None for "
-            f"exact search{hint}"
-        )
-    return chosen
+INDEX_METHODS = ("hnsw", "ivfflat", None)  # create_table(index=...)
 
 
 @functools.cache
@@ -193,6 +151,37 @@ def _check_dimension(facts: TableFacts, name: str, dimension: int, precision: Pr
             f"({PRECISIONS[facts.precision].vector_type}), not {precision.name!r}: pass "
             f'precision="{facts.precision}", or table= to name another'
         )
+
+
+async def create(
+    table: VectorTable,
+    dimension: int,
+    index: str | None,
+    distance: str,
+    text: Any,
+    language: str,
+    precision: str,
+) -> None:
+    """`PostgresVectorIndex.create_table` on `table`: the arguments checked, then `create_table`."""
+    positive_int(dimension, "dimension", MAX_DIMENSION, spans=True)
+    if index not in INDEX_METHODS:
+        raise ValueError(f'index must be "hnsw", "ivfflat" or None, got {index!r}')
+    stored = check_precision(precision, dimension, index)
+    if distance != "cosine":
+        raise ValueError(
+            f"distance {distance!r} is not supported: pgstash scores and ranks by cosine "
+            "similarity, which only a cosine index serves; use distance='cosine'"
+        )
+    try:
+        column = None if text is None else text_column(text, language, table.key_of())
+        await create_table(table.postgres, table.name, dimension, index, column, stored)
+    except DatabaseError as error:
+        if error.sqlstate == "42704" and "vector" in str(error):
+            raise ConfigurationError(
+                "this database has no pgvector extension: run `pgstash migrate` "
+                "(or `await pgstash.migrate(postgres)`), which installs it"
+            ) from error
+        raise
 
 
 async def create_table(

@@ -1,0 +1,90 @@
+"""`requirement_fragment`: an `AttributeRequirement` (filters.py) as the SQL condition a statement
+splices at its `{requirements}` point, one fragment of `queries/filters.sql` per operator, nested
+through the and/or/not fragments' splice points. Paths (`TEXT[]`) and values (`JSONB`) are always
+bound parameters."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import orjson
+
+from pgstash.sql.composer import Fragment, fragment
+from pgstash.vectors.filters import AttributeRequirement, KeyOf, check_size
+
+__all__ = ["requirement_fragment"]
+
+# JSON null as a parameter: a bare None would bind SQL NULL, which no jsonb comparison matches.
+_JSON_NULL = orjson.Fragment(b"null")
+
+
+def _joined(template: str, parts: list[Fragment]) -> Fragment:
+    """`parts` joined by the two-sided `template` (filter_and, filter_or) as a balanced tree:
+    its SQL nests log2(len(parts)) parentheses deep, not len(parts)."""
+    if len(parts) == 1:
+        return parts[0]
+    middle = len(parts) // 2
+    lhs, rhs = _joined(template, parts[:middle]), _joined(template, parts[middle:])
+    return fragment(template, fragments={"lhs": lhs, "rhs": rhs})
+
+
+def _nested(path: Sequence[str], leaf: Any) -> Any:
+    for key in reversed(path):
+        leaf = {key: leaf}
+    return leaf
+
+
+def _like_pattern(text: str) -> str:
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+def _json(value: Any) -> Any:
+    return _JSON_NULL if value is None else value
+
+
+def requirement_fragment(requirement: object, *, key_of: KeyOf | None = None) -> Fragment:
+    """The SQL condition of `requirement` (None: every row) as a fragment for a statement's
+    `{requirements}` splice point. `key_of` maps attrs fields in paths to payload keys (for the
+    index's converter: `pgstash.vectors.payload_keys.payload_key_of`). Anything but an
+    `AttributeRequirement` or None raises `TypeError`."""
+    if requirement is None:
+        return fragment("filter_everything")
+    if not isinstance(requirement, AttributeRequirement):
+        raise TypeError(
+            f"requirements must be a pgstash AttributeRequirement, not {type(requirement).__name__}"
+        )
+    check_size(requirement)
+    return _compiled(requirement, key_of)
+
+
+def _compiled(requirement: AttributeRequirement, key_of: KeyOf | None) -> Fragment:
+    operator = requirement.operator
+    template = f"filter_{operator}"
+    if operator in ("and", "or"):
+        return _joined(template, [_compiled(operand, key_of) for operand in requirement.operands])
+    if operator == "not":
+        return fragment(template, fragments={"operand": _compiled(requirement.operands[0], key_of)})
+    path = list(requirement.keys(key_of))
+    value = requirement.value
+    if operator == "equal":
+        return fragment(template, document=_nested(path, value), path=path, value=_json(value))
+    if operator == "contains":
+        return fragment(template, document=_nested(path, [value]), path=path, value=_json(value))
+    if operator == "contained_in":
+        probes = [_nested(path, candidate) for candidate in value]
+        return fragment(template, documents=probes, path=path, candidates=value)
+    if operator == "contains_any":
+        probes = [_nested(path, [candidate]) for candidate in value]
+        return fragment(template, documents=probes, path=path, candidates=value)
+    parents = _nested(path[:-1], {})
+    if operator == "text_match":
+        return fragment(template, parents=parents, path=path, pattern=_like_pattern(value))
+    if operator == "text_words":
+        # a word is \w characters only, never a regex metacharacter; bounded by non-word or the ends
+        patterns = [f"(^|[^[:alnum:]_]){word}($|[^[:alnum:]_])" for word in value]
+        return fragment(template, parents=parents, path=path, patterns=patterns)
+    if operator == "exists":
+        return fragment(template, parents=parents, path=path)
+    return fragment(template, parents=parents, path=path, value=_json(value))

@@ -1,0 +1,32 @@
+"""The scan gate (`vectors_scan_gate` of queries/filters.sql) around a statement's requirements:
+per-call scan settings set inside the statement, and custom plans kept where the best plan
+depends on the filter's values (see `pgstash.vectors.search.planning`)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from pgstash.sql.composer import Fragment, fragment
+
+__all__ = ["custom_plans", "gated"]
+
+
+def gated(requirements: Fragment, settings: Mapping[str, int | None]) -> Fragment:
+    """`requirements` inside `vectors_scan_gate`: `settings` (ef_search, probes,
+    max_scan_tuples; None sets nothing) set in the statement, and custom plans kept."""
+    return fragment(
+        "vectors_scan_gate",
+        fragments={"requirements": requirements},
+        ef_search=settings.get("ef_search"),
+        probes=settings.get("probes"),
+        max_scan_tuples=settings.get("max_scan_tuples"),
+        custom_plans=True,
+    )
+
+
+def custom_plans(requirements: Fragment, filtered: bool) -> Fragment:
+    """The requirements of a filtered listing, text search or delete, whose best plan depends on
+    the filter's values: gated (no settings), so the server plans each call for its values in its
+    one statement (a generic plan of `ORDER BY created DESC LIMIT` with an unknown filter can read
+    the whole table backwards); unfiltered, as they are (one plan shape)."""
+    return gated(requirements, {}) if filtered else requirements

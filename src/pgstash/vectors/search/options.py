@@ -1,0 +1,166 @@
+"""`SearchOptions`: one search call's settings (the call's arguments and the index's search
+settings), checked by attrs validators when made, before anything is sent.
+
+attrs runs the validators in field order once every field is set, so each one can read the mode:
+a vector search checks `candidates`, `limit`, then the score threshold and scan settings; a text
+or hybrid search its query's words first, then `limit`, then (text) that no vector setting is
+given or (hybrid) the fusion's `candidates`, `rrf_k` and `weights`, then the vector settings.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Any
+
+import attrs
+
+from pgstash.validators import no_nul, positive_int
+from pgstash.vectors.filters import AttributeRequirement
+from pgstash.vectors.inputs import MAX_CANDIDATES
+
+__all__ = ["MODES", "SearchOptions", "words_of"]
+
+MODES = ("vector", "text", "hybrid")
+_TERM = re.compile(r"\w+")  # a term of a text query, as its bound counts them
+_SCAN_LIMITS = {"ef_search": 1000, "probes": 32768}
+
+
+def words_of(query: object, most_terms: int, most_characters: int) -> str:
+    """The text of a text or hybrid search, bounded before anything is sent: at most
+    `most_characters` characters and `most_terms` terms (runs of letters and digits, `\\w+`, an
+    `or` included); `ts_rank_cd`'s cost grows faster than the cube of the query's terms."""
+    if not isinstance(query, str):
+        raise TypeError(f'mode "text" and "hybrid" search with a text query, not {type(query).__name__}')
+    if len(query) > most_characters:
+        raise ValueError(
+            f"the query has {len(query):,} characters; a text or hybrid query holds at most "
+            f"{most_characters:,} (PostgresVectorIndex(max_query_characters=...))"
+        )
+    terms = len(_TERM.findall(query))
+    if terms > most_terms:
+        raise ValueError(
+            f"the query has {terms:,} terms; a text or hybrid query holds at most {most_terms:,} "
+            "(PostgresVectorIndex(max_query_terms=...)): ranking grows faster than the cube of them"
+        )
+    return no_nul(query, "the query")
+
+
+def _mode(options: SearchOptions, _: attrs.Attribute[str], mode: str) -> None:
+    if mode not in MODES:
+        raise ValueError(f'mode is "vector", "text" or "hybrid", not {mode!r}')
+    if mode == "vector" and options.candidates is not None:
+        raise ValueError('candidates sizes the two arms of mode="hybrid"; vector search takes limit')
+
+
+def _query(options: SearchOptions, _: attrs.Attribute[object], query: object) -> None:
+    if options.mode != "vector":
+        words_of(query, options.max_query_terms, options.max_query_characters)
+
+
+def _limit(options: SearchOptions, _: attrs.Attribute[int], limit: int) -> None:
+    positive_int(limit, "limit", MAX_CANDIDATES, spans=True)
+    if options.mode == "vector" and options.rerank and limit * options.mmr_multiplier > MAX_CANDIDATES:
+        raise ValueError(
+            f"rerank=True weighs limit * mmr_multiplier = {limit} * {options.mmr_multiplier} "
+            f"candidates, more than {MAX_CANDIDATES:,}: lower limit or mmr_multiplier"
+        )
+
+
+def _candidates(options: SearchOptions, _: attrs.Attribute[int | None], candidates: int | None) -> None:
+    if options.mode != "hybrid":
+        return
+    chosen = options.arm
+    limit = options.limit
+    if not isinstance(chosen, int) or isinstance(chosen, bool) or not limit <= chosen <= MAX_CANDIDATES:
+        raise ValueError(
+            f"candidates must be an integer from limit ({limit}) to {MAX_CANDIDATES:,}, got {candidates!r}"
+        )
+
+
+def _rrf_k(options: SearchOptions, _: attrs.Attribute[int], rrf_k: int) -> None:
+    if options.mode == "hybrid" and (
+        not isinstance(rrf_k, int) or isinstance(rrf_k, bool) or not 0 <= rrf_k <= 1_000_000
+    ):
+        raise ValueError(f"rrf_k must be an integer from 0 to 1,000,000, got {rrf_k!r}")
+
+
+def _weight(value: object) -> bool:
+    return (
+        isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value) and value >= 0
+    )
+
+
+def _weights(options: SearchOptions, _: attrs.Attribute[Any], weights: object) -> None:
+    if options.mode == "hybrid" and not (
+        isinstance(weights, tuple)
+        and len(weights) == 2
+        and all(_weight(weight) for weight in weights)
+        and any(weights)
+    ):
+        raise ValueError(f"weights is (vector, text): two finite numbers >= 0, not both 0; got {weights!r}")
+
+
+def _score_threshold(options: SearchOptions, _: attrs.Attribute[Any], threshold: object) -> None:
+    if options.mode == "text":
+        if (
+            any(value is not None for value in (threshold, options.ef_search, options.probes))
+            or options.rerank
+        ):
+            raise ValueError(
+                'mode="text" ranks by ts_rank_cd: score_threshold, rerank, ef_search and probes apply '
+                "to vector and hybrid search"
+            )
+        return
+    if threshold is not None and not (
+        isinstance(threshold, int | float) and not isinstance(threshold, bool) and -1.0 <= threshold <= 1.0
+    ):
+        raise ValueError(f"score_threshold is a cosine similarity within [-1, 1], got {threshold!r}")
+
+
+def _scan_setting(options: SearchOptions, attribute: attrs.Attribute[int | None], value: int | None) -> None:
+    if options.mode != "text" and value is not None:
+        positive_int(value, attribute.name, _SCAN_LIMITS[attribute.name], spans=True)
+
+
+@attrs.frozen(slots=True)
+class SearchOptions:
+    """What one `search` / `search_scored` call asked for (see `PostgresVectorIndex.search`),
+    with the index's search settings (`mmr_*`, `text_timeout`, `max_query_*`) it runs under."""
+
+    mode: str = attrs.field(default="vector", validator=_mode)
+    query: object = attrs.field(default=None, validator=_query, eq=False)
+    limit: int = attrs.field(default=8, validator=_limit)
+    candidates: int | None = attrs.field(default=None, validator=_candidates)
+    rrf_k: int = attrs.field(default=60, validator=_rrf_k)
+    weights: tuple[float, float] = attrs.field(default=(1.0, 1.0), validator=_weights)
+    score_threshold: float | None = attrs.field(default=None, validator=_score_threshold)
+    ef_search: int | None = attrs.field(default=None, validator=_scan_setting)
+    probes: int | None = attrs.field(default=None, validator=_scan_setting)
+    rerank: bool = False
+    requirements: AttributeRequirement | None = None
+    # the index's settings
+    mmr_multiplier: int = 8
+    mmr_diversity: float = 0.5
+    text_timeout: float | None = 5.0
+    max_query_terms: int = 64
+    max_query_characters: int = 4_096
+
+    @property
+    def filtered(self) -> bool:
+        return self.requirements is not None
+
+    @property
+    def fetched(self) -> int:
+        """The rows a vector search asks the server for: `limit`, times `mmr_multiplier` to rerank."""
+        return self.limit * self.mmr_multiplier if self.rerank else self.limit
+
+    @property
+    def arm(self) -> int:
+        """The rows each arm of a hybrid search ranks: `candidates`, by default `max(4 * limit, 20)`."""
+        return max(4 * self.limit, 20) if self.candidates is None else self.candidates
+
+    @property
+    def max_distance(self) -> float:
+        """The cosine distance `score_threshold` allows (infinite without one)."""
+        return math.inf if self.score_threshold is None else 1.0 - float(self.score_threshold)

@@ -1,0 +1,73 @@
+"""The `"vector"` search mode (queries/vectors.sql): the rows nearest to a query by cosine
+similarity, filtered, thresholded and optionally re-ranked by MMR; without a query, the newest
+rows. The statement and its exact fallback are run by `planning.nearest`."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import asyncpg
+
+from pgstash.errors import DimensionMismatchError
+from pgstash.sql.catalogue import query as named_query
+from pgstash.sql.composer import Fragment, compose
+from pgstash.vectors.gate import custom_plans
+from pgstash.vectors.inputs import as_stored
+from pgstash.vectors.search import planning
+from pgstash.vectors.search.mmr import reranked
+from pgstash.vectors.search.options import SearchOptions
+from pgstash.vectors.table import VectorTable
+
+__all__ = ["newest", "search"]
+
+
+async def search(table: VectorTable, options: SearchOptions) -> list[tuple[Any, float]]:
+    """The `limit` rows nearest to the query (as `PostgresVectorIndex.search_scored`); the newest
+    rows, scored NaN, when there is no query."""
+    where = table.where(options.requirements)
+    postgres = table.postgres
+    if options.query is None:
+        if options.score_threshold is not None or options.rerank:
+            raise ValueError("score_threshold and rerank need a query to compare rows with")
+        return await newest(table, options, where)
+    vector = await table.query_vector(options.query)
+    facts = await table.facts()
+    if facts.dimension is not None and vector.shape[0] != facts.dimension:
+        raise DimensionMismatchError(facts.dimension, vector.shape[0], f'query for table "{table.name}"')
+    search = planning.Search(
+        named_query("vectors_search"),
+        named_query("vectors_search_exact"),
+        slots={"table": table.name},
+        requirements=where,
+        values={
+            "query_vector": as_stored(vector[None, :], facts.precision, "query vector")[0],
+            "candidates": options.fetched,
+            "max_distance": options.max_distance,
+            "with_embeddings": options.rerank,
+        },
+    )
+    with table.required():
+        rows = await planning.nearest(
+            postgres, facts, search, options.fetched, options.filtered, options.ef_search, options.probes
+        )
+    found: list[asyncpg.Record] = [row for row in rows if row["payload"] is not None]
+    if options.rerank:
+        found = reranked(vector, found, options.limit, options.mmr_diversity)
+    return [(table.read(row["payload"]), float(row["score"])) for row in found]
+
+
+async def newest(table: VectorTable, options: SearchOptions, where: Fragment) -> list[tuple[Any, float]]:
+    """The newest `limit` rows meeting the requirements (`where`), each scored NaN (no query to
+    score by)."""
+    postgres = table.postgres
+    statement = compose(
+        named_query("vectors_newest"),
+        slots={"table": table.name},
+        # custom plans when filtered: a generic one of a filtered listing can read the table
+        fragments={"requirements": custom_plans(where, options.filtered)},
+        candidates=options.limit,
+    )
+    with table.required():
+        rows = await postgres.run_statement(statement)
+    return [(table.read(row["payload"]), math.nan) for row in rows]

@@ -1,0 +1,93 @@
+"""`VectorTable`: the one context a vector call carries down, in place of callbacks into the index.
+
+The facade (`PostgresVectorIndex`) makes one per call from its settings and the call's model and
+`table=`; the write and search functions take it and read from it the pool, the table's name, the
+model its payloads read back as, the converter, the embedders and, when they need them, the
+table's facts (`facts.py`: read from the catalog once, then remembered by the pool). Nothing here
+reaches back into the facade.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import Any
+
+import attrs
+import cattrs
+import numpy as np
+from numpy.typing import NDArray
+
+from pgstash.connection import Postgres, resolve
+from pgstash.errors import SchemaMissingError
+from pgstash.sql.composer import Fragment
+from pgstash.vectors.facts import TableFacts, table_facts, tables
+from pgstash.vectors.filter_fragments import requirement_fragment
+from pgstash.vectors.filters import AttributeRequirement, KeyOf
+from pgstash.vectors.inputs import ImageEmbedding, TextEmbedding, query_vector
+from pgstash.vectors.payload_keys import payload_key_of
+from pgstash.vectors.payloads import read_back
+
+__all__ = ["VectorTable"]
+
+
+@attrs.frozen(slots=True)
+class VectorTable:
+    """One call's table: `pool` (None: the current pool, resolved when first used), its checked
+    `name`, the `model` its payloads are, the `converter` between them, and the embedders."""
+
+    pool: Postgres | None
+    name: str
+    model: type
+    converter: cattrs.Converter
+    embedding: TextEmbedding | None = None
+    image_embedding: ImageEmbedding | None = None
+
+    @property
+    def postgres(self) -> Postgres:
+        """The pool the call runs on (`ConfigurationError` when none is given nor current)."""
+        return resolve(self.pool)
+
+    def missing(self) -> SchemaMissingError:
+        """The error of a table that does not exist: its remedy is `create_table`, not `migrate`."""
+        return SchemaMissingError(
+            self.name, f"`await PostgresVectorIndex().create_table({self.model.__name__}, dimension=...)`"
+        )
+
+    @contextlib.contextmanager
+    def required(self) -> Iterator[None]:
+        """A missing table inside the block names `create_table` as its remedy."""
+        try:
+            yield
+        except SchemaMissingError as error:
+            if error.table != self.name:
+                raise
+            raise self.missing() from error
+
+    async def facts(self, *, fresh: bool = False) -> TableFacts:
+        """The table's facts, at most `FACTS_TTL` seconds old unless `fresh`; `missing()` when
+        there is no such table."""
+        return await table_facts(self.postgres, self.name, self.missing, fresh=fresh)
+
+    def forget(self) -> None:
+        """Drops the remembered facts (after DDL): the next call reads them again."""
+        tables(self.postgres).pop(self.name, None)
+
+    def key_of(self) -> KeyOf:
+        """Each attrs field of the model to the payload key the converter writes for it."""
+        return payload_key_of(self.converter, self.model)
+
+    def where(self, requirements: AttributeRequirement | None) -> Fragment:
+        """The `{requirements}` fragment; the converter's payload keys are read (a walk of the
+        model's fields and hooks) only when there are requirements to map onto them."""
+        if requirements is None:
+            return requirement_fragment(None)
+        return requirement_fragment(requirements, key_of=self.key_of())
+
+    def read(self, payload: Any) -> Any:
+        """A stored payload as the model (`StoredDataError` naming the table when it does not fit)."""
+        return read_back(self.converter, payload, self.model, self.name)
+
+    async def query_vector(self, query: object) -> NDArray[np.float32]:
+        """The search's query as one checked float32 vector (a text or image is embedded)."""
+        return await query_vector(query, self.embedding, self.image_embedding)

@@ -1,0 +1,103 @@
+"""The package's import graph (issue 22, "Done means"): every import of `src/pgstash`,
+`TYPE_CHECKING` ones included, points one way (no circle); the vector index's modules are at
+most 300 lines; nothing under `pgstash.vectors` imports its facade (`index.py`, or the package
+that re-exports it), and what writes (`vectors/write/`) and what searches (`vectors/search/`)
+do not import each other: both take the call's `VectorTable` and `SearchOptions` instead."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pgstash
+
+ROOT = Path(pgstash.__file__).parent
+
+
+def module_of(path: Path) -> str:
+    parts = ["pgstash", *path.relative_to(ROOT).with_suffix("").parts]
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def imports() -> dict[str, set[str]]:
+    """module -> the pgstash modules it imports (anywhere in the file; `from package import
+    module` counts as an import of that module, not of the package)."""
+    modules = {module_of(path): path for path in ROOT.rglob("*.py")}
+    graph: dict[str, set[str]] = {}
+    for name, path in modules.items():
+        found: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                named = {f"{node.module}.{alias.name}" for alias in node.names}
+                found |= (named & modules.keys()) or {node.module}
+            elif isinstance(node, ast.Import):
+                found.update(alias.name for alias in node.names)
+        graph[name] = {each for each in found if each in modules and each != name}
+    return graph
+
+
+def circle(graph: dict[str, set[str]], within: str) -> list[str] | None:
+    """The first import circle among the modules under `within`, as the path that closes it."""
+    state: dict[str, str] = {}
+    nodes = sorted(module for module in graph if module.startswith(within))
+
+    def visit(module: str, path: list[str]) -> list[str] | None:
+        state[module] = "open"
+        for target in sorted(graph[module]):
+            if not target.startswith(within):
+                continue
+            if state.get(target) == "open":
+                return [*path, module, target]
+            if target not in state and (found := visit(target, [*path, module])) is not None:
+                return found
+        state[module] = "done"
+        return None
+
+    for module in nodes:
+        if module not in state and (found := visit(module, [])) is not None:
+            return found
+    return None
+
+
+def test_no_package_of_pgstash_has_an_import_circle() -> None:
+    graph = imports()
+    packages = sorted({module.rsplit(".", 1)[0] for module in graph if module.count(".") >= 2})
+    assert {package: circle(graph, package + ".") for package in packages} == dict.fromkeys(packages)
+
+
+def test_the_vector_index_has_no_import_circle() -> None:
+    assert circle(imports(), "pgstash.vectors") is None
+
+
+def test_no_vector_module_is_over_300_lines() -> None:
+    lengths = {
+        str(path.relative_to(ROOT)): len(path.read_text().splitlines())
+        for path in (ROOT / "vectors").rglob("*.py")
+    }
+    assert {name: n for name, n in lengths.items() if n > 300} == {}
+
+
+def test_no_vector_module_reaches_back_up_into_the_facade() -> None:
+    graph = imports()
+    up = {"pgstash.vectors", "pgstash.vectors.index", "pgstash"}
+    reaching = {
+        module: sorted(graph[module] & up)
+        for module in graph
+        if module.startswith("pgstash.vectors.") and module != "pgstash.vectors.index" and graph[module] & up
+    }
+    assert reaching == {}
+
+
+def test_writing_and_searching_do_not_import_each_other() -> None:
+    graph = imports()
+    crossing = {
+        module: sorted(target for target in graph[module] if target.startswith(other))
+        for side, other in (
+            ("pgstash.vectors.write", "pgstash.vectors.search"),
+            ("pgstash.vectors.search", "pgstash.vectors.write"),
+        )
+        for module in graph
+        if module.startswith(side)
+        if any(target.startswith(other) for target in graph[module])
+    }
+    assert crossing == {}
