@@ -17,13 +17,16 @@ from pgstash.migrations import migrations, require_extension
 from pgstash.sql.resources import resource_dir
 
 # The seed's DDL (seed.md), column by column: (table, column) -> (type, nullable, default).
-# The seed's columns, except that `created` defaults to the time of the insert, not of its
-# transaction (schema/0006: another writer's two inserts in one transaction would collide).
+# The seed's columns (plus configurations.name, 0009), except that `created` defaults to the time
+# of the insert, not of its transaction (schema/0006: another writer's two inserts in one
+# transaction would collide).
 CLOCK = "clock_timestamp()"
 SEED_COLUMNS = {
     ("configurations", "identifier"): ("text", "NO", None),
     ("configurations", "content"): ("jsonb", "NO", None),
     ("configurations", "created"): ("timestamp with time zone", "NO", CLOCK),
+    # schema/0009 (issue 23): the configuration's type name, nullable (the seed's rows have none)
+    ("configurations", "name"): ("text", "YES", None),
     ("instructions", "name"): ("text", "NO", None),
     ("instructions", "description"): ("text", "YES", None),  # DEFAULT NULL
     ("instructions", "content"): ("text", "NO", None),

@@ -32,7 +32,7 @@ NODE = re.compile(r"^(?P<type>[A-Z][A-Za-z ]+?)(?: on `(?P<index>\w+)`)?$")
 VALUES: dict[str, dict[str, Any]] = {
     "configurations_identifiers": {},
     "instructions_declarations": {},
-    "memory_recall": {"identifier": "big", "element_limit": None},
+    "memory_recall": {"identifier": "big", "element_limit": None, "before": None},
     "configurations_prune": {"keep": 10, "older_than": None},
     "instructions_prune": {"keep": 1, "older_than": datetime(2024, 1, 1, 0, 0, 30, tzinfo=UTC)},
     "memory_forget_idle": {"idle_before": datetime(2024, 1, 1, tzinfo=UTC), "lock_only": False},

@@ -624,3 +624,34 @@ async def test_filtered_vector_statements_are_right_whatever_plans_the_server_ma
             "AND statement NOT LIKE '%pg_prepared_statements%'"
         )
         assert plans is not None and plans["custom"] >= 6 and plans["generic"] == 0
+
+
+class Note:
+    """A model that is neither attrs nor a dataclass: the converter below knows it."""
+
+    def __init__(self, key: str, text: str) -> None:
+        self.key, self.text = key, text
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Note) and (self.key, self.text) == (other.key, other.text)
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+async def test_a_model_the_converter_structures_is_stored_and_read_back(postgres: Postgres) -> None:
+    converter = cattrs.Converter()
+    converter.register_unstructure_hook(Note, lambda note: {"id": note.key, "text": note.text})
+    converter.register_structure_hook(Note, lambda payload, _: Note(payload["id"], payload["text"]))
+    index = PostgresVectorIndex(postgres, embedding=HashingEmbedding(16), converter=converter)
+    await index.create_table(Note, dimension=16)
+    await index.index(Note, values=[Note("n1", "red apples"), Note("n2", "green pears")], attribute="text")
+    found = await index.search(Note, query="apples", limit=1, requirements=AttributeRequirement.exists("id"))
+    assert list(found) == [Note("n1", "red apples")]
+    stored = await postgres.fetch_value("SELECT payload FROM note WHERE payload ->> 'id' = 'n2'")
+    assert stored == {"id": "n2", "text": "green pears"}
+
+    class Unknown:
+        pass
+
+    with pytest.raises(TypeError, match="Unknown"):
+        await index.search(Unknown, limit=1)

@@ -26,7 +26,7 @@ from pgstash import AttributeRequirement, Postgres, PostgresConnectionPool, Post
 from pgstash.sql.catalogue import query
 from pgstash.sql.composer import compose
 from pgstash.vectors.filter_fragments import requirement_fragment
-from pgstash.vectors.filters import path_of
+from pgstash.vectors.filters import path_of, word_tokens
 from pgstash.vectors.payload_keys import payload_key_of
 from tests.support.databases import TEMPLATE_DATABASE, clone, drop, with_database
 from tests.support.plans import plan_nodes
@@ -117,6 +117,8 @@ def evaluate(requirement: AttributeRequirement, payload: Any) -> bool:
         )
     if operator == "text_match":
         return isinstance(field, str) and value.lower() in field.lower()
+    if operator == "text_words":
+        return isinstance(field, str) and set(value) <= set(word_tokens(field))
     if operator == "exists":
         return True
     raise AssertionError(operator)
@@ -176,6 +178,7 @@ def trees(payloads: list[dict[str, Any]]) -> st.SearchStrategy[AttributeRequirem
         st.builds(R.contains, paths, values),
         st.builds(R.contains_any, paths, st.lists(values, max_size=3)),
         st.builds(R.text_match, paths, texts),
+        st.builds(lambda path, text: R.text_match(path, text, words=True), paths, texts),
         st.builds(R.exists, paths),
     )
     return st.recursive(
@@ -305,6 +308,14 @@ CASES: list[tuple[AttributeRequirement, list[dict[str, Any]], list[int]]] = [
     (R.text_match("s", "5%"), [{"s": "up 5% now"}, {"s": "up 50 now"}], [0]),
     (R.text_match("s", "a_c"), [{"s": "a_c"}, {"s": "abc"}], [0]),
     (R.text_match("s", "\\"), [{"s": "a\\b"}, {"s": "ab"}], [0]),
+    # text_match(words=True): haiway's whole-word tokens, ignoring case
+    (R.text_match("s", "cat", words=True), [{"s": "concatenate"}, {"s": "a Cat."}, {"s": "cat_x"}], [1]),
+    (
+        R.text_match("s", "Big, cat!", words=True),
+        [{"s": "cat big"}, {"s": "big cats"}, {"s": ["big cat"]}],
+        [0],
+    ),
+    (R.text_match("s", "", words=True), [{"s": "x"}, {"s": 1}], [0]),
     # exists: present, even as JSON null
     (R.exists("n"), [{"n": None}, {}, {"n": 0}], [0, 2]),
     # combinations
