@@ -28,7 +28,7 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -61,6 +61,11 @@ class Scale:
         """The per-call rows at full rounds, at 20,000 vectors and 100,000 memory elements only:
         the ratios of issue 22 item 7 in minutes instead of an hour."""
         return cls("calls", rounds=300, vectors=(20_000,), scaling=(), memory_elements=100_000)
+
+    @classmethod
+    def million(cls) -> Scale:
+        """`full`, and the stores that take it (bench/quantize.py) at 1,000,000 rows."""
+        return attrs.evolve(cls.full(), name="million")
 
     @classmethod
     def full(cls) -> Scale:
@@ -169,25 +174,40 @@ async def _send(connection: Any, statement: Statement) -> None:
     await getattr(connection, method[statement.kind])(sql, *args)
 
 
-async def record(postgres: Postgres, call: Call) -> Recorded:
-    """The statements a warm `call` sends through `postgres.run` and `postgres.run_statement`
-    (both go to `Postgres._run`; the call is run once before, so that what pgstash caches between
-    calls is not recorded)."""
-    await call()
+@contextlib.contextmanager
+def sent(
+    postgres: Postgres, observe: Callable[[Statement], Awaitable[None]] | None = None
+) -> Iterator[list[Statement]]:
+    """`with sent(postgres) as statements:` the statements pgstash's calls run inside the block
+    (`postgres.run` and `postgres.run_statement` both go through `Postgres._run`), in order
+    (`observe` is awaited with each one before it runs)."""
     seen: list[Statement] = []
-    inside: list[bool] = []
     run = postgres._run
 
     async def recording(statement: Statement, **options: Any) -> Any:
         seen.append(statement)
-        inside.append(postgres.in_transaction)
+        if observe is not None:
+            await observe(statement)
         return await run(statement, **options)
 
     postgres._run = recording  # type: ignore[method-assign]
     try:
-        await call()
+        yield seen
     finally:
         del postgres._run
+
+
+async def record(postgres: Postgres, call: Call) -> Recorded:
+    """The statements a warm `call` sends through `Postgres._run` (run once before, so
+    that what pgstash caches between calls is not recorded)."""
+    await call()
+    inside: list[bool] = []
+
+    async def transaction(_: Statement) -> None:
+        inside.append(postgres.in_transaction)
+
+    with sent(postgres, transaction) as seen:
+        await call()
     if not seen:
         raise RuntimeError("the call sent no statement through Postgres._run: nothing to replay")
     return Recorded(tuple(seen), any(inside))
@@ -377,15 +397,16 @@ async def _run_all(runners: dict[str, Runner], server_dsn: str, scale: Scale) ->
 
 
 def main(runners: dict[str, Runner], argv: list[str] | None = None) -> None:
-    """`python -m bench [--scale full|calls|tiny] [--dsn DSN] [--only NAME ...]`: runs the workloads on a
+    """`python -m bench [--scale full|tiny] [--dsn DSN] [--only NAME ...]`: runs the workloads on a
     fresh `pgstash_bench` database (of --dsn's server, else of an embedded server in a temporary
     folder, deleted afterwards) and prints the header line and the markdown table."""
     parser = argparse.ArgumentParser(prog="python -m bench", description=main.__doc__)
-    parser.add_argument("--scale", choices=("full", "calls", "tiny"), default="full")
+    parser.add_argument("--scale", choices=("full", "calls", "tiny", "million"), default="full")
     parser.add_argument("--dsn", help="a superuser DSN of the server to use (default: an embedded one)")
     parser.add_argument("--only", nargs="+", choices=sorted(runners), help="run only these stores")
     options = parser.parse_args(argv)
-    scale = {"full": Scale.full, "calls": Scale.calls, "tiny": Scale.tiny}[options.scale]()
+    scales = {"full": Scale.full, "calls": Scale.calls, "tiny": Scale.tiny, "million": Scale.million}
+    scale = scales[options.scale]()
     chosen = {name: run for name, run in runners.items() if not options.only or name in options.only}
     if options.dsn:
         print(asyncio.run(_run_all(chosen, options.dsn, scale)))

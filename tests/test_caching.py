@@ -25,7 +25,7 @@ from pgstash import (
 )
 from pgstash.stores.cache import LRU, MISS, DocumentCache
 from pgstash.stores.listener import CHANNEL, Listener
-from tests.caches import drained, eventually, sneak
+from tests.support.caches import drained, eventually, sneak
 
 
 async def deafen(postgres: Postgres) -> None:
@@ -173,6 +173,7 @@ async def test_a_notify_from_any_connection_invalidates(postgres: Postgres) -> N
     await eventually(flushed)
 
 
+@pytest.mark.process
 async def test_a_define_in_another_process_reaches_this_cache_within_a_second(
     postgres: Postgres, database_dsn: str
 ) -> None:
@@ -217,7 +218,9 @@ async def test_every_repository_of_a_pool_shares_one_listening_connection(postgr
         "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND query LIKE 'LISTEN%'"
     )
     assert await postgres.fetch_value(listening) == 1
-    async with PostgresConnectionPool.of(dsn=postgres.dsn) as other:
+    # behind a transaction pooler (PGSTASH_TEST_POOLER) the listener connects to listen_dsn
+    listen_dsn = postgres.lifecycle.pooling.listen_dsn
+    async with PostgresConnectionPool.of(dsn=postgres.dsn, listen_dsn=listen_dsn) as other:
         await PostgresConfigurationRepository(other).load_raw("x")
         assert await postgres.fetch_value(listening) == 2  # one per pool
     assert Listener.of(postgres) is Listener.of(postgres)

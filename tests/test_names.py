@@ -185,12 +185,8 @@ def test_show_prints_the_composed_statement_with_its_binds() -> None:
     assert run.returncode == 0, run.stderr
     lines = run.stdout.splitlines()
     assert lines[0] == "-- vectors_search (queries/vectors.sql): route read, result fetch"
-    assert lines[1:5] == [
-        "-- $1 = query_vector",
-        "-- $2 = candidates",
-        "-- $3 = with_embeddings",
-        "-- $4 = max_distance",
-    ]
+    parameters = names.vectors_search.parameters
+    assert lines[1 : 1 + len(parameters)] == [f"-- ${n} = {p}" for n, p in enumerate(parameters, 1)]
     assert 'FROM "chunk"' in run.stdout and "WHERE (TRUE)" in run.stdout and "{" not in run.stdout
 
 

@@ -10,7 +10,7 @@ import pytest
 from pgstash import DatabaseError, Postgres
 from pgstash.sql.catalogue import Query, catalogue, load_catalogue
 from pgstash.sql.resources import resource_dir
-from tests.sqlcheck import TEMPLATE_SLOTS, TEMPLATE_VARIANTS, fragment_hosts, prepare_all
+from tests.support.sqlcheck import TEMPLATE_SLOTS, TEMPLATE_VARIANTS, fragment_hosts, prepare_all
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -71,6 +71,8 @@ async def test_every_query_prepares_against_the_real_schema(postgres: Postgres) 
         "vectors_delete",
         "vectors_text_search",  # full text: queries/vectors_text.sql
         "vectors_hybrid",
+        "vectors_page",  # keyset paging: queries/vectors_reads.sql
+        "vectors_search_binary",  # binary quantization: queries/vectors_binary.sql
     }
     variants = sum(len(slots) for slots in TEMPLATE_VARIANTS.values())  # float16 tables
     assert prepared == len(catalogue()) - fragments + fragments * len(hosts) + variants

@@ -36,9 +36,11 @@ from pgstash import (
 from pgstash.cli.status import report
 from pgstash.connection.replicas import Replicas
 from pgstash.stores.memory import ModelInput
-from tests.cli_run import pgstash as pgstash_command
-from tests.replication import ReplicaPair
-from tests.test_readme import BLOCKS
+from tests.support.cli import pgstash as pgstash_command
+from tests.support.readme import BLOCKS
+from tests.support.replication import ReplicaPair
+
+pytestmark = pytest.mark.process
 
 
 @pytest.fixture(scope="module")
@@ -299,9 +301,10 @@ async def test_a_replica_lagging_more_than_max_replica_lag_is_skipped(
     delayed(3.0)
     key = f"lag-{uuid.uuid4().hex[:8]}"
     count = "SELECT count(*) FROM memories_elements WHERE identifier = $1"
-    async with pool(pair, application(), max_replica_lag=0.5) as postgres, PostgresConnectionPool.of(
-        pair.primary_dsn
-    ) as other:
+    async with (
+        pool(pair, application(), max_replica_lag=0.5) as postgres,
+        PostgresConnectionPool.of(pair.primary_dsn) as other,
+    ):
         assert postgres.replicas is not None
         replica = postgres.replicas.replicas[0]
         await PostgresModelMemory(identifier=key, postgres=other).remember(ModelInput("written elsewhere"))
@@ -504,5 +507,6 @@ async def test_failover_writes_succeed_again_through_a_multi_host_dsn(pair: Repl
         assert await postgres.fetch_value("SELECT pg_is_in_recovery()") is False
         assert await configurations.load(Setting, key) == Setting("after")
         assert [dict(snapshot.content) for snapshot in await configurations.history(key)] == [
-            {"value": "after"}, {"value": "before"}
+            {"value": "after"},
+            {"value": "before"},
         ]

@@ -5,8 +5,11 @@ includes its distribution column, which is what Citus requires of them."""
 from __future__ import annotations
 
 import attrs
+import pytest
 
 from pgstash import Postgres, PostgresVectorIndex
+
+pytestmark = pytest.mark.scale
 
 # table -> its distribution column under docs/scaling.md; None: a reference or local table
 LAYOUT: dict[str, str | None] = {
@@ -15,6 +18,9 @@ LAYOUT: dict[str, str | None] = {
     "memories_variables": "identifier",
     "configurations": None,
     "instructions": None,
+    "instructions_revisions": None,
+    "instructions_labels": None,
+    "instructions_label_moves": None,
     "pgstash_migrations": None,
     "scaling_chunk": "id",
 }

@@ -144,12 +144,55 @@ coalesce(
     FALSE
 )
 
+-- fragment: filter_text_words(parents, path, patterns)
+-- The field is a string matching every bound whole-word pattern, ignoring case (sequential filter).
+coalesce(
+    payload @> :parents::JSONB
+    AND pg_catalog.jsonb_typeof(payload #> :path::TEXT[]) = 'string'::TEXT
+    AND pg_catalog.normalize(payload #>> :path::TEXT[], 'NFC'::TEXT) ~* ALL(:patterns::TEXT[]),
+    FALSE
+)
+
 -- fragment: filter_exists(parents, path)
 -- The key is present, even when its value is JSON null (sequential filter).
 coalesce(
     payload @> :parents::JSONB AND payload #> :path::TEXT[] IS NOT NULL,
     FALSE
 )
+
+-- Indexed payload fields (create_table(..., indexed=...)): a comparison on a path that has a
+-- generated column ({field_column}, of the field's type or NULL) reads the column, so its B-tree
+-- serves it. {field_type} is the column's type from an allow-list (numeric, text, bool,
+-- timestamptz). Each is TRUE or FALSE, never NULL: a NULL column (missing field, JSON null,
+-- another type) matches no comparison, as in the JSONB fragments above.
+
+-- fragment: filter_column_equal(value)
+-- The field equals the value (B-tree on the field's column).
+{field_column} = :value::{field_type} AND {field_column} IS NOT NULL
+
+-- fragment: filter_column_not_equal(path, value)
+-- The field is present and differs from the value: another value of its type, or JSON null or a
+-- value of another type (the column NULL, the key present).
+coalesce(
+    {field_column} <> :value::{field_type},
+    {field_column} IS NULL AND payload #> :path::TEXT[] IS NOT NULL
+)
+
+-- fragment: filter_column_greater(value)
+-- The field is above the value (B-tree range on the field's column).
+{field_column} > :value::{field_type} AND {field_column} IS NOT NULL
+
+-- fragment: filter_column_greater_or_equal(value)
+-- The field is at or above the value (B-tree range on the field's column).
+{field_column} >= :value::{field_type} AND {field_column} IS NOT NULL
+
+-- fragment: filter_column_less(value)
+-- The field is below the value (B-tree range on the field's column).
+{field_column} < :value::{field_type} AND {field_column} IS NOT NULL
+
+-- fragment: filter_column_less_or_equal(value)
+-- The field is at or below the value (B-tree range on the field's column).
+{field_column} <= :value::{field_type} AND {field_column} IS NOT NULL
 
 -- fragment: filter_and()
 -- Both requirements hold (each splice point takes a fragment, in parentheses).

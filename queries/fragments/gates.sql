@@ -4,9 +4,10 @@
 -- bound parameters, numbered $n by pgstash.composer. tests/test_queries.py lints each one with
 -- sqlfluff as `SELECT 1 WHERE <fragment>;`.
 
--- fragment: vectors_scan_gate(ef_search, probes, max_scan_tuples, custom_plans)
+-- fragment: vectors_scan_gate(iterative, ef_search, probes, max_scan_tuples, custom_plans)
 -- A filtered or tuned search's per-call scan settings inside the search statement, then its
--- requirements ({requirements}). The uncorrelated subquery runs once, as a one-time filter the
+-- requirements ({requirements}). :iterative turns pgvector's iterative index scans on for this
+-- statement alone (behind a transaction pooler, where no setting travels with the connection). The uncorrelated subquery runs once, as a one-time filter the
 -- executor checks before the index scan's first tuple, so hnsw.ef_search, ivfflat.probes and the
 -- tuples an iterative HNSW scan may visit apply to that scan; set_config(..., TRUE) lasts the
 -- transaction, which outside one is this statement (inside one pgstash wraps it in a rolled-back
@@ -18,6 +19,20 @@
     SELECT
         pg_catalog.concat_ws(
             ', ',
+            CASE
+                WHEN :iterative::BOOLEAN
+                    THEN
+                        pg_catalog.set_config(
+                            'hnsw.iterative_scan', 'strict_order', TRUE
+                        )
+            END,
+            CASE
+                WHEN :iterative::BOOLEAN
+                    THEN
+                        pg_catalog.set_config(
+                            'ivfflat.iterative_scan', 'relaxed_order', TRUE
+                        )
+            END,
             CASE
                 WHEN :ef_search::INTEGER IS NOT NULL
                     THEN

@@ -29,6 +29,7 @@ from pgstash.stores.instructions import (
 )
 from pgstash.stores.labels import LabelMove
 from pgstash.stores.memory import (
+    ElementCodec,
     ModelInput,
     ModelMemoryRecall,
     ModelOutput,
@@ -38,6 +39,7 @@ from pgstash.stores.memory import (
 )
 from pgstash.vectors import PostgresVectorIndex
 from pgstash.vectors.filters import AttributeRequirement
+from pgstash.vectors.reads import Page
 
 __version__ = "0.1.0"
 
@@ -48,6 +50,7 @@ __all__ = [
     "ConfigurationSnapshot",
     "DatabaseError",
     "DimensionMismatchError",
+    "ElementCodec",
     "EmbeddingMissingError",
     "HashingEmbedding",
     "InstructionsArgumentDeclaration",
@@ -63,6 +66,7 @@ __all__ = [
     "ModelInput",
     "ModelMemoryRecall",
     "ModelOutput",
+    "Page",
     "PgstashError",
     "Postgres",
     "PostgresConfigurationRepository",

@@ -29,7 +29,7 @@ from pgstash import (
     PostgresModelMemory,
     PostgresVectorIndex,
 )
-from tests.reliability.faults import (
+from tests.support.faults import (
     STALL,
     TABLES,
     counts,
@@ -324,7 +324,6 @@ async def test_backends_killed_at_random_fail_calls_only_with_database_errors(da
         await asyncio.gather(*(configurations.history(f"config-{n}") for n in range(8)))
         await instructions.define("greet", "hi {name}")
         assert await instructions.resolve("greet", {"name": "x"}) == "hi x"
-
 
 
 # -- the vector index: a large index killed in the middle of its COPY -------------------------

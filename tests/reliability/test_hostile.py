@@ -30,19 +30,59 @@ from pgstash import (
     ToolResponse,
 )
 from pgstash.sql.templates import IDENTIFIER, render
-from tests.conftest import TEMPLATE_DATABASE, _clone, _drop, with_database
-from tests.reliability.faults import MIGRATED_TABLES, counts
+from tests.support.databases import TEMPLATE_DATABASE, clone, drop, with_database
+from tests.support.faults import MIGRATED_TABLES, counts
 
 PIECES = [
-    "'", "''", '"', "\\", "\\'", "$1", "$2::text", "$$", "$tag$", "{}", "{0}", "{", "}", "{{", "%", "%s",
-    "%%", "_", "--", ";", "/*", "*/", "'; DROP TABLE canary; --", '"); DROP TABLE canary; --',
-    "E'\\x41'", "\\x00", "\\u0000", "NULL", "null", "\n", "\r\n", "\t", " ", ".", "->", "#>>", "?|",
-    "@>", "ü", "漢字", "🦆", "\u2028", "\ufeff", "a" * 70,
+    "'",
+    "''",
+    '"',
+    "\\",
+    "\\'",
+    "$1",
+    "$2::text",
+    "$$",
+    "$tag$",
+    "{}",
+    "{0}",
+    "{",
+    "}",
+    "{{",
+    "%",
+    "%s",
+    "%%",
+    "_",
+    "--",
+    ";",
+    "/*",
+    "*/",
+    "'; DROP TABLE canary; --",
+    '"); DROP TABLE canary; --',
+    "E'\\x41'",
+    "\\x00",
+    "\\u0000",
+    "NULL",
+    "null",
+    "\n",
+    "\r\n",
+    "\t",
+    " ",
+    ".",
+    "->",
+    "#>>",
+    "?|",
+    "@>",
+    "ü",
+    "漢字",
+    "🦆",
+    "\u2028",
+    "\ufeff",
+    "a" * 70,
 ]
 CHARACTERS = st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00")
-hostile = st.lists(
-    st.one_of(st.sampled_from(PIECES), st.text(CHARACTERS, max_size=6)), max_size=6
-).map("".join)
+hostile = st.lists(st.one_of(st.sampled_from(PIECES), st.text(CHARACTERS, max_size=6)), max_size=6).map(
+    "".join
+)
 EXAMPLES = settings(
     max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
@@ -72,7 +112,7 @@ class Database:
 @pytest.fixture
 def database(template_ready: str) -> Iterator[Database]:
     with asyncio.Runner() as runner:
-        name = runner.run(_clone(template_ready, TEMPLATE_DATABASE))
+        name = runner.run(clone(template_ready, TEMPLATE_DATABASE))
         pool = PostgresConnectionPool.of(dsn=with_database(template_ready, name))
         postgres = runner.run(pool.open())
         try:
@@ -80,7 +120,7 @@ def database(template_ready: str) -> Iterator[Database]:
             yield Database(runner, postgres)
         finally:
             runner.run(pool.close())
-            runner.run(_drop(template_ready, name))
+            runner.run(drop(template_ready, name))
 
 
 async def stored_or_refused(postgres: Postgres, key: str, write: Awaitable[Any]) -> bool:
@@ -206,8 +246,23 @@ class Row:
 
 
 KEYWORDS = [
-    "select", "user", "order", "table", "from", "where", "group", "limit", "end", "null", "true",
-    "current_user", "session_user", "_", "a" * 63, "x1", "row",
+    "select",
+    "user",
+    "order",
+    "table",
+    "from",
+    "where",
+    "group",
+    "limit",
+    "end",
+    "null",
+    "true",
+    "current_user",
+    "session_user",
+    "_",
+    "a" * 63,
+    "x1",
+    "row",
 ]
 
 
@@ -259,10 +314,14 @@ def test_filter_paths_and_values_are_data(
         (AttributeRequirement.equal(path, value), expected(lambda has, at: has and at == value)),
         (~AttributeRequirement.equal(path, value), expected(lambda has, at: not (has and at == value))),
         (AttributeRequirement.exists(path), expected(lambda has, at: has)),
-        (AttributeRequirement.contained_in(path, [value, other]),
-         expected(lambda has, at: has and at in (value, other))),
-        (AttributeRequirement.contains(path, value),
-         expected(lambda has, at: has and isinstance(at, list) and value in at)),
+        (
+            AttributeRequirement.contained_in(path, [value, other]),
+            expected(lambda has, at: has and at in (value, other)),
+        ),
+        (
+            AttributeRequirement.contains(path, value),
+            expected(lambda has, at: has and isinstance(at, list) and value in at),
+        ),
         (AttributeRequirement.text_match(path, value), None),  # case folding: checked below
     ]
 

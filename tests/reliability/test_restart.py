@@ -28,7 +28,9 @@ from pgstash import (
 )
 from pgstash.embedded import EmbeddedServer
 from pgstash.stores.listener import Listener
-from tests.reliability.faults import eventually
+from tests.support.faults import eventually
+
+pytestmark = pytest.mark.process
 
 
 @attrs.frozen
@@ -74,6 +76,7 @@ async def test_calls_fail_clearly_while_the_server_is_down_and_work_again_after(
             return not listener.listening
 
         await eventually(down)
+
         def unit_z(_: Note) -> list[float]:
             return [0.0, 0.0, 1.0]
 

@@ -130,7 +130,6 @@ notifications_ping = query("notifications_ping")
 # queries/migrations.sql
 migrations_create_table = query("migrations_create_table")
 migrations_lock = query("migrations_lock")
-migrations_unlock = query("migrations_unlock")
 migrations_applied = query("migrations_applied")
 migrations_record = query("migrations_record")
 migrations_tracking_exists = query("migrations_tracking_exists")
@@ -142,3 +141,33 @@ status_extension = query("status_extension")
 status_tables = query("status_tables")
 status_relation = query("status_relation")
 status_count = query("status_count")
+
+# queries/configurations.sql
+configurations_named = query("configurations_named")
+configurations_insert_unnamed = query("configurations_insert_unnamed")
+configurations_of_kind = query("configurations_of_kind")
+
+# queries/fragments/filters.sql
+filter_text_words = query("filter_text_words")
+filter_column_equal = query("filter_column_equal")
+filter_column_not_equal = query("filter_column_not_equal")
+filter_column_greater = query("filter_column_greater")
+filter_column_greater_or_equal = query("filter_column_greater_or_equal")
+filter_column_less = query("filter_column_less")
+filter_column_less_or_equal = query("filter_column_less_or_equal")
+
+# queries/vectors_binary.sql
+vectors_search_binary = query("vectors_search_binary")
+
+# queries/vectors_cli.sql
+vectors_rows_by_id = query("vectors_rows_by_id")
+vectors_ingest_meta = query("vectors_ingest_meta")
+vectors_drop = query("vectors_drop")
+
+# queries/vectors_reads.sql
+vectors_get_ids = query("vectors_get_ids")
+vectors_page = query("vectors_page")
+
+# queries/vectors_text.sql
+vectors_delete_documents = query("vectors_delete_documents")
+vectors_copy_documents = query("vectors_copy_documents")
