@@ -34,9 +34,7 @@ def configure(parser: argparse.ArgumentParser, common: argparse.ArgumentParser) 
         action = actions.add_parser(name, parents=[common], help=summary, description=summary)
         if name == "start":
             action.add_argument(
-                "--port",
-                type=int,
-                default=None,
+                "--port", type=int, default=None,
                 help="also listen for TCP clients on this port (until the server stops)",
             )
             action.add_argument(
