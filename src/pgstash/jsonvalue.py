@@ -59,7 +59,9 @@ def _children(value: Any, path: str) -> Iterator[tuple[str, Any]]:
 def _unfaithful(value: Any, path: str) -> str | None:
     """Where the first NaN, infinity or NUL character of a JSON-bound value is, said in words."""
     if isinstance(value, float):
-        return None if math.isfinite(value) else f"{value} at {path}: JSON has no NaN or Infinity"
+        if math.isfinite(value):
+            return None
+        return f"{value} at {path}: JSON has no NaN or Infinity (not a JSON number)"
     if isinstance(value, str):
         if "\x00" in value:
             return f"a NUL character at {path}: PostgreSQL jsonb cannot hold it"

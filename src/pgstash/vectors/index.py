@@ -3,7 +3,7 @@ key), binary COPY for ingest, cosine search with payload filters, score threshol
 re-ranking.
 
 Every statement comes from a template: `schema/templates/vector_table.sql` (the table and its
-indexes, see `tables.py`) and `queries/vectors.sql` (copy, search, newest, delete), their
+indexes, see `write/tables.py`) and `queries/vectors.sql` (copy, search, newest, delete), their
 `{table}` slot filled with a validated, quoted identifier and the payload filter composed from
 `queries/filters.sql`.
 """
@@ -102,7 +102,7 @@ class PostgresVectorIndex:
         exact search), a GIN index on `payload` (filters) and a B-tree on `created` (listing).
         Only what the catalog shows missing is made (on an existing table: the key, the storage,
         the indexes, built `CONCURRENTLY` when it holds rows); IVFFlat waits for enough rows to
-        train on (see `tables.py`). An existing table of another dimension raises
+        train on (see `write/tables.py`). An existing table of another dimension raises
         `DimensionMismatchError`. `precision="float16"` stores `halfvec(dimension)` (2 bytes a
         component instead of 4; HNSW and IVFFlat index up to 4,000 dimensions instead of 2,000);
         vectors are cast to float16 on ingest. An existing table of another precision raises
@@ -130,12 +130,12 @@ class PostgresVectorIndex:
         Returns the number of rows written.
 
         With `key` (a field name, dotted payload path, attrs field or callable), each row's `id`
-        is derived from the table and its key (`keys.py`), and the rows of the keys written are
+        is derived from the table and its key (`write/keys.py`), and the rows of the keys written are
         deleted in the COPY's transaction: ingesting again leaves one row per key, the newest.
         Two values with the same key raise `ValueError` before anything is written.
 
         Into a table with an HNSW/IVFFlat index, a batch of 100 rows or more while the table holds
-        fewer than 3x as many is a bulk load (`bulk.py`): the index dropped in a short transaction,
+        fewer than 3x as many is a bulk load (`write/bulk.py`): the index dropped in a short transaction,
         then the keyed DELETE, the COPY and the index built from the data in one transaction.
         Searches meanwhile see the table as it was, exactly; writes wait for the commit."""
         return await ingest(self._table(model, table), values, attribute, meta, key)
