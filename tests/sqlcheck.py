@@ -16,6 +16,7 @@ from pgstash import Postgres
 from pgstash.sql.catalogue import Query, catalogue
 from pgstash.sql.composer import Fragment, compose, fragment
 from pgstash.sql.statements import Statement
+from pgstash.sql.templates import Constant
 
 # A binary COPY stream of no rows: its header and trailer.
 EMPTY_BINARY_COPY = b"PGCOPY\n\xff\r\n\x00" + struct.pack(">ii", 0, 0) + struct.pack(">h", -1)
@@ -160,6 +161,10 @@ TEMPLATE_SLOTS.update(
     {
         "vectors_ann_indexes": {"table": "vector_sample"},
         "vectors_comment_clear": {"table": "vector_sample"},
+        "vectors_bulk_lock": {"table": "vector_sample"},
+        "vectors_bulk_lock_nowait": {"table": "vector_sample"},
+        "vectors_keys_lock": {"table": "vector_sample"},
+        "vectors_comment_dropped": {"table": "vector_sample", "comment": Constant("pgstash")},
         "vectors_drop_index": {"index": "vector_sample_embedding_idx"},
         "vectors_drop_index_concurrently": {"index": "vector_sample_embedding_idx"},
         "vectors_rename_index": {

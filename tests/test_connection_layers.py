@@ -7,7 +7,10 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+import pytest
+
 import pgstash.connection
+from pgstash import PostgresConnectionPool
 
 PACKAGE = Path(pgstash.connection.__file__).parent
 
@@ -54,3 +57,9 @@ def test_no_pool_proxy_internals_nor_connections_tracked_by_id() -> None:
         text = path.read_text()
         assert "._con" not in text and "_holders" not in text, path.name
         assert "id(connection" not in text and "id(scope.connection" not in text, path.name
+
+
+def test_a_connection_class_of_the_callers_own_is_refused_by_name() -> None:
+    """What pgstash knows of a connection lives on its own class (lifecycle.PgstashConnection)."""
+    with pytest.raises(TypeError, match="connection_class is pgstash's own"):
+        PostgresConnectionPool.of("postgresql://localhost/x", connection_class=object)

@@ -1,8 +1,9 @@
 """Issue 22 item 2: every statement pgstash writes names itself (`SELECT /* pgstash:NAME */ ...`),
 so that the DBA finds each statement the server saw in pg_stat_statements by its pgstash name:
-the named queries of queries/ and schema/templates, the migrations (after their file), and the
-transaction control. Exempt, and said so: the caller's own SQL, and what asyncpg writes itself
-(its type introspection, its reset on release, LISTEN).
+the named queries of queries/ and schema/templates, the migrations (after their file), the
+transaction control and the `DISCARD TEMP` pgstash adds to asyncpg's reset. Exempt, and said so:
+the caller's own SQL, and what asyncpg writes itself (its type introspection, its reset on
+release, LISTEN).
 
 pg_stat_statements needs `shared_preload_libraries`, so the test starts its own server."""
 
@@ -114,7 +115,9 @@ async def test_the_dba_finds_every_statement_in_pg_stat_statements_by_its_pgstas
     assert unnamed == []
     names = {match for text in queries for match in NAMED.findall(text)}
     templates = load_catalogue(resource_dir("schema") / "templates")
-    known = {*catalogue(), *templates, "begin", "commit", "savepoint", "release savepoint", "rollback"}
+    # transaction control, and reset: the DISCARD TEMP pgstash adds to asyncpg's reset
+    control = {"begin", "commit", "savepoint", "release savepoint", "rollback", "reset"}
+    known = {*catalogue(), *templates, *control}
     migrations = {name for name in names if name.startswith("schema/")}
     assert names - known - migrations == set()  # every name is a query's, a migration's or control
     assert {"schema/0001_vector_extension", "schema/0002_configurations"} <= migrations

@@ -125,8 +125,7 @@ class Postgres:
     async def listen(
         self, connection: asyncpg.Connection, channel: str, callback: Callable[..., Any]
     ) -> None:
-        """`LISTEN channel` on a connection of the caller's own (the driver writes the statement
-        and keeps the callback)."""
+        """`LISTEN channel` on a connection of the caller's own (asyncpg writes the statement)."""
         await self.sender.send(
             connection, Statement(f"listen {channel}", "listen", "", (channel,)), extra=callback
         )
@@ -147,8 +146,7 @@ class Postgres:
             logger.debug("query %s: %d rows in %.2f ms", name, rows, seconds * 1000)
 
     def errors(self, name: str) -> contextlib.AbstractContextManager[None]:
-        """Translates driver errors raised inside the block (the caller's own driver calls on
-        `connection()`) into pgstash errors naming `name`."""
+        """Driver errors raised in the block (calls on `connection()`) as pgstash errors naming `name`."""
         return self.sender.errors(name)
 
     # -- where a statement runs ----------------------------------------------------------------
@@ -199,8 +197,7 @@ class Postgres:
         await self.lifecycle.release(self._pool, proxy, name)
 
     async def connect(self, **options: Any) -> asyncpg.Connection:
-        """A new connection outside the pool (for LISTEN, which must not hold a pooled one)."""
-        return await self.lifecycle.connect(None, **options)
+        return await self.lifecycle.connect(None, **options)  # for LISTEN: never a pooled one
 
     # -- blocks that pin a connection ------------------------------------------------------------
 
@@ -271,8 +268,7 @@ class Postgres:
 
 
 def _sender(lifecycle: Lifecycle, log: Callable[[str, int, float], None]) -> Sender:
-    """The plain `Sender`, or one with OpenTelemetry spans (`tracing`) when opentelemetry is
-    installed and the application configured a tracer provider before opening the pool."""
+    """The plain `Sender`, or `tracing`'s when the application configured OpenTelemetry."""
     if importlib.util.find_spec("opentelemetry") is not None:
         from pgstash.connection.tracing import traced
 

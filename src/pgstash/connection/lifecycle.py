@@ -32,11 +32,13 @@ from pgstash.connection.driver import ConnectTimeout, call, classify, lost
 from pgstash.errors import DatabaseError
 from pgstash.sql.catalogue import query
 from pgstash.sql.statements import Statement
+from pgstash.sql.templates import named
 
 __all__ = ["ClosedInPool", "Lifecycle", "PgstashConnection"]
 
 logger = logging.getLogger("pgstash")
 _VECTOR_TYPES = query("vector_types").bind(names=list(VECTOR_TYPES))
+_DISCARD_TEMP = named("DISCARD TEMP;", "reset")
 
 
 class PgstashConnection(asyncpg.Connection):
@@ -101,7 +103,7 @@ class Lifecycle:
         if not direct.callers:
             return
         direct.callers = False
-        reset = connection.get_reset_query() + "DISCARD TEMP;"
+        reset = connection.get_reset_query() + _DISCARD_TEMP  # asyncpg's reset, then pgstash's
         await self.quietly(direct, Statement("reset", "execute", reset, ()))
 
     # -- decisions during use -----------------------------------------------------------------

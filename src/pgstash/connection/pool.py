@@ -105,6 +105,8 @@ class PostgresConnectionPool:
         replica to replay this pool's last write, else runs on the primary."""
         if isinstance(replicas, str):
             raise TypeError("replicas is a sequence of DSNs, not one DSN: replicas=[dsn]")
+        if "connection_class" in connect_options:  # pgstash keeps its state on its own class
+            raise TypeError("connection_class is pgstash's own (PgstashConnection); drop the argument")
         for name, value in (("max_replica_lag", max_replica_lag), ("replica_wait", replica_wait)):
             if not isinstance(value, int | float) or isinstance(value, bool) or not value >= 0:
                 raise ValueError(f"{name} must be a number of seconds >= 0, got {value!r}")
