@@ -5,11 +5,12 @@ python -m bench [--scale full|tiny] [--dsn DSN] [--only documents memory ...]
 
 from __future__ import annotations
 
-from bench import bulk, documents, hybrid, memory, precision, vectors
+from bench import bulk, documents, hybrid, labels, memory, precision, vectors
 from bench.common import Runner, main
 
 RUNNERS: dict[str, Runner] = {
     "documents": documents.run,
+    "labels": labels.run,  # instructions labels: resolve(label=) and a label move's lag (issue 27)
     "memory": memory.run,
     "vectors": vectors.run,
     "hybrid": hybrid.run,  # full text, hybrid search and keyed ingest (issue 14)

@@ -10,6 +10,7 @@ that order with that many round trips, and the GRANTs are exactly what the store
 from __future__ import annotations
 
 import inspect
+import itertools
 import json
 import re
 import secrets
@@ -166,6 +167,19 @@ async def fill(postgres: Postgres) -> None:
         "SELECT 'prompt-' || i, 'revision ' || v, timestamptz '2024-01-01' + make_interval(secs => v) "
         "FROM generate_series(1, 10000) AS i, generate_series(1, 10) AS v"
     )
+    await postgres.execute(  # schema/0010: each revision numbered, labels on some names, their moves
+        "INSERT INTO instructions_revisions (name, revision, created) "
+        "SELECT 'prompt-' || i, v, timestamptz '2024-01-01' + make_interval(secs => v) "
+        "FROM generate_series(1, 10000) AS i, generate_series(1, 10) AS v"
+    )
+    await postgres.execute(
+        "INSERT INTO instructions_labels (name, label, revision) "
+        "SELECT 'prompt-' || i, 'production', 5 FROM generate_series(10, 10000, 10) AS i"
+    )
+    await postgres.execute(
+        "INSERT INTO instructions_label_moves (name, label, moved, to_revision, moved_by) "
+        "SELECT name, label, moved, revision, 'owner' FROM instructions_labels"
+    )
     await postgres.execute(
         "INSERT INTO memories (identifier) SELECT 'memory-' || m FROM generate_series(1, 1000) AS m"
     )
@@ -236,6 +250,54 @@ class Chunk:
     topic: str
 
 
+_LABELS = itertools.count()
+
+
+def label_calls(instructions: PostgresInstructionsRepository) -> dict[str, Callable[[], Awaitable[object]]]:
+    """The label methods (issue 27), each repeatable in any order the test runs them: moves set
+    fresh labels, `remove_label` removes one of those, `rollback` restores a removed one (else
+    undoes the setting of a set one); `remove` of the name forgets them all."""
+    set_labels: list[str] = []
+    removed: list[str] = []
+
+    async def move() -> object:
+        label = f"documented_{next(_LABELS)}"
+        moved = await instructions.move_label("documented", label, to=1, expected=None)
+        set_labels.append(label)
+        return moved
+
+    async def remove_label() -> object:
+        label = set_labels.pop() if set_labels else "never_set"
+        moved = await instructions.remove_label("documented", label)
+        removed.append(label)
+        return moved
+
+    async def rollback() -> object:
+        label = removed.pop() if removed else set_labels.pop() if set_labels else "never_set"
+        return await instructions.rollback("documented", label)
+
+    async def remove() -> object:
+        set_labels.clear()
+        removed.clear()
+        return await instructions.remove("documented")
+
+    prefix = "`PostgresInstructionsRepository."
+    return {
+        f'{prefix}available_instructions`, `label="production"`': lambda: instructions.available_instructions(
+            label="production"
+        ),
+        f'{prefix}load`, `label="production"`': lambda: instructions.load("documented", label="production"),
+        f"{prefix}load`, `revision=1`": lambda: instructions.load("documented", revision=1),
+        f"{prefix}labels`": lambda: instructions.labels("documented"),
+        f"{prefix}label_history`": lambda: instructions.label_history("documented", "production"),
+        f"{prefix}move_label`": move,
+        f"{prefix}remove_label`": remove_label,
+        f"{prefix}rollback`": rollback,
+        f"{prefix}diff`": lambda: instructions.diff("documented", 1, "latest"),
+        f"{prefix}remove`": remove,
+    }
+
+
 def method_calls(postgres: Postgres) -> dict[str, Callable[[], Awaitable[object]]]:
     """Every documented method (by the first cell of its row), called so that the next succeeds,
     with caches off so that every read goes to the database (a cache hit runs no query)."""
@@ -265,6 +327,12 @@ def method_calls(postgres: Postgres) -> dict[str, Callable[[], Awaitable[object]
         f"{prefix}remove`": lambda: instructions.remove("documented"),
         f"{prefix}prune`": lambda: instructions.prune(older_than=timedelta(days=30)),
     }
+    # the label methods between define and remove (which forgets their labels), prune last
+    labelled = label_calls(instructions)
+    prune = calls.pop(f"{prefix}prune`")
+    calls.pop(f"{prefix}remove`")
+    remove = labelled.pop(f"{prefix}remove`")
+    calls |= labelled | {f"{prefix}remove`": remove, f"{prefix}prune`": prune}
     prefix = "`PostgresModelMemory."
     calls |= {
         f"{prefix}maintenance`": memory.maintenance,

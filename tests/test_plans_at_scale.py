@@ -158,3 +158,126 @@ def _summary(nodes: list[dict[str, Any]]) -> list[str]:
         f"{node['Node Type']} {node.get('Index Name', node.get('Relation Name', ''))}".strip()
         for node in nodes
     ]
+
+
+# -- instructions labels (issue 27): every statement of queries/instructions_labels.sql ------------
+
+LABEL_KEY = "instructions_labels_pkey|instructions_labels_label_idx"
+REVISIONS_KEY = "instructions_revisions_pkey|instructions_revisions_created_key"  # a name's range
+REVISION_KEY = "instructions_revisions_pkey"
+MOVES_KEY = "instructions_label_moves_pkey"
+LABELLED_TABLES = {
+    "instructions",
+    "instructions_revisions",
+    "instructions_labels",
+    "instructions_label_moves",
+}
+PAST = datetime(2023, 1, 1, tzinfo=UTC)
+LABEL_VALUES: dict[str, tuple[dict[str, Any], set[str]]] = {
+    # query -> (values, indexes the plan must use; "a|b": either, the planner picks one of two
+    # unique paths to one (name, label) row)
+    "instructions_latest": (
+        {"name": "prompt-77"},
+        {"instructions_pkey", "instructions_revisions_created_key"},
+    ),
+    "instructions_labelled": (
+        {"name": "prompt-70", "label": "production"},
+        {LABEL_KEY, "instructions_revisions_pkey", "instructions_pkey"},
+    ),
+    "instructions_numbered": (
+        {"name": "prompt-77", "revision": 12},
+        {"instructions_revisions_pkey", "instructions_pkey"},
+    ),
+    "instructions_history_numbered": ({"name": "prompt-77"}, {"instructions_pkey"}),
+    "instructions_number": (
+        {
+            "name": "prompt-70",
+            "created": datetime(2024, 1, 1, 0, 0, 50, tzinfo=UTC),
+            "why": "why",
+            "labels": ["production", "staging"],
+            "kind": "text",
+            "config": None,
+        },
+        {"instructions_pkey", "instructions_revisions_pkey"},
+    ),
+    "instructions_label_current": ({"name": "prompt-70", "label": "production"}, {LABEL_KEY}),
+    "instructions_revision_exists": ({"name": "prompt-70", "revision": 3}, {REVISION_KEY}),
+    "instructions_label_move": (
+        {"name": "prompt-70", "label": "production", "revision": 30, "undoes": None},
+        {LABEL_KEY, "instructions_label_moves_pkey"},
+    ),
+    "instructions_label_last_move": ({"name": "prompt-70", "label": "production"}, {MOVES_KEY}),
+    "instructions_label_history": ({"name": "prompt-70", "label": "production"}, {MOVES_KEY}),
+    "instructions_latest_history": ({"name": "prompt-70"}, {REVISIONS_KEY}),
+    "instructions_labels_of": ({"name": "prompt-70"}, {"instructions_pkey", "instructions_labels_pkey"}),
+    "instructions_labelled_declarations": ({"label": "staging"}, {"instructions_labels_label_idx"}),
+    "instructions_remove_labelled": ({"name": "prompt-70"}, {"instructions_pkey", REVISIONS_KEY}),
+    "instructions_prune_labelled": ({"keep": 10, "older_than": PAST}, {"instructions_pkey"}),
+}
+
+
+def _literal(value: object) -> str:
+    if isinstance(value, list):
+        return "ARRAY[" + ", ".join(literal(item) for item in value) + "]::TEXT[]"
+    return literal(value)
+
+
+async def fill_labels(postgres: Postgres) -> None:
+    """500,000 revisions (10,000 names x 50), each numbered; production on every tenth name,
+    staging on every twentieth, each label moved three times."""
+    await postgres.execute(
+        "INSERT INTO instructions (name, content, created) SELECT 'prompt-' || i, 'revision ' || v, "
+        "timestamptz '2024-01-01' + make_interval(secs => v) "
+        "FROM generate_series(1, 10000) AS i, generate_series(1, 50) AS v"
+    )
+    await postgres.execute(
+        "INSERT INTO instructions_revisions (name, revision, created, author) SELECT 'prompt-' || i, v, "
+        "timestamptz '2024-01-01' + make_interval(secs => v), 'author' "
+        "FROM generate_series(1, 10000) AS i, generate_series(1, 50) AS v"
+    )
+    await postgres.execute(
+        "INSERT INTO instructions_labels (name, label, revision) "
+        "SELECT 'prompt-' || i, 'production', 25 FROM generate_series(10, 10000, 10) AS i "
+        "UNION ALL SELECT 'prompt-' || i, 'staging', 40 FROM generate_series(20, 10000, 20) AS i"
+    )
+    await postgres.execute(
+        "INSERT INTO instructions_label_moves (name, label, moved, from_revision, to_revision, moved_by) "
+        "SELECT l.name, l.label, timestamptz '2024-02-01' + make_interval(secs => m), "
+        "nullif(l.revision - 4 + m, l.revision - 3), l.revision - 3 + m, 'author' "
+        "FROM instructions_labels AS l, generate_series(1, 3) AS m"
+    )
+    await postgres.execute("VACUUM ANALYZE")
+
+
+async def test_the_label_statements_use_their_keys_at_500000_revisions(postgres: Postgres) -> None:
+    """Every statement of queries/instructions_labels.sql, EXPLAIN ANALYZEd as a custom and as a
+    generic plan on 500,000 numbered revisions: the keys it is documented to use, and no
+    sequential scan of the four tables (a write runs, then is rolled back)."""
+    named = {name for name in catalogue() if name.startswith("instructions_")}
+    unchecked = {"instructions_labels_installed"}  # a catalogue lookup, no table
+    labelled = {name for name in named if catalogue()[name].source.name == "instructions_labels.sql"}
+    assert labelled - unchecked == set(LABEL_VALUES)
+    await fill_labels(postgres)
+    async with postgres.session(), postgres.connection() as connection:
+        for name, (values, indexes) in LABEL_VALUES.items():
+            statement = catalogue()[name]
+            await connection.execute(f"PREPARE labelled AS {statement.sql}")
+            arguments = ", ".join(_literal(value) for value in statement.arguments(values))
+            for mode in ("force_custom_plan", "force_generic_plan"):
+                await connection.execute(f"SET plan_cache_mode = {mode}")
+                transaction = connection.transaction()
+                await transaction.start()
+                try:
+                    explained = await connection.fetchval(
+                        f"EXPLAIN (ANALYZE, FORMAT JSON) EXECUTE labelled({arguments})"
+                    )
+                finally:
+                    await transaction.rollback()
+                nodes = executed(json.loads(explained)[0]["Plan"])
+                used = {node["Index Name"] for node in nodes if "Index Name" in node}
+                missing = {index for index in indexes if not set(index.split("|")) & used}
+                assert not missing, f"{name} ({mode}): uses {sorted(used)}, not {sorted(missing)}"
+                scanned = {node["Relation Name"] for node in nodes if node["Node Type"] == "Seq Scan"}
+                assert not scanned & LABELLED_TABLES, f"{name} ({mode}): sequential scan of {scanned}"
+            await connection.execute("DEALLOCATE labelled")
+        await connection.execute("RESET plan_cache_mode")

@@ -9,6 +9,8 @@ from pgstash.errors import (
     DimensionMismatchError,
     EmbeddingMissingError,
     InstructionsNotFoundError,
+    LabelConflictError,
+    LabelNotFoundError,
     MemoryElementError,
     MigrationError,
     MissingArgumentError,
@@ -19,11 +21,13 @@ from pgstash.errors import (
 from pgstash.migrations import migrate
 from pgstash.stores.configurations import ConfigurationSnapshot, PostgresConfigurationRepository
 from pgstash.stores.instructions import (
+    ChatPrompt,
     InstructionsArgumentDeclaration,
     InstructionsDeclaration,
     InstructionsRevision,
     PostgresInstructionsRepository,
 )
+from pgstash.stores.labels import LabelMove
 from pgstash.stores.memory import (
     ModelInput,
     ModelMemoryRecall,
@@ -39,6 +43,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AttributeRequirement",
+    "ChatPrompt",
     "ConfigurationError",
     "ConfigurationSnapshot",
     "DatabaseError",
@@ -49,6 +54,9 @@ __all__ = [
     "InstructionsDeclaration",
     "InstructionsNotFoundError",
     "InstructionsRevision",
+    "LabelConflictError",
+    "LabelMove",
+    "LabelNotFoundError",
     "MemoryElementError",
     "MigrationError",
     "MissingArgumentError",

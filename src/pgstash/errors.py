@@ -8,6 +8,8 @@ __all__ = [
     "DimensionMismatchError",
     "EmbeddingMissingError",
     "InstructionsNotFoundError",
+    "LabelConflictError",
+    "LabelNotFoundError",
     "MemoryElementError",
     "MigrationError",
     "MissingArgumentError",
@@ -55,6 +57,35 @@ class InstructionsNotFoundError(PgstashError, LookupError):
     def __init__(self, name: str) -> None:
         super().__init__(f"no instructions named {name!r}; store them with define()")
         self.name = name
+
+
+class LabelNotFoundError(InstructionsNotFoundError):
+    """The instructions have no such label (or revision, or move to undo); the message says which
+    and what they have."""
+
+    def __init__(self, name: str, label: str, detail: str) -> None:
+        PgstashError.__init__(self, detail)
+        self.name = name
+        self.label = label
+
+
+class LabelConflictError(PgstashError):
+    """`move_label` found the label somewhere other than `expected`: another writer moved it
+    first. Nothing was written; read `labels(name)` and decide again."""
+
+    def __init__(self, name: str, label: str, expected: int | None, actual: int | None) -> None:
+        def where(revision: int | None) -> str:
+            return "unset" if revision is None else f"at revision {revision}"
+
+        super().__init__(
+            f"label {label!r} of instructions {name!r} is {where(actual)}, not {where(expected)} as "
+            "expected: another writer moved it first; nothing was changed (read labels() and "
+            "move it again with expected= its current revision)"
+        )
+        self.name = name
+        self.label = label
+        self.expected = expected
+        self.actual = actual
 
 
 class MissingArgumentError(PgstashError, KeyError):

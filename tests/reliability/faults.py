@@ -19,6 +19,8 @@ STALL = "stall-here"
 
 # Every table a store writes; a failed call must leave each count as it was.
 TABLES = ("configurations", "instructions", "memories", "memories_elements", "memories_variables")
+# every table migrate creates: the stores' and schema/0010's (instructions labels, issue 27)
+MIGRATED_TABLES = (*TABLES, "instructions_label_moves", "instructions_labels", "instructions_revisions")
 
 
 async def stall_inserts(postgres: Postgres, table: str) -> None:

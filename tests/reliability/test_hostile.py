@@ -31,7 +31,7 @@ from pgstash import (
 )
 from pgstash.sql.templates import IDENTIFIER, render
 from tests.conftest import TEMPLATE_DATABASE, _clone, _drop, with_database
-from tests.reliability.faults import TABLES, counts
+from tests.reliability.faults import MIGRATED_TABLES, counts
 
 PIECES = [
     "'", "''", '"', "\\", "\\'", "$1", "$2::text", "$$", "$tag$", "{}", "{0}", "{", "}", "{{", "%", "%s",
@@ -66,7 +66,7 @@ class Database:
             "SELECT array_agg(relname::text ORDER BY relname) FROM pg_class "
             "WHERE relnamespace = 'public'::regnamespace AND relkind = 'r'"
         )
-        assert tables == sorted([*TABLES, "canary", "pgstash_migrations", *extra])
+        assert tables == sorted([*MIGRATED_TABLES, "canary", "pgstash_migrations", *extra])
 
 
 @pytest.fixture

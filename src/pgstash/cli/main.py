@@ -1,4 +1,4 @@
-"""The `pgstash` command: migrate, status, queries, prune, demo, vector, server.
+"""The `pgstash` command: migrate, status, queries, prune, demo, vector, instructions, server.
 
 Every command takes `--dsn`, else `PGSTASH_DSN`, else the embedded server in `./.pgstash`; the
 options `--dsn`, `--data-dir` and `--debug` go before or after the command. Errors print one line
@@ -231,6 +231,19 @@ def configure_vector(sub: argparse.ArgumentParser, common: argparse.ArgumentPars
     vector_cli.configure(sub, common)
 
 
+async def cmd_instructions(args: argparse.Namespace) -> int:
+    from pgstash.cli import instructions as instructions_cli
+
+    async with connect(args, writes=args.action in ("move", "rollback")) as postgres:
+        return await instructions_cli.run(postgres, args)
+
+
+def configure_instructions(sub: argparse.ArgumentParser, common: argparse.ArgumentParser) -> None:
+    from pgstash.cli import instructions as instructions_cli
+
+    instructions_cli.configure(sub, common)
+
+
 async def cmd_server(args: argparse.Namespace) -> int:
     from pgstash.cli import server as server_cli
 
@@ -267,6 +280,11 @@ COMMANDS: dict[str, tuple[str, Command, Configure | None]] = {
     ),
     "demo": ("configurations, instructions, memory and vector search end to end", cmd_demo, configure_demo),
     "vector": ("vector tables: create-table NAME, ingest NAME FILE.jsonl", cmd_vector, configure_vector),
+    "instructions": (
+        "instructions labels: history|labels|diff|move|rollback|label-history NAME ...",
+        cmd_instructions,
+        configure_instructions,
+    ),
     "server": (
         "the embedded PostgreSQL in ./.pgstash: start, stop, status, dsn",
         cmd_server,

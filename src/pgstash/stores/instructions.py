@@ -1,90 +1,39 @@
 """`PostgresInstructionsRepository`: versioned instructions (prompt templates with declared
-arguments) in the seed's `instructions` table.
-
-A template holds text, `{name}` placeholders (`name` a Python identifier) and the escapes `{{`
-and `}}`; nothing else. `define` refuses anything else with the position; `resolve` fills the
-placeholders from its own parse of the stored text, never with `str.format`, so no stored text
-can reach attributes, indexes, conversions or format specs of the arguments.
+arguments) in the seed's `instructions` table; with schema/0010 numbered revisions, labels
+(`labels.py`, `selection.py`), chat prompts (`chat.py`) and serving through outages
+(`outage.py`). The template grammar is `templates.py`.
 """
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from types import MappingProxyType
-from typing import Any
+from typing import Any, TypeVar, overload
 
 import attrs
 import orjson
 
 from pgstash.connection import Postgres
-from pgstash.errors import InstructionsNotFoundError, MissingArgumentError, StoredDataError
+from pgstash.errors import StoredDataError
 from pgstash.jsonvalue import dumps_json
+from pgstash.stores import chat
 from pgstash.stores.cache import immutable
-from pgstash.stores.versioned import VersionedStore
+from pgstash.stores.chat import ChatPrompt
+from pgstash.stores.labels import LabelledStore
+from pgstash.stores.outage import NOTHING, ResolvedText
+from pgstash.stores.selection import LATEST, check_label
+from pgstash.stores.templates import fill, parse_template
 from pgstash.validators import key_validator, no_nul
 
 __all__ = [
+    "ChatPrompt",
     "InstructionsArgumentDeclaration",
     "InstructionsDeclaration",
     "InstructionsRevision",
     "PostgresInstructionsRepository",
     "parse_template",
 ]
-
-
-def parse_template(template: str) -> tuple[str | tuple[str], ...]:
-    """The template as parts: text (str) and placeholders (a 1-tuple holding the name).
-    `ValueError` names the position (0-based) of anything but text, `{name}`, `{{` and `}}`."""
-    parts: list[str | tuple[str]] = []
-    text: list[str] = []
-    position, end = 0, len(template)
-    while position < end:
-        brace = _next_brace(template, position)
-        text.append(template[position:brace])
-        if brace == end:
-            break
-        if template.startswith(("{{", "}}"), brace):
-            text.append(template[brace])
-            position = brace + 2
-            continue
-        if template[brace] == "}":
-            raise ValueError(f"a single '}}' at position {brace}: write '}}}}' for a literal brace")
-        close = template.find("}", brace + 1)
-        name = template[brace + 1 : close] if close >= 0 else template[brace + 1 :]
-        if close < 0:
-            raise ValueError(f"the '{{' at position {brace} is not closed: write '{{{{' for a literal brace")
-        if not name.isidentifier():
-            raise ValueError(
-                f"placeholder {{{name}}} at position {brace}: only {{name}} placeholders (a Python "
-                "identifier) are allowed, no index, attribute, conversion or format spec"
-            )
-        if text:
-            parts.append("".join(text))
-            text = []
-        parts.append((name,))
-        position = close + 1
-    if text:
-        parts.append("".join(text))
-    return tuple(parts)
-
-
-def _next_brace(template: str, position: int) -> int:
-    found = [index for index in (template.find("{", position), template.find("}", position)) if index >= 0]
-    return min(found) if found else len(template)
-
-
-@functools.lru_cache(maxsize=512)
-def _stored_template(name: str, content: str) -> tuple[str | tuple[str], ...]:
-    """The parse of a stored template; a row no `define` would have written raises."""
-    try:
-        return parse_template(content)
-    except ValueError as error:
-        raise StoredDataError(
-            f"instructions {name!r} are stored with a template pgstash does not resolve ({error}); "
-            "define() a new revision"
-        ) from None
 
 
 def _optional_text(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
@@ -134,11 +83,19 @@ class InstructionsDeclaration:
 
 @attrs.frozen(slots=True)
 class InstructionsRevision:
-    """One stored revision: its declaration, its content and when it was stored."""
+    """One stored revision: its declaration, its content and when it was stored; with
+    schema/0010 also its number (per name, from 1; None for a row another writer stored that
+    no define has numbered yet), its commit message, its author (the session's role), its kind
+    ("text", or "chat": `content` holds the messages as JSON) and its config (JSON)."""
 
     declaration: InstructionsDeclaration
     content: str
     created: datetime
+    revision: int | None = None
+    message: str | None = None
+    author: str | None = None
+    kind: str = "text"
+    config: Any = None
 
 
 def _fresh(declaration: InstructionsDeclaration) -> InstructionsDeclaration:
@@ -149,88 +106,186 @@ def _fresh(declaration: InstructionsDeclaration) -> InstructionsDeclaration:
     return attrs.evolve(declaration, meta=orjson.loads(orjson.dumps(dict(declaration.meta))))
 
 
+_C = TypeVar("_C")
+_Revision = int | InstructionsRevision | None  # a revision number, or a revision of the name
+
+
 @attrs.define(eq=False)
-class PostgresInstructionsRepository(VersionedStore):
-    """Versioned instructions: `define` appends a revision, `load` and `resolve` read the newest
-    (cached per name, see `VersionedStore`), `prune` deletes old revisions."""
+class PostgresInstructionsRepository(LabelledStore):
+    """Versioned instructions: `define` appends a revision (and moves the labels it names),
+    `load` and `resolve` read the newest, or the one a label or number selects (cached per
+    name, see `VersionedStore`), `prune` deletes old revisions (never a labelled one).
+
+    `default_label`: the label `load`/`resolve` read when given none (None: the newest
+    revision, `latest`). `stale_ok`: serve the last value read while the database is
+    unreachable (see `pgstash.stores.outage`), unless a call says otherwise."""
 
     store = "instructions"
     key_parameter = "name"
 
-    async def available_instructions(self) -> Sequence[InstructionsDeclaration]:
-        """The declaration of the newest revision of each name, sorted by name; cached (each
-        call gets declarations whose `meta` it may change without changing the next call's)."""
-        listing: tuple[InstructionsDeclaration, ...] = await self._read_listing(self._fetch_declarations)
+    async def available_instructions(self, *, label: str | None = None) -> Sequence[InstructionsDeclaration]:
+        """The declaration of the newest revision of each name (with `label`: of the revision
+        the label points at, for each name that has it), sorted by name; cached (each call gets
+        declarations whose `meta` it may change without changing the next call's)."""
+        if label is not None and check_label(label) != LATEST:
+            listing = await self._labelled_listing(label)
+        else:
+            listing = await self._read_listing(self._fetch_declarations)
         return tuple(_fresh(declaration) for declaration in listing)
 
-    async def load(self, name: str) -> str | None:
-        """The newest content of `name`, or None."""
-        revision = await self._newest(self._key(name))
-        return None if revision is None else revision.content
+    async def load(
+        self,
+        name: str,
+        *,
+        label: str | None = None,
+        revision: _Revision = None,
+        stale_ok: bool | None = None,
+        fallback: Any = NOTHING,
+    ) -> str | None:
+        """The newest content of `name` (with `label` or `revision`: that one's; without either,
+        the repository's `default_label`'s), or None. With `stale_ok`, a `ResolvedText`
+        (`.stale`, `.revision`); `fallback` is returned as given when the database is
+        unreachable and nothing was read before."""
+        key = self._key(name)
+        found, stale = await self._choose(key, label, revision, stale_ok, fallback is not NOTHING)
+        if found is NOTHING:
+            return fallback  # type: ignore[no-any-return]
+        if found is None:
+            return None
+        if stale or self._serving(stale_ok):
+            return ResolvedText(found.content, stale=stale, revision=found.revision)
+        content: str = found.content
+        return content
 
-    async def resolve(self, name: str, arguments: Mapping[str, Any] | None = None) -> str:
+    @overload
+    async def resolve(
+        self, name: str, arguments: Mapping[str, Any] | None = None, *, label: str | None = None,
+        revision: _Revision = None, stale_ok: bool | None = None, fallback: Any = NOTHING,
+    ) -> str: ...
+    @overload
+    async def resolve(
+        self, name: str, arguments: Mapping[str, Any] | None = None, *,
+        placeholders: Mapping[str, Any] | None = None, config_type: type[_C], label: str | None = None,
+        revision: _Revision = None, stale_ok: bool | None = None, fallback: Any = NOTHING,
+    ) -> ChatPrompt[_C]: ...
+    @overload
+    async def resolve(
+        self, name: str, arguments: Mapping[str, Any] | None = None, *, placeholders: Mapping[str, Any],
+        label: str | None = None, revision: _Revision = None, stale_ok: bool | None = None,
+        fallback: Any = NOTHING,
+    ) -> ChatPrompt[Any]: ...
+
+    async def resolve(
+        self,
+        name: str,
+        arguments: Mapping[str, Any] | None = None,
+        *,
+        placeholders: Mapping[str, Any] | None = None,
+        config_type: type[Any] | None = None,
+        label: str | None = None,
+        revision: _Revision = None,
+        stale_ok: bool | None = None,
+        fallback: Any = NOTHING,
+    ) -> Any:
         """The newest content with its `{placeholders}` filled from `arguments` (each value as
         `str(value)`), `{{` and `}}` as single braces. A declared optional argument not given is
         ""; a declared required one, or any other placeholder, not given raises
-        `MissingArgumentError`. A stored template `define` would refuse raises `StoredDataError`."""
+        `MissingArgumentError`. A stored template `define` would refuse raises `StoredDataError`.
+
+        `label`/`revision` select another revision than the newest (`load`). A chat prompt, or
+        any call with `placeholders=` or `config_type=`, returns a `ChatPrompt` (a text revision
+        is one `system` message); a chat prompt without either raises `TypeError`."""
         key = self._key(name)
         if arguments is not None and not isinstance(arguments, Mapping):
             raise TypeError(f"arguments must be a Mapping or None, got {type(arguments).__name__}")
-        revision = await self._newest(key)
-        if revision is None:
-            raise InstructionsNotFoundError(key)
+        chatting = placeholders is not None or config_type is not None
+        found, stale = await self._choose(
+            key, label, revision, stale_ok, fallback is not NOTHING, full=chatting
+        )
+        if found is NOTHING:
+            return fallback
+        if found is None:
+            raise self._not_found(key, label, revision)
         given = arguments or {}
-        optional = set()
-        for argument in revision.declaration.arguments:
-            if argument.name not in given:
-                if argument.required:
-                    raise MissingArgumentError(key, argument.name)
-                optional.add(argument.name)
-        pieces = []
-        for part in _stored_template(key, revision.content):
-            if isinstance(part, str):
-                pieces.append(part)
-            elif part[0] in given:
-                pieces.append(str(given[part[0]]))
-            elif part[0] not in optional:
-                raise MissingArgumentError(key, part[0])
-        return "".join(pieces)
+        if chatting or found.kind == "chat" or chat.is_messages(found.content):
+            if not chatting:
+                raise TypeError(
+                    f"instructions {key!r} are a chat prompt: resolve them with placeholders= "
+                    "(or config_type=), which returns a ChatPrompt"
+                )
+            return chat.prompt(key, found, given, placeholders, config_type, stale)
+        text = fill(key, found.declaration.arguments, given, found.content)
+        if stale or self._serving(stale_ok):
+            return ResolvedText(text, stale=stale, revision=found.revision)
+        return text
 
-    async def define(self, instructions: InstructionsDeclaration | str, content: str) -> None:
-        """Stores a new revision of `instructions` (a declaration, or a bare name). `content` is a
-        template (text, `{name}` placeholders, `{{`, `}}`); anything else, NUL characters, or a
-        `meta` JSON cannot hold raise `ValueError`/`TypeError` before anything is written."""
+    async def define(
+        self,
+        instructions: InstructionsDeclaration | str,
+        content: str | None = None,
+        *,
+        messages: Sequence[Mapping[str, str]] | None = None,
+        config: Any = None,
+        labels: Sequence[str] = (),
+        message: str | None = None,
+    ) -> InstructionsRevision:
+        """Stores a new revision of `instructions` (a declaration, or a bare name) and returns it
+        (`.revision`: its number). `content` is a template (text, `{name}` placeholders, `{{`,
+        `}}`); `messages=` instead stores a chat prompt (`chat.encode_messages`); `config=` typed
+        settings (an attrs or dataclass instance, or a Mapping); `labels=` the labels that move
+        to it (with `latest`, which always does); `message=` why. Anything else, NUL
+        characters, or a `meta` JSON cannot hold raise `ValueError`/`TypeError` before anything
+        is written."""
         if isinstance(instructions, str):
             instructions = InstructionsDeclaration(self._key(instructions))
         elif not isinstance(instructions, InstructionsDeclaration):
             kind = type(instructions).__name__
             raise TypeError(f"instructions must be an InstructionsDeclaration or a name, got {kind}")
+        declaration = instructions
+        kind = "text"
+        templates: tuple[str | None, ...] = (content,)
+        if messages is not None:
+            if content is not None:
+                raise TypeError(f"define {declaration.name!r} with content or messages=, not both")
+            content, templates = chat.encode_messages(declaration.name, messages)
+            kind = "chat"
         if not isinstance(content, str):
             raise TypeError(f"content must be a str, got {type(content).__name__}")
-        declaration = instructions
         no_nul(content, "content")
-        try:
-            parse_template(content)
-        except ValueError as error:
-            raise ValueError(f"the template of {declaration.name!r} is refused: {error}") from None
-        meta = dumps_json(dict(declaration.meta), f"meta of {declaration.name!r}")
-        await self._insert(
-            declaration.name,
-            description=declaration.description,
-            content=content,
-            arguments=[attrs.asdict(argument) for argument in declaration.arguments],
-            meta=orjson.Fragment(meta),
+        for template in templates:
+            try:
+                parse_template(template or "")
+            except ValueError as error:
+                raise ValueError(f"the template of {declaration.name!r} is refused: {error}") from None
+        meta = orjson.Fragment(dumps_json(dict(declaration.meta), f"meta of {declaration.name!r}"))
+        arguments = [attrs.asdict(argument) for argument in declaration.arguments]
+        moved = self._labels_to_move(labels)
+        if message is not None:
+            if not isinstance(message, str):
+                raise TypeError(f"message must be a str or None, got {type(message).__name__}")
+            no_nul(message, "message")
+        stored = chat.config_json(declaration.name, config)
+        row = await self._store(
+            declaration.name, kind=kind, labels=moved, message=message, description=declaration.description,
+            content=content, arguments=arguments, meta=meta, config=stored,
+        )
+        return InstructionsRevision(
+            declaration, content, row["created"], row["revision"], message, row["author"], kind,
+            None if stored is None else orjson.loads(stored),
         )
 
-    async def remove(self, name: str) -> None:
-        """Deletes every revision of `name`."""
-        await self._remove(name)
-
     async def history(self, name: str) -> Sequence[InstructionsRevision]:
-        """Every revision of `name`, newest first (not cached)."""
-        return tuple(_revision(row) for row in await self._history(name))
+        """Every revision of `name`, newest first, numbered (not cached)."""
+        revisions: Sequence[InstructionsRevision] = await self._numbered_history(name)
+        return revisions
 
     # -- internals -------------------------------------------------------------------------------
+
+    def _revision_of(self, row: Mapping[str, Any]) -> InstructionsRevision:
+        return _revision(row)
+
+    def _declaration_of(self, row: Mapping[str, Any]) -> InstructionsDeclaration:
+        return _declaration(row)
 
     async def _newest(self, key: str) -> InstructionsRevision | None:
         async def fetch(postgres: Postgres) -> InstructionsRevision | None:
@@ -247,7 +302,18 @@ class PostgresInstructionsRepository(VersionedStore):
 
 
 def _revision(row: Mapping[str, Any]) -> InstructionsRevision:
-    return InstructionsRevision(_declaration(row), row["content"], row["created"])
+    if "revision" not in row:  # the seed's table alone
+        return InstructionsRevision(_declaration(row), row["content"], row["created"])
+    return InstructionsRevision(
+        _declaration(row),
+        row["content"],
+        row["created"],
+        row["revision"],
+        row["message"],
+        row["author"],
+        row["kind"] or "text",
+        row["config"],
+    )
 
 
 def _declaration(row: Mapping[str, Any]) -> InstructionsDeclaration:
