@@ -1,11 +1,11 @@
 """`make bench`: every store's workloads against raw asyncpg, one markdown table.
 
-python -m bench [--scale full|tiny] [--dsn DSN] [--only documents memory ...]
+python -m bench [--scale full|tiny|million] [--dsn DSN] [--only documents memory ...]
 """
 
 from __future__ import annotations
 
-from bench import bulk, documents, hybrid, labels, memory, precision, vectors
+from bench import bulk, documents, hybrid, labels, memory, pooler, precision, quantize, v3, vectors
 from bench.common import Runner, main
 
 RUNNERS: dict[str, Runner] = {
@@ -16,6 +16,9 @@ RUNNERS: dict[str, Runner] = {
     "hybrid": hybrid.run,  # full text, hybrid search and keyed ingest (issue 14)
     "bulk": bulk.run,  # index into a new HNSW table against COPY then CREATE INDEX (issue 13)
     "precision": precision.run,  # float32 against float16 tables (issue 13)
+    "pooler": pooler.run,  # through PgBouncer in transaction mode against direct (issue 24)
+    "v3": v3.run,  # indexed payload fields, documents as chunk sets (issue 26)
+    "quantize": quantize.run,  # float32, float16 and binary+re-rank HNSW; --scale million (issue 26)
 }
 
 if __name__ == "__main__":

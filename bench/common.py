@@ -57,6 +57,11 @@ class Scale:
         return cls("tiny", rounds=5, vectors=(500,), scaling=(200, 400), memory_elements=2_000, dimension=16)
 
     @classmethod
+    def million(cls) -> Scale:
+        """`full`, and the stores that take it (bench/quantize.py) at 1,000,000 rows."""
+        return attrs.evolve(cls.full(), name="million")
+
+    @classmethod
     def full(cls) -> Scale:
         return cls(
             "full",
@@ -374,11 +379,11 @@ def main(runners: dict[str, Runner], argv: list[str] | None = None) -> None:
     fresh `pgstash_bench` database (of --dsn's server, else of an embedded server in a temporary
     folder, deleted afterwards) and prints the header line and the markdown table."""
     parser = argparse.ArgumentParser(prog="python -m bench", description=main.__doc__)
-    parser.add_argument("--scale", choices=("full", "tiny"), default="full")
+    parser.add_argument("--scale", choices=("full", "tiny", "million"), default="full")
     parser.add_argument("--dsn", help="a superuser DSN of the server to use (default: an embedded one)")
     parser.add_argument("--only", nargs="+", choices=sorted(runners), help="run only these stores")
     options = parser.parse_args(argv)
-    scale = Scale.full() if options.scale == "full" else Scale.tiny()
+    scale = {"full": Scale.full, "tiny": Scale.tiny, "million": Scale.million}[options.scale]()
     chosen = {name: run for name, run in runners.items() if not options.only or name in options.only}
     if options.dsn:
         print(asyncio.run(_run_all(chosen, options.dsn, scale)))

@@ -150,6 +150,40 @@ coalesce(
     FALSE
 )
 
+-- Indexed payload fields (create_table(..., indexed=...)): a comparison on a path that has a
+-- generated column ({field_column}, of the field's type or NULL) reads the column, so its B-tree
+-- serves it. {field_type} is the column's type from an allow-list (numeric, text, bool,
+-- timestamptz). Each is TRUE or FALSE, never NULL: a NULL column (missing field, JSON null,
+-- another type) matches no comparison, as in the JSONB fragments above.
+
+-- fragment: filter_column_equal(value)
+-- The field equals the value (B-tree on the field's column).
+{field_column} = :value::{field_type} AND {field_column} IS NOT NULL
+
+-- fragment: filter_column_not_equal(path, value)
+-- The field is present and differs from the value: another value of its type, or JSON null or a
+-- value of another type (the column NULL, the key present).
+coalesce(
+    {field_column} <> :value::{field_type},
+    {field_column} IS NULL AND payload #> :path::TEXT[] IS NOT NULL
+)
+
+-- fragment: filter_column_greater(value)
+-- The field is above the value (B-tree range on the field's column).
+{field_column} > :value::{field_type} AND {field_column} IS NOT NULL
+
+-- fragment: filter_column_greater_or_equal(value)
+-- The field is at or above the value (B-tree range on the field's column).
+{field_column} >= :value::{field_type} AND {field_column} IS NOT NULL
+
+-- fragment: filter_column_less(value)
+-- The field is below the value (B-tree range on the field's column).
+{field_column} < :value::{field_type} AND {field_column} IS NOT NULL
+
+-- fragment: filter_column_less_or_equal(value)
+-- The field is at or below the value (B-tree range on the field's column).
+{field_column} <= :value::{field_type} AND {field_column} IS NOT NULL
+
 -- fragment: filter_and()
 -- Both requirements hold (each splice point takes a fragment, in parentheses).
 {lhs} AND {rhs}
@@ -162,9 +196,10 @@ coalesce(
 -- The requirement does not hold (the splice point takes a fragment, in parentheses).
 NOT {operand}
 
--- fragment: vectors_scan_gate(ef_search, probes, max_scan_tuples, custom_plans)
+-- fragment: vectors_scan_gate(iterative, ef_search, probes, max_scan_tuples, custom_plans)
 -- A filtered or tuned search's per-call scan settings inside the search statement, then its
--- requirements ({requirements}). The uncorrelated subquery runs once, as a one-time filter the
+-- requirements ({requirements}). :iterative turns pgvector's iterative index scans on for this
+-- statement alone (behind a transaction pooler, where no setting travels with the connection). The uncorrelated subquery runs once, as a one-time filter the
 -- executor checks before the index scan's first tuple, so hnsw.ef_search, ivfflat.probes and the
 -- tuples an iterative HNSW scan may visit apply to that scan; set_config(..., TRUE) lasts the
 -- transaction, which outside one is this statement (inside one pgstash wraps it in a rolled-back
@@ -176,6 +211,20 @@ NOT {operand}
     SELECT
         pg_catalog.concat_ws(
             ', ',
+            CASE
+                WHEN :iterative::BOOLEAN
+                    THEN
+                        pg_catalog.set_config(
+                            'hnsw.iterative_scan', 'strict_order', TRUE
+                        )
+            END,
+            CASE
+                WHEN :iterative::BOOLEAN
+                    THEN
+                        pg_catalog.set_config(
+                            'ivfflat.iterative_scan', 'relaxed_order', TRUE
+                        )
+            END,
             CASE
                 WHEN :ef_search::INTEGER IS NOT NULL
                     THEN

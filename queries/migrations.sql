@@ -7,12 +7,9 @@ CREATE TABLE IF NOT EXISTS pgstash_migrations (
 );
 
 -- name: migrations_lock(lock_key)$
--- Serialises migrate() across processes: a session advisory lock, held until unlocked.
-SELECT pg_catalog.pg_advisory_lock(:lock_key::BIGINT);
-
--- name: migrations_unlock(lock_key)$
--- Releases the advisory lock taken by migrations_lock.
-SELECT pg_catalog.pg_advisory_unlock(:lock_key::BIGINT);
+-- Serialises migrate() across processes: a transaction advisory lock, held until commit (no
+-- session state, so it works through a transaction pooler).
+SELECT pg_catalog.pg_advisory_xact_lock(:lock_key::BIGINT);
 
 -- name: migrations_applied()
 -- Every applied migration with its checksum, in name order (one row per file: a few rows).

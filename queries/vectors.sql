@@ -6,7 +6,9 @@
 -- One catalog read: the table's embedding dimension, type (vector or halfvec) and storage, its
 -- valid and invalid index names, cosine ANN index methods (vector_cosine_ops,
 -- halfvec_cosine_ops), whether id is its primary key, the generation expression of
--- its text column (naming the payload path and text search configuration), the index
+-- its text column (naming the payload path and text search configuration), the type and
+-- generation expression of each indexed payload field's column ("name type: expression"), whether
+-- a binary-quantized HNSW index (bit_hamming_ops) serves it, the index
 -- create_table was asked for (its comment), pgvector's version and the clock.
 SELECT
     c.oid IS NOT NULL AS present,
@@ -64,6 +66,39 @@ SELECT
             ON a.attrelid = d.adrelid AND a.attnum = d.adnum
         WHERE a.attrelid = c.oid AND a.attname = 'text_vector' AND NOT a.attisdropped
     ) AS text_expression,
+    (
+        SELECT
+            coalesce(
+                pg_catalog.array_agg(
+                    a.attname::TEXT
+                    || ' '
+                    || pg_catalog.format_type(a.atttypid, a.atttypmod)
+                    || ': '
+                    || pg_catalog.pg_get_expr(d.adbin, d.adrelid)
+                    ORDER BY a.attnum
+                ),
+                '{}'::TEXT[]
+            )
+        FROM pg_catalog.pg_attribute AS a
+        INNER JOIN
+            pg_catalog.pg_attrdef AS d
+            ON a.attrelid = d.adrelid AND a.attnum = d.adnum
+        WHERE
+            a.attrelid = c.oid
+            AND a.attname LIKE 'field\_%'
+            AND a.attgenerated = 's'
+            AND NOT a.attisdropped
+    ) AS field_columns,
+    (
+        SELECT pg_catalog.count(*) > 0::BIGINT
+        FROM pg_catalog.pg_index AS i
+        INNER JOIN pg_catalog.pg_opclass AS oc ON i.indclass[0] = oc.oid
+        WHERE
+            i.indrelid = c.oid
+            AND oc.opcname = 'bit_hamming_ops'
+            AND i.indisvalid
+            AND i.indpred IS NULL
+    ) AS quantized,
     pg_catalog.obj_description(c.oid, 'pg_class') AS comment,
     (
         SELECT e.extversion FROM pg_catalog.pg_extension AS e
@@ -142,8 +177,9 @@ COPY {table} (embedding, created, meta, payload) FROM STDIN WITH BINARY;
 WITH nearest AS MATERIALIZED (
     SELECT
         payload,
-        embedding,
-        embedding <=> :query_vector AS distance
+        embedding <=> :query_vector AS distance,
+        -- only MMR reads the vectors: the top-N sort then carries narrow rows
+        CASE WHEN :with_embeddings::BOOLEAN THEN embedding END AS embedding
     FROM {table}
     WHERE {requirements}
     ORDER BY embedding <=> :query_vector
@@ -153,8 +189,8 @@ WITH nearest AS MATERIALIZED (
 SELECT
     within.payload,
     scanned.found,
-    1::FLOAT8 - within.distance AS score,
-    CASE WHEN :with_embeddings::BOOLEAN THEN within.embedding END AS embedding
+    within.embedding,
+    1::FLOAT8 - within.distance AS score
 FROM (SELECT pg_catalog.count(*) AS found FROM nearest) AS scanned
 LEFT JOIN nearest AS within ON within.distance <= :max_distance::FLOAT8
 ORDER BY within.distance;
@@ -167,8 +203,9 @@ ORDER BY within.distance;
 WITH nearest AS MATERIALIZED (
     SELECT
         payload,
-        embedding,
-        embedding <=> :query_vector AS distance
+        embedding <=> :query_vector AS distance,
+        -- only MMR reads the vectors: the top-N sort then carries narrow rows
+        CASE WHEN :with_embeddings::BOOLEAN THEN embedding END AS embedding
     FROM {table}
     WHERE {requirements}
     ORDER BY (embedding <=> :query_vector) + 0::FLOAT8
@@ -178,8 +215,8 @@ WITH nearest AS MATERIALIZED (
 SELECT
     within.payload,
     scanned.found,
-    1::FLOAT8 - within.distance AS score,
-    CASE WHEN :with_embeddings::BOOLEAN THEN within.embedding END AS embedding
+    within.embedding,
+    1::FLOAT8 - within.distance AS score
 FROM (SELECT pg_catalog.count(*) AS found FROM nearest) AS scanned
 LEFT JOIN nearest AS within ON within.distance <= :max_distance::FLOAT8
 ORDER BY within.distance;

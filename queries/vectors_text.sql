@@ -143,3 +143,15 @@ WHERE id = ANY(:ids::UUID[]);
 -- Binary COPY of keyed rows, in the transaction of their vectors_delete_ids: the id column too
 -- (vectors_copy leaves it to its default).
 COPY {table} (id, embedding, created, meta, payload) FROM STDIN WITH BINARY;
+
+-- name: vectors_delete_documents(documents)!
+-- Deletes the chunk sets of these documents (their keys' JSON text): the old set of a document
+-- index(..., document=...) writes again (before its COPY, in its transaction, under
+-- vectors_keys_lock), or delete(documents=...). The partial B-tree on document serves it.
+DELETE FROM {table}
+WHERE document = ANY(:documents::TEXT[]);
+
+-- name: vectors_copy_documents()!
+-- Binary COPY of rows that belong to documents, in the transaction of their
+-- vectors_delete_documents: the document column too.
+COPY {table} (embedding, created, meta, payload, document) FROM STDIN WITH BINARY;

@@ -22,9 +22,16 @@ import pytest
 
 import pgstash
 from pgstash import Postgres, PostgresConnectionPool
+from tests.pooler import INSTALL_HINT, PgBouncer, Unavailable
 
 TEMPLATE_DATABASE = "pgstash_template"
 EMPTY_TEMPLATE_DATABASE = "pgstash_empty_template"
+# "pgbouncer-transaction": `database_dsn` and `postgres` go through a real PgBouncer in transaction
+# mode (make test runs the store suites so, after the direct run)
+POOLER_VARIABLE = "PGSTASH_TEST_POOLER"
+# set (CI): a PgBouncer that is missing or cannot start fails the tests that need it, never skips them
+REQUIRE_POOLER = "PGSTASH_REQUIRE_POOLER"
+_POOLER_MISSING: list[str] = []
 
 
 def with_database(dsn: str, database: str) -> str:
@@ -104,13 +111,61 @@ async def _drop(server: str, name: str) -> None:
 
 
 @pytest.fixture
-async def database_dsn(template_ready: str) -> AsyncIterator[str]:
-    """A fresh, migrated database for this test alone."""
+async def direct_dsn(template_ready: str) -> AsyncIterator[str]:
+    """A fresh, migrated database for this test alone, reached directly (never through a pooler)."""
     name = await _clone(template_ready, TEMPLATE_DATABASE)
     try:
         yield with_database(template_ready, name)
     finally:
         await _drop(template_ready, name)
+
+
+def start_pgbouncer(server_dsn: str, **settings: str | int) -> PgBouncer:
+    """PgBouncer in transaction mode in front of `server_dsn`. Not installed: the test is skipped
+    (failed when PGSTASH_REQUIRE_POOLER is set, as in CI); installed but failing to start: failed."""
+    try:
+        return PgBouncer.start(server_dsn, "transaction", **settings)  # type: ignore[arg-type]
+    except Unavailable as error:
+        if not error.missing:
+            pytest.fail(f"PgBouncer did not start: {error}")
+        if os.environ.get(REQUIRE_POOLER):
+            pytest.fail(f"PgBouncer is required ({REQUIRE_POOLER} is set): {error}")
+        _POOLER_MISSING.append(str(error))
+        pytest.skip(str(error))
+
+
+@pytest.fixture(scope="session")
+def pgbouncer(template_ready: str) -> Iterator[PgBouncer]:
+    """Debian's PgBouncer in transaction mode in front of the test server."""
+    bouncer = start_pgbouncer(template_ready)
+    try:
+        yield bouncer
+    finally:
+        bouncer.stop()
+
+
+def pooler_mode() -> str | None:
+    return os.environ.get(POOLER_VARIABLE) or None
+
+
+@pytest.fixture
+def database_dsn(request: pytest.FixtureRequest, direct_dsn: str) -> Iterator[str]:
+    """A fresh, migrated database for this test alone: direct, or through PgBouncer when
+    PGSTASH_TEST_POOLER is set (the pool then takes its pooler= from PGSTASH_POOLER)."""
+    mode = pooler_mode()
+    if mode is None:
+        yield direct_dsn
+        return
+    bouncer: PgBouncer = request.getfixturevalue("pgbouncer")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("PGSTASH_POOLER", mode)
+        yield bouncer.dsn(urlsplit(direct_dsn).path.lstrip("/"))
+
+
+@pytest.fixture
+def pooled_dsn(pgbouncer: PgBouncer, direct_dsn: str) -> str:
+    """The test's fresh database through PgBouncer (transaction mode)."""
+    return pgbouncer.dsn(urlsplit(direct_dsn).path.lstrip("/"))
 
 
 @pytest.fixture
@@ -124,7 +179,33 @@ async def empty_dsn(template_ready: str) -> AsyncIterator[str]:
 
 
 @pytest.fixture
-async def postgres(database_dsn: str) -> AsyncIterator[Postgres]:
-    """A pool on a fresh migrated database, active as the current pool."""
-    async with PostgresConnectionPool.of(dsn=database_dsn) as pool:
+async def postgres(database_dsn: str, direct_dsn: str) -> AsyncIterator[Postgres]:
+    """A pool on a fresh migrated database, active as the current pool (through PgBouncer when
+    PGSTASH_TEST_POOLER is set, listening for cache invalidations on the direct DSN)."""
+    listen = {"listen_dsn": direct_dsn} if pooler_mode() else {}
+    async with PostgresConnectionPool.of(dsn=database_dsn, **listen) as pool:
         yield pool
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "direct_only(reason): not run through the pooler (PGSTASH_TEST_POOLER): it measures or "
+        "needs what only a direct connection has; the reason says what",
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if pooler_mode() is None:
+        return
+    for item in items:
+        marker = item.get_closest_marker("direct_only")
+        if marker is not None:
+            item.add_marker(pytest.mark.skip(reason=f"direct only: {marker.args[0]}"))
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if _POOLER_MISSING:
+        terminalreporter.write_line(
+            f"the pooler tests did not run: {_POOLER_MISSING[0].split(':')[0]}; {INSTALL_HINT}"
+        )

@@ -210,18 +210,14 @@ class ReplicaPair:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             lsn = self.psql(self.primary_port, "SELECT pg_current_wal_insert_lsn()")
-            replayed = self.psql(
-                self.standby_port, f"SELECT pg_last_wal_replay_lsn() >= '{lsn}'::pg_lsn"
-            )
+            replayed = self.psql(self.standby_port, f"SELECT pg_last_wal_replay_lsn() >= '{lsn}'::pg_lsn")
             if replayed == "t":
                 return
             time.sleep(0.05)
         raise TimeoutError("the standby did not catch up")
 
     def psql(self, port: int, sql: str, database: str = "postgres") -> str:
-        return self._run(
-            "psql", "-X", "-A", "-t", "-q", "-c", sql, self.dsn(port, database)
-        ).strip()
+        return self._run("psql", "-X", "-A", "-t", "-q", "-c", sql, self.dsn(port, database)).strip()
 
     def __enter__(self) -> ReplicaPair:
         return self

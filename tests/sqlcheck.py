@@ -22,22 +22,30 @@ from pgstash.sql.templates import Constant
 EMPTY_BINARY_COPY = b"PGCOPY\n\xff\r\n\x00" + struct.pack(">ii", 0, 0) + struct.pack(">h", -1)
 
 # Slot values for template statements; each names a table the preparation creates first.
-TEMPLATE_SLOTS: dict[str, Mapping[str, str | int]] = {}
+TEMPLATE_SLOTS: dict[str, Mapping[str, str | int | Constant]] = {}
 
 # Statements run (inside the rolled-back transaction) before preparing template statements.
 TEMPLATE_SETUP: list[str] = []
 
 # More slot values for some template statements, each prepared too: the same SQL on a table of
 # another shape (a float16 vector table: PostgreSQL infers the query vector's type from the column).
-TEMPLATE_VARIANTS: dict[str, list[Mapping[str, str]]] = {}
+TEMPLATE_VARIANTS: dict[str, list[Mapping[str, str | int]]] = {}
+
+
+# Slot values for fragments: an indexed payload field's column (columns.py), which the sample
+# vector tables have.
+FRAGMENT_SLOTS: dict[str, str] = {"field_column": "field_year", "field_type": "numeric"}
 
 
 def sample_fragment(named: Query) -> Fragment:
-    """The fragment with NULL values and `filter_everything` at each of its splice points."""
+    """The fragment with NULL values, `FRAGMENT_SLOTS` at its slots and `filter_everything` at
+    each of its other splice points."""
     everything = fragment("filter_everything")
+    slots = {point: FRAGMENT_SLOTS[point] for point in named.splice_points if point in FRAGMENT_SLOTS}
     return fragment(
         named,
-        fragments=dict.fromkeys(named.splice_points, everything),
+        slots=slots,
+        fragments={point: everything for point in named.splice_points if point not in slots},
         **dict.fromkeys(named.parameters),
     )
 
@@ -133,6 +141,8 @@ TEMPLATE_SLOTS.update(
             "vectors_hybrid",
             "vectors_delete_ids",
             "vectors_copy_keyed",
+            "vectors_rows_by_id",
+            "vectors_ingest_meta",
         )
     }
 )
@@ -161,6 +171,7 @@ TEMPLATE_SLOTS.update(
     {
         "vectors_ann_indexes": {"table": "vector_sample"},
         "vectors_comment_clear": {"table": "vector_sample"},
+        "vectors_drop": {"table": "vector_sample"},
         "vectors_bulk_lock": {"table": "vector_sample"},
         "vectors_bulk_lock_nowait": {"table": "vector_sample"},
         "vectors_keys_lock": {"table": "vector_sample"},
@@ -186,4 +197,28 @@ TEMPLATE_SETUP += [
     f"ALTER TABLE {table} ADD COLUMN text_vector TSVECTOR GENERATED ALWAYS AS "
     "(to_tsvector('english'::REGCONFIG, payload #>> '{body}'::TEXT[])) STORED"
     for table in ("vector_sample", "vector_sample_half")
+]
+
+# Indexed payload fields (create_table(..., indexed={"year": int})): the column their fragments read.
+TEMPLATE_SETUP += [
+    f"ALTER TABLE {table} ADD COLUMN field_year NUMERIC GENERATED ALWAYS AS "
+    "(CASE WHEN jsonb_typeof(payload #> '{year}'::TEXT[]) = 'number' "
+    "THEN (payload #>> '{year}'::TEXT[])::NUMERIC END) STORED"
+    for table in ("vector_sample", "vector_sample_half")
+]
+
+# Issue 26 (queries/vectors_reads.sql, vectors_binary.sql, the documents of vectors_text.sql): the
+# same tables, with the document column create_table(..., documents=True) adds.
+TEMPLATE_SETUP += [
+    f"ALTER TABLE {table} ADD COLUMN document TEXT" for table in ("vector_sample", "vector_sample_half")
+]
+TEMPLATE_SLOTS.update(
+    {
+        name: {"table": "vector_sample"}
+        for name in ("vectors_get_ids", "vectors_page", "vectors_delete_documents", "vectors_copy_documents")
+    }
+)
+TEMPLATE_SLOTS["vectors_search_binary"] = {"table": "vector_sample", "dimension": 3, "vector_type": "vector"}
+TEMPLATE_VARIANTS["vectors_search_binary"] = [
+    {"table": "vector_sample_half", "dimension": 3, "vector_type": "halfvec"}
 ]

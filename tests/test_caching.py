@@ -217,7 +217,9 @@ async def test_every_repository_of_a_pool_shares_one_listening_connection(postgr
         "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND query LIKE 'LISTEN%'"
     )
     assert await postgres.fetch_value(listening) == 1
-    async with PostgresConnectionPool.of(dsn=postgres.dsn) as other:
+    # behind a transaction pooler (PGSTASH_TEST_POOLER) the listener connects to listen_dsn
+    listen_dsn = postgres.lifecycle.pooling.listen_dsn
+    async with PostgresConnectionPool.of(dsn=postgres.dsn, listen_dsn=listen_dsn) as other:
         await PostgresConfigurationRepository(other).load_raw("x")
         assert await postgres.fetch_value(listening) == 2  # one per pool
     assert Listener.of(postgres) is Listener.of(postgres)

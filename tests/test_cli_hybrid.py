@@ -75,7 +75,7 @@ def test_text_field_key_field_and_search_modes(
 
     assert main([*vector, "search", "docs", "JSONDecodeError", "--mode", "text"]) == 0
     out = capsys.readouterr().out
-    assert out.splitlines()[0].split() == ["#", "score", "payload"]
+    assert out.splitlines()[0].split() == ["#", "score", "id", "payload"]  # id: the --key-field value
     assert '"id":"a"' in out and '"id":"b"' not in out
     assert main([*vector, "search", "docs", "JSON files", "--mode", "hybrid", "--where", "topic=python"]) == 0
     out = capsys.readouterr().out

@@ -56,7 +56,10 @@ async def test_define_then_load_an_attrs_class_and_a_dataclass(postgres: Postgre
         10, since=datetime(2024, 5, 1, 12, 30, tzinfo=UTC)
     )
     assert await repository.load_raw("Generation") == {
-        "model": "small", "temperature": 0.2, "retries": 3, "stop": ["\n"]
+        "model": "small",
+        "temperature": 0.2,
+        "retries": 3,
+        "stop": ["\n"],
     }
 
 

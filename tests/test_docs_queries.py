@@ -371,6 +371,17 @@ def method_calls(postgres: Postgres) -> dict[str, Callable[[], Awaitable[object]
             Chunk, query="postgres", mode="hybrid", limit=5
         ),
         f"{prefix}delete`, `keys=[...]`": lambda: vectors.delete(Chunk, keys=["passage 0 on postgres"]),
+        f"{prefix}create_table`, `documents=True`": lambda: vectors.create_table(
+            Chunk, dimension=16, documents=True
+        ),
+        f'{prefix}index`, `document="text"`': lambda: vectors.index(
+            Chunk, values=chunks, attribute="text", document="text"
+        ),
+        f"{prefix}delete`, `documents=[...]`": lambda: vectors.delete(
+            Chunk, documents=[chunk.text for chunk in chunks]
+        ),
+        f"{prefix}get`": lambda: vectors.get(Chunk, keys=["passage 1 on postgres", "passage 2 on postgres"]),
+        f"{prefix}page`": lambda: vectors.page(Chunk, limit=10),
         f"{prefix}build_index`": lambda: vectors.build_index(Chunk),
     }
     return calls

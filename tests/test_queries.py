@@ -71,6 +71,8 @@ async def test_every_query_prepares_against_the_real_schema(postgres: Postgres) 
         "vectors_delete",
         "vectors_text_search",  # full text: queries/vectors_text.sql
         "vectors_hybrid",
+        "vectors_page",  # keyset paging: queries/vectors_reads.sql
+        "vectors_search_binary",  # binary quantization: queries/vectors_binary.sql
     }
     variants = sum(len(slots) for slots in TEMPLATE_VARIANTS.values())  # float16 tables
     assert prepared == len(catalogue()) - fragments + fragments * len(hosts) + variants

@@ -299,9 +299,10 @@ async def test_a_replica_lagging_more_than_max_replica_lag_is_skipped(
     delayed(3.0)
     key = f"lag-{uuid.uuid4().hex[:8]}"
     count = "SELECT count(*) FROM memories_elements WHERE identifier = $1"
-    async with pool(pair, application(), max_replica_lag=0.5) as postgres, PostgresConnectionPool.of(
-        pair.primary_dsn
-    ) as other:
+    async with (
+        pool(pair, application(), max_replica_lag=0.5) as postgres,
+        PostgresConnectionPool.of(pair.primary_dsn) as other,
+    ):
         assert postgres.replicas is not None
         replica = postgres.replicas.replicas[0]
         await PostgresModelMemory(identifier=key, postgres=other).remember(ModelInput("written elsewhere"))
@@ -504,5 +505,6 @@ async def test_failover_writes_succeed_again_through_a_multi_host_dsn(pair: Repl
         assert await postgres.fetch_value("SELECT pg_is_in_recovery()") is False
         assert await configurations.load(Setting, key) == Setting("after")
         assert [dict(snapshot.content) for snapshot in await configurations.history(key)] == [
-            {"value": "after"}, {"value": "before"}
+            {"value": "after"},
+            {"value": "before"},
         ]

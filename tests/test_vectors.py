@@ -652,6 +652,7 @@ async def test_vectors_are_stored_inline_in_new_and_existing_tables(postgres: Po
     assert out_of_line == 0  # 768 dimensions (3 KB) stay in the heap
 
 
+@pytest.mark.direct_only("counts the plans of named prepared statements, which no transaction pooler keeps")
 async def test_filtered_vector_statements_are_right_whatever_plans_the_server_makes(
     postgres: Postgres, database_dsn: str
 ) -> None:

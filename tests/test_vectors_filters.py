@@ -534,7 +534,7 @@ async def test_a_requirement_on_an_aliased_field_filters_by_the_written_key(post
     await index.create_table(Aliased, dimension=2)
     values = [Aliased("a", "one", Source("x")), Aliased("b", "two", Source("y"))]
     await index.index(Aliased, values=values, attribute=lambda _: [1.0, 0.5])
-    payload = await postgres.fetch_value("SELECT payload FROM aliased WHERE payload @> '{\"id\": \"a\"}'")
+    payload = await postgres.fetch_value('SELECT payload FROM aliased WHERE payload @> \'{"id": "a"}\'')
     assert payload is not None  # the converter writes "id", not "identifier"
     fields = attrs.fields(Aliased)
     assert await index.search(Aliased, requirements=R.equal(fields.identifier, "a")) == [values[0]]

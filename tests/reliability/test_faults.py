@@ -326,7 +326,6 @@ async def test_backends_killed_at_random_fail_calls_only_with_database_errors(da
         assert await instructions.resolve("greet", {"name": "x"}) == "hi x"
 
 
-
 # -- the vector index: a large index killed in the middle of its COPY -------------------------
 
 

@@ -34,15 +34,55 @@ from tests.conftest import TEMPLATE_DATABASE, _clone, _drop, with_database
 from tests.reliability.faults import MIGRATED_TABLES, counts
 
 PIECES = [
-    "'", "''", '"', "\\", "\\'", "$1", "$2::text", "$$", "$tag$", "{}", "{0}", "{", "}", "{{", "%", "%s",
-    "%%", "_", "--", ";", "/*", "*/", "'; DROP TABLE canary; --", '"); DROP TABLE canary; --',
-    "E'\\x41'", "\\x00", "\\u0000", "NULL", "null", "\n", "\r\n", "\t", " ", ".", "->", "#>>", "?|",
-    "@>", "ü", "漢字", "🦆", "\u2028", "\ufeff", "a" * 70,
+    "'",
+    "''",
+    '"',
+    "\\",
+    "\\'",
+    "$1",
+    "$2::text",
+    "$$",
+    "$tag$",
+    "{}",
+    "{0}",
+    "{",
+    "}",
+    "{{",
+    "%",
+    "%s",
+    "%%",
+    "_",
+    "--",
+    ";",
+    "/*",
+    "*/",
+    "'; DROP TABLE canary; --",
+    '"); DROP TABLE canary; --',
+    "E'\\x41'",
+    "\\x00",
+    "\\u0000",
+    "NULL",
+    "null",
+    "\n",
+    "\r\n",
+    "\t",
+    " ",
+    ".",
+    "->",
+    "#>>",
+    "?|",
+    "@>",
+    "ü",
+    "漢字",
+    "🦆",
+    "\u2028",
+    "\ufeff",
+    "a" * 70,
 ]
 CHARACTERS = st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00")
-hostile = st.lists(
-    st.one_of(st.sampled_from(PIECES), st.text(CHARACTERS, max_size=6)), max_size=6
-).map("".join)
+hostile = st.lists(st.one_of(st.sampled_from(PIECES), st.text(CHARACTERS, max_size=6)), max_size=6).map(
+    "".join
+)
 EXAMPLES = settings(
     max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
@@ -206,8 +246,23 @@ class Row:
 
 
 KEYWORDS = [
-    "select", "user", "order", "table", "from", "where", "group", "limit", "end", "null", "true",
-    "current_user", "session_user", "_", "a" * 63, "x1", "row",
+    "select",
+    "user",
+    "order",
+    "table",
+    "from",
+    "where",
+    "group",
+    "limit",
+    "end",
+    "null",
+    "true",
+    "current_user",
+    "session_user",
+    "_",
+    "a" * 63,
+    "x1",
+    "row",
 ]
 
 
@@ -259,10 +314,14 @@ def test_filter_paths_and_values_are_data(
         (AttributeRequirement.equal(path, value), expected(lambda has, at: has and at == value)),
         (~AttributeRequirement.equal(path, value), expected(lambda has, at: not (has and at == value))),
         (AttributeRequirement.exists(path), expected(lambda has, at: has)),
-        (AttributeRequirement.contained_in(path, [value, other]),
-         expected(lambda has, at: has and at in (value, other))),
-        (AttributeRequirement.contains(path, value),
-         expected(lambda has, at: has and isinstance(at, list) and value in at)),
+        (
+            AttributeRequirement.contained_in(path, [value, other]),
+            expected(lambda has, at: has and at in (value, other)),
+        ),
+        (
+            AttributeRequirement.contains(path, value),
+            expected(lambda has, at: has and isinstance(at, list) and value in at),
+        ),
         (AttributeRequirement.text_match(path, value), None),  # case folding: checked below
     ]
 

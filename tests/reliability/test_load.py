@@ -128,7 +128,8 @@ async def test_a_hundred_tasks_on_a_pool_of_ten_lose_nothing(database_dsn: str) 
             context = (await PostgresModelMemory(f"memory-{n}", postgres=postgres).recall()).context
             pairs = list(zip(context[::2], context[1::2], strict=True))
             assert all(
-                isinstance(first, ModelInput) and isinstance(second, ModelOutput)
+                isinstance(first, ModelInput)
+                and isinstance(second, ModelOutput)
                 and first.content == second.content
                 for first, second in pairs
             )
@@ -136,9 +137,13 @@ async def test_a_hundred_tasks_on_a_pool_of_ten_lose_nothing(database_dsn: str) 
         everything = [value for values in latencies.values() for value in values]
         assert len(everything) == TASKS * STEPS
         # Shown with -s (or -rP): printed to the captured output, never in the middle of pytest's.
-        print(f"\nload: {TASKS} tasks x {STEPS} operations on a pool of 10 in {elapsed:.2f}s "
-              f"({len(everything) / elapsed:.0f} ops/s)")
+        print(
+            f"\nload: {TASKS} tasks x {STEPS} operations on a pool of 10 in {elapsed:.2f}s "
+            f"({len(everything) / elapsed:.0f} ops/s)"
+        )
         for kind, values in [*sorted(latencies.items()), ("all", everything)]:
-            print(f"  {kind:<15} n={len(values):>5}  p50 {percentile(values, 0.5) * 1000:7.2f} ms  "
-                  f"p99 {percentile(values, 0.99) * 1000:7.2f} ms  "
-                  f"mean {statistics.fmean(values) * 1000:7.2f} ms")
+            print(
+                f"  {kind:<15} n={len(values):>5}  p50 {percentile(values, 0.5) * 1000:7.2f} ms  "
+                f"p99 {percentile(values, 0.99) * 1000:7.2f} ms  "
+                f"mean {statistics.fmean(values) * 1000:7.2f} ms"
+            )

@@ -74,6 +74,7 @@ async def test_calls_fail_clearly_while_the_server_is_down_and_work_again_after(
             return not listener.listening
 
         await eventually(down)
+
         def unit_z(_: Note) -> list[float]:
             return [0.0, 0.0, 1.0]
 

@@ -55,16 +55,23 @@ Call = Callable[[Postgres], Awaitable[Any]]
 NUL = "a\x00b"
 # (case, the call, words the ValueError must hold)
 NUL_CASES: list[tuple[str, Call, str]] = [
-    ("memory content",
-     lambda pg: memory(pg).remember(ModelInput("ok"), ModelOutput(NUL)), "item 2 (ModelOutput)"),
+    (
+        "memory content",
+        lambda pg: memory(pg).remember(ModelInput("ok"), ModelOutput(NUL)),
+        "item 2 (ModelOutput)",
+    ),
     ("memory content (where)", lambda pg: memory(pg).remember(ModelInput(NUL)), "at $.content"),
     ("memory meta", lambda pg: memory(pg).remember(ModelInput("x", meta={"k": NUL})), "item 1"),
-    ("memory tool request",
-     lambda pg: memory(pg).remember(ModelOutput("", tool_requests=(ToolRequest("1", "t", {"q": NUL}),))),
-     "$.tool_requests[0].arguments.q"),
-    ("memory tool response",
-     lambda pg: memory(pg).remember(ModelInput("", tool_responses=(ToolResponse("1", "t", NUL),))),
-     "$.tool_responses[0].content"),
+    (
+        "memory tool request",
+        lambda pg: memory(pg).remember(ModelOutput("", tool_requests=(ToolRequest("1", "t", {"q": NUL}),))),
+        "$.tool_requests[0].arguments.q",
+    ),
+    (
+        "memory tool response",
+        lambda pg: memory(pg).remember(ModelInput("", tool_responses=(ToolResponse("1", "t", NUL),))),
+        "$.tool_responses[0].content",
+    ),
     ("memory identifier", lambda pg: memory(pg, NUL).remember(ModelInput("x")), "identifier"),
     ("variable key", lambda pg: memory(pg).remember(ModelInput("x"), variables={NUL: 1}), "variables"),
     ("variable value", lambda pg: memory(pg).maintenance(variables={"k": [NUL]}), "variables"),
@@ -72,18 +79,31 @@ NUL_CASES: list[tuple[str, Call, str]] = [
     ("configuration value (where)", lambda pg: configurations(pg).define({"a": {"b": NUL}}, "c"), "$.a.b"),
     ("configuration attrs value", lambda pg: configurations(pg).define(Settings(NUL)), "$.model"),
     ("configuration identifier", lambda pg: configurations(pg).define({"a": 1}, NUL), "identifier"),
-    ("instructions meta",
-     lambda pg: instructions(pg).define(InstructionsDeclaration("i", meta={"m": NUL}), "t"), "meta of 'i'"),
-    ("instructions description",
-     lambda pg: instructions(pg).define(InstructionsDeclaration("i", description=NUL), "t"), "description"),
-    ("instructions argument description",
-     lambda pg: instructions(pg).define(
-         InstructionsDeclaration("i", arguments=(InstructionsArgumentDeclaration("a", description=NUL),)), "t"
-     ), "description"),
-    ("instructions argument name",
-     lambda pg: instructions(pg).define(
-         InstructionsDeclaration("i", arguments=(InstructionsArgumentDeclaration(NUL),)), "t"
-     ), "name"),
+    (
+        "instructions meta",
+        lambda pg: instructions(pg).define(InstructionsDeclaration("i", meta={"m": NUL}), "t"),
+        "meta of 'i'",
+    ),
+    (
+        "instructions description",
+        lambda pg: instructions(pg).define(InstructionsDeclaration("i", description=NUL), "t"),
+        "description",
+    ),
+    (
+        "instructions argument description",
+        lambda pg: instructions(pg).define(
+            InstructionsDeclaration("i", arguments=(InstructionsArgumentDeclaration("a", description=NUL),)),
+            "t",
+        ),
+        "description",
+    ),
+    (
+        "instructions argument name",
+        lambda pg: instructions(pg).define(
+            InstructionsDeclaration("i", arguments=(InstructionsArgumentDeclaration(NUL),)), "t"
+        ),
+        "name",
+    ),
     ("instructions name", lambda pg: instructions(pg).define(NUL, "t"), "name"),
     ("instructions content", lambda pg: instructions(pg).define("i", NUL), "content"),
 ]

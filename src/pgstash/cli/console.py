@@ -1,52 +1,73 @@
-"""What the command line prints: tables and progress, with `rich` (the extra `pgstash[cli]`).
+"""What the command line prints: tables and progress.
 
-`rich` is imported here only, when a table or a bar is drawn: `import pgstash` never loads it.
-A bar is drawn only on a terminal; in a pipe or CI, progress is a few plain lines on stderr.
+`rich` (the extra `pgstash[cli]`) draws the tables and a progress bar on a terminal when it is
+installed; without it every command prints the same content as plain text. It is imported here
+only: `import pgstash` never loads it. In a pipe or CI, progress is one line per phase (reading,
+writing, building index) on stderr, plus a line every few seconds during a long phase.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import sys
 import time
-from collections.abc import Callable, Collection, Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from typing import Any
 
-from pgstash.errors import ConfigurationError
-
-__all__ = ["human_size", "progress", "table"]
-
-CLI_HINT = 'the command line needs its extra: pip install "pgstash[cli]"'
+__all__ = ["Progress", "human_size", "progress", "table"]
 
 
-def _require_rich() -> None:
+@functools.cache
+def _has_rich() -> bool:
     try:
         import rich  # noqa: F401
-    except ImportError as error:
-        raise ConfigurationError(CLI_HINT) from error
+    except ImportError:
+        return False
+    return True
+
+
+def _cell(cell: Any) -> str:
+    return f"{cell:,}" if isinstance(cell, int) and not isinstance(cell, bool) else str(cell)
+
+
+def _plain(rows: Sequence[Sequence[Any]], header: Sequence[str], right: set[int]) -> str:
+    texts = [[_cell(c) for c in row] for row in rows]
+    widths = [max([len(name)] + [len(row[i]) for row in texts]) for i, name in enumerate(header)]
+
+    def line(cells: Sequence[str]) -> str:
+        return "  ".join(
+            c.rjust(widths[i]) if i in right else c.ljust(widths[i]) for i, c in enumerate(cells)
+        ).rstrip()
+
+    return "\n".join([line(header), line(["-" * w for w in widths]), *(line(r) for r in texts)])
 
 
 def table(rows: Sequence[Sequence[Any]], header: Sequence[str], *, right: Collection[int] = ()) -> str:
     """A plain-text table; columns `right` and columns holding only numbers are right-aligned."""
-    _require_rich()
+    aligned = {
+        column
+        for column in range(len(header))
+        if column in right
+        or (
+            bool(rows)
+            and all(
+                isinstance(row[column], int | float) and not isinstance(row[column], bool) for row in rows
+            )
+        )
+    }
+    if not _has_rich():
+        return _plain(rows, header, aligned)
     from rich import box
     from rich.console import Console
     from rich.table import Table
 
     grid = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, highlight=False)
     for column, name in enumerate(header):
-        numbers = bool(rows) and all(
-            isinstance(row[column], int | float) and not isinstance(row[column], bool) for row in rows
-        )
-        grid.add_column(name, justify="right" if column in right or numbers else "left", no_wrap=True)
+        grid.add_column(name, justify="right" if column in aligned else "left", no_wrap=True)
     for row in rows:
-        grid.add_row(
-            *(
-                f"{cell:,}" if isinstance(cell, int) and not isinstance(cell, bool) else str(cell)
-                for cell in row
-            )
-        )
+        grid.add_row(*(_cell(cell) for cell in row))
     out = io.StringIO()
     Console(file=out, width=1000, color_system=None, force_terminal=False, emoji=False).print(grid)
     return "\n".join(line.rstrip() for line in out.getvalue().splitlines() if line.strip())
@@ -62,38 +83,64 @@ def human_size(size: int) -> str:
     raise AssertionError("unreachable")
 
 
-@contextlib.contextmanager
-def progress(label: str, total: int | None, unit: str = "rows") -> Iterator[Callable[[int, int], None]]:
-    """Yields `advance(done, rows)`: `done` out of `total` (None: unknown), `rows` written so far.
+class Progress:
+    """`advance(done, rows)` (also the object's call) and `phase(name)`; see `progress`."""
 
-    On a terminal: a rich progress bar on stderr, ended by a newline even on Ctrl-C. Elsewhere: a
-    plain line at most every 5 seconds and one at the end."""
-    if sys.stderr.isatty():
-        _require_rich()
-        from rich.console import Console
-        from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+    def __init__(self, label: str, total: int | None, unit: str, bar: Any = None) -> None:
+        self.label, self.total, self.unit, self.bar = label, total, unit, bar
+        self.task: Any = None
+        self.started = self.last = time.perf_counter()
+        self.current = ""
 
-        bar = Progress(
-            TextColumn(label),
-            BarColumn(),
-            TextColumn("{task.fields[rows]:,} rows"),
-            TimeRemainingColumn(),
-            console=Console(file=sys.stderr),
-        )
-        task = bar.add_task(label, total=total, rows=0)
-        with bar:
-            yield lambda done, rows: bar.update(task, completed=done, rows=rows)
-        return
-    started = last = time.perf_counter()
-    state = {"rows": 0}
+    def phase(self, name: str) -> None:
+        """A new phase: its name on the bar, or one line in a pipe."""
+        if name == self.current:
+            return
+        self.current = name
+        if self.bar is not None:
+            self.bar.update(self.task, description=f"{self.label}: {name}")
+        else:
+            print(f"{self.label}: {name}", file=sys.stderr, flush=True)
 
-    def advance(done: int, rows: int) -> None:
-        nonlocal last
-        state["rows"] = rows
+    def advance(self, done: int, rows: int) -> None:
+        if self.bar is not None:
+            self.bar.update(self.task, completed=done, rows=rows)
+            return
         now = time.perf_counter()
-        if now - last >= 5.0:
-            last = now
-            share = f" ({100 * done // total}%)" if total else ""
-            print(f"{label}: {rows:,} {unit}{share}, {now - started:.0f} s", file=sys.stderr, flush=True)
+        if now - self.last >= 5.0:
+            self.last = now
+            share = f" ({100 * done // self.total}%)" if self.total else ""
+            print(
+                f"{self.label}: {self.current or 'working'}, {rows:,} {self.unit}{share}, "
+                f"{now - self.started:.0f} s",
+                file=sys.stderr,
+                flush=True,
+            )
 
-    yield advance
+    __call__ = advance
+
+
+@contextlib.contextmanager
+def progress(label: str, total: int | None, unit: str = "rows") -> Iterator[Progress]:
+    """Yields a `Progress`: `advance(done, rows)`, `done` out of `total` (None: unknown), `rows`
+    so far, and `phase(name)`. On a terminal with `rich`: a bar on stderr naming the phase, ended
+    by a newline even on Ctrl-C. Elsewhere: one line per phase and one every 5 seconds."""
+    if not (sys.stderr.isatty() and _has_rich()):
+        yield Progress(label, total, unit)
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, SpinnerColumn, TextColumn, TimeElapsedColumn
+    from rich.progress import Progress as Bar
+
+    bar = Bar(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.fields[rows]:,} " + unit),
+        TimeElapsedColumn(),
+        console=Console(file=sys.stderr),
+    )
+    shown = Progress(label, total, unit, bar)
+    shown.task = bar.add_task(label, total=total, rows=0)
+    with bar:
+        yield shown

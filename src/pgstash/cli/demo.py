@@ -1,7 +1,10 @@
 """`pgstash demo`: the seed's "Putting it together", end to end on real data.
 
 One connection scope; configurations, instructions, memory and vector search on the docstrings of
-the standard library, embedded with the lexical `HashingEmbedding`. Prints what happened, with timings.
+the standard library, embedded with WordLlama (`pgstash[embed]`: by meaning, offline), else with the
+lexical `HashingEmbedding` (and a line saying so). Prints what happened, with timings. Its tables
+and keys carry their own names (`demo_passages`, memory `pgstash-demo`), so the README's examples
+never meet them.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import attrs
 from pgstash.cli.console import progress, table
 from pgstash.cli.corpus import Passage, stdlib_passages
 from pgstash.connection import Postgres
+from pgstash.embedding_models import EMBED_HINT, default_embedding
 from pgstash.embeddings import HashingEmbedding
 from pgstash.migrations import migrate
 from pgstash.stores.configurations import PostgresConfigurationRepository
@@ -28,7 +32,7 @@ from pgstash.stores.memory import ModelInput, ModelOutput, PostgresModelMemory, 
 from pgstash.vectors import PostgresVectorIndex
 from pgstash.vectors.filters import AttributeRequirement
 
-DIMENSION = 384
+LEXICAL_DIMENSION = 384
 MODES = ("vector", "text", "hybrid")
 BATCH = 500
 
@@ -101,7 +105,7 @@ async def run(postgres: Postgres, passages_limit: int | None = None) -> int:
     print(resolved)
 
     heading("memory")
-    memory = PostgresModelMemory("demo-session", recall_limit=20)
+    memory = PostgresModelMemory("pgstash-demo", recall_limit=20)
     await memory.forget()
     with timings.step("memory remember (4 elements)"):
         await memory.remember(
@@ -120,23 +124,33 @@ async def run(postgres: Postgres, passages_limit: int | None = None) -> int:
     heading("vector index")
     passages = stdlib_passages(limit=passages_limit)
     print(f"{len(passages)} docstrings from {len({p.module for p in passages})} standard-library modules")
-    index = PostgresVectorIndex(embedding=HashingEmbedding(DIMENSION))
+    embedding: Any = default_embedding()
+    table_name = "demo_passages"
+    if embedding is None:
+        print(f"embedding: HashingEmbedding (lexical: shared words, not meaning); for meaning: {EMBED_HINT}")
+        embedding, table_name = HashingEmbedding(LEXICAL_DIMENSION), "demo_passages_lexical"
+    else:
+        print("embedding: WordLlama (l2_supercat, 256 dimensions, from its wheel: no network)")
+    dimension = embedding.dimension
+    index = PostgresVectorIndex(embedding=embedding)
     # The HNSW index is built from the data after loading: inserting into it costs a graph search
     # per row (about 500 rows/s against tens of thousands without it).
     # text="text": the server also keeps a tsvector of each docstring, for text and hybrid search.
-    await index.create_table(Passage, dimension=DIMENSION, index=None, text="text")
-    await index.delete(Passage, everything=True)
+    await index.create_table(Passage, dimension=dimension, index=None, text="text", table=table_name)
+    await index.delete(Passage, everything=True, table=table_name)
     with (
         timings.step(f"vector index ({len(passages)} passages)"),
         progress("indexing", len(passages), "passages") as advance,
     ):
         for offset in range(0, len(passages), BATCH):
-            await index.index(Passage, values=passages[offset : offset + BATCH], attribute="text")
+            await index.index(
+                Passage, values=passages[offset : offset + BATCH], attribute="text", table=table_name
+            )
             done = min(offset + BATCH, len(passages))
             advance(done, done)
 
     with timings.step("HNSW index build"):
-        await index.create_table(Passage, dimension=DIMENSION, text="text")
+        await index.create_table(Passage, dimension=dimension, text="text", table=table_name)
 
     searches: Sequence[tuple[str, str, dict[str, Any]]] = (
         ("read a file line by line", "plain", {}),
@@ -145,12 +159,12 @@ async def run(postgres: Postgres, passages_limit: int | None = None) -> int:
             "only functions: kind == 'function'",
             {"requirements": AttributeRequirement.equal("kind", "function")},
         ),
-        ("compress data with gzip", "score >= 0.25", {"score_threshold": 0.25}),
+        ("shrink data to save space", "score >= 0.25", {"score_threshold": 0.25}),
         ("json encoder", "MMR re-ranked", {"rerank": True}),
     )
     for text, described, options in searches:
         with timings.step(f"search {text!r}"):
-            found = await index.search_scored(Passage, query=text, limit=5, **options)
+            found = await index.search_scored(Passage, query=text, limit=5, table=table_name, **options)
         heading(f"search {text!r} ({described})")
         print(
             table(
@@ -164,7 +178,10 @@ async def run(postgres: Postgres, passages_limit: int | None = None) -> int:
     # questions in words: the three modes side by side (hybrid fuses the other two, RRF).
     for text in ("TimeoutError", "read a file line by line", "wait with a timeout"):
         with timings.step(f"vector, text and hybrid {text!r}"):
-            modes = [await index.search(Passage, query=text, limit=3, mode=mode) for mode in MODES]
+            modes = [
+                await index.search(Passage, query=text, limit=3, mode=mode, table=table_name)
+                for mode in MODES
+            ]
         heading(f"vector, text and hybrid search {text!r}")
         rows = [
             (rank, *(found[rank - 1].name if rank <= len(found) else "" for found in modes))

@@ -2,10 +2,16 @@
 
 Each JSON line is one row: its object is the stored payload (`Record`). Its vector is the field
 named by `--vector-field` (a list of numbers), or the text of `--text-field` (a string) embedded
-with the lexical `HashingEmbedding` of the table's dimension. Every line is checked before it is
-sent, an error naming FILE:LINE (physical lines, blank ones counted). `-` is stdin. A line longer
-than `MAX_LINE_BYTES` (16 MiB) is refused before it is read whole (it would take several times its
-size in memory as Python objects), naming FILE:LINE and the limit: nothing is written.
+with `--embedding` (default: WordLlama when `pgstash[embed]` is installed, else the lexical
+`HashingEmbedding` of the table's dimension). Each row's `meta` records the embedding (and the key
+and vector fields), so that `vector search` embeds its query the same way.
+
+With `--key-field`, a row whose stored payload and meta are the same as the line's is left as it
+is (not embedded, not written): loading an unchanged file again says "unchanged". Every line is
+checked before it is sent, an error naming FILE:LINE (physical lines, blank ones counted). `-` is
+stdin. A line longer than `MAX_LINE_BYTES` (16 MiB) is refused before it is read whole (it would
+take several times its size in memory as Python objects), naming FILE:LINE and the limit: nothing
+is written.
 
 One file is one transaction (`PostgresVectorIndex.loading`). Into a table with an HNSW/IVFFlat
 index, the file's rows are estimated before the first write (all of them when it has at most
@@ -31,11 +37,24 @@ import orjson
 
 from pgstash.cli.console import progress
 from pgstash.connection import Postgres
+from pgstash.embedding_models import EMBED_HINT, WordLlamaEmbedding, wordllama_installed
 from pgstash.embeddings import HashingEmbedding
-from pgstash.errors import PgstashError
+from pgstash.errors import ConfigurationError, PgstashError
+from pgstash.sql.catalogue import query
+from pgstash.sql.composer import compose
 from pgstash.vectors import PostgresVectorIndex
+from pgstash.vectors.write.keys import row_ids
 
-__all__ = ["BATCH", "MAX_LINE_BYTES", "InputError", "Record", "converter", "ingest", "size_of"]
+__all__ = [
+    "BATCH",
+    "MAX_LINE_BYTES",
+    "InputError",
+    "Record",
+    "choose_embedding",
+    "converter",
+    "ingest",
+    "size_of",
+]
 
 BATCH = 1000
 MAX_LINE_BYTES = 16 << 20  # one JSON line: a 16,000-dimension vector as text is ~0.3 MB
@@ -133,6 +152,44 @@ def size_of(stream: IO[bytes]) -> int | None:
         stream.seek(0)
 
 
+def choose_embedding(choice: str | None, dimension: int) -> Any:
+    """`--embedding`: wordllama (the default when installed) or hashing; a table whose dimension
+    the choice cannot give is refused naming the fix."""
+    if choice is None:
+        choice = "wordllama" if wordllama_installed() and dimension == 256 else "hashing"
+    if choice == "hashing":
+        return HashingEmbedding(dimension)
+    if not wordllama_installed():
+        raise ConfigurationError(f"--embedding wordllama needs its extra: {EMBED_HINT}")
+    if dimension != 256:
+        raise ConfigurationError(
+            f"WordLlama gives 256 dimensions and the table has {dimension}: create a table with "
+            "--dimension 256, or pass --embedding hashing"
+        )
+    return WordLlamaEmbedding()
+
+
+def _row_meta(args: argparse.Namespace, embedding: Any) -> dict[str, str]:
+    meta = {"embedding": embedding.name} if args.text_field else {"vector_field": args.vector_field}
+    if args.key_field is not None:
+        meta["key_field"] = args.key_field
+    return meta
+
+
+async def _changed(
+    postgres: Postgres, table: str, key: str, meta: dict[str, str], batch: list[tuple[int, dict[str, Any]]]
+) -> list[tuple[int, dict[str, Any]]]:
+    """The rows of a keyed batch whose stored payload or meta differ from the line (or that are new)."""
+    ids = [bytes(row).hex() for row in row_ids(table, [row[key] for _, row in batch])]
+    statement = compose(query("vectors_rows_by_id"), slots={"table": table}, ids=ids)
+    stored = {str(r["id"]).replace("-", ""): r for r in await postgres.run_statement(statement)}
+    return [
+        (number, row)
+        for (number, row), id_ in zip(batch, ids, strict=True)
+        if (old := stored.get(id_)) is None or old["payload"] != row or old["meta"] != meta
+    ]
+
+
 async def ingest(
     postgres: Postgres,
     args: argparse.Namespace,
@@ -143,33 +200,49 @@ async def ingest(
 ) -> int:
     """Every line in one transaction (`PostgresVectorIndex.loading`, sized by `_expected`), BATCH
     rows per COPY; any error rolls all of them back."""
-    index = PostgresVectorIndex(postgres, embedding=HashingEmbedding(dimension), converter=converter())
+    embedding = choose_embedding(getattr(args, "embedding", None), dimension) if args.text_field else None
+    index = PostgresVectorIndex(postgres, embedding=embedding, converter=converter())
+    meta = _row_meta(args, embedding)
     field = args.text_field or args.vector_field
     started = time.perf_counter()
-    written = 0
+    written = read = 0
     try:
-        with progress(f"ingest {args.name}", size, "rows") as advance:
+        with progress(f"ingest {args.name}", size, "rows") as shown:
+            shown.phase(f"reading {name}")
             rows = _checked(_lines(stream, name), name, args, dimension)
             first = list(itertools.islice(rows, BATCH))
             expected = _expected(len(first), stream.tell() if size else 0, size)
+            if args.key_field is not None and first:
+                changed = await _changed(postgres, args.name, args.key_field, meta, first)
+                expected = expected * len(changed) // len(first)
             async with index.loading(Record, rows=max(1, expected), table=args.name):
                 batch: list[tuple[int, dict[str, Any]]] = []
                 for number, row in itertools.chain(first, rows):
                     batch.append((number, row))
                     if len(batch) == BATCH:
-                        written += await _write(index, args.name, field, batch, name, args.key_field)
+                        read += len(batch)
+                        written += await _write(index, args, field, batch, name, meta, shown)
                         batch = []
-                        advance(stream.tell() if size else 0, written)
+                        shown.advance(stream.tell() if size else 0, read)
                 if batch:
-                    written += await _write(index, args.name, field, batch, name, args.key_field)
+                    read += len(batch)
+                    written += await _write(index, args, field, batch, name, meta, shown)
+                shown.advance(size or 0, read)
+                if written:
+                    shown.phase("building index and committing")
+            shown.phase("done")
     except InputError as error:
         raise InputError(f"{error}; nothing was written") from None
     except (PgstashError, ValueError, OSError) as error:
         raise InputError(f"{name}: {error}; nothing was written") from error
     seconds = time.perf_counter() - started
+    if args.key_field is not None and written == 0:
+        print(f"unchanged: the {read} rows of {name} are stored in {args.name} as they are ({seconds:.2f} s)")
+        return 0
+    kept = f", {read - written} unchanged" if read != written else ""
     print(
         f"ingested {written} rows into {args.name} in {seconds:.2f} s"
-        f" ({written / max(seconds, 1e-9):,.0f} rows/s), in one transaction"
+        f" ({written / max(seconds, 1e-9):,.0f} rows/s){kept}, in one transaction"
     )
     return 0
 
@@ -198,19 +271,27 @@ def _expected(read: int, position: int, size: int | None) -> int:
 
 async def _write(
     index: PostgresVectorIndex,
-    table: str,
+    args: argparse.Namespace,
     field: str,
     batch: list[tuple[int, dict[str, Any]]],
     name: str,
-    key: str | None,
+    meta: dict[str, str],
+    shown: Any,
 ) -> int:
+    if args.key_field is not None:
+        assert index.postgres is not None  # the command's own pool
+        batch = await _changed(index.postgres, args.name, args.key_field, meta, batch)
+        if not batch:
+            return 0
+    shown.phase("writing")
     try:
         return await index.index(
             Record,
             values=[Record(row) for _, row in batch],
             attribute=lambda r: r.payload[field],
-            table=table,
-            key=key,
+            meta=meta,
+            table=args.name,
+            key=args.key_field,
         )
     except ValueError as error:
         raise InputError(f"{name}:{batch[0][0]}-{batch[-1][0]}: {error}") from error

@@ -9,20 +9,19 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import logging
 import os
-import re
 import signal
 import sys
-from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
-from datetime import timedelta
+from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
 from pgstash import __version__, embedded
 from pgstash.cli import passwords
-from pgstash.connection import DSN_VARIABLE, Postgres, PostgresConnectionPool
-from pgstash.errors import ConfigurationError, PgstashError
+from pgstash.cli.prune import cmd_prune, configure_prune, positive, prune_arguments
+from pgstash.cli.session import cli_words, connect, kept, say
+from pgstash.connection import DSN_VARIABLE
+from pgstash.errors import PgstashError
 from pgstash.migrations import migrate
 from pgstash.sql.catalogue import catalogue, load_catalogue
 from pgstash.sql.resources import resource_dir
@@ -30,38 +29,6 @@ from pgstash.sql.resources import resource_dir
 __all__ = ["main"]
 
 Command = Callable[[argparse.Namespace], Coroutine[Any, Any, int]]
-
-# Library wording that a command-line user cannot act on, and what to say instead.
-_CLI_WORDS = (("pass index=None", "pass --index none"), ("index=None", "--index none"))
-
-
-def _say(text: str) -> None:
-    print(f"pgstash: {text}", file=sys.stderr, flush=True)
-
-
-@contextlib.asynccontextmanager
-async def connect(
-    args: argparse.Namespace, *, writes: bool = True, replicas: Sequence[str] = ()
-) -> AsyncIterator[Postgres]:
-    """The pool for a command: --dsn, else PGSTASH_DSN, else the embedded server. A command that
-    only reads (`writes=False`) never creates the embedded server's folder."""
-    dsn = args.dsn or os.environ.get(DSN_VARIABLE)
-    async with contextlib.AsyncExitStack() as stack:
-        if not dsn:
-            server = embedded.EmbeddedServer(args.data_dir)
-            if not server.exists:
-                if not writes:
-                    raise ConfigurationError(
-                        f"no database: no --dsn, no {DSN_VARIABLE}, and no embedded server in "
-                        f"{server.data_dir} (`pgstash server start` creates one)"
-                    )
-                _say(
-                    f"creating the embedded PostgreSQL in {server.data_dir} (no --dsn nor {DSN_VARIABLE}); "
-                    "it stops when this command ends, `pgstash server start` keeps it running"
-                )
-            await stack.enter_async_context(server)
-            dsn = server.dsn
-        yield await stack.enter_async_context(PostgresConnectionPool.of(dsn=dsn, replicas=replicas))
 
 
 async def cmd_migrate(args: argparse.Namespace) -> int:
@@ -131,87 +98,11 @@ def configure_queries(sub: argparse.ArgumentParser) -> None:
     )
 
 
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)([smhdw])")
-
-
-def duration(text: str) -> timedelta:
-    """An argparse type: a positive age such as 90s, 30m, 12h, 7d, 2w or 1d12h."""
-    parts = _DURATION.findall(text.strip())
-    if not parts or "".join(number + unit for number, unit in parts) != text.strip():
-        raise argparse.ArgumentTypeError(f"not a duration: {text!r} (e.g. 90s, 30m, 12h, 7d, 2w, 1d12h)")
-    try:
-        age = timedelta(seconds=sum(float(number) * _UNITS[unit] for number, unit in parts))
-    except OverflowError:
-        raise argparse.ArgumentTypeError(f"too long: {text!r}") from None
-    if age <= timedelta(0):
-        raise argparse.ArgumentTypeError(f"must be longer than zero, got {text!r}")
-    return age
-
-
-async def cmd_prune(args: argparse.Namespace) -> int:
-    from pgstash.stores.configurations import PostgresConfigurationRepository
-    from pgstash.stores.instructions import PostgresInstructionsRepository
-    from pgstash.stores.memory import PostgresModelMemory
-    from pgstash.stores.versioned import VersionedStore
-
-    async with connect(args, writes=False) as postgres:
-        if args.store == "memories":
-            forgotten = await PostgresModelMemory.forget_idle(args.idle, postgres=postgres)
-            print(f"forgot {forgotten} memories idle for {args.idle}")
-            return 0
-        store: VersionedStore = PostgresConfigurationRepository(postgres)
-        if args.store == "instructions":
-            store = PostgresInstructionsRepository(postgres)
-        pruned = await store.prune(keep=args.keep, older_than=args.older_than)
-    print(f"pruned {pruned} {args.store} versions (each key's newest is always kept)")
-    return 0
-
-
-PRUNE_HELP = (
-    "configurations and instructions: delete old versions, never a key's newest (--keep N: all "
-    "but each key's N newest; --older-than AGE: those older than AGE; both: those beyond N and "
-    "older than AGE). memories: forget the memories with nothing remembered for --idle AGE. "
-    "AGE is e.g. 90s, 30m, 12h, 7d, 2w, 1d12h."
-)
-
-
-def configure_prune(sub: argparse.ArgumentParser, common: argparse.ArgumentParser) -> None:
-    sub.description = PRUNE_HELP
-    sub.add_argument("store", choices=("configurations", "instructions", "memories"), help="what to prune")
-    for option, kind, metavar, help in (
-        ("--keep", positive, "N", "configurations|instructions: keep each key's N newest"),
-        ("--older-than", duration, "AGE", "configurations|instructions: delete older versions"),
-        ("--idle", duration, "AGE", "memories: forget those with nothing remembered this long"),
-    ):
-        sub.add_argument(option, type=kind, metavar=metavar, help=help)
-
-
-def prune_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
-    """The options `pgstash prune STORE` takes, checked before connecting (exit status 2)."""
-    if args.store == "memories":
-        if args.idle is None or args.keep is not None or args.older_than is not None:
-            parser.error("prune memories takes --idle AGE (and no --keep or --older-than)")
-    elif args.idle is not None or (args.keep is None and args.older_than is None):
-        parser.error(f"prune {args.store} takes --keep N, --older-than AGE or both (and no --idle)")
-
-
 async def cmd_demo(args: argparse.Namespace) -> int:
     from pgstash.cli import demo
 
-    async with connect(args) as postgres:
+    async with connect(args, bulk=True) as postgres:
         return await demo.run(postgres, passages_limit=args.limit)
-
-
-def positive(text: str) -> int:
-    """An argparse type: a whole number of at least 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
 
 
 def configure_demo(sub: argparse.ArgumentParser, common: argparse.ArgumentParser) -> None:
@@ -221,7 +112,8 @@ def configure_demo(sub: argparse.ArgumentParser, common: argparse.ArgumentParser
 async def cmd_vector(args: argparse.Namespace) -> int:
     from pgstash.cli import vector as vector_cli
 
-    async with connect(args) as postgres:
+    writes = args.action in vector_cli.CREATING
+    async with connect(args, writes=writes, bulk=args.action in vector_cli.BULK) as postgres:
         return await vector_cli.run(postgres, args)
 
 
@@ -279,7 +171,11 @@ COMMANDS: dict[str, tuple[str, Command, Configure | None]] = {
         configure_prune,
     ),
     "demo": ("configurations, instructions, memory and vector search end to end", cmd_demo, configure_demo),
-    "vector": ("vector tables: create-table NAME, ingest NAME FILE.jsonl", cmd_vector, configure_vector),
+    "vector": (
+        "vector tables: create-table, ingest, search, list, get, delete, drop, build-index",
+        cmd_vector,
+        configure_vector,
+    ),
     "instructions": (
         "instructions labels: history|labels|diff|move|rollback|label-history NAME ...",
         cmd_instructions,
@@ -310,8 +206,17 @@ def common_options(*, at_top: bool) -> argparse.ArgumentParser:
     )
     group.add_argument(
         "--data-dir",
-        default=default(embedded.DEFAULT_DATA_DIR),
-        help=f"the embedded server's folder (default: {embedded.DEFAULT_DATA_DIR})",
+        default=default(None),
+        help=f"the embedded server's folder (default: ${embedded.DATA_DIR_VARIABLE}, else the nearest "
+        f"{embedded.DEFAULT_DATA_DIR} here or above, as git finds .git, else ./{embedded.DEFAULT_DATA_DIR})",
+    )
+    group.add_argument(
+        "--slow-query-ms",
+        type=float,
+        default=default(None),
+        metavar="MS",
+        help="warn about statements slower than MS milliseconds (default 1000; off for ingest, "
+        "build-index and demo unless given)",
     )
     group.add_argument(
         "--debug", action="store_true", default=default(False), help="show tracebacks and pgstash's query log"
@@ -348,12 +253,6 @@ def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
-def _cli_words(text: str) -> str:
-    for library, cli in _CLI_WORDS:
-        text = text.replace(library, cli)
-    return re.sub(r"\s+", " ", text).strip()
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     root = parser()
     args = root.parse_args(argv)
@@ -361,10 +260,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         prune_arguments(root, args)
     if args.dsn and (secrets := passwords.passwords_in(args.dsn)):
         passwords.hide_in_command_line(secrets)
-        _say(passwords.WARNING)
+        say(passwords.WARNING)
     logging.basicConfig(
         level=logging.DEBUG if args.debug else logging.WARNING, format="%(name)s: %(message)s"
     )
+    if args.data_dir is None:
+        args.data_dir = str(embedded.find_data_dir())
     _, command, _ = COMMANDS[args.command]
     signal.signal(signal.SIGTERM, _terminate)
     signal.signal(signal.SIGINT, _interrupt)
@@ -374,17 +275,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"\npgstash {args.command}: terminated", file=sys.stderr)
         return 128 + signal.SIGTERM
     except KeyboardInterrupt:
-        print(file=sys.stderr)  # the newline after ^C, below any progress bar
+        # one line below any progress bar, saying what was kept
+        below = "\n" if sys.stderr.isatty() else ""  # below the ^C echo and any bar, on a terminal
+        print(f"{below}pgstash {args.command}: interrupted; {kept(args)}", file=sys.stderr)
         return 130
     except BrokenPipeError:
         # The reader went away (`pgstash queries | head`): stop quietly, as Unix tools do.
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return 141
+    except FileNotFoundError as error:
+        if args.debug:
+            raise
+        print(f"pgstash {args.command}: no such file: {error.filename} (check the path)", file=sys.stderr)
+        return 1
     except (PgstashError, ValueError, OSError) as error:
         if args.debug:
             raise
-        print(f"pgstash {args.command}: {_cli_words(str(error))}", file=sys.stderr)
+        print(f"pgstash {args.command}: {cli_words(str(error))}", file=sys.stderr)
         return 1
 
 

@@ -96,7 +96,7 @@ async def report(postgres: Postgres, dsn: str | None, data_dir: str) -> str:
                         human_size(r["size_bytes"]),
                         "" if r["dimension"] is None else r["dimension"],
                         r["vector_precision"] or "",
-                        r["indexes"] or "none",
+                        _methods(r["indexes"]),
                     )
                     for r in tables
                 ],
@@ -108,6 +108,15 @@ async def report(postgres: Postgres, dsn: str | None, data_dir: str) -> str:
     else:
         lines += ["", "no pgstash tables yet: run pgstash migrate"]
     return "\n".join(lines)
+
+
+def _methods(indexes: str | None) -> str:
+    """`btree (a_pkey), hnsw (a_embedding_idx), gin (...)` as `hnsw, gin, btree`: the methods,
+    once each, so a line fits a terminal (`\\d TABLE` in psql names them)."""
+    if not indexes:
+        return "none"
+    methods = [part.split(" (")[0].strip() for part in indexes.split("), ")]
+    return ", ".join(sorted(dict.fromkeys(methods), key=lambda m: (m == "btree", m)))
 
 
 def _dropped_indexes(tables: list[Any]) -> list[str]:

@@ -1,11 +1,11 @@
-"""`pgstash vector create-table NAME --dimension D [--precision float16] [--text-field F]`,
-`pgstash vector ingest NAME FILE.jsonl [--key-field K]`, `pgstash vector search NAME QUERY
-[--mode M]` and `pgstash vector build-index NAME [--index M]`.
+"""`pgstash vector create-table NAME [--dimension D] [--precision float16] [--text-field F]`,
+`ingest NAME FILE.jsonl [--key-field K]`, `search` (search.py), `list`, `get`, `delete`, `drop`
+(rows.py) and `build-index NAME [--index M]`.
 
-Ingest is `vector_ingest.py` (one file, one transaction: every row or none; with `--key-field`,
-rows whose key is already stored replace them). `search` embeds its query with the same
-`HashingEmbedding` as `ingest --text-field` (vector and hybrid modes). `build-index` rebuilds the
-index concurrently, printing `pg_stat_progress_create_index`'s phase and counts on stderr.
+Ingest is ingest.py (one file, one transaction: every row or none; with `--key-field`, rows whose
+key is already stored replace them). `build-index` rebuilds the index concurrently, printing
+`pg_stat_progress_create_index`'s phase and counts on stderr. Only create-table and ingest create
+the embedded server's folder; the others need a database that exists.
 """
 
 from __future__ import annotations
@@ -13,16 +13,17 @@ from __future__ import annotations
 import argparse
 import sys
 
-import orjson
-
-from pgstash.cli.console import table
+from pgstash.cli import rows, search
 from pgstash.cli.ingest import Record, converter, ingest, size_of
 from pgstash.connection import Postgres
-from pgstash.embeddings import HashingEmbedding
+from pgstash.embedding_models import EMBED_HINT, wordllama_installed
+from pgstash.errors import ConfigurationError
 from pgstash.sql.templates import validate_identifier
 from pgstash.vectors import PostgresVectorIndex
-from pgstash.vectors.filters import AttributeRequirement
 from pgstash.vectors.write.builds import BuildProgress
+
+CREATING = ("create-table", "ingest")  # the actions that may create the embedded server
+BULK = ("ingest", "build-index")  # long statements expected: no slow-query warnings
 
 INDEXES_HELP = (
     "the index on embedding that serves nearest-neighbour search: hnsw (default; best recall and "
@@ -41,7 +42,11 @@ def configure(parser: argparse.ArgumentParser, common: argparse.ArgumentParser) 
         description=INDEXES_HELP,
     )
     create.add_argument("name", help="table name: a-z, 0-9 and _, at most 63 characters, not pg_...")
-    create.add_argument("--dimension", type=int, required=True, help="the vectors' length")
+    create.add_argument(
+        "--dimension",
+        type=int,
+        help="the vectors' length (default 256, WordLlama's, when pgstash[embed] is installed)",
+    )
     create.add_argument("--index", choices=("hnsw", "ivfflat", "none"), default="hnsw", help=INDEXES_HELP)
     create.add_argument(
         "--precision",
@@ -69,8 +74,14 @@ def configure(parser: argparse.ArgumentParser, common: argparse.ArgumentParser) 
     ingest.add_argument("name", help="an existing vector table (pgstash vector create-table)")
     ingest.add_argument("file", help="a JSON-lines file, or - for standard input")
     source = ingest.add_mutually_exclusive_group(required=True)
-    source.add_argument("--text-field", help="embed this field's text (a string) with HashingEmbedding")
+    source.add_argument("--text-field", help="embed this field's text (a string) with --embedding")
     source.add_argument("--vector-field", help="use this field's ready vector (a list of numbers)")
+    ingest.add_argument(
+        "--embedding",
+        choices=("wordllama", "hashing"),
+        help="how --text-field is embedded: wordllama (by meaning, 256 dimensions; the default when "
+        "pgstash[embed] is installed) or hashing (lexical: shared words; the default otherwise)",
+    )
     ingest.add_argument(
         "--key-field",
         help="the field (a string or integer) that identifies a row: a row whose key is stored "
@@ -91,26 +102,16 @@ def configure(parser: argparse.ArgumentParser, common: argparse.ArgumentParser) 
         default=None,
         help="the method (default: the one it has, else the one create-table noted, else hnsw)",
     )
-    search = actions.add_parser(
+    found = actions.add_parser(
         "search",
         parents=[common],
         help="search a vector table: vector, full-text or hybrid",
-        description="Prints the best rows with their scores. The vector and hybrid modes embed QUERY "
-        "with HashingEmbedding of the table's dimension (lexical: shared words, not meaning), as "
-        "ingest --text-field does; the text and hybrid modes need a table made with "
-        "create-table --text-field.",
+        description="Prints the best rows with their scores. A QUERY text is embedded as the "
+        "table's rows were (the embedding vector ingest recorded); a table of ready vectors takes "
+        "--vector FILE or --mode text. The text and hybrid modes need create-table --text-field.",
     )
-    search.add_argument("name", help="a vector table")
-    search.add_argument("query", help="the text to search for (web-search syntax in text mode)")
-    search.add_argument("--mode", choices=("vector", "text", "hybrid"), default="vector")
-    search.add_argument("--limit", type=int, default=10, help="how many rows (default 10)")
-    search.add_argument(
-        "--where",
-        action="append",
-        default=[],
-        metavar="PATH=VALUE",
-        help="only rows whose payload field PATH equals VALUE (JSON, else text); repeatable",
-    )
+    search.configure(found)
+    rows.configure(actions, common)
 
 
 async def _table_dimension(postgres: Postgres, name: str, action: str) -> int | None:
@@ -129,8 +130,20 @@ async def _table_dimension(postgres: Postgres, name: str, action: str) -> int | 
     return dimension
 
 
+async def _rows(postgres: Postgres, name: str) -> int:
+    from pgstash.cli.status import _count
+
+    return await _count(postgres, name)
+
+
 async def create_table(postgres: Postgres, args: argparse.Namespace) -> int:
     await _table_dimension(postgres, args.name, "create-table")
+    if args.dimension is None:
+        if not wordllama_installed():
+            raise ConfigurationError(
+                f"vector create-table {args.name} needs --dimension D (no default embedding: {EMBED_HINT})"
+            )
+        args.dimension = 256
     index = PostgresVectorIndex(postgres, converter=converter())
     await index.create_table(
         Record,
@@ -147,52 +160,36 @@ async def create_table(postgres: Postgres, args: argparse.Namespace) -> int:
     return 0
 
 
-def _requirements(pairs: list[str]) -> AttributeRequirement | None:
-    """`--where PATH=VALUE ...`: every field equal to its value (JSON, else the text as it is)."""
-    found: AttributeRequirement | None = None
-    for pair in pairs:
-        path, separator, text = pair.partition("=")
-        if not separator or not path:
-            raise ValueError(f"--where takes PATH=VALUE, got {pair!r}")
-        try:
-            value = orjson.loads(text)
-        except orjson.JSONDecodeError:
-            value = text
-        requirement = AttributeRequirement.equal(path, value)
-        found = requirement if found is None else found & requirement
-    return found
-
-
-async def search(postgres: Postgres, args: argparse.Namespace) -> int:
-    where = _requirements(args.where)
-    dimension = await _table_dimension(postgres, args.name, "search")
+async def _existing(postgres: Postgres, name: str, action: str) -> int:
+    dimension = await _table_dimension(postgres, name, action)
     if dimension is None:
-        raise ValueError(f"no vector table {args.name!r}: run pgstash vector create-table {args.name} first")
-    embedding = HashingEmbedding(dimension)
-    index = PostgresVectorIndex(postgres, embedding=embedding, converter=converter())
-    found = await index.search_scored(
-        Record, query=args.query, mode=args.mode, limit=args.limit, requirements=where, table=args.name
-    )
-    rows = [
-        (rank, f"{score:.4f}", orjson.dumps(record.payload).decode()[:100])
-        for rank, (record, score) in enumerate(found, 1)
-    ]
-    print(table(rows, ("#", "score", "payload")))
-    return 0
+        raise ValueError(f"no vector table {name!r}: pgstash vector list shows them")
+    return dimension
 
 
 async def run(postgres: Postgres, args: argparse.Namespace) -> int:
     if args.action == "create-table":
         return await create_table(postgres, args)
-    if args.action == "search":
-        return await search(postgres, args)
+    if args.action == "list":
+        return await rows.listing(postgres, args)
     if args.action == "build-index":
         return await build_index(postgres, args)
-    dimension = await _table_dimension(postgres, args.name, "ingest")
-    if dimension is None:
+    if args.action in ("search", "get", "delete", "drop"):
+        dimension = await _existing(postgres, args.name, args.action)
+        if args.action == "search":
+            return await search.search(postgres, args, dimension)
+        if args.action == "get":
+            return await rows.get(postgres, args)
+        if args.action == "delete":
+            return await rows.delete(postgres, args)
+        return await rows.drop(postgres, args, await _rows(postgres, args.name))
+    found = await _table_dimension(postgres, args.name, "ingest")
+    if found is None:
         raise ValueError(
-            f"no vector table {args.name!r}: run pgstash vector create-table {args.name} --dimension D first"
+            f"no vector table {args.name!r}: run pgstash vector create-table {args.name} --dimension "
+            f"{256 if wordllama_installed() else 'D'} first"
         )
+    dimension = found
     if args.file == "-":
         return await ingest(postgres, args, sys.stdin.buffer, "<stdin>", None, dimension)
     with open(args.file, "rb") as stream:
@@ -200,8 +197,7 @@ async def run(postgres: Postgres, args: argparse.Namespace) -> int:
 
 
 async def build_index(postgres: Postgres, args: argparse.Namespace) -> int:
-    if await _table_dimension(postgres, args.name, "build-index") is None:
-        raise ValueError(f"no vector table {args.name!r}")
+    await _existing(postgres, args.name, "build-index")
     index = PostgresVectorIndex(postgres, converter=converter())
     last = [""]
 
@@ -217,4 +213,3 @@ async def build_index(postgres: Postgres, args: argparse.Namespace) -> int:
     seconds = await index.build_index(Record, index=args.index, table=args.name, progress=report)
     print(f"index of {args.name} built in {seconds:.2f} s, without blocking reads or writes")
     return 0
-

@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 
 import asyncpg
 
+from pgstash.connection.pooler import explain
 from pgstash.errors import DatabaseError, PgstashError, SchemaMissingError
 from pgstash.sql.statements import Statement
 
@@ -64,7 +65,7 @@ def classify(name: str, error: BaseException) -> PgstashError | None:
         table = missing.group(1) if missing else "?"
         return SchemaMissingError(table, "`pgstash migrate` (or `await pgstash.migrate(postgres)`)")
     if isinstance(error, asyncpg.PostgresError):
-        return DatabaseError(name, error.sqlstate, str(error))
+        return DatabaseError(name, error.sqlstate, explain(str(error)) or str(error))
     if isinstance(error, ConnectTimeout):
         return DatabaseError(name, "08001", str(error))
     if isinstance(error, TimeoutError):

@@ -208,9 +208,9 @@ class Postgres:
         return Transaction(self, self, rollback=rollback)
 
     def session(self) -> Session[Postgres]:
-        """Pins one pooled connection to every call inside the block, without opening a
-        transaction (for session state such as an advisory lock: reset in full on release)."""
-        return Session(self, self)
+        """Pins one pooled connection (behind a transaction pooler, `listen_dsn`'s) to every call
+        inside the block, without a transaction (session state: reset in full on release)."""
+        return Session(self.lifecycle.sessions.primary(self), self)
 
     @contextlib.asynccontextmanager
     async def connection(self, purpose: str = "acquire") -> AsyncIterator[asyncpg.Connection]:

@@ -29,6 +29,7 @@ import asyncpg
 
 from pgstash.connection.codecs import VECTOR_TYPES, register_jsonb, register_vector_codecs
 from pgstash.connection.driver import ConnectTimeout, call, classify, lost
+from pgstash.connection.pooler import Pooling, Sessions
 from pgstash.errors import DatabaseError
 from pgstash.sql.catalogue import query
 from pgstash.sql.statements import Statement
@@ -57,6 +58,18 @@ class PgstashConnection(asyncpg.Connection):
         every later call "released back to the pool", which would hide what happened."""
         return self
 
+    async def _introspect_types(self, typeoids: Any, timeout: Any) -> Any:
+        """asyncpg's type introspection (a statement returns a type it has no codec for yet),
+        inside one transaction. asyncpg turns `jit` off, introspects and turns `jit` back on in
+        three statements; through a transaction pooler each may run on another server
+        connection, leaving one with jit off for whoever uses it next (docs/deployment.md). In a
+        transaction the three share one. asyncpg has no public hook around it: this overrides its
+        method, and tests/test_pooler.py fails should asyncpg rename it."""
+        if self.is_in_transaction():
+            return await super()._introspect_types(typeoids, timeout)  # type: ignore[misc]
+        async with self.transaction():
+            return await super()._introspect_types(typeoids, timeout)  # type: ignore[misc]
+
 
 class ClosedInPool(Exception):
     """The `setup` hook found the acquired connection closed; nothing was sent on it."""
@@ -81,6 +94,14 @@ class Lifecycle:
         self.connect_options = dict(connect_options or {})
         self.shown = shown  # the DSN without its password, for messages
         self.where = where  # HOST:PORT
+        self.pooling = Pooling()  # what `dsn` reaches (`behind`): PostgreSQL itself, or a pooler
+        self.sessions = Sessions(self.pooling)  # where session() blocks get their connection
+
+    def behind(self, pooling: Pooling) -> Sessions:
+        """`dsn` reaches a pooler (`pooler.Pooling`); its `Sessions`, to attach a pool on
+        `listen_dsn` to."""
+        self.pooling, self.sessions = pooling, Sessions(pooling)
+        return self.sessions
 
     # -- asyncpg's pool hooks -----------------------------------------------------------------
 
@@ -190,8 +211,8 @@ class Lifecycle:
 
     async def connect(self, dsn: str | None = None, **options: Any) -> PgstashConnection:
         """A new connection to `dsn` (the primary's when None, or a replica's) outside any pool
-        (LISTEN, which must not hold a pooled one; a replica's monitor)."""
-        dsn = dsn or self.dsn
+        (LISTEN, which must not hold a pooled one, to `listen_dsn` when given; a replica's monitor)."""
+        dsn = dsn or self.pooling.listen_dsn or self.dsn
         try:
             connection: PgstashConnection = await asyncpg.connect(
                 dsn, connection_class=PgstashConnection, **{**self.connect_options, **options}

@@ -15,6 +15,7 @@ import asyncpg
 from pgstash.connection.driver import ConnectTimeout
 from pgstash.connection.facade import CURRENT, Postgres, logger
 from pgstash.connection.lifecycle import PgstashConnection
+from pgstash.connection.pooler import Pooling
 from pgstash.connection.replicas import Replicas
 from pgstash.connection.standby import Replica
 from pgstash.errors import ConfigurationError
@@ -33,6 +34,7 @@ DSN_VARIABLE = "PGSTASH_DSN"
 # plan_cache_mode = auto (the server's default) at connect too: a database or role set to
 # force_generic_plan would otherwise give the filtered vector statements the generic plan their
 # gate (`vectors_scan_gate`) exists to avoid (issue 17 item 9); auto re-plans nothing else.
+# Behind a pooler none is sent (`pooler.Pooling.server_settings`): the gate sets the scans itself.
 SCAN_SETTINGS = {
     "hnsw.iterative_scan": "strict_order",
     "ivfflat.iterative_scan": "relaxed_order",
@@ -87,7 +89,7 @@ class PostgresConnectionPool:
         *,
         min_size: int = 1,
         max_size: int = 10,
-        statement_cache_size: int = 100,
+        statement_cache_size: int | None = None,
         command_timeout: float | None = None,
         acquire_timeout: float | None = 30.0,
         connect_timeout: float = 10.0,
@@ -95,6 +97,8 @@ class PostgresConnectionPool:
         replicas: Sequence[str] = (),
         max_replica_lag: float = 5.0,
         replica_wait: float = 0.25,
+        pooler: str | None = None,
+        listen_dsn: str | None = None,
         **connect_options: Any,
     ) -> PostgresConnectionPool:
         """`acquire_timeout`: seconds a call waits for a free connection (None: forever);
@@ -102,7 +106,14 @@ class PostgresConnectionPool:
         `replicas`: DSNs of hot standbys of `dsn`'s server that serve reads (each with a pool of
         the same sizes, opening its connections on first use); a replica lagging more than
         `max_replica_lag` seconds is skipped; a read waits at most `replica_wait` seconds for a
-        replica to replay this pool's last write, else runs on the primary."""
+        replica to replay this pool's last write, else runs on the primary.
+        `pooler`: what `dsn` (and `replicas`) reach when not PostgreSQL itself,
+        "pgbouncer-transaction" (PgBouncer, Supavisor, Neon's pooler in transaction mode; RDS
+        Proxy) or "pgbouncer-session"; None: `PGSTASH_POOLER`, else direct. `listen_dsn`: a direct
+        or session-mode DSN of the database, for what needs a session behind a transaction pooler
+        (the cache listener, `session()`). `statement_cache_size`: 100, or 0 behind a transaction
+        pooler. docs/deployment.md says what changes."""
+        pooling = Pooling.of(pooler, listen_dsn)
         if isinstance(replicas, str):
             raise TypeError("replicas is a sequence of DSNs, not one DSN: replicas=[dsn]")
         if "connection_class" in connect_options:  # pgstash keeps its state on its own class
@@ -114,7 +125,7 @@ class PostgresConnectionPool:
             dsn,
             min_size=min_size,
             max_size=max_size,
-            statement_cache_size=statement_cache_size,
+            statement_cache_size=pooling.statement_cache_size(statement_cache_size),
             command_timeout=command_timeout,
             acquire_timeout=acquire_timeout,
             connect_timeout=connect_timeout,
@@ -123,6 +134,7 @@ class PostgresConnectionPool:
             replicas=tuple(replicas),
             max_replica_lag=float(max_replica_lag),
             replica_wait=float(replica_wait),
+            pooling=pooling,
         )
 
     async def open(self) -> Postgres:
@@ -138,9 +150,10 @@ class PostgresConnectionPool:
         max_lag: float = options.pop("max_replica_lag")
         wait: float = options.pop("replica_wait")
         connect_options: dict[str, Any] = options.pop("connect_options")
+        pooling: Pooling = options.pop("pooling")
         connect_options = {
             **connect_options,
-            "server_settings": {**SCAN_SETTINGS, **(connect_options.get("server_settings") or {})},
+            "server_settings": pooling.server_settings(SCAN_SETTINGS, connect_options.get("server_settings")),
         }
         connect_timeout: float = options.pop("connect_timeout")
         per_connection = {
@@ -159,6 +172,7 @@ class PostgresConnectionPool:
             shown=redact(dsn),
             where=where,
         )
+        sessions = postgres.lifecycle.behind(pooling)
 
         def connector(dsn: str) -> Any:
             where = address(dsn, connect_options)
@@ -205,8 +219,14 @@ class PostgresConnectionPool:
                 f"PostgreSQL at {redact(dsn)}: {error}; create the database first (createdb)"
             ) from error
         except asyncpg.PostgresError as error:
-            raise ConfigurationError(f"PostgreSQL at {redact(dsn)}: {error}") from error
+            hint = pooling.refused(error)  # a pooler that refuses pgstash's startup parameters
+            raise ConfigurationError(f"PostgreSQL at {redact(dsn)}: {error}{hint}") from error
         postgres.attach(pool)
+        if warning := pooling.warning():
+            logger.warning(warning)
+        if pooling.transaction and pooling.listen_dsn is not None:  # session() blocks connect there
+            sessions.attach(await create_pool(pooling.listen_dsn, min_size=0, max_size=2))
+            postgres.shared("pgstash.connection.pooler.sessions", lambda _: sessions)  # closed with it
         self._postgres = postgres
         if replica_dsns:
             # a replica's pool connects on first use: a replica down at startup is no error

@@ -76,8 +76,19 @@ class LRU(Generic[_K, _V]):
 
 
 _ATOMS = (
-    str, int, float, complex, bytes, type(None), enum.Enum, uuid.UUID, decimal.Decimal,
-    datetime.date, datetime.time, datetime.timedelta, pathlib.PurePath,
+    str,
+    int,
+    float,
+    complex,
+    bytes,
+    type(None),
+    enum.Enum,
+    uuid.UUID,
+    decimal.Decimal,
+    datetime.date,
+    datetime.time,
+    datetime.timedelta,
+    pathlib.PurePath,
 )  # bool is an int; datetime a date
 
 

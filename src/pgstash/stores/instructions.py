@@ -159,19 +159,38 @@ class PostgresInstructionsRepository(LabelledStore):
 
     @overload
     async def resolve(
-        self, name: str, arguments: Mapping[str, Any] | None = None, *, label: str | None = None,
-        revision: _Revision = None, stale_ok: bool | None = None, fallback: Any = NOTHING,
+        self,
+        name: str,
+        arguments: Mapping[str, Any] | None = None,
+        *,
+        label: str | None = None,
+        revision: _Revision = None,
+        stale_ok: bool | None = None,
+        fallback: Any = NOTHING,
     ) -> str: ...
     @overload
     async def resolve(
-        self, name: str, arguments: Mapping[str, Any] | None = None, *,
-        placeholders: Mapping[str, Any] | None = None, config_type: type[_C], label: str | None = None,
-        revision: _Revision = None, stale_ok: bool | None = None, fallback: Any = NOTHING,
+        self,
+        name: str,
+        arguments: Mapping[str, Any] | None = None,
+        *,
+        placeholders: Mapping[str, Any] | None = None,
+        config_type: type[_C],
+        label: str | None = None,
+        revision: _Revision = None,
+        stale_ok: bool | None = None,
+        fallback: Any = NOTHING,
     ) -> ChatPrompt[_C]: ...
     @overload
     async def resolve(
-        self, name: str, arguments: Mapping[str, Any] | None = None, *, placeholders: Mapping[str, Any],
-        label: str | None = None, revision: _Revision = None, stale_ok: bool | None = None,
+        self,
+        name: str,
+        arguments: Mapping[str, Any] | None = None,
+        *,
+        placeholders: Mapping[str, Any],
+        label: str | None = None,
+        revision: _Revision = None,
+        stale_ok: bool | None = None,
         fallback: Any = NOTHING,
     ) -> ChatPrompt[Any]: ...
 
@@ -266,11 +285,24 @@ class PostgresInstructionsRepository(LabelledStore):
             no_nul(message, "message")
         stored = chat.config_json(declaration.name, config)
         row = await self._store(
-            declaration.name, kind=kind, labels=moved, message=message, description=declaration.description,
-            content=content, arguments=arguments, meta=meta, config=stored,
+            declaration.name,
+            kind=kind,
+            labels=moved,
+            message=message,
+            description=declaration.description,
+            content=content,
+            arguments=arguments,
+            meta=meta,
+            config=stored,
         )
         return InstructionsRevision(
-            declaration, content, row["created"], row["revision"], message, row["author"], kind,
+            declaration,
+            content,
+            row["created"],
+            row["revision"],
+            message,
+            row["author"],
+            kind,
             None if stored is None else orjson.loads(stored),
         )
 

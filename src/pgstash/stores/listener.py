@@ -9,6 +9,11 @@ While the connection is down every cache of the pool is flushed and serves nothi
 the database); the listener reconnects with exponential backoff and caches resume once it
 listens again.
 
+Behind a transaction pooler (`pooler="pgbouncer-transaction"`) the listener connects to
+`listen_dsn` (a direct or session-mode DSN: LISTEN needs a session). Without one there is no
+listener: caches serve their entries until `cache_expiration` (this process's own writes still
+evict at once), as the WARNING the pool logs when it opens says.
+
 With replicas, a notification also holds the pool's reads (they wait, else run on the primary)
 until the listener has read the primary's WAL position on its own connection (after the
 notification arrived, so at or past the notifying commit); from then on a replica serves reads
@@ -84,6 +89,9 @@ class Listener:
         most `first_wait`) for the first connection attempt. Until one succeeds the cache serves
         nothing."""
         self._caches.add(cache)
+        if not self._postgres.lifecycle.pooling.sessions:
+            self.listening = True  # behind a transaction pooler without listen_dsn: by TTL only
+            return
         if self._task is None:
             self._task = asyncio.get_running_loop().create_task(self._run(), name="pgstash listener")
         with contextlib.suppress(TimeoutError):

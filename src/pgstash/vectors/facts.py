@@ -53,6 +53,8 @@ class TableFacts:
     now: datetime  # the server's clock when the facts were read
     read_at: float  # time.monotonic() when read
     comment: str | None = None  # the table's comment: create_table's note, a bulk load's record
+    field_columns: tuple[str, ...] = ()  # indexed payload fields: "name type: expression" each
+    quantized: bool = False  # a valid HNSW index over binary_quantize(embedding) (quantize.py)
 
 
 def _version(text: str | None) -> tuple[int, ...]:
@@ -77,6 +79,8 @@ async def read_facts(postgres: Postgres, name: str) -> TableFacts:
         now=row["now"],
         read_at=time.monotonic(),
         comment=row["comment"],
+        field_columns=tuple(row["field_columns"] or ()),
+        quantized=bool(row["quantized"]),
     )
     known = tables(postgres)
     if facts.present and row["dimension"] is not None:

@@ -5,7 +5,7 @@ bound parameters."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import orjson
@@ -13,7 +13,10 @@ import orjson
 from pgstash.sql.composer import Fragment, fragment
 from pgstash.vectors.filters import AttributeRequirement, KeyOf, check_size
 
-__all__ = ["requirement_fragment"]
+__all__ = ["ColumnOf", "requirement_fragment"]
+
+# A leaf's SQL from the table's own columns (pgstash.vectors.columns), or None: the JSONB fragment.
+ColumnOf = Callable[[AttributeRequirement, list[str]], Fragment | None]
 
 # JSON null as a parameter: a bare None would bind SQL NULL, which no jsonb comparison matches.
 _JSON_NULL = orjson.Fragment(b"null")
@@ -44,10 +47,13 @@ def _json(value: Any) -> Any:
     return _JSON_NULL if value is None else value
 
 
-def requirement_fragment(requirement: object, *, key_of: KeyOf | None = None) -> Fragment:
+def requirement_fragment(
+    requirement: object, *, key_of: KeyOf | None = None, column_of: ColumnOf | None = None
+) -> Fragment:
     """The SQL condition of `requirement` (None: every row) as a fragment for a statement's
     `{requirements}` splice point. `key_of` maps attrs fields in paths to payload keys (for the
-    index's converter: `pgstash.vectors.payload_keys.payload_key_of`). Anything but an
+    index's converter: `pgstash.vectors.payload_keys.payload_key_of`); `column_of` answers a
+    comparison from an indexed field's column (`columns.column_fragment`). Anything but an
     `AttributeRequirement` or None raises `TypeError`."""
     if requirement is None:
         return fragment("filter_everything")
@@ -56,18 +62,24 @@ def requirement_fragment(requirement: object, *, key_of: KeyOf | None = None) ->
             f"requirements must be a pgstash AttributeRequirement, not {type(requirement).__name__}"
         )
     check_size(requirement)
-    return _compiled(requirement, key_of)
+    return _compiled(requirement, key_of, column_of)
 
 
-def _compiled(requirement: AttributeRequirement, key_of: KeyOf | None) -> Fragment:
+def _compiled(
+    requirement: AttributeRequirement, key_of: KeyOf | None, column_of: ColumnOf | None
+) -> Fragment:
     operator = requirement.operator
     template = f"filter_{operator}"
     if operator in ("and", "or"):
-        return _joined(template, [_compiled(operand, key_of) for operand in requirement.operands])
+        return _joined(template, [_compiled(operand, key_of, column_of) for operand in requirement.operands])
     if operator == "not":
-        return fragment(template, fragments={"operand": _compiled(requirement.operands[0], key_of)})
+        return fragment(
+            template, fragments={"operand": _compiled(requirement.operands[0], key_of, column_of)}
+        )
     path = list(requirement.keys(key_of))
     value = requirement.value
+    if column_of is not None and (from_column := column_of(requirement, path)) is not None:
+        return from_column
     if operator == "equal":
         return fragment(template, document=_nested(path, value), path=path, value=_json(value))
     if operator == "contains":

@@ -12,11 +12,12 @@ __all__ = ["custom_plans", "gated"]
 
 
 def gated(requirements: Fragment, settings: Mapping[str, int | None]) -> Fragment:
-    """`requirements` inside `vectors_scan_gate`: `settings` (ef_search, probes,
+    """`requirements` inside `vectors_scan_gate`: `settings` (iterative, ef_search, probes,
     max_scan_tuples; None sets nothing) set in the statement, and custom plans kept."""
     return fragment(
         "vectors_scan_gate",
         fragments={"requirements": requirements},
+        iterative=bool(settings.get("iterative")),
         ef_search=settings.get("ef_search"),
         probes=settings.get("probes"),
         max_scan_tuples=settings.get("max_scan_tuples"),

@@ -18,8 +18,10 @@ import attrs
 import cattrs
 
 from pgstash.connection import Postgres
+from pgstash.embeddings import as_embedding
 from pgstash.validators import positive_int
-from pgstash.vectors import inputs, payloads
+from pgstash.vectors import documents as chunk_sets
+from pgstash.vectors import inputs, payloads, reads
 from pgstash.vectors.filters import AttributeRequirement
 from pgstash.vectors.inputs import ImageEmbedding, TextEmbedding, table_name
 from pgstash.vectors.search import text as text_search
@@ -36,23 +38,30 @@ __all__ = ["PostgresVectorIndex"]
 Model = TypeVar("Model")
 
 
+def _embedder(function: Any) -> Any:
+    """An embedding as an `Embedder` (see pgstash.embeddings): sync or async, batched."""
+    return None if function is None else as_embedding(function)
+
+
 @attrs.frozen(slots=True)
 class PostgresVectorIndex:
     """A pgvector index of attrs or dataclass models, one table per model.
 
-    `embedding` embeds texts and `image_embedding` images (bytes): async callables returning an
-    `(n, d)` array-like. `mmr_multiplier`: how many candidates per result `rerank=True` weighs;
-    `mmr_diversity`: MMR's trade-off (0 nearest first, 1 only diverse). `converter` turns models
-    into the stored payload and back (default: cattrs' orjson preset, so bytes, sets, datetimes,
-    UUIDs, Decimals and times become JSON and read back). Text and hybrid search: a query holds at
-    most `max_query_terms` terms and `max_query_characters` characters (`ValueError` beyond,
-    before anything is sent) and runs under a statement timeout of its own, `text_timeout`
-    seconds (the session's when lower; None: none of its own), set inside its transaction.
+    `embedding` embeds texts and `image_embedding` images (bytes): callables, sync or async,
+    returning an `(n, d)` array-like, wrapped by `pgstash.embeddings.as_embedding` (batches,
+    bounded concurrency, a sync one in a worker thread). `mmr_multiplier`: how many candidates
+    per result `rerank=True` weighs; `mmr_diversity`: MMR's trade-off (0 nearest first, 1 only
+    diverse). `converter` turns models into the stored payload and back (default: cattrs' orjson
+    preset, so bytes, sets, datetimes, UUIDs, Decimals and times become JSON and read back). Text
+    and hybrid search: a query holds at most `max_query_terms` terms and `max_query_characters`
+    characters (`ValueError` beyond, before anything is sent) and runs under a statement timeout
+    of its own, `text_timeout` seconds (the session's when lower; None: none of its own), set
+    inside its transaction.
     """
 
     postgres: Postgres | None = None
-    embedding: TextEmbedding | None = attrs.field(default=None, kw_only=True)
-    image_embedding: ImageEmbedding | None = attrs.field(default=None, kw_only=True)
+    embedding: TextEmbedding | None = attrs.field(default=None, kw_only=True, converter=_embedder)
+    image_embedding: ImageEmbedding | None = attrs.field(default=None, kw_only=True, converter=_embedder)
     mmr_multiplier: int = attrs.field(default=8, kw_only=True)
     converter: cattrs.Converter = attrs.field(
         default=None, kw_only=True, converter=payloads.default_converter
@@ -96,6 +105,9 @@ class PostgresVectorIndex:
         text: Any = None,
         language: str = "english",
         precision: str = "float32",
+        indexed: Mapping[Any, type] | None = None,
+        quantize: str | None = None,
+        documents: bool = False,
     ) -> None:
         """Creates the model's table (the seed's five columns, `PRIMARY KEY (id)`, vectors stored
         inline), an `"hnsw"` or `"ivfflat"` cosine index on `embedding` (none with `index=None`:
@@ -106,9 +118,12 @@ class PostgresVectorIndex:
         `DimensionMismatchError`. `precision="float16"` stores `halfvec(dimension)` (2 bytes a
         component instead of 4; HNSW and IVFFlat index up to 4,000 dimensions instead of 2,000);
         vectors are cast to float16 on ingest. An existing table of another precision raises
-        `ConfigurationError`."""
+        `ConfigurationError`. `indexed={path: type}`: B-tree-served payload fields (`columns.py`);
+        `quantize="binary"`: HNSW over the signs, re-ranked (`quantize.py`); `documents=True`: the
+        column `index(..., document=...)` needs (`documents.py`)."""
         vectors = self._table(model, table)
-        await tables.create(vectors, dimension, index, distance, text, language, precision)
+        v3 = (indexed, quantize, documents is True)  # issue 26: columns.py, quantize.py, documents.py
+        await tables.create(vectors, dimension, index, distance, text, language, precision, *v3)
 
     # -- ingest ----------------------------------------------------------------------------------
 
@@ -121,6 +136,7 @@ class PostgresVectorIndex:
         meta: Mapping[str, Any] | Sequence[Mapping[str, Any]] | None = None,
         table: str | None = None,
         key: Any = None,
+        document: Any = None,
     ) -> int:
         """Embeds what `attribute` (a field name, an attrs field or a callable) yields for each
         value (text with `embedding`, bytes with `image_embedding`, else a ready vector) and
@@ -137,8 +153,9 @@ class PostgresVectorIndex:
         Into a table with an HNSW/IVFFlat index, a batch of 100 rows or more while the table holds
         fewer than 3x as many is a bulk load (`write/bulk.py`): the index dropped in a short transaction,
         then the keyed DELETE, the COPY and the index built from the data in one transaction.
-        Searches meanwhile see the table as it was, exactly; writes wait for the commit."""
-        return await ingest(self._table(model, table), values, attribute, meta, key)
+        Searches meanwhile see the table as it was, exactly; writes wait for the commit. With
+        `document`, each named document's whole chunk set is replaced (`documents.py`)."""
+        return await ingest(self._table(model, table), values, attribute, meta, key, document)
 
     # -- search ----------------------------------------------------------------------------------
 
@@ -242,13 +259,44 @@ class PostgresVectorIndex:
         everything: bool = False,
         table: str | None = None,
         keys: Iterable[str | int] | None = None,
+        documents: Iterable[str | int] | None = None,
     ) -> int:
         """Deletes the rows meeting `requirements` (every row only with `everything=True`), or
         the rows of `keys` (as `index(..., key=...)` wrote them), and returns how many it
         deleted. A delete by requirements of more than a quarter of the table's rows then
         rebuilds its nearest-neighbour index concurrently and vacuums it (`write/delete.py`), so
-        that searches keep their speed; inside a transaction it logs that recommendation instead."""
+        that searches keep their speed; inside a transaction it logs that recommendation instead.
+        `documents=[...]` deletes whole chunk sets (`documents.py`)."""
+        if documents is not None:
+            return await chunk_sets.delete(
+                self._table(model, table), documents, requirements, everything, keys
+            )
         return await delete_rows(self._table(model, table), requirements, everything, keys)
+
+    # -- reads -----------------------------------------------------------------------------------
+
+    async def get(
+        self,
+        model: type[Model],
+        *,
+        keys: Iterable[str | int] | None = None,
+        ids: Iterable[Any] | None = None,
+        table: str | None = None,
+    ) -> list[Model | None]:
+        """The models of `keys` or row `ids` in the order asked, None where none (`reads.py`)."""
+        return await reads.get(self._table(model, table), keys, ids)
+
+    async def page(
+        self,
+        model: type[Model],
+        requirements: AttributeRequirement | None = None,
+        after: str | None = None,
+        limit: int = 100,
+        *,
+        table: str | None = None,
+    ) -> reads.Page[Model]:
+        """One keyset page by `(created, id)` after the cursor `after` (`reads.py`)."""
+        return await reads.page(self._table(model, table), requirements, after, limit)
 
     # -- index builds ----------------------------------------------------------------------------
 

@@ -21,6 +21,7 @@ from numpy.typing import NDArray
 from pgstash.connection import Postgres, resolve
 from pgstash.errors import SchemaMissingError
 from pgstash.sql.composer import Fragment
+from pgstash.vectors.columns import column_fragment, existing_fields
 from pgstash.vectors.facts import TableFacts, table_facts, tables
 from pgstash.vectors.filter_fragments import requirement_fragment
 from pgstash.vectors.filters import AttributeRequirement, KeyOf
@@ -77,12 +78,18 @@ class VectorTable:
         """Each attrs field of the model to the payload key the converter writes for it."""
         return payload_key_of(self.converter, self.model)
 
-    def where(self, requirements: AttributeRequirement | None) -> Fragment:
+    async def where(self, requirements: AttributeRequirement | None) -> Fragment:
         """The `{requirements}` fragment; the converter's payload keys are read (a walk of the
-        model's fields and hooks) only when there are requirements to map onto them."""
+        model's fields and hooks) and the table's indexed fields looked up (its facts, read at
+        most every 30 s: `columns.py`) only when there are requirements to map onto them."""
         if requirements is None:
             return requirement_fragment(None)
-        return requirement_fragment(requirements, key_of=self.key_of())
+        fields = existing_fields(await self.facts())
+        return requirement_fragment(
+            requirements,
+            key_of=self.key_of(),
+            column_of=(lambda leaf, path: column_fragment(fields, leaf, path)) if fields else None,
+        )
 
     def read(self, payload: Any) -> Any:
         """A stored payload as the model (`StoredDataError` naming the table when it does not fit)."""

@@ -49,8 +49,8 @@ def words_of(query: object, most_terms: int, most_characters: int) -> str:
 def _mode(options: SearchOptions, _: attrs.Attribute[str], mode: str) -> None:
     if mode not in MODES:
         raise ValueError(f'mode is "vector", "text" or "hybrid", not {mode!r}')
-    if mode == "vector" and options.candidates is not None:
-        raise ValueError('candidates sizes the two arms of mode="hybrid"; vector search takes limit')
+    # a vector search's candidates (the Hamming shortlist of a quantize="binary" table) is checked
+    # once the table's facts say whether it is quantized (search/vector.py, quantize.pool_size)
 
 
 def _query(options: SearchOptions, _: attrs.Attribute[object], query: object) -> None:

@@ -63,21 +63,33 @@ class Search:
         max_scan_tuples) set inside it by `vectors_scan_gate` around the requirements."""
         requirements = self.requirements if settings is None else gated(self.requirements, settings)
         template = self.exact if exact and self.exact is not None else self.query
-        return compose(template, slots=self.slots, fragments={"requirements": requirements}, **self.values)
+        # the exact statement may take fewer slots and values (a binary search's dimension, pool)
+        slots = {point: value for point, value in self.slots.items() if point in template.splice_points}
+        values = {name: value for name, value in self.values.items() if name in template.parameters}
+        return compose(template, slots=slots, fragments={"requirements": requirements}, **values)
 
 
 def scan_settings_for(
-    facts: TableFacts, candidates: int, filtered: bool, ef_search: int | None, probes: int | None
+    facts: TableFacts,
+    candidates: int,
+    filtered: bool,
+    ef_search: int | None,
+    probes: int | None,
+    pooled: bool = False,
 ) -> dict[str, int | None] | None:
     """The per-call settings a search sets inside its statement (None: no `vectors_scan_gate`).
     Iterative index scans are on for every connection of the pool
     (`pgstash.connection.pool.SCAN_SETTINGS`), so only `ef_search`/`probes` when given and, for a
     filtered HNSW scan, the bound on the tuples it visits (`SCAN_TUPLES_PER_CANDIDATE` per
-    candidate) remain. A filtered search always gets the gate: it keeps its plans custom."""
-    bound = candidates * SCAN_TUPLES_PER_CANDIDATE if filtered and "hnsw" in facts.methods else None
-    if ef_search is None and probes is None and not filtered:
+    candidate) remain. A filtered search always gets the gate: it keeps its plans custom.
+    `pooled` (behind a transaction pooler: no setting travels with the connection): the gate
+    turns the iterative scans on too, for every search that needs them."""
+    hnsw = "hnsw" in facts.methods or facts.quantized
+    bound = candidates * SCAN_TUPLES_PER_CANDIDATE if filtered and hnsw else None
+    iterative = pooled and (filtered or "ivfflat" in facts.methods or candidates > HNSW_DEFAULT_EF_SEARCH)
+    if ef_search is None and probes is None and not filtered and not iterative:
         return None
-    return {"ef_search": ef_search, "probes": probes, "max_scan_tuples": bound}
+    return {"iterative": int(iterative), "ef_search": ef_search, "probes": probes, "max_scan_tuples": bound}
 
 
 async def nearest(
@@ -100,14 +112,15 @@ async def nearest(
     exactly, so it returns `limit` rows whenever that many rows match. Without an ANN index the
     search is exact and one statement; with pgvector before 0.8 (no iterative scans) a search
     that could come back short starts exact."""
-    if not facts.methods:
+    if not facts.methods and not facts.quantized:
         rows: list[asyncpg.Record] = await postgres.run_statement(search.statement())
         return rows
     demanding = filtered or "ivfflat" in facts.methods or candidates > HNSW_DEFAULT_EF_SEARCH
     if demanding and not facts.iterative:
         return await exactly(postgres, search)
-    settings = scan_settings_for(facts, candidates, filtered, ef_search, probes)
-    sets = settings is not None and any(value is not None for value in settings.values())
+    pooled = postgres.lifecycle.pooling.statement_settings  # behind a pooler: nothing set at connect
+    settings = scan_settings_for(facts, candidates, filtered, ef_search, probes, pooled=pooled)
+    sets = settings is not None and any(settings.values())
     if sets and postgres.in_transaction and not contained:  # a filtered IVFFlat search sets nothing
         async with rolled_back(postgres):
             rows = await postgres.run_statement(search.statement(settings=settings))

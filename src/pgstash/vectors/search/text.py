@@ -61,7 +61,7 @@ async def bounded(postgres: Postgres, timeout: float | None, run: Callable[[Post
 
 async def search(table: VectorTable, options: SearchOptions) -> list[tuple[Any, float]]:
     """`mode="text"` or `"hybrid"` search, as `PostgresVectorIndex.search_scored`."""
-    where = table.where(options.requirements)
+    where = await table.where(options.requirements)
     postgres = table.postgres
     words = options.query
     if options.mode == "text":

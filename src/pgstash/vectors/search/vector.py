@@ -12,6 +12,7 @@ import asyncpg
 from pgstash.errors import DimensionMismatchError
 from pgstash.sql.catalogue import query as named_query
 from pgstash.sql.composer import Fragment, compose
+from pgstash.vectors import quantize
 from pgstash.vectors.gate import custom_plans
 from pgstash.vectors.inputs import as_stored
 from pgstash.vectors.search import planning
@@ -25,7 +26,7 @@ __all__ = ["newest", "search"]
 async def search(table: VectorTable, options: SearchOptions) -> list[tuple[Any, float]]:
     """The `limit` rows nearest to the query (as `PostgresVectorIndex.search_scored`); the newest
     rows, scored NaN, when there is no query."""
-    where = table.where(options.requirements)
+    where = await table.where(options.requirements)
     postgres = table.postgres
     if options.query is None:
         if options.score_threshold is not None or options.rerank:
@@ -35,21 +36,32 @@ async def search(table: VectorTable, options: SearchOptions) -> list[tuple[Any, 
     facts = await table.facts()
     if facts.dimension is not None and vector.shape[0] != facts.dimension:
         raise DimensionMismatchError(facts.dimension, vector.shape[0], f'query for table "{table.name}"')
-    search = planning.Search(
-        named_query("vectors_search"),
-        named_query("vectors_search_exact"),
-        slots={"table": table.name},
-        requirements=where,
-        values={
-            "query_vector": as_stored(vector[None, :], facts.precision, "query vector")[0],
-            "candidates": options.fetched,
-            "max_distance": options.max_distance,
-            "with_embeddings": options.rerank,
-        },
-    )
+    values = {
+        "query_vector": as_stored(vector[None, :], facts.precision, "query vector")[0],
+        "candidates": options.fetched,
+        "max_distance": options.max_distance,
+        "with_embeddings": options.rerank,
+    }
+    scanned = options.fetched
+    if facts.quantized:  # quantize.py: the Hamming shortlist, re-ranked exactly
+        scanned = quantize.pool_size(options.fetched, options.candidates)
+        search = quantize.binary_search(table.name, facts, where, values, scanned)
+    elif options.candidates is not None:
+        raise ValueError(
+            'candidates sizes the two arms of mode="hybrid", or the Hamming shortlist of a '
+            'quantize="binary" table; vector search takes limit'
+        )
+    else:
+        search = planning.Search(
+            named_query("vectors_search"),
+            named_query("vectors_search_exact"),
+            slots={"table": table.name},
+            requirements=where,
+            values=values,
+        )
     with table.required():
         rows = await planning.nearest(
-            postgres, facts, search, options.fetched, options.filtered, options.ef_search, options.probes
+            postgres, facts, search, scanned, options.filtered, options.ef_search, options.probes
         )
     found: list[asyncpg.Record] = [row for row in rows if row["payload"] is not None]
     if options.rerank:

@@ -21,6 +21,7 @@ from pgstash.sql.catalogue import query
 from pgstash.sql.composer import compose
 from pgstash.sql.statements import Statement
 from pgstash.vectors.facts import index_name
+from pgstash.vectors.sessions import session_for_settings
 
 __all__ = [
     "AnnIndex",
@@ -188,10 +189,14 @@ async def build_index(
     settings = await build_settings(postgres, rows, dimension, opclass=opclass)
     watcher = asyncio.create_task(_watch(postgres, table, rows, progress, every)) if progress else None
     try:
-        async with postgres.session():  # session settings: the connection is reset on release
-            await postgres.run(
-                "vectors_build_settings", memory_kb=settings.memory_kb, workers=settings.workers, local=False
-            )
+        async with session_for_settings(postgres) as session:  # the connection is reset on release
+            if session:
+                await postgres.run(
+                    "vectors_build_settings",
+                    memory_kb=settings.memory_kb,
+                    workers=settings.workers,
+                    local=False,
+                )
             drop = query("vectors_drop_index_concurrently")
             present = {index.name for index in found.indexes} | invalid
             for leftover in sorted(present & {fresh} | invalid & {name}):

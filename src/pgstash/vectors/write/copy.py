@@ -15,12 +15,19 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 from numpy.typing import NDArray
 
-__all__ = ["COPY_COLUMNS", "KEYED_COPY_COLUMNS", "copy_stream", "microseconds_since_2000"]
+__all__ = [
+    "COPY_COLUMNS",
+    "DOCUMENT_COPY_COLUMNS",
+    "KEYED_COPY_COLUMNS",
+    "copy_stream",
+    "microseconds_since_2000",
+]
 
 # COPY column order (queries/vectors.sql, vectors_copy): the fixed-size fields of a row first,
 # then the JSON ones (see copy_stream).
 COPY_COLUMNS = ("embedding", "created", "meta", "payload")
 KEYED_COPY_COLUMNS = ("id", *COPY_COLUMNS)  # vectors_copy_keyed: ids derived from keys (keys.py)
+DOCUMENT_COPY_COLUMNS = (*COPY_COLUMNS, "document")  # vectors_copy_documents (documents.py)
 _MICROSECOND = timedelta(microseconds=1)
 _POSTGRES_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)  # timestamptz's binary zero
 _COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + struct.pack(">ii", 0, 0)
@@ -39,13 +46,16 @@ async def copy_stream(
     metas: Sequence[bytes],
     payloads: Iterator[bytes],
     ids: NDArray[np.uint8] | None = None,
+    documents: Sequence[bytes] | None = None,
 ) -> AsyncIterator[bytes]:
     """The rows in PostgreSQL's binary COPY format (columns `COPY_COLUMNS`, or with `ids` (n, 16)
     `KEYED_COPY_COLUMNS`), built a batch at a time: numpy lays out each row's fixed part (field
     count, the row's uuid, the vector as pgvector's binary `vector` (float32 rows) or `halfvec`
     (float16 rows: the same header, 2-byte components), `created` as
     microseconds since 2000-01-01, `first` plus the row's position), then its meta and payload
-    jsonb fields follow. No per-row encoder calls: the connection only forwards the bytes."""
+    jsonb fields follow, and with `documents` each row's document field (length and text, already
+    framed: `DOCUMENT_COPY_COLUMNS`). No per-row encoder calls: the connection only forwards the
+    bytes."""
     count, dimension = vectors.shape
     width = vectors.dtype.itemsize  # float32: pgvector's vector, float16: its halfvec (same layout)
     keyed = [("id_size", ">i4"), ("id", "u1", (16,))] if ids is not None else []
@@ -66,7 +76,7 @@ async def copy_stream(
     for start in range(0, count, _COPY_BATCH):
         stop = min(count, start + _COPY_BATCH)
         block = np.empty(stop - start, dtype=layout)
-        block["fields"] = len(COPY_COLUMNS) if ids is None else len(KEYED_COPY_COLUMNS)
+        block["fields"] = len(COPY_COLUMNS) + (ids is not None) + (documents is not None)
         if ids is not None:
             block["id_size"] = 16
             block["id"] = ids[start:stop]
@@ -80,5 +90,7 @@ async def copy_stream(
         parts: list[bytes | memoryview] = []
         for row in range(stop - start):
             parts += (fixed[row * size : (row + 1) * size], metas[start + row], next(payloads))
+            if documents is not None:
+                parts.append(documents[start + row])
         yield b"".join(parts)
     yield _COPY_TRAILER

@@ -23,6 +23,7 @@ from pgstash.sql.composer import compose
 from pgstash.vectors.facts import TableFacts, index_name
 from pgstash.vectors.filters import AttributeRequirement
 from pgstash.vectors.gate import custom_plans
+from pgstash.vectors.sessions import session_for_settings
 from pgstash.vectors.table import VectorTable
 from pgstash.vectors.write.keys import delete_keys
 
@@ -52,7 +53,7 @@ async def delete(
         raise ValueError("delete needs requirements, or everything=True to delete every row")
     if requirements is not None and everything:
         raise ValueError("pass either requirements or everything=True to delete, not both")
-    where = table.where(requirements)
+    where = await table.where(requirements)
     postgres = table.postgres
     statement = compose(
         query("vectors_delete"),
@@ -93,8 +94,9 @@ async def after_delete(postgres: Postgres, facts: TableFacts, name: str, deleted
             name, deleted, embedding_index, name,
         )  # fmt: skip
         return
-    async with postgres.session():
-        await postgres.run("vectors_ddl_settings", lock_timeout=REBUILD_LOCK_TIMEOUT, local=False)
+    async with session_for_settings(postgres) as settings:
+        if settings:
+            await postgres.run("vectors_ddl_settings", lock_timeout=REBUILD_LOCK_TIMEOUT, local=False)
         try:
             slot = {"embedding_index": embedding_index}
             reindex = compose(query("vectors_reindex_concurrently"), slots=slot)
@@ -108,4 +110,5 @@ async def after_delete(postgres: Postgres, facts: TableFacts, name: str, deleted
                 name, deleted, error, embedding_index, name,
             )  # fmt: skip
         finally:
-            await postgres.run("vectors_ddl_reset")
+            if settings:
+                await postgres.run("vectors_ddl_reset")

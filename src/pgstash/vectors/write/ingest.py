@@ -12,6 +12,7 @@ import attrs
 from pgstash.connection import Postgres
 from pgstash.sql.catalogue import query as named_query
 from pgstash.sql.composer import compose
+from pgstash.vectors import documents as chunk_sets
 from pgstash.vectors import inputs, payloads
 from pgstash.vectors.table import VectorTable
 from pgstash.vectors.write import bulk, keys, tables
@@ -26,6 +27,7 @@ async def ingest(
     attribute: Any,
     meta: Mapping[str, Any] | Sequence[Mapping[str, Any]] | None,
     key: Any,
+    document: Any = None,
 ) -> int:
     """`PostgresVectorIndex.index` on `table`: every check before anything is written, then the
     rows written; the number of rows written."""
@@ -42,6 +44,16 @@ async def ingest(
     stored: Sequence[Any] = items
     unstructure: Callable[[Any], Any] = converter.unstructure
     ids = None
+    named_sets: list[str] | None = None
+    if key is not None and document is not None:
+        raise ValueError(
+            "index takes key= (one row per key) or document= (one chunk set per document), not both"
+        )
+    if document is not None:  # documents.py: each row's document key, read as a key is
+        read_set = keys.key_reader(document, table.key_of())
+        stored = [unstructure(item) for item in items]
+        named_sets = chunk_sets.document_texts([read_set(item, stored[at]) for at, item in enumerate(items)])
+        unstructure = _as_is
     if key is not None:  # payloads first: keys may be read from them (then encoded as they are)
         read = keys.key_reader(key, table.key_of())
         stored = [unstructure(item) for item in items]
@@ -49,6 +61,8 @@ async def ingest(
         unstructure = _as_is
     postgres = table.postgres
     facts = await table.facts(fresh=True)
+    if named_sets is not None:
+        chunk_sets.check_table(facts, name)
     vectors = await inputs.vectors_of(
         [select(item) for item in items], facts.dimension, name, table.embedding, table.image_embedding
     )
@@ -58,9 +72,10 @@ async def ingest(
         metas,
         payloads.payload_fields(stored, unstructure),
         ids,
+        None if named_sets is None else chunk_sets.framed(named_sets),
     )
     with table.required():
-        write = _writer(postgres, name, rows, ids)
+        write = _writer(postgres, name, rows, ids, named_sets)
         pending = facts.ivfflat_pending and not facts.methods
         if facts.methods or pending:  # a large batch: ANN index built from the data
             if await bulk.ingest(postgres, name, write, len(items), vectors.shape[1], pending):
@@ -77,10 +92,14 @@ def _as_is(payload: Any) -> Any:
 
 
 def _writer(
-    postgres: Postgres, name: str, rows: AsyncIterator[bytes], ids: Any
+    postgres: Postgres, name: str, rows: AsyncIterator[bytes], ids: Any, sets: list[str] | None
 ) -> Callable[[], Awaitable[int]]:
     """The batch's write: its binary COPY, or with keys the keyed lock, DELETE and COPY
-    (`keys.replace_rows`); returns the rows copied."""
+    (`keys.replace_rows`), or with documents their chunk sets replaced
+    (`documents.replace_documents`); returns the rows copied."""
+    if sets is not None:
+        named = sorted(set(sets))
+        return lambda: chunk_sets.replace_documents(postgres, name, named, rows)
     if ids is not None:
         return lambda: keys.replace_rows(postgres, name, ids, rows)
     copy = attrs.evolve(compose(named_query("vectors_copy"), slots={"table": name}), kind="copy")

@@ -26,7 +26,7 @@ from pgstash.sql.catalogue import query
 from pgstash.sql.composer import compose
 from pgstash.vectors.filters import KeyOf, path_of
 
-__all__ = ["MAX_KEY_LENGTH", "delete_keys", "key_reader", "replace_rows", "row_ids", "uuid_texts"]
+__all__ = ["MAX_KEY_LENGTH", "delete_keys", "key_reader", "key_text", "replace_rows", "row_ids", "uuid_texts"]
 
 MAX_KEY_LENGTH = 1_000
 
@@ -35,7 +35,9 @@ def _namespace(table: str) -> uuid.UUID:
     return uuid.uuid5(uuid.NAMESPACE_URL, f"pgstash:vectors:{table}")
 
 
-def _key_text(key: object, position: int | None) -> str:
+def key_text(key: object, position: int | None) -> str:
+    """The key's JSON text; a key that is not a str (non-empty, no NUL, at most 1,000
+    characters) or an int raises `ValueError` or `TypeError` naming its position."""
     where = "" if position is None else f" of value {position}"
     if isinstance(key, str):
         if "\x00" in key or not key or len(key) > MAX_KEY_LENGTH:
@@ -58,7 +60,7 @@ def row_ids(table: str, keys: Sequence[object], *, unique: bool = True) -> NDArr
     digests = bytearray()
     seen: dict[str, int] = {}
     for position, key in enumerate(keys):
-        text = _key_text(key, position)
+        text = key_text(key, position)
         if unique:
             first = seen.setdefault(text, position)
             if first != position:

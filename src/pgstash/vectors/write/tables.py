@@ -29,6 +29,7 @@ from pgstash.sql.composer import compose
 from pgstash.sql.resources import resource_dir
 from pgstash.sql.templates import SlotValue
 from pgstash.validators import positive_int
+from pgstash.vectors.columns import IndexedField, check_existing, existing_fields, indexed_fields
 from pgstash.vectors.facts import (
     PRECISIONS,
     Precision,
@@ -39,6 +40,8 @@ from pgstash.vectors.facts import (
     tables,
 )
 from pgstash.vectors.inputs import MAX_DIMENSION
+from pgstash.vectors.quantize import check_quantize
+from pgstash.vectors.sessions import session_for_settings
 from pgstash.vectors.table import VectorTable
 from pgstash.vectors.text_column import TextColumn, check_language, text_column
 from pgstash.vectors.write.bulk import DROPPED_COMMENT, dropped_of, repair
@@ -66,6 +69,9 @@ class _Names:
     dimension: int
     text: TextColumn | None = None
     precision: Precision = PRECISIONS["float32"]
+    fields: tuple[IndexedField, ...] = ()
+    quantize: str | None = None  # "binary": HNSW over the signs instead of the floats (quantize.py)
+    documents: bool = False  # the document column and its index (documents.py)
 
     def slots(self, **more: SlotValue) -> dict[str, SlotValue]:
         return {
@@ -78,14 +84,20 @@ class _Names:
             "embedding_index": index_name(self.table, "embedding_idx"),
             "payload_index": index_name(self.table, "payload_idx"),
             "created_index": index_name(self.table, "created_idx"),
+            "document_index": index_name(self.table, "document_idx"),
+            "binary_index": index_name(self.table, "binary_idx"),
             **more,
         }
 
 
-def _missing_steps(facts: TableFacts, names: _Names, index: str | None, rows: int) -> list[tuple[str, str]]:
-    """(template, invalid index to drop or "") for every piece the catalog shows missing."""
+Step = tuple[str, "str | IndexedField"]  # (template, invalid index to drop, "" or the field)
+
+
+def _missing_steps(facts: TableFacts, names: _Names, index: str | None, rows: int) -> list[Step]:
+    """(template, invalid index to drop, "" or the indexed field) for every piece the catalog
+    shows missing."""
     slots = names.slots()
-    steps: list[tuple[str, str]] = [
+    steps: list[Step] = [
         ("vector_table_drop_invalid_index", invalid) for invalid in sorted(facts.invalid_indexes)
     ]
     if facts.storage not in ("m", "p"):
@@ -119,13 +131,28 @@ def _missing_steps(facts: TableFacts, names: _Names, index: str | None, rows: in
     ):
         if slots[slot] not in facts.indexes:
             steps.append((step, ""))
+    if names.quantize == "binary" and slots["binary_index"] not in facts.indexes:
+        steps.append(("vector_table_binary_index", ""))
+    if names.documents and slots["document_index"] not in facts.indexes:  # documents.py
+        steps += [("vector_table_document_column", ""), ("vector_table_document_index", "")]
+    present = existing_fields(facts)
+    for field in names.fields:
+        if field.path not in present:
+            steps.append((field.kind.template, field))  # on a table holding rows: a rewrite
+        if field.slots(names.table)["field_index"] not in facts.indexes:
+            steps.append(("vector_table_field_index", field))
     return steps
 
 
-async def _ddl(postgres: Postgres, names: _Names, step: str, invalid: str, concurrently: bool) -> None:
+async def _ddl(
+    postgres: Postgres, names: _Names, step: str, invalid: str | IndexedField, concurrently: bool
+) -> None:
     name = f"{step}_concurrently" if concurrently and f"{step}_concurrently" in _templates() else step
     named = _templates()[name]
-    slots = names.slots(invalid_index=invalid)
+    if isinstance(invalid, IndexedField):
+        slots = names.slots(**invalid.slots(names.table))
+    else:
+        slots = names.slots(invalid_index=invalid)
     await postgres.run_statement(compose(named, slots={point: slots[point] for point in named.splice_points}))
 
 
@@ -161,12 +188,16 @@ async def create(
     text: Any,
     language: str,
     precision: str,
+    indexed: Any = None,
+    quantize: str | None = None,
+    documents: bool = False,
 ) -> None:
     """`PostgresVectorIndex.create_table` on `table`: the arguments checked, then `create_table`."""
     positive_int(dimension, "dimension", MAX_DIMENSION, spans=True)
     if index not in INDEX_METHODS:
         raise ValueError(f'index must be "hnsw", "ivfflat" or None, got {index!r}')
-    stored = check_precision(precision, dimension, index)
+    quantized = check_quantize(quantize, dimension, index)
+    stored = check_precision(precision, dimension, None if quantized else index)
     if distance != "cosine":
         raise ValueError(
             f"distance {distance!r} is not supported: pgstash scores and ranks by cosine "
@@ -174,7 +205,11 @@ async def create(
         )
     try:
         column = None if text is None else text_column(text, language, table.key_of())
-        await create_table(table.postgres, table.name, dimension, index, column, stored)
+        fields = indexed_fields(indexed, table.model, table.key_of())
+        ann = None if quantized else index  # a binary index instead of the float one
+        await create_table(
+            table.postgres, table.name, dimension, ann, column, stored, fields, quantized, documents
+        )
     except DatabaseError as error:
         if error.sqlstate == "42704" and "vector" in str(error):
             raise ConfigurationError(
@@ -191,15 +226,19 @@ async def create_table(
     index: str | None,
     text: TextColumn | None = None,
     precision: Precision = PRECISIONS["float32"],
+    fields: tuple[IndexedField, ...] = (),
+    quantize: str | None = None,
+    documents: bool = False,
 ) -> None:
     """Makes the table and what `index` and `text` ask for, each missing piece only (see the
     module); the text column's configuration must be one the server has. An existing table of
     another precision raises `ConfigurationError`."""
-    names = _Names(name, dimension, text, precision)
+    names = _Names(name, dimension, text, precision, fields, quantize, documents)
     if text is not None:
         check_language(text.language, await postgres.run("vectors_text_languages"))
     facts = await read_facts(postgres, name)
     _check_dimension(facts, name, dimension, precision)
+    check_existing(fields, facts, name)
     if dropped_of(facts.comment) and await repair(postgres, name, facts):
         facts = await read_facts(postgres, name)  # first the index a killed bulk load dropped
     if facts.present:
@@ -224,16 +263,19 @@ async def create_table(
     tables(postgres).pop(name, None)
 
 
-async def _concurrently(postgres: Postgres, names: _Names, steps: list[tuple[str, str]]) -> None:
+async def _concurrently(postgres: Postgres, names: _Names, steps: list[Step]) -> None:
     """The steps on a table holding rows: indexes built CONCURRENTLY (outside a transaction, on
-    one pinned connection), each lock wait bounded by `lock_timeout`."""
-    async with postgres.session():
-        await postgres.run("vectors_ddl_settings", lock_timeout=DDL_LOCK_TIMEOUT, local=False)
+    one pinned connection), each lock wait bounded by `lock_timeout` (behind a transaction pooler
+    without a session to pin, `postgres.lifecycle.pooling.sessions` False: the server's lock_timeout)."""
+    async with session_for_settings(postgres) as settings:
+        if settings:
+            await postgres.run("vectors_ddl_settings", lock_timeout=DDL_LOCK_TIMEOUT, local=False)
         try:
             for step, invalid in steps:
                 await _ddl(postgres, names, step, invalid, True)
         finally:
-            await postgres.run("vectors_ddl_reset")
+            if settings:
+                await postgres.run("vectors_ddl_reset")
 
 
 async def build_pending_ivfflat(postgres: Postgres, facts: TableFacts, name: str) -> None:
