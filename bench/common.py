@@ -28,7 +28,7 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -168,24 +168,39 @@ async def _send(connection: Any, statement: Statement) -> None:
     await getattr(connection, method[statement.kind])(sql, *args)
 
 
-async def record(postgres: Postgres, call: Call) -> Recorded:
-    """The statements a warm `call` sends through `postgres.run_statement` (run once before, so
-    that what pgstash caches between calls is not recorded)."""
-    await call()
+@contextlib.contextmanager
+def sent(
+    postgres: Postgres, observe: Callable[[Statement], Awaitable[None]] | None = None
+) -> Iterator[list[Statement]]:
+    """`with sent(postgres) as statements:` the statements run through `postgres.run_statement`
+    inside the block, in order (`observe` is awaited with each one before it runs)."""
     seen: list[Statement] = []
-    inside: list[bool] = []
     run_statement = postgres.run_statement
 
     async def recording(statement: Statement) -> Any:
         seen.append(statement)
-        inside.append(postgres.in_transaction)
+        if observe is not None:
+            await observe(statement)
         return await run_statement(statement)
 
     postgres.run_statement = recording  # type: ignore[method-assign]
     try:
-        await call()
+        yield seen
     finally:
         del postgres.run_statement
+
+
+async def record(postgres: Postgres, call: Call) -> Recorded:
+    """The statements a warm `call` sends through `postgres.run_statement` (run once before, so
+    that what pgstash caches between calls is not recorded)."""
+    await call()
+    inside: list[bool] = []
+
+    async def transaction(_: Statement) -> None:
+        inside.append(postgres.in_transaction)
+
+    with sent(postgres, transaction) as seen:
+        await call()
     if not seen:
         raise RuntimeError("the call sent no statement through Postgres.run_statement: nothing to replay")
     return Recorded(tuple(seen), any(inside))

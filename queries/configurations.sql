@@ -36,6 +36,55 @@ WITH RECURSIVE identifiers AS (
 SELECT identifier
 FROM identifiers;
 
+-- name: configurations_named()$
+-- Whether the configurations table has the name column of migration 0009 (one catalog probe).
+SELECT EXISTS(
+    SELECT FROM pg_catalog.pg_attribute AS a
+    WHERE
+        a.attrelid = pg_catalog.to_regclass('configurations'::TEXT)
+        AND a.attname = 'name'::NAME
+        AND NOT a.attisdropped
+) AS named;
+
+-- name: configurations_insert_unnamed(identifier, content)$
+-- Appends a snapshot to the seed's verbatim table (no name column); otherwise as the insert below.
+WITH newest AS (
+    SELECT pg_catalog.max(created) AS created
+    FROM configurations
+    WHERE identifier = :identifier::TEXT
+),
+
+inserted AS (
+    INSERT INTO configurations (identifier, content, created)
+    SELECT
+        :identifier::TEXT AS identifier,
+        :content::JSONB AS content,
+        greatest(
+            pg_catalog.clock_timestamp(), newest.created + INTERVAL '1 microsecond'
+        ) AS created
+    FROM newest
+    RETURNING created
+)
+
+SELECT
+    inserted.created,
+    pg_catalog.pg_notify(
+        'pgstash_documents'::TEXT,
+        pg_catalog.json_build_object(
+            'store'::TEXT, 'configurations'::TEXT,
+            'key'::TEXT,
+            CASE WHEN pg_catalog.octet_length(:identifier::TEXT) <= 7000 THEN :identifier::TEXT END
+        )::TEXT
+    ) AS notified
+FROM inserted;
+
+-- name: configurations_of_kind(kind)
+-- Every identifier with a snapshot of one type name, in order (configurations_name_identifier_idx).
+SELECT DISTINCT identifier
+FROM configurations
+WHERE name = :kind::TEXT
+ORDER BY identifier;
+
 -- name: configurations_history(identifier)
 -- Every snapshot of one identifier, newest first (the identifier's range of the primary key).
 SELECT
@@ -53,7 +102,7 @@ SELECT
         pg_catalog.hashtextextended('configurations/'::TEXT || :identifier::TEXT, 0::BIGINT)
     );
 
--- name: configurations_insert(identifier, content)$
+-- name: configurations_insert(identifier, content, name)$
 -- Appends a snapshot later than the newest (max via the primary key) and NOTIFYs its identifier.
 WITH newest AS (
     SELECT pg_catalog.max(created) AS created
@@ -62,10 +111,11 @@ WITH newest AS (
 ),
 
 inserted AS (
-    INSERT INTO configurations (identifier, content, created)
+    INSERT INTO configurations (identifier, content, name, created)
     SELECT
         :identifier::TEXT AS identifier,
         :content::JSONB AS content,
+        :name::TEXT AS name,
         greatest(
             pg_catalog.clock_timestamp(), newest.created + INTERVAL '1 microsecond'
         ) AS created

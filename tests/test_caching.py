@@ -25,7 +25,7 @@ from pgstash import (
 )
 from pgstash.stores.cache import LRU, MISS, DocumentCache
 from pgstash.stores.listener import CHANNEL, Listener
-from tests.caches import drained, eventually, sneak
+from tests.support.caches import drained, eventually, sneak
 
 
 async def deafen(postgres: Postgres) -> None:
@@ -173,6 +173,7 @@ async def test_a_notify_from_any_connection_invalidates(postgres: Postgres) -> N
     await eventually(flushed)
 
 
+@pytest.mark.process
 async def test_a_define_in_another_process_reaches_this_cache_within_a_second(
     postgres: Postgres, database_dsn: str
 ) -> None:

@@ -3,7 +3,6 @@ ingest (all rows or none, errors naming FILE:LINE), options anywhere, errors in 
 
 from __future__ import annotations
 
-import asyncio
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -11,16 +10,9 @@ from typing import Any
 import orjson
 import pytest
 
-from pgstash import PostgresConnectionPool
-from tests.cli_run import PGSTASH, pgstash
+from tests.support.cli import PGSTASH, fetch, pgstash
 
-
-def fetch(dsn: str, sql: str) -> Any:
-    async def go() -> Any:
-        async with PostgresConnectionPool.of(dsn=dsn) as postgres:
-            return await postgres.fetch_value(sql)
-
-    return asyncio.run(go())
+pytestmark = pytest.mark.process
 
 
 def errors(stderr: str) -> list[str]:

@@ -3,23 +3,15 @@ all rows or none) and `pgstash vector build-index`, run as a subprocess against 
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import orjson
+import pytest
 
-from pgstash import PostgresConnectionPool
-from tests.cli_run import pgstash
+from tests.support.cli import fetch, pgstash
 
-
-def fetch(dsn: str, sql: str) -> Any:
-    async def go() -> Any:
-        async with PostgresConnectionPool.of(dsn=dsn) as postgres:
-            return await postgres.fetch_value(sql)
-
-    return asyncio.run(go())
+pytestmark = pytest.mark.process
 
 
 INDEX_OID = (

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
+
 from pgstash import PostgresConnectionPool, PostgresInstructionsRepository
-from tests.cli_run import pgstash
+from tests.support.cli import pgstash
+
+pytestmark = pytest.mark.process
 
 
 async def test_the_instructions_commands_show_and_move_labels(database_dsn: str) -> None:

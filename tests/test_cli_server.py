@@ -16,7 +16,9 @@ import pytest
 
 from pgstash import ConfigurationError, embedded
 from pgstash.embedded import EmbeddedServer
-from tests.cli_run import PGSTASH, pgstash
+from tests.support.cli import PGSTASH, pgstash
+
+pytestmark = pytest.mark.process
 
 
 async def answers(dsn: str) -> int:

@@ -8,8 +8,12 @@ import asyncio
 import re
 from urllib.parse import urlsplit, urlunsplit
 
+import pytest
+
 from pgstash import PostgresConfigurationRepository, PostgresConnectionPool
-from tests.cli_run import pgstash
+from tests.support.cli import pgstash
+
+pytestmark = pytest.mark.process
 
 
 def with_password(dsn: str, password: str) -> str:

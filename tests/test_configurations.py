@@ -21,7 +21,8 @@ from pgstash import (
     SchemaMissingError,
 )
 from pgstash.sql.catalogue import query
-from tests.caches import drained
+from tests.support.caches import drained
+from tests.support.plans import plan_nodes
 
 
 @attrs.frozen
@@ -272,13 +273,6 @@ async def test_the_seeds_verbatim_table_is_enough(empty_dsn: str) -> None:
         assert await repository.load(Generation) is None
 
 
-def plan_nodes(plan: dict[str, Any]) -> list[dict[str, Any]]:
-    nodes = [plan]
-    for child in plan.get("Plans", []):
-        nodes.extend(plan_nodes(child))
-    return nodes
-
-
 async def explain(postgres: Postgres, name: str, *args: Any) -> list[dict[str, Any]]:
     document = await postgres.fetch_value(f"EXPLAIN (FORMAT JSON) {query(name).sql}", *args)
     return plan_nodes(json.loads(document)[0]["Plan"])
@@ -306,7 +300,7 @@ async def test_the_newest_snapshot_lookup_is_a_primary_key_scan(postgres: Postgr
     assert any(node.get("Index Name") == "configurations_pkey" for node in nodes)
 
     # define's read of the newest `created` is served by the same index
-    nodes = await explain(postgres, "configurations_insert", "config-99", {"x": 1})
+    nodes = await explain(postgres, "configurations_insert", "config-99", {"x": 1}, None)
     assert "Seq Scan" not in {node["Node Type"] for node in nodes}
     assert any(node.get("Index Name") == "configurations_pkey" for node in nodes)
 
@@ -327,3 +321,37 @@ async def test_a_loaded_mutable_configuration_is_the_callers_own(postgres: Postg
     assert await repository.load(Generation) is await repository.load(Generation)
     await repository.define(Generation("h"))
     assert await repository.load(Generation) == Generation("h")
+
+
+async def test_configurations_of_a_kind(postgres: Postgres) -> None:
+    repository = PostgresConfigurationRepository(postgres)
+    await repository.define(Generation("a"), "first")
+    await repository.define(Generation("b"))
+    await repository.define({"x": 1}, "plain")
+    await repository.define({"x": 2}, "tagged", kind="Generation")
+    assert list(await repository.configurations(kind="Generation")) == ["Generation", "first", "tagged"]
+    assert list(await repository.configurations(kind="Missing")) == []
+    assert list(await repository.configurations()) == ["Generation", "first", "plain", "tagged"]
+    stored = await postgres.fetch("SELECT identifier, name FROM configurations ORDER BY identifier")
+    assert [(row["identifier"], row["name"]) for row in stored] == [
+        ("Generation", "Generation"), ("first", "Generation"), ("plain", None), ("tagged", "Generation"),
+    ]  # fmt: skip
+    async with postgres.session(), postgres.connection() as connection:
+        await connection.execute("SET enable_seqscan = off")
+        plan = await connection.fetchval(
+            f"EXPLAIN (FORMAT JSON) {query('configurations_of_kind').sql}", "Generation"
+        )
+        await connection.execute("RESET enable_seqscan")
+    assert "configurations_name_identifier_idx" in plan
+
+
+async def test_kind_on_the_seeds_verbatim_table_names_the_migration(empty_dsn: str) -> None:
+    async with PostgresConnectionPool.of(dsn=empty_dsn) as postgres:
+        await postgres.execute(SEED_CONFIGURATIONS)
+        repository = PostgresConfigurationRepository(postgres)
+        await repository.define(Generation("m"))  # stored, without its kind
+        with pytest.raises(ConfigurationError, match="0009_configuration_names"):
+            await repository.configurations(kind="Generation")
+        with pytest.raises(ConfigurationError, match="pgstash migrate"):
+            await repository.define({"x": 1}, "x", kind="Generation")
+        assert await repository.load(Generation) == Generation("m")

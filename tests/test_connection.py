@@ -51,7 +51,7 @@ async def test_an_unreachable_server_says_what_to_check() -> None:
 
 
 async def test_a_missing_database_says_to_create_it(template_ready: str) -> None:
-    from tests.conftest import with_database
+    from tests.support.databases import with_database
 
     with pytest.raises(ConfigurationError, match="create the database"):
         async with PostgresConnectionPool.of(dsn=with_database(template_ready, "no_such_db")):

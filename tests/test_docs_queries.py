@@ -17,8 +17,6 @@ import secrets
 from collections.abc import Awaitable, Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import attrs
@@ -42,7 +40,10 @@ from pgstash.migrations import applied
 from pgstash.sql.catalogue import Query, catalogue, load_catalogue
 from pgstash.sql.resources import resource_dir
 from pgstash.stores.listener import Listener
-from tests.sqlcheck import TEMPLATE_SETUP, composed
+from tests.support.plans import plan_nodes
+from tests.support.roles import as_role, login_roles
+from tests.support.sqlcheck import TEMPLATE_SETUP, composed
+from tests.support.statements import logged
 
 ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "queries.md"
@@ -145,13 +146,6 @@ def test_every_test_named_on_the_page_exists() -> None:
 
 
 # -- indexes ----------------------------------------------------------------------------------
-
-
-def plan_nodes(plan: dict[str, Any]) -> list[dict[str, Any]]:
-    nodes = [plan]
-    for child in plan.get("Plans", []):
-        nodes.extend(plan_nodes(child))
-    return nodes
 
 
 async def fill(postgres: Postgres) -> None:
@@ -392,14 +386,7 @@ async def test_each_method_runs_the_documented_queries(
 ) -> None:
     """The named queries each method runs, in order (every statement is logged through
     `Postgres.log` with its query's name), and its round trips counted on the wire."""
-    ran: list[str] = []
-    log = Postgres.log
-
-    def recording(self: Postgres, name: str, rows: int, seconds: float) -> None:
-        ran.append(name)
-        log(self, name, rows, seconds)
-
-    monkeypatch.setattr(Postgres, "log", recording)
+    ran = logged(monkeypatch)
     monkeypatch.setattr(Listener, "ping_interval", 3600.0)  # no pings on the wire while counting
     documented = method_rows()
     queries = every_query()
@@ -442,12 +429,6 @@ PRIVILEGE = r"[A-Z]+(?: \(\w+\))?"  # SELECT, or UPDATE (created)
 GRANT = re.compile(rf"^GRANT ({PRIVILEGE}(?:, {PRIVILEGE})*) ON (\w+) TO pgstash_app;$", re.M)
 
 
-def as_role(dsn: str, role: str, password: str) -> str:
-    parts = urlsplit(dsn)
-    host = parts.netloc.rpartition("@")[2]
-    return urlunsplit(parts._replace(netloc=f"{role}:{password}@{host}"))
-
-
 async def denied(postgres: Postgres) -> list[DatabaseError]:
     """Runs every store method but the owner's `create_table`, and `pgstash status`'s migration
     read; the permission errors."""
@@ -475,31 +456,29 @@ async def test_the_documented_grants_are_enough_and_each_is_needed(database_dsn:
     assert grants, f"no GRANT ... TO pgstash_app; lines in {DOC.name}"
     unread = [line for line in doc().splitlines() if line.startswith("GRANT ") and not GRANT.fullmatch(line)]
     assert not unread, f"GRANT lines this test cannot read: {unread}"
-    role, password = f"pgstash_app_{secrets.token_hex(4)}", secrets.token_hex(16)
+    password = secrets.token_hex(16)
     async with PostgresConnectionPool.of(dsn=database_dsn) as owner:  # the owner makes the vector tables
         for row, call in method_calls(owner).items():
             if ".create_table`" in row:
                 await call()
     admin = await asyncpg.connect(database_dsn)
-    await admin.execute(f"CREATE ROLE {role} LOGIN PASSWORD '{password}'")
     try:
-        for table, privilege in grants:
-            await admin.execute(f"GRANT {privilege} ON {table} TO {role}")
-        async with PostgresConnectionPool.of(dsn=as_role(database_dsn, role, password)) as postgres:
-            assert await denied(postgres) == []
-            with pytest.raises(DatabaseError) as refused:  # DDL is the owner's (on a table not yet made)
-                await PostgresVectorIndex(postgres).create_table(Chunk, dimension=16, table="chunk_new")
-            assert refused.value.sqlstate == "42501"
+        async with login_roles(admin, "pgstash_app", password=password) as (role,):
             for table, privilege in grants:
-                await admin.execute(f"REVOKE {privilege} ON {table} FROM {role}")
-                errors = await denied(postgres)
                 await admin.execute(f"GRANT {privilege} ON {table} TO {role}")
-                assert any(f"permission denied for table {table}" in str(error) for error in errors), (
-                    f"{privilege} ON {table} is granted by {DOC.name} but no call needs it"
-                )
+            async with PostgresConnectionPool.of(dsn=as_role(database_dsn, role, password)) as postgres:
+                assert await denied(postgres) == []
+                with pytest.raises(DatabaseError) as refused:  # DDL is the owner's (on a table not yet made)
+                    await PostgresVectorIndex(postgres).create_table(Chunk, dimension=16, table="chunk_new")
+                assert refused.value.sqlstate == "42501"
+                for table, privilege in grants:
+                    await admin.execute(f"REVOKE {privilege} ON {table} FROM {role}")
+                    errors = await denied(postgres)
+                    await admin.execute(f"GRANT {privilege} ON {table} TO {role}")
+                    assert any(f"permission denied for table {table}" in str(error) for error in errors), (
+                        f"{privilege} ON {table} is granted by {DOC.name} but no call needs it"
+                    )
     finally:
-        await admin.execute(f"DROP OWNED BY {role}")
-        await admin.execute(f"DROP ROLE {role}")
         await admin.close()
 
 

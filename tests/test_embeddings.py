@@ -32,6 +32,7 @@ async def test_shared_words_are_near_and_unrelated_texts_far() -> None:
     assert float(upper @ lower) == pytest.approx(1.0)  # case-insensitive
 
 
+@pytest.mark.process
 def test_the_same_vectors_in_every_process() -> None:
     script = (
         "import asyncio, pgstash; print(asyncio.run(pgstash.HashingEmbedding(16)(['same text']))[0].tolist())"
@@ -117,6 +118,7 @@ def test_streamed_features_give_the_vectors_of_the_materialised_ones() -> None:
             assert np.array_equal(HashingEmbedding(dimension).embed(text), expected), (dimension, text[:20])
 
 
+@pytest.mark.process
 def test_a_25_mb_line_embeds_in_bounded_memory() -> None:
     script = """
 import random, resource

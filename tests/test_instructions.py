@@ -239,3 +239,26 @@ async def test_the_newest_revision_lookup_is_a_primary_key_scan(postgres: Postgr
     scan = next(node for node in nodes if node["Node Type"] in ("Index Scan", "Index Only Scan"))
     assert scan["Index Name"] == "instructions_pkey" and scan["Scan Direction"] == "Backward"
     assert await PostgresInstructionsRepository(postgres).load("prompt-7") == "revision 10"
+
+
+async def test_raw_syntax_stores_what_the_grammar_refuses(postgres: Postgres) -> None:
+    repository = PostgresInstructionsRepository(postgres)
+    with pytest.raises(ValueError, match="refused"):
+        await repository.define("framework", "Hi {user.name}, {0}, {score:>5}")
+    await repository.define("framework", "Hi {user.name}, {0}, {score:>5}", syntax="raw")
+    assert await repository.load("framework") == "Hi {user.name}, {0}, {score:>5}"
+    with pytest.raises(ValueError, match="syntax"):
+        await repository.define("framework", "x", syntax="jinja")
+
+
+async def test_available_instructions_pages_by_name(postgres: Postgres) -> None:
+    repository = PostgresInstructionsRepository(postgres)
+    for name in ("d", "a", "c", "b", "e"):
+        await repository.define(name, f"content of {name}")
+    first = await repository.available_instructions(limit=2)
+    assert [each.name for each in first] == ["a", "b"]
+    second = await repository.available_instructions(after=first[-1].name, limit=2)
+    assert [each.name for each in second] == ["c", "d"]
+    last = await repository.available_instructions(after="d", limit=2)
+    assert [each.name for each in last] == ["e"]
+    assert [each.name for each in await repository.available_instructions(after="bb")] == ["c", "d", "e"]

@@ -13,7 +13,7 @@ import pytest
 
 from pgstash import Postgres, PostgresConnectionPool, PostgresInstructionsRepository
 from pgstash.errors import LabelNotFoundError
-from tests.caches import drained, eventually
+from tests.support.caches import drained, eventually
 
 CHILD = """
 import asyncio, sys

@@ -22,7 +22,7 @@ from pgstash import DatabaseError, PostgresConnectionPool, PostgresInstructionsR
 from pgstash.embedded import EmbeddedServer
 from pgstash.stores.chat import ChatPrompt
 from pgstash.stores.outage import ResolvedText
-from tests.reliability.faults import eventually
+from tests.support.faults import eventually
 
 
 @pytest.fixture
@@ -38,6 +38,7 @@ async def server() -> AsyncIterator[EmbeddedServer]:
         shutil.rmtree(folder, ignore_errors=True)
 
 
+@pytest.mark.process
 async def test_stale_values_are_served_while_the_server_is_down_and_fresh_ones_after(
     server: EmbeddedServer, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -26,6 +26,7 @@ from pgstash import (
 )
 from pgstash.sql.catalogue import query
 from pgstash.stores.memory import element_json, element_of
+from tests.support.plans import plan_nodes
 
 # The seed's three memory tables, verbatim from seed.md: no index beyond the primary key.
 SEED_MEMORY_TABLES = """
@@ -381,13 +382,6 @@ async def test_the_store_works_on_the_seed_tables_created_verbatim(empty_dsn: st
 # -- served by the index, in one round trip ----------------------------------------------------
 
 
-def _plan_nodes(plan: dict[str, Any]) -> list[dict[str, Any]]:
-    nodes = [plan]
-    for child in plan.get("Plans", []):
-        nodes.extend(_plan_nodes(child))
-    return nodes
-
-
 async def test_recall_and_remember_are_served_by_the_identifier_created_indexes(postgres: Postgres) -> None:
     await postgres.execute(
         "INSERT INTO memories (identifier) SELECT 'memory-' || m FROM generate_series(1, 1000) AS m"
@@ -405,8 +399,8 @@ async def test_recall_and_remember_are_served_by_the_identifier_created_indexes(
     await postgres.execute("ANALYZE memories, memories_elements, memories_variables")
     recall, remember = query("memory_recall"), query("memory_remember")
     statements = [
-        (recall, {"identifier": "memory-500", "element_limit": 50}),
-        (recall, {"identifier": "memory-500", "element_limit": None}),
+        (recall, {"identifier": "memory-500", "element_limit": 50, "before": None}),
+        (recall, {"identifier": "memory-500", "element_limit": None, "before": None}),
         # remember finds the newest element and variables of the memory through the same indexes
         (remember, {"identifier": "memory-500", "contents": [{"type": "model_input"}], "variables": {}}),
     ]
@@ -417,7 +411,7 @@ async def test_recall_and_remember_are_served_by_the_identifier_created_indexes(
                 explained = await connection.fetchval(
                     f"EXPLAIN (FORMAT JSON) {named.sql}", *named.arguments(values)
                 )
-                nodes = _plan_nodes(json.loads(explained)[0]["Plan"])
+                nodes = plan_nodes(json.loads(explained)[0]["Plan"])
                 scans = {node.get("Index Name") for node in nodes if "Index" in node["Node Type"]}
                 assert "memories_elements_pkey" in scans, (mode, values, nodes)
                 assert "memories_variables_pkey" in scans, (mode, values, nodes)
@@ -466,3 +460,55 @@ async def test_the_stored_rows_are_plain_json_for_other_readers(database_dsn: st
         await connection.close()
     assert json.loads(content) == element_json(RESULT)
     assert json.loads(variables) == {"k": "v"}
+
+
+class _TaggedText:
+    """A framework's own element JSON, stored as it is: {"kind": ..., "text": ...}."""
+
+    def encode(self, element: Any) -> dict[str, Any]:
+        if not isinstance(element, tuple):
+            raise TypeError(f"this codec takes (kind, text) tuples, got {type(element).__name__}")
+        return {"kind": element[0], "text": element[1]}
+
+    def decode(self, content: Any) -> Any:
+        return (content["kind"], content["text"])
+
+
+async def test_a_codec_stores_a_frameworks_elements_as_they_are(postgres: Postgres) -> None:
+    memory = PostgresModelMemory("framework", postgres=postgres, codec=_TaggedText())
+    await memory.remember(("user", "hi"), ("bot", "hello"))
+    stored = await postgres.fetch("SELECT content FROM memories_elements ORDER BY created")
+    expected = [{"kind": "user", "text": "hi"}, {"kind": "bot", "text": "hello"}]
+    assert [row["content"] for row in stored] == expected
+    recalled = await memory.recall()
+    assert recalled.context == (("user", "hi"), ("bot", "hello"))
+    with pytest.raises(TypeError, match="tuples"):
+        await memory.remember(("user", "kept?"), "not a tuple")
+    assert len((await memory.recall()).context) == 2  # nothing of the refused call was written
+    # no starts=: a codec's limited window is not trimmed by pgstash's own rule
+    assert (await memory.recall(limit=1)).context == (("bot", "hello"),)
+
+
+async def test_recall_pages_backwards_with_before_and_each_elements_created(postgres: Postgres) -> None:
+    memory = PostgresModelMemory("paged", postgres=postgres)
+    elements = [ModelInput(f"q{index}") if index % 2 == 0 else ModelOutput(f"a{index}") for index in range(7)]
+    await memory.remember(*elements)
+    everything = await memory.recall()
+    assert len(everything.created) == 7 and list(everything.created) == sorted(everything.created)
+    page = await memory.recall(3, before=everything.created[-1])
+    # the window q4 a5 ... before the last element (q6): a3 a5 trimmed to start at q4
+    assert page.context == (ModelInput("q4"), ModelOutput("a5"))
+    assert page.created == everything.created[4:6]
+    older = await memory.recall(2, before=page.created[0])
+    assert older.context == (ModelInput("q2"), ModelOutput("a3"))
+    with pytest.raises(TypeError, match="aware datetime"):
+        await memory.recall(before="yesterday")  # type: ignore[arg-type]
+
+
+async def test_starts_decides_where_every_recall_begins(postgres: Postgres) -> None:
+    memory = PostgresModelMemory(
+        "starts", postgres=postgres, starts=lambda element: element.content.startswith("begin")
+    )
+    await memory.remember(ModelOutput("stray"), ModelInput("x"), ModelInput("begin here"), ModelOutput("ok"))
+    assert (await memory.recall()).context == (ModelInput("begin here"), ModelOutput("ok"))
+    assert (await memory.recall(limit=1)).context == ()

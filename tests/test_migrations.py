@@ -17,13 +17,16 @@ from pgstash.migrations import migrations, require_extension
 from pgstash.sql.resources import resource_dir
 
 # The seed's DDL (seed.md), column by column: (table, column) -> (type, nullable, default).
-# The seed's columns, except that `created` defaults to the time of the insert, not of its
-# transaction (schema/0006: another writer's two inserts in one transaction would collide).
+# The seed's columns (plus configurations.name, 0009), except that `created` defaults to the time
+# of the insert, not of its transaction (schema/0006: another writer's two inserts in one
+# transaction would collide).
 CLOCK = "clock_timestamp()"
 SEED_COLUMNS = {
     ("configurations", "identifier"): ("text", "NO", None),
     ("configurations", "content"): ("jsonb", "NO", None),
     ("configurations", "created"): ("timestamp with time zone", "NO", CLOCK),
+    # schema/0009 (issue 23): the configuration's type name, nullable (the seed's rows have none)
+    ("configurations", "name"): ("text", "YES", None),
     ("instructions", "name"): ("text", "NO", None),
     ("instructions", "description"): ("text", "YES", None),  # DEFAULT NULL
     ("instructions", "content"): ("text", "NO", None),
@@ -87,6 +90,7 @@ async def test_the_tables_have_the_seed_columns_and_keys(postgres: pgstash.Postg
     ]
 
 
+@pytest.mark.process
 async def test_four_processes_migrating_at_once_apply_each_file_once(empty_dsn: str) -> None:
     command = [sys.executable, "-m", "pgstash.cli.main", "migrate", "--dsn", empty_dsn]
     processes = [
@@ -134,6 +138,7 @@ async def test_a_server_without_the_extension_gets_a_clear_error(postgres: pgsta
         await require_extension(postgres, "vector_missing")
 
 
+@pytest.mark.process
 def test_the_cli_migrate_reports_what_it_applied(database_dsn: str) -> None:
     result = subprocess.run(
         [sys.executable, "-m", "pgstash.cli.main", "migrate", "--dsn", database_dsn],

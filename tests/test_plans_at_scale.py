@@ -17,8 +17,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from pgstash import Postgres
 from pgstash.sql.catalogue import catalogue
+
+pytestmark = pytest.mark.scale
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "queries.md"
 QUERY = re.compile(r"`([a-z_][a-z0-9_]*)\(")
@@ -28,7 +32,7 @@ NODE = re.compile(r"^(?P<type>[A-Z][A-Za-z ]+?)(?: on `(?P<index>\w+)`)?$")
 VALUES: dict[str, dict[str, Any]] = {
     "configurations_identifiers": {},
     "instructions_declarations": {},
-    "memory_recall": {"identifier": "big", "element_limit": None},
+    "memory_recall": {"identifier": "big", "element_limit": None, "before": None},
     "configurations_prune": {"keep": 10, "older_than": None},
     "instructions_prune": {"keep": 1, "older_than": datetime(2024, 1, 1, 0, 0, 30, tzinfo=UTC)},
     "memory_forget_idle": {"idle_before": datetime(2024, 1, 1, tzinfo=UTC), "lock_only": False},

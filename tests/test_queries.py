@@ -10,7 +10,7 @@ import pytest
 from pgstash import DatabaseError, Postgres
 from pgstash.sql.catalogue import Query, catalogue, load_catalogue
 from pgstash.sql.resources import resource_dir
-from tests.sqlcheck import TEMPLATE_SLOTS, TEMPLATE_VARIANTS, fragment_hosts, prepare_all
+from tests.support.sqlcheck import TEMPLATE_SLOTS, TEMPLATE_VARIANTS, fragment_hosts, prepare_all
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli_run import PGSTASH, pgstash
+from tests.support.cli import PGSTASH, pgstash
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 TEXT = README.read_text(encoding="utf-8")
@@ -62,6 +62,7 @@ def run_shell(script: str, folder: Path, **extra: str) -> subprocess.CompletedPr
     )
 
 
+@pytest.mark.process
 def test_the_quickstart_runs_as_written_twice(tmp_path: Path) -> None:
     script = "\n".join(line for line in shell_block("Quickstart").splitlines() if "pip install" not in line)
     try:
@@ -94,6 +95,7 @@ def run_example(block: str, dsn: str, folder: Path) -> subprocess.CompletedProce
     )
 
 
+@pytest.mark.process
 def test_the_examples_pass_on_a_fresh_database_after_the_demo_twice(empty_dsn: str, tmp_path: Path) -> None:
     """As the "Run the examples" block: migrate, then the examples; here after the demo."""
     assert "pgstash migrate" in shell_block("Run the examples")
@@ -106,9 +108,3 @@ def test_the_examples_pass_on_a_fresh_database_after_the_demo_twice(empty_dsn: s
         for number, block in enumerate(BLOCKS):
             result = run_example(block, empty_dsn, tmp_path)
             assert result.returncode == 0, f"run {attempt}, block{number}: {result.stderr}"
-
-
-@pytest.mark.parametrize("block", BLOCKS, ids=[f"block{i}" for i in range(len(BLOCKS))])
-def test_a_readme_example_runs(block: str, database_dsn: str, tmp_path: Path) -> None:
-    result = run_example(block, database_dsn, tmp_path)
-    assert result.returncode == 0, result.stderr

@@ -36,9 +36,11 @@ from pgstash import (
 from pgstash.cli.status import report
 from pgstash.connection.replicas import Replicas
 from pgstash.stores.memory import ModelInput
-from tests.cli_run import pgstash as pgstash_command
-from tests.replication import ReplicaPair
-from tests.test_readme import BLOCKS
+from tests.support.cli import pgstash as pgstash_command
+from tests.support.readme import BLOCKS
+from tests.support.replication import ReplicaPair
+
+pytestmark = pytest.mark.process
 
 
 @pytest.fixture(scope="module")

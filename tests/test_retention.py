@@ -19,7 +19,7 @@ from pgstash import (
     PostgresInstructionsRepository,
     PostgresModelMemory,
 )
-from tests.cli_run import pgstash
+from tests.support.cli import pgstash
 
 STORES = [PostgresConfigurationRepository, PostgresInstructionsRepository]
 Store = PostgresConfigurationRepository | PostgresInstructionsRepository
@@ -201,6 +201,7 @@ async def test_forget_idle_keeps_a_memory_a_remember_in_flight_writes_to(databas
         assert [element.content for element in (await memory.recall()).context] == ["long ago", "just now"]
 
 
+@pytest.mark.process
 def test_pgstash_prune_prints_counts(database_dsn: str) -> None:
     async def fill() -> None:
         async with PostgresConnectionPool.of(dsn=database_dsn) as postgres:
@@ -218,6 +219,7 @@ def test_pgstash_prune_prints_counts(database_dsn: str) -> None:
     assert (forgot.returncode, forgot.stdout.split()[:2]) == (0, ["forgot", "0"]), forgot.stderr
 
 
+@pytest.mark.process
 @pytest.mark.parametrize(
     ("arguments", "words"),
     [

@@ -18,7 +18,8 @@ from bench.roundtrips import RoundTripCounter
 from pgstash import AttributeRequirement as R
 from pgstash import Postgres, PostgresConnectionPool, PostgresVectorIndex
 from pgstash.connection.pool import SCAN_SETTINGS
-from tests.test_vectors import Chunk, brute_force, chunks_for, load, unit_rows
+from tests.support.statements import logged
+from tests.support.vectors import Chunk, brute_force, chunks_for, load, unit_rows
 
 TOPICS = ("rare", *["common"] * 99)  # 1 row in 100 is "rare"
 ROWS = 1_000
@@ -165,16 +166,7 @@ async def test_a_very_selective_filter_comes_back_short_and_runs_exactly_in_a_se
 
 async def statements(postgres: Postgres, monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """The names of the vector statements run from now on (a live list)."""
-    ran: list[str] = []
-    log = Postgres.log
-
-    def recording(self: Postgres, name: str, rows: int, seconds: float) -> None:
-        if name.startswith("vectors_s"):
-            ran.append(name)
-        log(self, name, rows, seconds)
-
-    monkeypatch.setattr(Postgres, "log", recording)
-    return ran
+    return logged(monkeypatch, lambda name: name.startswith("vectors_s"))
 
 
 async def test_ef_search_and_probes_take_effect_inside_the_search_statement(

@@ -5,8 +5,11 @@ includes its distribution column, which is what Citus requires of them."""
 from __future__ import annotations
 
 import attrs
+import pytest
 
 from pgstash import Postgres, PostgresVectorIndex
+
+pytestmark = pytest.mark.scale
 
 # table -> its distribution column under docs/scaling.md; None: a reference or local table
 LAYOUT: dict[str, str | None] = {

@@ -33,7 +33,9 @@ from pgstash.sql.catalogue import catalogue, load_catalogue
 from pgstash.sql.resources import resource_dir
 from pgstash.sql.templates import named
 from pgstash.stores.memory import ModelInput
-from tests.replication import ReplicaPair
+from tests.support.replication import ReplicaPair
+
+pytestmark = pytest.mark.process
 
 NAMED = re.compile(r"/\* pgstash:([^*]+) \*/")
 # What asyncpg writes itself (exempt): its type introspection (with jit turned off around it), and

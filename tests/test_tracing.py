@@ -71,6 +71,7 @@ async def test_without_a_configured_tracer_provider_statements_are_not_traced(da
         assert await postgres.fetch_value("SELECT 1") == 1
 
 
+@pytest.mark.process
 def test_import_pgstash_loads_nothing_of_opentelemetry() -> None:
     code = "import sys, pgstash\nprint(sorted(m for m in sys.modules if m.startswith('opentelemetry')))"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from pgstash import AttributeRequirement, Postgres, PostgresVectorIndex
-from tests.test_vectors import Chunk, load, unit_rows
+from tests.support.vectors import Chunk, load, unit_rows
 
 TOPICS = tuple(f"t{i}" for i in range(10))
 

@@ -13,7 +13,8 @@ from pgstash import AttributeRequirement, Postgres, PostgresVectorIndex
 from pgstash.sql.catalogue import query
 from pgstash.vectors.filter_fragments import requirement_fragment
 from pgstash.vectors.search import planning
-from tests.test_vectors import Chunk, load, unit_rows
+from tests.support.statements import logged
+from tests.support.vectors import Chunk, load, unit_rows
 
 RARE = AttributeRequirement.equal("topic", "rare")  # 1 row in 200: 0.5%
 COMMON = AttributeRequirement.equal("topic", "common")
@@ -31,15 +32,8 @@ async def table(postgres: Postgres) -> tuple[PostgresVectorIndex, np.ndarray]:
 
 
 async def searches_run(postgres: Postgres, monkeypatch: pytest.MonkeyPatch, call: object) -> list[str]:
-    ran: list[str] = []
-    log = Postgres.log
-
-    def recording(self: Postgres, name: str, rows: int, seconds: float) -> None:
-        ran.append(name)
-        log(self, name, rows, seconds)
-
     with monkeypatch.context() as patch:
-        patch.setattr(Postgres, "log", recording)
+        ran = logged(patch)
         await call  # type: ignore[misc]
     return [name for name in ran if name.startswith("vectors_s")]
 

@@ -15,7 +15,6 @@ import attrs
 import cattrs
 import numpy as np
 import pytest
-from numpy.typing import NDArray
 
 from pgstash import (
     AttributeRequirement,
@@ -31,74 +30,16 @@ from pgstash import (
 )
 from pgstash.sql.statements import Statement
 from pgstash.vectors import table_name
+from tests.support.statements import sent
+from tests.support.vectors import Chunk, brute_force, chunks_for, load, plan_of, unit_rows
 
 R = AttributeRequirement
-
-
-@attrs.frozen
-class Chunk:
-    identifier: str
-    text: str
-    topic: str = "general"
-    rank: int = 0
 
 
 @dataclasses.dataclass(frozen=True)
 class HTTPDocument:
     url: str
     body: bytes | None = None
-
-
-def unit_rows(count: int, dimension: int, seed: int = 0) -> NDArray[np.float32]:
-    rows = np.random.default_rng(seed).standard_normal((count, dimension)).astype(np.float32)
-    return rows / np.linalg.norm(rows, axis=1, keepdims=True)
-
-
-def chunks_for(vectors: NDArray[np.float32], topics: Sequence[str] = ("general",)) -> list[Chunk]:
-    return [Chunk(f"c{i}", f"text {i}", topic=topics[i % len(topics)], rank=i) for i in range(len(vectors))]
-
-
-async def load(
-    index: PostgresVectorIndex, vectors: NDArray[np.float32], topics: Sequence[str] = ("general",)
-) -> list[Chunk]:
-    chunks = chunks_for(vectors, topics)
-    by_id = {chunk.identifier: vector for chunk, vector in zip(chunks, vectors, strict=True)}
-    await index.index(Chunk, values=chunks, attribute=lambda chunk: by_id[chunk.identifier])
-    return chunks
-
-
-def brute_force(
-    vectors: NDArray[np.float32],
-    query: NDArray[np.float32],
-    limit: int,
-    allowed: Sequence[bool] | None = None,
-) -> list[tuple[str, float]]:
-    matrix = vectors.astype(np.float64)
-    q = query.astype(np.float64)
-    scores = matrix @ q / (np.linalg.norm(matrix, axis=1) * np.linalg.norm(q))
-    order = [int(i) for i in np.argsort(-scores, kind="stable") if allowed is None or allowed[int(i)]]
-    return [(f"c{i}", float(scores[i])) for i in order[:limit]]
-
-
-async def plan_of(postgres: Postgres, call: Any, name: str | None = None) -> str:
-    """The EXPLAIN of the statement that `call()` runs (the last one but delete's check for a bulk
-    delete, `vectors_table_rows`; or the last one named `name`), as JSON text."""
-    seen: list[tuple[str, list[Any]]] = []
-    run_statement = postgres.run_statement
-
-    async def recording(statement: Statement) -> Any:
-        if statement.name != "vectors_table_rows" and name in (None, statement.name):
-            seen.append((statement.sql, list(statement.args)))
-        return await run_statement(statement)
-
-    postgres.run_statement = recording  # type: ignore[method-assign]
-    try:
-        await call()
-    finally:
-        del postgres.run_statement
-    sql, args = seen[-1]
-    plan = await postgres.fetch_value(f"EXPLAIN (FORMAT JSON) {sql}", *args)
-    return plan if isinstance(plan, str) else json.dumps(plan)
 
 
 # -- tables -----------------------------------------------------------------------------------------
@@ -484,6 +425,7 @@ async def large(postgres: Postgres) -> PostgresVectorIndex:
     return index
 
 
+@pytest.mark.scale
 async def test_explain_shows_the_indexes_serving_the_queries(
     postgres: Postgres, large: PostgresVectorIndex
 ) -> None:
@@ -500,6 +442,7 @@ async def test_explain_shows_the_indexes_serving_the_queries(
     assert '"Index Name": "chunk_created_idx"' in newest
 
 
+@pytest.mark.scale
 async def test_filtered_hnsw_search_still_returns_limit_rows(
     postgres: Postgres, large: PostgresVectorIndex
 ) -> None:
@@ -533,6 +476,7 @@ async def test_filtered_hnsw_search_still_returns_limit_rows(
     assert len(many) == 60 and all(chunk.rank < 2000 for chunk in many)
 
 
+@pytest.mark.scale
 async def test_without_iterative_scans_the_fallback_is_exact(
     postgres: Postgres, large: PostgresVectorIndex
 ) -> None:
@@ -560,18 +504,9 @@ async def test_create_table_on_a_complete_table_takes_no_lock(postgres: Postgres
     ingest = await asyncpg.connect(database_dsn)  # an open ingest: ROW EXCLUSIVE until it ends
     try:
         await ingest.execute("BEGIN; LOCK TABLE chunk IN ROW EXCLUSIVE MODE")
-        ran: list[str] = []
-        run_statement = postgres.run_statement
-
-        async def recording(statement: Statement) -> Any:
-            ran.append(statement.name)
-            return await run_statement(statement)
-
-        postgres.run_statement = recording  # type: ignore[method-assign]
-        try:
+        with sent(postgres) as statements:
             await asyncio.wait_for(index.create_table(Chunk, dimension=4), timeout=30)
-        finally:
-            del postgres.run_statement
+        ran = [statement.name for statement in statements]
         assert ran == ["vectors_table_facts"]  # one catalog read, no DDL, no lock
     finally:
         await ingest.close()
@@ -581,18 +516,9 @@ async def test_create_table_on_a_table_with_rows_builds_concurrently(postgres: P
     index = PostgresVectorIndex(postgres)
     await index.create_table(Chunk, dimension=4, index=None)
     await load(index, unit_rows(50, 4))
-    ran: list[str] = []
-    run_statement = postgres.run_statement
-
-    async def recording(statement: Statement) -> Any:
-        ran.append(statement.name)
-        return await run_statement(statement)
-
-    postgres.run_statement = recording  # type: ignore[method-assign]
-    try:
+    with sent(postgres) as statements:
         await index.create_table(Chunk, dimension=4)
-    finally:
-        del postgres.run_statement
+    ran = [statement.name for statement in statements]
     built = [name for name in ran if name.startswith("vector_table_")]
     assert built == ["vector_table_hnsw_index_concurrently"]  # index=None made the other two
     assert "begin" not in ran and "vectors_ddl_settings" in ran
@@ -670,25 +596,27 @@ async def test_filtered_vector_statements_are_right_whatever_plans_the_server_ma
         await load(index, vectors, topics=("rare", *["common"] * 99))
         await index.create_table(Chunk, dimension=4)  # HNSW from the rows
         modes: dict[str, set[str]] = {}
-        run_statement = generic.run_statement
 
-        async def recording(statement: Statement) -> Any:
+        async def mode_of(statement: Statement) -> None:
             mode = await generic.fetch_value("SELECT current_setting('plan_cache_mode')")
             modes.setdefault(statement.name, set()).add(mode)
-            return await run_statement(statement)
 
-        generic.run_statement = recording  # type: ignore[method-assign]
-        query = unit_rows(1, 4, seed=3)[0]
-        for _ in range(6):  # past the five custom plans the server makes before it may go generic
-            for topic in ("rare", "common"):
-                found = await index.search(Chunk, query=query, limit=5, requirements=R.equal("topic", topic))
-                allowed = [chunk.topic == topic for chunk in chunks_for(vectors, ("rare", *["common"] * 99))]
-                assert [chunk.identifier for chunk in found] == [
-                    identifier for identifier, _ in brute_force(vectors, query, 5, allowed)
-                ]
-            newest = await index.search(Chunk, limit=3, requirements=R.equal("topic", "common"))
-            assert [chunk.rank for chunk in newest] == [1_999, 1_998, 1_997]
-        assert await index.delete(Chunk, requirements=R.equal("topic", "rare")) == 20
+        with sent(generic, mode_of):
+            query = unit_rows(1, 4, seed=3)[0]
+            for _ in range(6):  # past the five custom plans the server makes before it may go generic
+                for topic in ("rare", "common"):
+                    found = await index.search(
+                        Chunk, query=query, limit=5, requirements=R.equal("topic", topic)
+                    )
+                    allowed = [
+                        chunk.topic == topic for chunk in chunks_for(vectors, ("rare", *["common"] * 99))
+                    ]
+                    assert [chunk.identifier for chunk in found] == [
+                        identifier for identifier, _ in brute_force(vectors, query, 5, allowed)
+                    ]
+                newest = await index.search(Chunk, limit=3, requirements=R.equal("topic", "common"))
+                assert [chunk.rank for chunk in newest] == [1_999, 1_998, 1_997]
+            assert await index.delete(Chunk, requirements=R.equal("topic", "rare")) == 20
         assert modes["vectors_search"] == modes["vectors_newest"] == {"auto"}
         plans = await generic.fetch_one(  # the gated statements this connection prepared
             "SELECT pg_catalog.sum(generic_plans) AS generic, pg_catalog.sum(custom_plans) AS custom "
@@ -696,3 +624,34 @@ async def test_filtered_vector_statements_are_right_whatever_plans_the_server_ma
             "AND statement NOT LIKE '%pg_prepared_statements%'"
         )
         assert plans is not None and plans["custom"] >= 6 and plans["generic"] == 0
+
+
+class Note:
+    """A model that is neither attrs nor a dataclass: the converter below knows it."""
+
+    def __init__(self, key: str, text: str) -> None:
+        self.key, self.text = key, text
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Note) and (self.key, self.text) == (other.key, other.text)
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+async def test_a_model_the_converter_structures_is_stored_and_read_back(postgres: Postgres) -> None:
+    converter = cattrs.Converter()
+    converter.register_unstructure_hook(Note, lambda note: {"id": note.key, "text": note.text})
+    converter.register_structure_hook(Note, lambda payload, _: Note(payload["id"], payload["text"]))
+    index = PostgresVectorIndex(postgres, embedding=HashingEmbedding(16), converter=converter)
+    await index.create_table(Note, dimension=16)
+    await index.index(Note, values=[Note("n1", "red apples"), Note("n2", "green pears")], attribute="text")
+    found = await index.search(Note, query="apples", limit=1, requirements=AttributeRequirement.exists("id"))
+    assert list(found) == [Note("n1", "red apples")]
+    stored = await postgres.fetch_value("SELECT payload FROM note WHERE payload ->> 'id' = 'n2'")
+    assert stored == {"id": "n2", "text": "green pears"}
+
+    class Unknown:
+        pass
+
+    with pytest.raises(TypeError, match="Unknown"):
+        await index.search(Unknown, limit=1)

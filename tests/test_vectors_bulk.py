@@ -8,28 +8,14 @@ import asyncio
 import contextlib
 from typing import Any
 
-import attrs
 import numpy as np
 import pytest
 from numpy.typing import NDArray
 
 from pgstash import Postgres, PostgresVectorIndex
 from pgstash.vectors.write import bulk
-
-
-@attrs.frozen
-class Chunk:
-    identifier: str
-    rank: int = 0
-
-
-def unit_rows(count: int, dimension: int, seed: int = 0) -> NDArray[np.float32]:
-    rows = np.random.default_rng(seed).standard_normal((count, dimension)).astype(np.float32)
-    return rows / np.linalg.norm(rows, axis=1, keepdims=True)
-
-
-def chunks(count: int, first: int = 0) -> list[Chunk]:
-    return [Chunk(f"c{i}", i) for i in range(first, first + count)]
+from tests.support.bulk import Chunk, chunks
+from tests.support.vectors import unit_rows
 
 
 async def ann_index(postgres: Postgres, table: str = "chunk") -> dict[str, Any] | None:

@@ -26,9 +26,10 @@ from pgstash import AttributeRequirement, Postgres, PostgresConnectionPool, Post
 from pgstash.sql.catalogue import query
 from pgstash.sql.composer import compose
 from pgstash.vectors.filter_fragments import requirement_fragment
-from pgstash.vectors.filters import path_of
+from pgstash.vectors.filters import path_of, word_tokens
 from pgstash.vectors.payload_keys import payload_key_of
-from tests.conftest import TEMPLATE_DATABASE, _clone, _drop, with_database
+from tests.support.databases import TEMPLATE_DATABASE, clone, drop, with_database
+from tests.support.plans import plan_nodes
 
 R = AttributeRequirement
 ROW = "~row"  # the key that numbers each stored payload; generated keys never contain "~"
@@ -116,6 +117,8 @@ def evaluate(requirement: AttributeRequirement, payload: Any) -> bool:
         )
     if operator == "text_match":
         return isinstance(field, str) and value.lower() in field.lower()
+    if operator == "text_words":
+        return isinstance(field, str) and set(value) <= set(word_tokens(field))
     if operator == "exists":
         return True
     raise AssertionError(operator)
@@ -175,6 +178,7 @@ def trees(payloads: list[dict[str, Any]]) -> st.SearchStrategy[AttributeRequirem
         st.builds(R.contains, paths, values),
         st.builds(R.contains_any, paths, st.lists(values, max_size=3)),
         st.builds(R.text_match, paths, texts),
+        st.builds(lambda path, text: R.text_match(path, text, words=True), paths, texts),
         st.builds(R.exists, paths),
     )
     return st.recursive(
@@ -204,7 +208,7 @@ class Bench:
 @pytest.fixture(scope="module")
 def bench(template_ready: str) -> Iterator[Bench]:
     loop = asyncio.new_event_loop()
-    name = loop.run_until_complete(_clone(template_ready, TEMPLATE_DATABASE))
+    name = loop.run_until_complete(clone(template_ready, TEMPLATE_DATABASE))
     pool = PostgresConnectionPool.of(dsn=with_database(template_ready, name), max_size=2)
     postgres = loop.run_until_complete(pool.open())
     index = PostgresVectorIndex(postgres, converter=document_converter())
@@ -213,7 +217,7 @@ def bench(template_ready: str) -> Iterator[Bench]:
         yield Bench(loop, postgres, index)
     finally:
         loop.run_until_complete(pool.close())
-        loop.run_until_complete(_drop(template_ready, name))
+        loop.run_until_complete(drop(template_ready, name))
         loop.close()
 
 
@@ -304,6 +308,14 @@ CASES: list[tuple[AttributeRequirement, list[dict[str, Any]], list[int]]] = [
     (R.text_match("s", "5%"), [{"s": "up 5% now"}, {"s": "up 50 now"}], [0]),
     (R.text_match("s", "a_c"), [{"s": "a_c"}, {"s": "abc"}], [0]),
     (R.text_match("s", "\\"), [{"s": "a\\b"}, {"s": "ab"}], [0]),
+    # text_match(words=True): haiway's whole-word tokens, ignoring case
+    (R.text_match("s", "cat", words=True), [{"s": "concatenate"}, {"s": "a Cat."}, {"s": "cat_x"}], [1]),
+    (
+        R.text_match("s", "Big, cat!", words=True),
+        [{"s": "cat big"}, {"s": "big cats"}, {"s": ["big cat"]}],
+        [0],
+    ),
+    (R.text_match("s", "", words=True), [{"s": "x"}, {"s": 1}], [0]),
     # exists: present, even as JSON null
     (R.exists("n"), [{"n": None}, {}, {"n": 0}], [0, 2]),
     # combinations
@@ -445,12 +457,6 @@ async def test_a_hostile_class_name_is_refused(hostile_index: PostgresVectorInde
 
 
 # -- the GIN index serves contained_in and contains_any -------------------------------------------
-
-
-def plan_nodes(plan: dict[str, Any]) -> Iterator[dict[str, Any]]:
-    yield plan
-    for child in plan.get("Plans", ()):
-        yield from plan_nodes(child)
 
 
 async def test_contained_in_and_contains_any_use_the_gin_index(postgres: Postgres) -> None:

@@ -22,8 +22,8 @@ from pgstash import (
 )
 from pgstash.sql.catalogue import query as named_query
 from pgstash.sql.composer import compose, fragment
-from tests.cli_run import pgstash
-from tests.test_vectors import unit_rows
+from tests.support.cli import pgstash
+from tests.support.vectors import unit_rows
 
 R = AttributeRequirement
 
@@ -269,6 +269,7 @@ async def _embed(texts: object, vectors: NDArray[np.float32]) -> NDArray[np.floa
 # -- status and the command line ------------------------------------------------------------------
 
 
+@pytest.mark.process
 def test_cli_creates_a_float16_table_and_status_shows_each_precision(database_dsn: str) -> None:
     created = pgstash(
         "vector",

@@ -16,7 +16,7 @@ import pytest
 from numpy.typing import NDArray
 
 from pgstash import AttributeRequirement, Postgres, PostgresVectorIndex, SchemaMissingError
-from tests.test_vectors import plan_of, unit_rows
+from tests.support.vectors import plan_of, unit_rows
 
 R = AttributeRequirement
 

@@ -29,6 +29,7 @@ from pgstash.stores.instructions import (
 )
 from pgstash.stores.labels import LabelMove
 from pgstash.stores.memory import (
+    ElementCodec,
     ModelInput,
     ModelMemoryRecall,
     ModelOutput,
@@ -49,6 +50,7 @@ __all__ = [
     "ConfigurationSnapshot",
     "DatabaseError",
     "DimensionMismatchError",
+    "ElementCodec",
     "EmbeddingMissingError",
     "HashingEmbedding",
     "InstructionsArgumentDeclaration",

@@ -26,7 +26,7 @@ from pgstash import (
     SchemaMissingError,
     ToolRequest,
 )
-from tests.reliability.faults import TABLES, counts
+from tests.support.faults import TABLES, counts
 
 
 @attrs.frozen

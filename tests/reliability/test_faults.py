@@ -29,7 +29,7 @@ from pgstash import (
     PostgresModelMemory,
     PostgresVectorIndex,
 )
-from tests.reliability.faults import (
+from tests.support.faults import (
     STALL,
     TABLES,
     counts,

@@ -30,8 +30,8 @@ from pgstash import (
     ToolResponse,
 )
 from pgstash.sql.templates import IDENTIFIER, render
-from tests.conftest import TEMPLATE_DATABASE, _clone, _drop, with_database
-from tests.reliability.faults import MIGRATED_TABLES, counts
+from tests.support.databases import TEMPLATE_DATABASE, clone, drop, with_database
+from tests.support.faults import MIGRATED_TABLES, counts
 
 PIECES = [
     "'",
@@ -112,7 +112,7 @@ class Database:
 @pytest.fixture
 def database(template_ready: str) -> Iterator[Database]:
     with asyncio.Runner() as runner:
-        name = runner.run(_clone(template_ready, TEMPLATE_DATABASE))
+        name = runner.run(clone(template_ready, TEMPLATE_DATABASE))
         pool = PostgresConnectionPool.of(dsn=with_database(template_ready, name))
         postgres = runner.run(pool.open())
         try:
@@ -120,7 +120,7 @@ def database(template_ready: str) -> Iterator[Database]:
             yield Database(runner, postgres)
         finally:
             runner.run(pool.close())
-            runner.run(_drop(template_ready, name))
+            runner.run(drop(template_ready, name))
 
 
 async def stored_or_refused(postgres: Postgres, key: str, write: Awaitable[Any]) -> bool:

@@ -26,7 +26,7 @@ from pgstash import (
     PostgresModelMemory,
     PostgresVectorIndex,
 )
-from tests.reliability.faults import TABLES, counts
+from tests.support.faults import TABLES, counts
 
 TASKS = 100
 STEPS = 24  # per task: 2400 operations in all

@@ -4,11 +4,7 @@ README itself), uses every store, and can neither change stored content nor run 
 
 from __future__ import annotations
 
-import re
-import uuid
 from collections.abc import AsyncIterator
-from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import attrs
@@ -29,10 +25,9 @@ from pgstash import (
     PostgresVectorIndex,
 )
 from pgstash.stores.listener import Listener
-from tests.caches import drained
-
-README = Path(__file__).resolve().parents[2] / "README.md"
-PASSWORD = "reliability-secret"
+from tests.support.caches import drained
+from tests.support.readme import database_preparation, deployment_grants
+from tests.support.roles import as_role, login_roles
 
 
 @attrs.frozen
@@ -41,51 +36,17 @@ class Chunk:
     group: int
 
 
-def deployment_grants() -> list[str]:
-    """The SQL blocks of the README's Deployment section: the tables of migrate, then a vector
-    table's (`chunk`)."""
-    blocks = [block for block in deployment_blocks() if not block.startswith("-- as a superuser")]
-    assert len(blocks) == 2, "the README's Deployment section has two sql blocks of grants"
-    return blocks
-
-
-def deployment_blocks() -> list[str]:
-    """Every SQL block of the README's Deployment section, in order."""
-    text = README.read_text(encoding="utf-8")
-    section = text[text.index("\n## Deployment\n") :]
-    return re.findall(r"```sql\n(.*?)```", section, re.S)
-
-
-def database_preparation() -> str:
-    """The README's superuser block: REVOKE CREATE on public, the extension, the role's timeouts."""
-    (block,) = [block for block in deployment_blocks() if block.startswith("-- as a superuser")]
-    return block
-
-
-def as_role(dsn: str, role: str) -> str:
-    """The DSN for the same server and database, logging in as `role`."""
-    parts = urlsplit(dsn)
-    host = parts.netloc.rsplit("@", 1)[-1]
-    return urlunsplit(parts._replace(netloc=f"{role}:{PASSWORD}@{host}"))
-
-
 @pytest.fixture
 async def roles(empty_dsn: str) -> AsyncIterator[tuple[str, str]]:
     """An owner role and an application role (unique names: roles are server-wide); the
     extension created by the superuser, as the README says."""
-    suffix = uuid.uuid4().hex[:8]
-    owner, app = f"pgstash_owner_{suffix}", f"pgstash_app_{suffix}"
     admin = await asyncpg.connect(empty_dsn)
     try:
-        for role in (owner, app):
-            await admin.execute(f"CREATE ROLE {role} LOGIN PASSWORD '{PASSWORD}'")
-        await admin.execute(f"GRANT CREATE ON SCHEMA public TO {owner}")
-        await admin.execute(database_preparation().replace("pgstash_app", app))
-        yield owner, app
+        async with login_roles(admin, "pgstash_owner", "pgstash_app") as (owner, app):
+            await admin.execute(f"GRANT CREATE ON SCHEMA public TO {owner}")
+            await admin.execute(database_preparation().replace("pgstash_app", app))
+            yield owner, app
     finally:
-        await admin.execute(f"DROP OWNED BY {owner}, {app}")
-        for role in (owner, app):
-            await admin.execute(f"DROP ROLE {role}")
         await admin.close()
 
 

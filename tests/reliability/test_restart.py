@@ -28,7 +28,9 @@ from pgstash import (
 )
 from pgstash.embedded import EmbeddedServer
 from pgstash.stores.listener import Listener
-from tests.reliability.faults import eventually
+from tests.support.faults import eventually
+
+pytestmark = pytest.mark.process
 
 
 @attrs.frozen

@@ -23,8 +23,8 @@ from pgstash import (
     PostgresVectorIndex,
 )
 from pgstash.connection import redact
-from tests.reliability.faults import pool_pids, terminate_unnoticed
-from tests.reliability.proxy import DroppingProxy
+from tests.support.faults import pool_pids, terminate_unnoticed
+from tests.support.proxy import DroppingProxy
 
 
 async def test_a_write_whose_reply_was_lost_is_not_sent_again(database_dsn: str) -> None:

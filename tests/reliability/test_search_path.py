@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import itertools
 import re
-import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
@@ -33,7 +32,8 @@ from pgstash import (
 )
 from pgstash.sql.catalogue import catalogue, load_catalogue
 from pgstash.sql.resources import resource_dir
-from tests.reliability.test_privileges import PASSWORD, as_role, deployment_grants
+from tests.support.readme import deployment_grants
+from tests.support.roles import as_role, login_roles
 
 # The types pgstash's statements compute with, and the operators they use.
 TYPES = (
@@ -121,25 +121,18 @@ def traps() -> list[str]:
 async def hijacked(database_dsn: str) -> AsyncIterator[tuple[str, asyncpg.Connection]]:
     """The application's role (README grants) and, as the superuser, a connection; an attacker
     role with CREATE on public has planted its traps there."""
-    suffix = uuid.uuid4().hex[:8]
-    app, attacker = f"pgstash_app_{suffix}", f"attacker_{suffix}"
     admin = await asyncpg.connect(database_dsn)
     try:
-        await admin.execute(f"CREATE ROLE {app} LOGIN PASSWORD '{PASSWORD}'")
-        await admin.execute(f"CREATE ROLE {attacker}")
-        await admin.execute(f"GRANT CREATE ON SCHEMA public TO {attacker}")  # PostgreSQL 13/14's default
-        await admin.execute(deployment_grants()[0].replace("pgstash_app", app))
-        await admin.execute(f"SET ROLE {attacker}")
-        async with admin.transaction():
-            await admin.execute("CREATE TABLE public.attacker_loot (called TEXT, stolen TEXT)")
-            await admin.execute(";\n".join(traps()))
-        await admin.execute("RESET ROLE")
-        yield app, admin
+        async with login_roles(admin, "pgstash_app", "attacker") as (app, attacker):
+            await admin.execute(f"GRANT CREATE ON SCHEMA public TO {attacker}")  # PostgreSQL 13/14's default
+            await admin.execute(deployment_grants()[0].replace("pgstash_app", app))
+            await admin.execute(f"SET ROLE {attacker}")
+            async with admin.transaction():
+                await admin.execute("CREATE TABLE public.attacker_loot (called TEXT, stolen TEXT)")
+                await admin.execute(";\n".join(traps()))
+            await admin.execute("RESET ROLE")
+            yield app, admin
     finally:
-        await admin.execute("RESET ROLE")
-        for role in (app, attacker):
-            await admin.execute(f"DROP OWNED BY {role} CASCADE")
-            await admin.execute(f"DROP ROLE {role}")
         await admin.close()
 
 

@@ -12,16 +12,17 @@ import sys
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import pytest
 
 from pgstash import DatabaseError, Postgres, PostgresConnectionPool, PostgresVectorIndex
 from pgstash.vectors.write import bulk, tables
-from tests.cli_run import pgstash
-from tests.reliability.faults import STALL, stall_inserts, stalled_backend, terminate
-from tests.test_vectors_bulk import Chunk, chunks, unit_rows
+from tests.support.bulk import Chunk, chunks
+from tests.support.cli import pgstash
+from tests.support.faults import STALL, stall_inserts, stalled_backend, terminate
+from tests.support.roles import as_role, login_roles
+from tests.support.vectors import unit_rows
 
 
 async def ann_indexes(postgres: Postgres, table: str = "chunk") -> list[tuple[str, bool]]:
@@ -65,6 +66,7 @@ asyncio.run(main())
 """
 
 
+@pytest.mark.process
 async def test_a_load_killed_after_its_drop_is_flagged_and_rebuilt_by_the_next_index(
     postgres: Postgres, database_dsn: str
 ) -> None:
@@ -180,14 +182,12 @@ async def test_build_index_replaces_an_invalid_index_of_its_name_and_create_tabl
 @pytest.fixture
 async def connect_only(database_dsn: str) -> AsyncIterator[str]:
     """A DSN logging in as a role that has CONNECT (PUBLIC's) and nothing else."""
-    role, password = f"pgstash_nobody_{uuid.uuid4().hex[:8]}", uuid.uuid4().hex
+    password = uuid.uuid4().hex
     admin = await asyncpg.connect(database_dsn)
-    await admin.execute(f"CREATE ROLE {role} LOGIN PASSWORD '{password}'")
-    parts = urlsplit(database_dsn)
     try:
-        yield urlunsplit(parts._replace(netloc=f"{role}:{password}@{parts.netloc.rsplit('@', 1)[-1]}"))
+        async with login_roles(admin, "pgstash_nobody", password=password) as (role,):
+            yield as_role(database_dsn, role, password)
     finally:
-        await admin.execute(f"DROP ROLE {role}")
         await admin.close()
 
 

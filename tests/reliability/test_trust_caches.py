@@ -14,7 +14,7 @@ from pgstash import (
     PostgresConfigurationRepository,
     PostgresInstructionsRepository,
 )
-from tests.caches import drained
+from tests.support.caches import drained
 
 
 @attrs.frozen

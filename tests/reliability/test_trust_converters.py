@@ -28,7 +28,7 @@ from pgstash import (
     StoredDataError,
 )
 from pgstash.converters import make_converter
-from tests.reliability.faults import counts
+from tests.support.faults import counts
 
 
 class Color(enum.Enum):

@@ -30,8 +30,8 @@ from pgstash import (
     ToolResponse,
 )
 from pgstash.validators import MAX_KEY_LENGTH, require_key
-from tests.caches import eventually, sneak
-from tests.reliability.faults import counts
+from tests.support.caches import eventually, sneak
+from tests.support.faults import counts
 
 
 @attrs.frozen

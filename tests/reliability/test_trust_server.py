@@ -17,7 +17,9 @@ import asyncpg
 import pytest
 
 from pgstash.embedded import EmbeddedServer
-from tests.cli_run import PGSTASH, pgstash
+from tests.support.cli import PGSTASH, pgstash
+
+pytestmark = pytest.mark.process
 
 
 @pytest.fixture(scope="module")

@@ -32,9 +32,9 @@ from pgstash import (
 )
 from pgstash.stores.cache import DocumentCache
 from pgstash.stores.listener import Listener
-from tests.caches import drained, eventually
-from tests.reliability.faults import counts
-from tests.reliability.test_privileges import PASSWORD, as_role
+from tests.support.caches import drained, eventually
+from tests.support.faults import counts
+from tests.support.roles import PASSWORD, as_role
 
 SURROGATE = "caf\udce9"  # what surrogateescape decoding leaves of Latin-1 "café"
 

@@ -68,8 +68,17 @@ class PostgresConfigurationRepository(VersionedStore):
 
     _hooks: dict[type, Any] = attrs.field(factory=dict, init=False, repr=False)
 
-    async def configurations(self) -> Sequence[str]:
-        """Every identifier with a snapshot, sorted; cached as one entry (a tuple)."""
+    async def configurations(self, *, kind: str | None = None) -> Sequence[str]:
+        """Every identifier with a snapshot, sorted; cached as one entry (a tuple). With `kind`
+        (a type name, as `define` stores it in the `name` column): the identifiers with a
+        snapshot of that kind, in one indexed statement (not cached)."""
+        if kind is not None:
+            kind = self._key(kind)
+            postgres = self._pool()
+            if not await _named(postgres):
+                raise ConfigurationError(_UNNAMED)
+            rows = await postgres.run("configurations_of_kind", kind=kind)
+            return tuple(row["identifier"] for row in rows)
         result: tuple[str, ...] = await self._read_listing(self._fetch_identifiers)
         return result
 
@@ -111,16 +120,24 @@ class PostgresConfigurationRepository(VersionedStore):
         stored = await self._read(key, self._fetch_newest(key))
         return None if stored is None else orjson.loads(stored.json)
 
-    async def define(self, config: Any, identifier: str | None = None) -> None:
+    async def define(self, config: Any, identifier: str | None = None, *, kind: str | None = None) -> None:
         """Stores a new snapshot. `config` is an attrs or dataclass instance (identifier: its class
         name unless given) or a Mapping (identifier required). A value that JSON cannot hold, or
         that the converter could not read back into the instance's class, raises `TypeError` or
-        `ValueError` naming the identifier and the field, before anything is written."""
+        `ValueError` naming the identifier and the field, before anything is written. `kind`, the
+        type name stored in the `name` column (what `configurations(kind=)` lists by), defaults
+        to the instance's class name, and to none for a Mapping."""
+        explicit = kind is not None
+        if kind is not None:
+            kind = self._key(kind)
+        elif not isinstance(config, Mapping | type):
+            kind = type(config).__name__
         if isinstance(config, Mapping):
             if identifier is None:
                 raise TypeError("define(mapping) needs the identifier: define(config, identifier='...')")
             key = self._key(identifier)
             content = dumps_json(dict(config), f"configuration {key!r}")
+            kind = kind if explicit else None
         elif not isinstance(config, type) and _is_configuration_type(type(config)):
             key = self._key(type(config).__name__ if identifier is None else identifier)
             what = f"configuration {key!r}"
@@ -128,7 +145,17 @@ class PostgresConfigurationRepository(VersionedStore):
             readable(converter, content, type(config), what)
         else:
             raise TypeError(f"a configuration is an attrs or dataclass instance or a Mapping, got {config!r}")
-        await self._insert(key, content=orjson.Fragment(content))
+        if await _named(self._pool()):
+            await self._insert(key, content=orjson.Fragment(content), name=kind)
+        elif kind is not None and explicit:
+            raise ConfigurationError(_UNNAMED)
+        else:  # the seed's verbatim table: the snapshot without its kind
+
+            async def insert(postgres: Postgres) -> None:
+                stored = orjson.Fragment(content)
+                await postgres.run("configurations_insert_unnamed", identifier=key, content=stored)
+
+            await self._write(key, insert)
 
     async def remove(self, identifier: str) -> None:
         """Deletes every snapshot of `identifier`."""
@@ -166,6 +193,29 @@ class PostgresConfigurationRepository(VersionedStore):
     async def _fetch_identifiers(postgres: Postgres) -> tuple[str, ...]:
         rows = await postgres.run("configurations_identifiers")
         return tuple(sorted(row["identifier"] for row in rows))
+
+
+_UNNAMED = (
+    "the configurations table has no name column (the seed's verbatim table): run `pgstash migrate` "
+    "(migration 0009_configuration_names adds it) to store and list configurations by kind"
+)
+
+
+class _Named:
+    """Whether a pool's configurations table has the name column; a yes is kept for the pool's
+    life, a no is asked again (a migration may add the column while the pool is open)."""
+
+    __slots__ = ("named",)
+
+    def __init__(self, _: Postgres) -> None:
+        self.named = False
+
+
+async def _named(postgres: Postgres) -> bool:
+    holder = postgres.shared("configurations.named", _Named)
+    if not holder.named:
+        holder.named = bool(await postgres.run("configurations_named"))
+    return holder.named
 
 
 def _misfit(identifier: str, config_type: type, error: Exception) -> ConfigurationError:

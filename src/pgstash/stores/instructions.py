@@ -6,6 +6,7 @@ arguments) in the seed's `instructions` table; with schema/0010 numbered revisio
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from types import MappingProxyType
@@ -123,15 +124,24 @@ class PostgresInstructionsRepository(LabelledStore):
     store = "instructions"
     key_parameter = "name"
 
-    async def available_instructions(self, *, label: str | None = None) -> Sequence[InstructionsDeclaration]:
+    async def available_instructions(
+        self, *, label: str | None = None, after: str | None = None, limit: int | None = None
+    ) -> Sequence[InstructionsDeclaration]:
         """The declaration of the newest revision of each name (with `label`: of the revision
         the label points at, for each name that has it), sorted by name; cached (each call gets
-        declarations whose `meta` it may change without changing the next call's)."""
+        declarations whose `meta` it may change without changing the next call's). A page by
+        name: only names after `after` (the last name of the previous page), at most `limit`."""
+        if after is not None and not isinstance(after, str):
+            raise TypeError(f"after must be a name (str) or None, got {type(after).__name__}")
+        if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or limit < 0):
+            raise ValueError(f"limit must be an int >= 0 or None, got {limit!r}")
         if label is not None and check_label(label) != LATEST:
             listing = await self._labelled_listing(label)
         else:
             listing = await self._read_listing(self._fetch_declarations)
-        return tuple(_fresh(declaration) for declaration in listing)
+        start = 0 if after is None else bisect.bisect_right([each.name for each in listing], after)
+        end = len(listing) if limit is None else start + limit
+        return tuple(_fresh(declaration) for declaration in listing[start:end])
 
     async def load(
         self,
@@ -247,6 +257,7 @@ class PostgresInstructionsRepository(LabelledStore):
         config: Any = None,
         labels: Sequence[str] = (),
         message: str | None = None,
+        syntax: str = "template",
     ) -> InstructionsRevision:
         """Stores a new revision of `instructions` (a declaration, or a bare name) and returns it
         (`.revision`: its number). `content` is a template (text, `{name}` placeholders, `{{`,
@@ -254,7 +265,10 @@ class PostgresInstructionsRepository(LabelledStore):
         settings (an attrs or dataclass instance, or a Mapping); `labels=` the labels that move
         to it (with `latest`, which always does); `message=` why. Anything else, NUL
         characters, or a `meta` JSON cannot hold raise `ValueError`/`TypeError` before anything
-        is written."""
+        is written. `syntax="raw"` stores content pgstash's grammar does not check, for a
+        framework that fills it itself (`load` returns it; `resolve` refuses it)."""
+        if syntax not in ("template", "raw"):
+            raise ValueError(f'syntax must be "template" or "raw", got {syntax!r}')
         if isinstance(instructions, str):
             instructions = InstructionsDeclaration(self._key(instructions))
         elif not isinstance(instructions, InstructionsDeclaration):
@@ -271,7 +285,7 @@ class PostgresInstructionsRepository(LabelledStore):
         if not isinstance(content, str):
             raise TypeError(f"content must be a str, got {type(content).__name__}")
         no_nul(content, "content")
-        for template in templates:
+        for template in templates if syntax == "template" else ():
             try:
                 parse_template(template or "")
             except ValueError as error:

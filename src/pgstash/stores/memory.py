@@ -1,8 +1,8 @@
 """Conversational model memory on the seed's `memories`, `memories_elements` and
-`memories_variables` tables: `PostgresModelMemory` and the elements it stores.
+`memories_variables` tables: `PostgresModelMemory`, what it recalls and how it stores elements.
 
-Elements are frozen attrs classes stored as JSON objects tagged by `"type"` (`"model_input"`,
-`"model_output"`), converted both ways by one cattrs converter with a tagged union. Every item of
+Elements are pgstash's own (`pgstash.stores.elements`: frozen attrs classes as JSON objects tagged
+by `"type"`) unless a codec says otherwise (`ElementCodec`). Every item of
 a `remember` is converted and serialised before anything is sent, so an item that is not JSON
 fails the call with nothing written. The ordering scheme (why `remember` runs its statement
 twice in one pipeline) is explained at the top of `queries/memory.sql`.
@@ -12,24 +12,33 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
-from functools import partial
-from typing import Any, TypeAlias
+from typing import Any, Protocol, runtime_checkable
 
 import attrs
-import cattrs
 import orjson
 from attrs import validators
-from cattrs.strategies import configure_tagged_union
 
 from pgstash.connection import Postgres, resolve
-from pgstash.converters import problems
 from pgstash.errors import MemoryElementError
 from pgstash.jsonvalue import dumps_json
 from pgstash.sql.catalogue import query
 from pgstash.sql.statements import Statement
+from pgstash.stores.elements import (
+    ModelContextElement,
+    ModelInput,
+    ModelOutput,
+    ToolRequest,
+    ToolResponse,
+    _mapping,
+    _text,
+    element_json,
+    element_of,
+    elements_of,
+)
 from pgstash.validators import cutoff, key_validator, positive_int
 
 __all__ = [
+    "ElementCodec",
     "ModelContextElement",
     "ModelInput",
     "ModelMemoryRecall",
@@ -37,72 +46,10 @@ __all__ = [
     "PostgresModelMemory",
     "ToolRequest",
     "ToolResponse",
+    "element_json",
+    "element_of",
+    "elements_of",
 ]
-
-_text = validators.instance_of(str)
-
-
-def _mapping(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
-    if not isinstance(value, dict | Mapping):  # dict first: the ABC check is slow
-        raise TypeError(f"{attribute.name} must be a mapping, got {type(value).__name__}")
-
-
-@attrs.frozen(slots=True)
-class ToolRequest:
-    """A tool call the model asked for."""
-
-    identifier: str = attrs.field(validator=_text)
-    tool: str = attrs.field(validator=_text)
-    arguments: Mapping[str, Any] = attrs.field(factory=dict, validator=_mapping)
-
-
-@attrs.frozen(slots=True)
-class ToolResponse:
-    """What a tool returned for the request with the same `identifier`."""
-
-    identifier: str = attrs.field(validator=_text)
-    tool: str = attrs.field(validator=_text)
-    content: str = attrs.field(validator=_text)
-    error: bool = attrs.field(default=False, validator=validators.instance_of(bool))
-
-
-def _responses(value: Iterable[ToolResponse]) -> tuple[ToolResponse, ...]:
-    return tuple(value)
-
-
-def _requests(value: Iterable[ToolRequest]) -> tuple[ToolRequest, ...]:
-    return tuple(value)
-
-
-@attrs.frozen(slots=True)
-class ModelInput:
-    """What went into the model: user content and the responses of the tools it requested."""
-
-    content: str = attrs.field(validator=_text)
-    tool_responses: tuple[ToolResponse, ...] = attrs.field(
-        default=(),
-        converter=_responses,
-        validator=validators.deep_iterable(validators.instance_of(ToolResponse)),
-    )
-    meta: Mapping[str, Any] = attrs.field(factory=dict, validator=_mapping)
-
-
-@attrs.frozen(slots=True)
-class ModelOutput:
-    """What the model produced: content and the tools it wants called."""
-
-    content: str = attrs.field(validator=_text)
-    tool_requests: tuple[ToolRequest, ...] = attrs.field(
-        default=(),
-        converter=_requests,
-        validator=validators.deep_iterable(validators.instance_of(ToolRequest)),
-    )
-    meta: Mapping[str, Any] = attrs.field(factory=dict, validator=_mapping)
-
-
-ModelContextElement: TypeAlias = ModelInput | ModelOutput
-
-ELEMENT_TAGS: Mapping[type, str] = {ModelInput: "model_input", ModelOutput: "model_output"}
 
 
 def _elements(values: Iterable[ModelContextElement]) -> tuple[ModelContextElement, ...]:
@@ -111,114 +58,40 @@ def _elements(values: Iterable[ModelContextElement]) -> tuple[ModelContextElemen
 
 @attrs.frozen(slots=True)
 class ModelMemoryRecall:
-    """A memory as recalled: its newest variables and its context, oldest element first."""
+    """A memory as recalled: its newest variables and its context, oldest element first.
+    `created[i]` is when `context[i]` was stored: with the memory's identifier, an element's id
+    (the primary key of `memories_elements`), and what `recall(before=...)` pages by."""
 
     identifier: str = attrs.field(validator=_text)
     variables: Mapping[str, Any] = attrs.field(validator=_mapping)
-    context: tuple[ModelContextElement, ...] = attrs.field(converter=_elements)
+    context: tuple[Any, ...] = attrs.field(converter=_elements)
+    created: tuple[datetime, ...] = attrs.field(default=(), converter=tuple, eq=False)
 
 
-def _json_object(value: Any, _: Any) -> Mapping[str, Any]:
-    """Stored JSON objects (meta, arguments) are used as decoded, not copied key by key."""
-    if not isinstance(value, dict):
-        raise ValueError(f"expected a JSON object, got {type(value).__name__}")
-    return value
+@runtime_checkable
+class ElementCodec(Protocol):
+    """How a memory stores its elements: `encode` gives the JSON object an element is stored
+    as (`TypeError` for what it does not take), `decode` the element a stored object holds.
+    The default codec stores pgstash's `ModelInput`/`ModelOutput` tagged by `"type"`; a
+    framework passes its own so that its element JSON is stored as it is."""
+
+    def encode(self, element: Any) -> Mapping[str, Any]: ...
+
+    def decode(self, content: Any) -> Any: ...
 
 
-def _as_decoded(value: Any, _: Any) -> Any:
-    """Stored strings are used as decoded; the classes' validators check their type."""
-    return value
-
-
-def _is_json_object(cl: Any) -> bool:
-    return bool(cl == Mapping[str, Any])
-
-
-_TOOL_CALLS: Mapping[Any, type] = {
-    tuple[ToolRequest, ...]: ToolRequest,
-    tuple[ToolResponse, ...]: ToolResponse,
-}
-
-
-def _tuple_of(converter: cattrs.Converter, sequence: Any) -> Any:
-    cl = _TOOL_CALLS[sequence]
-    structure = converter.get_structure_hook(cl)
-
-    def structure_tuple(values: Any, _: Any) -> tuple[Any, ...]:
-        return tuple([structure(value, cl) for value in values]) if values else ()
-
-    return structure_tuple
-
-
-def _element_converter() -> cattrs.Converter:
-    """cattrs for elements <-> JSON: a tagged union on `"type"`. Recall structures thousands of
-    elements per second, so JSON objects and strings pass through as decoded (the attrs
-    validators check them) and empty tool lists skip the generic sequence machinery."""
-    converter = cattrs.Converter()
-    converter.register_structure_hook(str, _as_decoded)
-    converter.register_structure_hook_func(_is_json_object, _json_object)
-    # A shallow copy: orjson checks the values when remember serialises the element.
-    converter.register_unstructure_hook_func(_is_json_object, dict)
-    converter.register_structure_hook_factory(_TOOL_CALLS.__contains__, partial(_tuple_of, converter))
-    configure_tagged_union(
-        ModelContextElement, converter, tag_generator=ELEMENT_TAGS.__getitem__, tag_name="type"
-    )
-    return converter
-
-
-converter = _element_converter()
-_unstructure_element = converter.get_unstructure_hook(ModelContextElement)
-# The union's members by tag, for element_of and recall's hot path.
-_STRUCTURE_BY_TAG = {tag: (converter.get_structure_hook(cl), cl) for cl, tag in ELEMENT_TAGS.items()}
-
-
-def _one_argument(structure: Callable[[Any, Any], Any], cl: type) -> Callable[[Any], ModelContextElement]:
-    return lambda content: structure(content, cl)
-
-
-_FROM_JSON = {tag: _one_argument(structure, cl) for tag, (structure, cl) in _STRUCTURE_BY_TAG.items()}
-
-
-def element_json(element: ModelContextElement) -> dict[str, Any]:
-    """The JSON object an element is stored as, tagged by `"type"`."""
-    unstructured: dict[str, Any] = _unstructure_element(element)
-    return unstructured
-
-
-def elements_of(contents: Sequence[Any], identifier: str = "?") -> list[ModelContextElement]:
-    """The elements of stored JSON objects, in order; a bad one raises as in `element_of`."""
-    try:
-        return [_FROM_JSON[content["type"]](content) for content in contents]
-    except Exception:
-        for content in contents:  # the slow path finds the bad one and says what is wrong
-            element_of(content, identifier)
-        raise
-
-
-def element_of(content: Any, identifier: str = "?") -> ModelContextElement:
-    """The element a stored JSON object holds; `MemoryElementError` names an unknown `type` or a
-    shape that does not fit."""
-    tag = content.get("type") if isinstance(content, dict) else None
-    member = _STRUCTURE_BY_TAG.get(tag) if isinstance(tag, str) else None
-    if member is None:
-        raise MemoryElementError(
-            f"memory {identifier!r} holds an element of unknown type {tag!r}: pgstash reads "
-            f"{sorted(_STRUCTURE_BY_TAG)}; remove or fix that row of memories_elements"
-        )
-    structure, cl = member
-    try:
-        element: ModelContextElement = structure(content, cl)
-    except Exception as error:
-        raise MemoryElementError(
-            f"memory {identifier!r} holds a {tag!r} element that does not fit: {problems(error)}"
-        ) from error
-    return element
-
-
-def _serialised(identifier: str, position: int, item: object) -> orjson.Fragment:
+def _serialised(
+    identifier: str, position: int, item: object, codec: ElementCodec | None = None
+) -> orjson.Fragment:
     """The item as JSON, checked now so that a bad item fails `remember` before anything is sent:
     `TypeError` for what JSON cannot hold, `ValueError` for NaN, infinities and NUL characters,
     naming the memory, the item's position and the place in it."""
+    if codec is not None:
+        what = f"memory {identifier!r}: item {position} ({type(item).__name__})"
+        encoded = codec.encode(item)
+        if not isinstance(encoded, Mapping):
+            raise TypeError(f"{what}: the codec encoded it as a {type(encoded).__name__}, not a mapping")
+        return orjson.Fragment(dumps_json(dict(encoded), what))
     if not isinstance(item, ModelInput | ModelOutput):
         raise TypeError(
             f"memory {identifier!r}: item {position} is a {type(item).__name__}; remember takes "
@@ -260,6 +133,12 @@ class PostgresModelMemory:
         default=None, kw_only=True, validator=validators.optional(validators.instance_of(Postgres))
     )
     recall_limit: int | None = attrs.field(default=None, kw_only=True, validator=_validate_recall_limit)
+    codec: ElementCodec | None = attrs.field(
+        default=None, kw_only=True, validator=validators.optional(validators.instance_of(ElementCodec))  # type: ignore[type-abstract]
+    )
+    starts: Callable[[Any], bool] | None = attrs.field(
+        default=None, kw_only=True, validator=validators.optional(validators.is_callable())
+    )
 
     def _postgres(self) -> Postgres:
         return resolve(self.postgres)
@@ -268,7 +147,9 @@ class PostgresModelMemory:
         """Appends `items` in order, and a variables snapshot when `variables` is given, in one
         transaction and one round trip, creating the memory if it does not exist. Items of
         concurrent calls on one memory never interleave; recall order is commit order."""
-        contents = [_serialised(self.identifier, position, item) for position, item in enumerate(items, 1)]
+        contents = [
+            _serialised(self.identifier, position, item, self.codec) for position, item in enumerate(items, 1)
+        ]
         snapshot = None if variables is None else _serialised_variables(self.identifier, variables)
         await self._append(contents, snapshot)
 
@@ -288,23 +169,54 @@ class PostgresModelMemory:
             )
         await self._postgres().run_statement(Statement(named.name, named.kind, named.sql, tuple(runs)))
 
-    async def recall(self, limit: int | None = None) -> ModelMemoryRecall:
+    async def recall(self, limit: int | None = None, *, before: datetime | None = None) -> ModelMemoryRecall:
         """The newest variables (`{}` when none) and the last `limit` elements (else
-        `recall_limit`, else all), oldest first, in one round trip.
+        `recall_limit`, else all) stored before `before` (an aware datetime, an element's
+        `created`: the page before it; None: the newest), oldest first, in one round trip.
 
-        A limited window is trimmed at its start until it begins with a `ModelInput` without
-        tool responses, so it may hold fewer than `limit` elements (none, when no such input is
-        among them); an unlimited recall returns the whole history as stored."""
+        Where a context may begin: with `starts=` given, every recall is trimmed at its start
+        until `starts(element)` holds (none left when it never does). Without it, a limited
+        window is trimmed until it begins with a `ModelInput` without tool responses; an
+        unlimited recall returns the whole history as stored."""
         window = _limit(limit, "limit") if limit is not None else self.recall_limit
-        row = await self._postgres().run("memory_recall", identifier=self.identifier, element_limit=window)
-        context = elements_of(row["context"], self.identifier)
-        if window is not None:
-            opening = (index for index, element in enumerate(context) if _opens_a_turn(element))
-            del context[: next(opening, len(context))]
+        if before is not None and (not isinstance(before, datetime) or before.tzinfo is None):
+            raise TypeError(f"before must be an aware datetime (an element's created), got {before!r}")
+        row = await self._postgres().run(
+            "memory_recall", identifier=self.identifier, element_limit=window, before=before
+        )
+        stored = row["context"]
+        contents = [element[0] for element in stored]
+        created = [element[1] for element in stored]
+        context = self._decoded(contents)
+        starts = self.starts
+        if starts is None and window is not None and self.codec is None:
+            starts = _opens_a_turn  # the default rule is about pgstash's own elements
+        if starts is not None:
+            opening = next((index for index, element in enumerate(context) if starts(element)), len(context))
+            del context[:opening]
+            del created[:opening]
         variables = row["variables"]
         return ModelMemoryRecall(
-            identifier=self.identifier, variables={} if variables is None else variables, context=context
+            identifier=self.identifier,
+            variables={} if variables is None else variables,
+            context=context,
+            created=created,
         )
+
+    def _decoded(self, contents: Sequence[Any]) -> list[Any]:
+        if self.codec is None:
+            return elements_of(contents, self.identifier)
+        decode = self.codec.decode
+        decoded = []
+        for position, content in enumerate(contents, 1):
+            try:
+                decoded.append(decode(content))
+            except Exception as error:
+                raise MemoryElementError(
+                    f"memory {self.identifier!r}: stored element {position} does not decode with "
+                    f"{type(self.codec).__name__}: {type(error).__name__}: {error}"
+                ) from error
+        return decoded
 
     async def forget(self) -> None:
         """Deletes the memory, its elements and its variables."""

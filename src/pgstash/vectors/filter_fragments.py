@@ -93,6 +93,10 @@ def _compiled(
     parents = _nested(path[:-1], {})
     if operator == "text_match":
         return fragment(template, parents=parents, path=path, pattern=_like_pattern(value))
+    if operator == "text_words":
+        # a word is \w characters only, never a regex metacharacter; bounded by non-word or the ends
+        patterns = [f"(^|[^[:alnum:]_]){word}($|[^[:alnum:]_])" for word in value]
+        return fragment(template, parents=parents, path=path, patterns=patterns)
     if operator == "exists":
         return fragment(template, parents=parents, path=path)
     return fragment(template, parents=parents, path=path, value=_json(value))

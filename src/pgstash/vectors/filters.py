@@ -14,6 +14,8 @@ Semantics (tests/test_vectors_filters.py holds the SQL to a Python evaluation of
 - `greater`/`less` and their `_or_equal` forms compare numbers as numbers and strings as text by
   code point (independent of the database collation); other pairs of types never match;
 - `text_match` is a case-insensitive substring test in which `%` and `_` are literal;
+  `text_match(..., words=True)` (operator `text_words`) is haiway's word-token match: each word
+  of the text (NFC, case-folded `\\w+` runs) is a whole word of the field, ignoring case;
 - invalid input (an unknown operator, a path or value that is not JSON, something that is not an
   `AttributeRequirement`) raises `TypeError` or `ValueError` when built or compiled.
 
@@ -27,6 +29,8 @@ when it is built or compiled (for many values of one field, `contained_in` is on
 from __future__ import annotations
 
 import dataclasses
+import re
+import unicodedata
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
@@ -35,6 +39,13 @@ import orjson
 
 from pgstash.jsonvalue import dumps_json
 from pgstash.validators import no_nul
+
+_WORD = re.compile(r"\b\w+\b", re.UNICODE)
+
+
+def word_tokens(text: str) -> list[str]:
+    """The words of `text` as haiway's `text_match` tokenises it: NFC, case-folded, `\\w+` runs."""
+    return _WORD.findall(unicodedata.normalize("NFC", text).casefold())
 
 __all__ = [
     "MAX_NESTING", "MAX_REQUIREMENTS", "AttributeRequirement", "KeyOf", "check_size", "path_of",
@@ -54,6 +65,7 @@ _LEAVES = frozenset(
         "contains",
         "contains_any",
         "text_match",
+        "text_words",
         "exists",
     }
 )
@@ -218,11 +230,14 @@ class AttributeRequirement:
         return cls._leaf("contains_any", path, _json_values(values))
 
     @classmethod
-    def text_match(cls, path: object, text: str) -> AttributeRequirement:
+    def text_match(cls, path: object, text: str, words: bool = False) -> AttributeRequirement:
         """The field is a string containing `text`, ignoring case; `%` and `_` are literal."""
         if not isinstance(text, str):
             raise TypeError(f"text_match takes a string, not {text!r}")
-        return cls._leaf("text_match", path, no_nul(text, "text_match's text"))
+        no_nul(text, "text_match's text")
+        if words:  # haiway's word-token match: every word of `text` is a whole word of the field
+            return cls._leaf("text_words", path, tuple(word_tokens(text)))
+        return cls._leaf("text_match", path, text)
 
     @classmethod
     def exists(cls, path: object) -> AttributeRequirement:

@@ -331,7 +331,7 @@ class PostgresVectorIndex:
 
     def _table(self, model: type, table: str | None) -> VectorTable:
         """The call's context: the model checked, the table named (`ValueError` for a bad name)."""
-        inputs.check_model(model)
+        inputs.check_model(model, self.converter)
         return VectorTable(
             self.postgres,
             table_name(model, table),

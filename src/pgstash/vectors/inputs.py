@@ -53,9 +53,27 @@ def table_name(model: type, table: str | None = None) -> str:
     return validate_identifier(name)
 
 
-def check_model(model: object) -> None:
-    if not isinstance(model, type) or not (attrs.has(model) or dataclasses.is_dataclass(model)):
-        raise TypeError(f"models are attrs classes or dataclasses, not {model!r}")
+def check_model(model: object, converter: Any = None) -> None:
+    """Models are classes: attrs classes, dataclasses, or any class `converter` (the index's)
+    has a structure hook for (a framework's own model type, hooks registered on a converter given
+    as `converter=`). Anything else raises `TypeError` naming it."""
+    if not isinstance(model, type):
+        raise TypeError(f"models are classes (attrs, dataclasses, converter-structured), not {model!r}")
+    if attrs.has(model) or dataclasses.is_dataclass(model):
+        return
+    if model.__module__ == "builtins":
+        raise TypeError(
+            f"{model.__qualname__} is a builtin type, not a model: models are attrs classes or dataclasses, "
+            "or classes the index's converter structures"
+        )
+    try:
+        converter.get_structure_hook(model)
+    except Exception:
+        raise TypeError(
+            f"{model.__qualname__} is not an attrs class or a dataclass and the index's converter has no "
+            "structure hook for it: give PostgresVectorIndex a converter= with structure and unstructure "
+            "hooks for it"
+        ) from None
 
 
 def refuse_unscorable_rows(matrix: NDArray[np.float32], what: str) -> None:
