@@ -4,7 +4,7 @@ Each field is a stored generated column (`field_<keys joined by __>`) extracted 
 of the declared JSON type or NULL (missing, JSON null, another type), with a B-tree on it
 (schema/templates/vector_table.sql). A requirement `equal`, `not_equal`, `greater`,
 `greater_or_equal`, `less` or `less_or_equal` on that path then reads the column
-(`column_fragment`, queries/filters.sql), so the B-tree serves range filters; the rows it matches
+(`column_fragment`, queries/fragments/filters.sql), so the B-tree serves range filters; the rows it matches
 are the rows the JSONB filter matches (numbers compare as numbers, strings by code point in the
 "C" collation), except that a datetime field compares instants, not text. A table without the
 column keeps the JSONB filter. A value of the wrong type for an indexed path raises `TypeError`
