@@ -179,15 +179,17 @@ def sent(
     postgres: Postgres, observe: Callable[[Statement], Awaitable[None]] | None = None
 ) -> Iterator[list[Statement]]:
     """`with sent(postgres) as statements:` the statements pgstash's calls run inside the block
-    (`postgres.run` and `postgres.run_statement` both go through `Postgres._run`), in order
-    (`observe` is awaited with each one before it runs)."""
+    (`postgres.run` and `postgres.run_statement` both go through `Postgres._run`; the caller's
+    own SQL, which does too, is not recorded), in order (`observe` is awaited with each one
+    before it runs)."""
     seen: list[Statement] = []
     run = postgres._run
 
     async def recording(statement: Statement, **options: Any) -> Any:
-        seen.append(statement)
-        if observe is not None:
-            await observe(statement)
+        if not options.get("caller"):  # the caller's own SQL (fetch, execute) is not pgstash's
+            seen.append(statement)
+            if observe is not None:
+                await observe(statement)
         return await run(statement, **options)
 
     postgres._run = recording  # type: ignore[method-assign]
