@@ -18,6 +18,9 @@ LAYOUT: dict[str, str | None] = {
     "memories_variables": "identifier",
     "configurations": None,
     "instructions": None,
+    "instructions_revisions": None,
+    "instructions_labels": None,
+    "instructions_label_moves": None,
     "pgstash_migrations": None,
     "scaling_chunk": "id",
 }

@@ -162,3 +162,13 @@ async def test_a_jsonl_line_over_the_limit_is_refused_naming_file_line_and_limit
             assert await connection.fetchval("SELECT count(*) FROM docs") == 0
         finally:
             await connection.close()
+
+
+def test_the_embedded_servers_empty_password_is_no_secret() -> None:
+    """`pgstash server dsn` prints `postgres:@...`: passing it back with --dsn warns of nothing,
+    while a real password, in either DSN form, is still found."""
+    from pgstash.cli.passwords import passwords_in
+
+    assert passwords_in("postgresql://postgres:@127.0.0.1:5432/postgres") == []
+    assert passwords_in("postgresql://app:s3cret@db/app") == ["s3cret"]
+    assert passwords_in("host=db password=s3cret") == ["s3cret"]

@@ -16,7 +16,7 @@ is written.
 One file is one transaction (`PostgresVectorIndex.loading`). Into a table with an HNSW/IVFFlat
 index, the file's rows are estimated before the first write (all of them when it has at most
 `BATCH` rows; else from its first `BATCH` rows and its size; from standard input, the first
-`BATCH` rows only): when that is large next to the table (the rule of `index`, vectors/bulk.py)
+`BATCH` rows only): when that is large next to the table (the rule of `index`, vectors/write/bulk.py)
 the index is dropped in a short transaction first, every batch is copied without it in the one
 transaction, and the index is built from the data at its end; otherwise the rows go into the
 index as they come.

@@ -37,8 +37,9 @@ def passwords_in(dsn: str) -> list[str]:
             pass
     found += [match.group(1).strip("'") for match in _KEYWORD.finditer(dsn)]
     found += [unquote(text) for text in found]
-    if not any(found) and redact(dsn) != dsn:
+    if not found and redact(dsn) != dsn:
         found.append(dsn)  # a form the parsers above missed: hide the whole argument
+    # an empty password (`postgres:@host`, as `pgstash server dsn` prints) is no secret
     return sorted({text for text in found if text}, key=len, reverse=True)
 
 

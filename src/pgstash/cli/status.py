@@ -120,7 +120,7 @@ def _methods(indexes: str | None) -> str:
 
 
 def _dropped_indexes(tables: list[Any]) -> list[str]:
-    """A line for each vector table whose ANN index a bulk load dropped (its record, bulk.py)."""
+    """A line for each vector table whose ANN index a bulk load dropped (its record: write/bulk.py)."""
     lines = []
     for row in tables:
         dropped = bulk.dropped_of(row["table_comment"])

@@ -27,7 +27,7 @@ __all__ = [
 DSN_VARIABLE = "PGSTASH_DSN"
 # pgvector's iterative index scans, set once per connection (asyncpg server_settings, under the
 # caller's own: the caller wins): a filtered, many-candidate or IVFFlat search then needs no
-# statement of its own to turn them on (pgstash.vectors.planning). Sent at connect, they are the
+# statement of its own to turn them on (pgstash.vectors.search.planning). Sent at connect, they are the
 # session's reset values: RESET ALL and the pool's reset keep them (pgvector before 0.8 has no such
 # settings and ignores them). The caller's own SQL on the pool's connections iterates too
 # (docs/reliability.md).

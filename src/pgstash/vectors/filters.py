@@ -47,6 +47,7 @@ def word_tokens(text: str) -> list[str]:
     """The words of `text` as haiway's `text_match` tokenises it: NFC, case-folded, `\\w+` runs."""
     return _WORD.findall(unicodedata.normalize("NFC", text).casefold())
 
+
 __all__ = [
     "MAX_NESTING", "MAX_REQUIREMENTS", "AttributeRequirement", "KeyOf", "check_size", "path_of",
 ]  # fmt: skip

@@ -3,7 +3,7 @@ key), binary COPY for ingest, cosine search with payload filters, score threshol
 re-ranking.
 
 Every statement comes from a template: `schema/templates/vector_table.sql` (the table and its
-indexes, see `tables.py`) and `queries/vectors.sql` (copy, search, newest, delete), their
+indexes, see `write/tables.py`) and `queries/vectors.sql` (copy, search, newest, delete), their
 `{table}` slot filled with a validated, quoted identifier and the payload filter composed from
 `queries/filters.sql`.
 """
@@ -19,11 +19,11 @@ import cattrs
 
 from pgstash.connection import Postgres
 from pgstash.embeddings import as_embedding
-from pgstash.validators import positive_int
 from pgstash.vectors import documents as chunk_sets
 from pgstash.vectors import inputs, payloads, reads
 from pgstash.vectors.filters import AttributeRequirement
 from pgstash.vectors.inputs import ImageEmbedding, TextEmbedding, table_name
+from pgstash.vectors.search import options as settings
 from pgstash.vectors.search import text as text_search
 from pgstash.vectors.search import vector as vector_search
 from pgstash.vectors.search.options import SearchOptions
@@ -62,35 +62,14 @@ class PostgresVectorIndex:
     postgres: Postgres | None = None
     embedding: TextEmbedding | None = attrs.field(default=None, kw_only=True, converter=_embedder)
     image_embedding: ImageEmbedding | None = attrs.field(default=None, kw_only=True, converter=_embedder)
-    mmr_multiplier: int = attrs.field(default=8, kw_only=True)
+    mmr_multiplier: int = attrs.field(default=8, kw_only=True, validator=settings.multiplier)
     converter: cattrs.Converter = attrs.field(
         default=None, kw_only=True, converter=payloads.default_converter
     )
-    mmr_diversity: float = attrs.field(default=0.5, kw_only=True)
-    max_query_terms: int = attrs.field(default=64, kw_only=True)
-    max_query_characters: int = attrs.field(default=4_096, kw_only=True)
-    text_timeout: float | None = attrs.field(default=5.0, kw_only=True)
-
-    @max_query_terms.validator
-    @max_query_characters.validator
-    def _query_bound(self, attribute: attrs.Attribute[int], value: int) -> None:
-        positive_int(value, attribute.name, 1_000_000)
-
-    @text_timeout.validator
-    def _text_timeout(self, _: attrs.Attribute[float | None], value: float | None) -> None:
-        if value is not None and not (
-            isinstance(value, int | float) and not isinstance(value, bool) and 0.001 <= value <= 86_400
-        ):
-            raise ValueError(f"text_timeout must be None or seconds from 0.001 to 86,400, got {value!r}")
-
-    @mmr_multiplier.validator
-    def _multiplier(self, _: attrs.Attribute[int], value: int) -> None:
-        positive_int(value, "mmr_multiplier")
-
-    @mmr_diversity.validator
-    def _diversity(self, _: attrs.Attribute[float], value: float) -> None:
-        if not 0.0 <= value <= 1.0:
-            raise ValueError(f"mmr_diversity must be within [0, 1], got {value!r}")
+    mmr_diversity: float = attrs.field(default=0.5, kw_only=True, validator=settings.diversity)
+    max_query_terms: int = attrs.field(default=64, kw_only=True, validator=settings.query_bound)
+    max_query_characters: int = attrs.field(default=4_096, kw_only=True, validator=settings.query_bound)
+    text_timeout: float | None = attrs.field(default=5.0, kw_only=True, validator=settings.text_timeout)
 
     # -- tables ----------------------------------------------------------------------------------
 
@@ -114,7 +93,7 @@ class PostgresVectorIndex:
         exact search), a GIN index on `payload` (filters) and a B-tree on `created` (listing).
         Only what the catalog shows missing is made (on an existing table: the key, the storage,
         the indexes, built `CONCURRENTLY` when it holds rows); IVFFlat waits for enough rows to
-        train on (see `tables.py`). An existing table of another dimension raises
+        train on (see `write/tables.py`). An existing table of another dimension raises
         `DimensionMismatchError`. `precision="float16"` stores `halfvec(dimension)` (2 bytes a
         component instead of 4; HNSW and IVFFlat index up to 4,000 dimensions instead of 2,000);
         vectors are cast to float16 on ingest. An existing table of another precision raises
@@ -146,12 +125,12 @@ class PostgresVectorIndex:
         Returns the number of rows written.
 
         With `key` (a field name, dotted payload path, attrs field or callable), each row's `id`
-        is derived from the table and its key (`keys.py`), and the rows of the keys written are
+        is derived from the table and its key (`write/keys.py`), and the rows of the keys written are
         deleted in the COPY's transaction: ingesting again leaves one row per key, the newest.
         Two values with the same key raise `ValueError` before anything is written.
 
         Into a table with an HNSW/IVFFlat index, a batch of 100 rows or more while the table holds
-        fewer than 3x as many is a bulk load (`bulk.py`): the index dropped in a short transaction,
+        fewer than 3x as many is a bulk load (`write/bulk.py`): the index dropped in a short transaction,
         then the keyed DELETE, the COPY and the index built from the data in one transaction.
         Searches meanwhile see the table as it was, exactly; writes wait for the commit. With
         `document`, each named document's whole chunk set is replaced (`documents.py`)."""
@@ -190,21 +169,7 @@ class PostgresVectorIndex:
         `weights[0] / (rrf_k + vector rank) + weights[1] / (rrf_k + text rank)`, an arm it is
         absent from adding 0, ties going to the better vector rank, then text rank.
         `requirements` apply in both arms; `rerank=True` picks by MMR among the fused rows."""
-        scored = await self.search_scored(
-            model,
-            query=query,
-            limit=limit,
-            score_threshold=score_threshold,
-            requirements=requirements,
-            rerank=rerank,
-            table=table,
-            ef_search=ef_search,
-            probes=probes,
-            mode=mode,
-            candidates=candidates,
-            rrf_k=rrf_k,
-            weights=weights,
-        )
+        scored = await self._search(self._table(model, table), self._options(locals()))
         return [found for found, _ in scored]
 
     async def search_scored(
@@ -227,27 +192,7 @@ class PostgresVectorIndex:
         """`search` with each model's score, the cosine similarity `1 - (embedding <=> query)`
         (NaN for the newest-first listing, which has no query); with `mode="text"` the
         `ts_rank_cd`, with `mode="hybrid"` the fused score."""
-        vectors = self._table(model, table)
-        options = SearchOptions(
-            mode=mode,
-            query=query,
-            limit=limit,
-            candidates=candidates,
-            rrf_k=rrf_k,
-            weights=weights,
-            score_threshold=score_threshold,
-            ef_search=ef_search,
-            probes=probes,
-            rerank=rerank,
-            requirements=requirements,
-            mmr_multiplier=self.mmr_multiplier,
-            mmr_diversity=self.mmr_diversity,
-            text_timeout=self.text_timeout,
-            max_query_terms=self.max_query_terms,
-            max_query_characters=self.max_query_characters,
-        )
-        run = vector_search.search if mode == "vector" else text_search.search
-        return await run(vectors, options)
+        return await self._search(self._table(model, table), self._options(locals()))
 
     # -- delete ----------------------------------------------------------------------------------
 
@@ -332,11 +277,16 @@ class PostgresVectorIndex:
     def _table(self, model: type, table: str | None) -> VectorTable:
         """The call's context: the model checked, the table named (`ValueError` for a bad name)."""
         inputs.check_model(model, self.converter)
-        return VectorTable(
-            self.postgres,
-            table_name(model, table),
-            model,
-            self.converter,
-            self.embedding,
-            self.image_embedding,
-        )
+        name = table_name(model, table)
+        return VectorTable(self.postgres, name, model, self.converter, self.embedding, self.image_embedding)
+
+    def _options(self, call: Mapping[str, Any]) -> SearchOptions:
+        """The search call's arguments (`call`: its locals) with this index's search settings."""
+        asked = {name: call[name] for name in settings.CALL_FIELDS}
+        own = {name: getattr(self, name) for name in settings.INDEX_FIELDS}
+        return SearchOptions(**asked, **own)
+
+    @staticmethod
+    async def _search(vectors: VectorTable, options: SearchOptions) -> list[tuple[Any, float]]:
+        run = vector_search.search if options.mode == "vector" else text_search.search
+        return await run(vectors, options)

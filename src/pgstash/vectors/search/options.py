@@ -19,11 +19,43 @@ from pgstash.validators import no_nul, positive_int
 from pgstash.vectors.filters import AttributeRequirement
 from pgstash.vectors.inputs import MAX_CANDIDATES
 
-__all__ = ["MODES", "SearchOptions", "words_of"]
+__all__ = [
+    "CALL_FIELDS", "INDEX_FIELDS", "MODES", "SearchOptions", "diversity", "multiplier", "query_bound",
+    "text_timeout", "words_of",
+]  # fmt: skip
 
 MODES = ("vector", "text", "hybrid")
 _TERM = re.compile(r"\w+")  # a term of a text query, as its bound counts them
 _SCAN_LIMITS = {"ef_search": 1000, "probes": 32768}
+# the arguments of a search call, and the index's settings it runs under (PostgresVectorIndex's)
+CALL_FIELDS = (
+    "mode", "query", "limit", "candidates", "rrf_k", "weights", "score_threshold", "ef_search", "probes",
+    "rerank", "requirements",
+)  # fmt: skip
+INDEX_FIELDS = ("mmr_multiplier", "mmr_diversity", "text_timeout", "max_query_terms", "max_query_characters")
+
+
+# -- the index's search settings, checked when a PostgresVectorIndex is made ------------------------
+
+
+def query_bound(_: object, attribute: attrs.Attribute[int], value: int) -> None:
+    positive_int(value, attribute.name, 1_000_000)
+
+
+def text_timeout(_: object, __: attrs.Attribute[Any], value: float | None) -> None:
+    if value is not None and not (
+        isinstance(value, int | float) and not isinstance(value, bool) and 0.001 <= value <= 86_400
+    ):
+        raise ValueError(f"text_timeout must be None or seconds from 0.001 to 86,400, got {value!r}")
+
+
+def multiplier(_: object, __: attrs.Attribute[int], value: int) -> None:
+    positive_int(value, "mmr_multiplier")
+
+
+def diversity(_: object, __: attrs.Attribute[float], value: float) -> None:
+    if not 0.0 <= value <= 1.0:
+        raise ValueError(f"mmr_diversity must be within [0, 1], got {value!r}")
 
 
 def words_of(query: object, most_terms: int, most_characters: int) -> str:
