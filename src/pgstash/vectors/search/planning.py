@@ -114,22 +114,33 @@ async def nearest(
     search is exact and one statement; with pgvector before 0.8 (no iterative scans) a search
     that could come back short starts exact."""
     if not facts.methods and not facts.quantized:
-        rows: list[asyncpg.Record] = await postgres.run_statement(search.statement())
-        return rows
+        # exact; the caller's ef_search / probes still go with it, should an index have been built
+        # (by another pool) since these facts were read: a given probes= never silently drops
+        tuned = {"ef_search": ef_search, "probes": probes}
+        return await _run(postgres, search, tuned if any(tuned.values()) else None, contained)
     demanding = filtered or "ivfflat" in facts.methods or candidates > HNSW_DEFAULT_EF_SEARCH
     if demanding and not facts.iterative:
         return await exactly(postgres, search)
     pooled = postgres.lifecycle.pooling.statement_settings  # behind a pooler: nothing set at connect
     settings = scan_settings_for(facts, candidates, filtered, ef_search, probes, pooled=pooled)
-    sets = settings is not None and any(settings.values())
-    if sets and postgres.in_transaction and not contained:  # a filtered IVFFlat search sets nothing
-        async with rolled_back(postgres):
-            rows = await postgres.run_statement(search.statement(settings=settings))
-    else:
-        rows = await postgres.run_statement(search.statement(settings=settings))
+    rows = await _run(postgres, search, settings, contained)
     if rows[0]["found"] >= candidates:
         return rows
     return await exactly(postgres, search)
+
+
+async def _run(
+    postgres: Postgres, search: Search, settings: Mapping[str, int | None] | None, contained: bool
+) -> list[asyncpg.Record]:
+    """The search with `settings` set inside it; in a caller's transaction (unless `contained`),
+    in a savepoint rolled back after it when it sets any (a filtered IVFFlat search sets nothing)."""
+    rows: list[asyncpg.Record]
+    if settings is not None and any(settings.values()) and postgres.in_transaction and not contained:
+        async with rolled_back(postgres):
+            rows = await postgres.run_statement(search.statement(settings=settings))
+        return rows
+    rows = await postgres.run_statement(search.statement(settings=settings))
+    return rows
 
 
 async def exactly(postgres: Postgres, search: Search) -> list[asyncpg.Record]:

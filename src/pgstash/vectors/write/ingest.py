@@ -79,6 +79,8 @@ async def ingest(
         pending = facts.ivfflat_pending and not facts.methods
         if facts.methods or pending:  # a large batch: ANN index built from the data
             if await bulk.ingest(postgres, name, write, len(items), vectors.shape[1], pending):
+                if pending:  # the load built the IVFFlat index the remembered facts lack
+                    table.forget()
                 return len(items)
         else:
             await write()
