@@ -117,8 +117,9 @@ async def test_the_dba_finds_every_statement_in_pg_stat_statements_by_its_pgstas
     assert unnamed == []
     names = {match for text in queries for match in NAMED.findall(text)}
     templates = load_catalogue(resource_dir("schema") / "templates")
-    # transaction control, and reset: the DISCARD TEMP pgstash adds to asyncpg's reset
-    control = {"begin", "commit", "savepoint", "release savepoint", "rollback", "reset"}
+    # transaction control, reset: the DISCARD TEMP pgstash adds to asyncpg's reset, and
+    # introspection: the SET LOCAL jit = off pgstash puts around asyncpg's type introspection
+    control = {"begin", "commit", "savepoint", "release savepoint", "rollback", "reset", "introspection"}
     known = {*catalogue(), *templates, *control}
     migrations = {name for name in names if name.startswith("schema/")}
     assert names - known - migrations == set()  # every name is a query's, a migration's or control

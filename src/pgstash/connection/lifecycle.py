@@ -41,6 +41,7 @@ __all__ = ["Lifecycle", "PgstashConnection"]
 logger = logging.getLogger("pgstash")
 _VECTOR_TYPES = names.vector_types.bind(names=list(VECTOR_TYPES))
 _DISCARD_TEMP = named("DISCARD TEMP;", "reset")
+_JIT_OFF_HERE = named("SET LOCAL jit = off;", "introspection")
 
 
 class PgstashConnection(asyncpg.Connection):
@@ -61,16 +62,27 @@ class PgstashConnection(asyncpg.Connection):
         return self
 
     async def _introspect_types(self, typeoids: Any, timeout: Any) -> Any:
-        """asyncpg's type introspection (a statement returns a type it has no codec for yet),
-        inside one transaction. asyncpg turns `jit` off, introspects and turns `jit` back on in
-        three statements; through a transaction pooler each may run on another server
-        connection, leaving one with jit off for whoever uses it next (docs/deployment.md). In a
-        transaction the three share one. asyncpg has no public hook around it: this overrides its
-        method, and tests/test_pooler.py fails should asyncpg rename it."""
+        """asyncpg's type introspection (a statement returns a type it has no codec for yet).
+        asyncpg turns `jit` off, introspects and sets it back in three statements, at session
+        level: through a transaction pooler each may land on another server connection, and even
+        on one the restore is a session setting left behind (docs/deployment.md). Here it runs in
+        one transaction (or the caller's) under `SET LOCAL jit = off`, asyncpg's toggle skipped:
+        an override of asyncpg's method (no public hook); tests/test_pooler.py checks it exists."""
+        caps = getattr(self, "_server_caps")  # noqa: B009  asyncpg's ServerCapabilities (private)
+        if not caps.jit:
+            return await super()._introspect_types(typeoids, timeout)  # type: ignore[misc]
         if self.is_in_transaction():
-            return await super()._introspect_types(typeoids, timeout)  # type: ignore[misc]
+            return await self._introspect_without_jit(caps, typeoids, timeout)
         async with self.transaction():
+            return await self._introspect_without_jit(caps, typeoids, timeout)
+
+    async def _introspect_without_jit(self, caps: Any, typeoids: Any, timeout: Any) -> Any:
+        await self.execute(_JIT_OFF_HERE)  # until the transaction ends: no session setting
+        self._server_caps = caps._replace(jit=False)
+        try:
             return await super()._introspect_types(typeoids, timeout)  # type: ignore[misc]
+        finally:
+            self._server_caps = caps
 
 
 class Lifecycle:
