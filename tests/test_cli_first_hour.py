@@ -26,6 +26,7 @@ def pgstash(
         del words[at : at + 2]
     return run_pgstash(*words, stdin=stdin, cwd=cwd, env=extra)
 
+
 ROWS = [
     {"id": "a", "text": "a cat sleeps on the mat", "lang": "en", "year": 2009},
     {"id": "b", "text": "der Hund spielt im Garten", "lang": "de", "year": 2015},
@@ -158,6 +159,30 @@ def test_list_get_delete_and_drop(notes: tuple[str, Path]) -> None:
     assert "pass --yes" in one_line_error("vector", "drop", "notes", "--dsn", dsn, stdin="")
     assert ok("vector", "drop", "notes", "--yes", "--dsn", dsn).strip() == "dropped notes (1 rows)"
     assert "no vector tables" in ok("vector", "list", "--dsn", dsn)
+
+
+def test_keyless_search_results_carry_row_ids_that_vector_get_takes(
+    database_dsn: str, tmp_path: Path
+) -> None:
+    dsn = database_dsn
+    source = tmp_path / "plain.jsonl"
+    rows = [{k: v for k, v in row.items() if k != "id"} for row in ROWS]
+    source.write_text("".join(json.dumps(row) + "\n" for row in [*rows, rows[0]]))  # a twin of the cat
+    ok("vector", "create-table", "plain", "--text-field", "text", "--dsn", dsn)
+    ok("vector", "ingest", "plain", str(source), "--text-field", "text", "--dsn", dsn)
+    for mode in ("vector", "text", "hybrid"):
+        lines = ok(
+            "vector", "search", "plain", "cat mat", "--mode", mode, "--json", "--dsn", dsn
+        ).splitlines()
+        found = [json.loads(line) for line in lines]
+        assert found and all(isinstance(row["id"], str) for row in found), (mode, found)
+        ids = [row["id"] for row in found]
+        assert len(set(ids)) == len(ids), (mode, ids)  # the twins are two rows, two ids
+        for row in found:
+            got = json.loads(ok("vector", "get", "plain", row["id"], "--dsn", dsn))
+            assert got["id"] == row["id"] and got["payload"] == row["payload"], mode
+        if mode == "text":  # both twins match, each with its own id
+            assert [row["payload"]["text"] for row in found] == ["a cat sleeps on the mat"] * 2
 
 
 def test_ready_vectors_take_vector_and_refuse_a_text_query(database_dsn: str, tmp_path: Path) -> None:

@@ -149,14 +149,15 @@ async def test_a_read_fetched_before_a_move_is_never_cached_after_it(
 
     async def slow(self: Postgres, name: Any, /, **values: Any) -> Any:
         result = await run(self, name, **values)
-        if name == "instructions_labelled" and not release.is_set():
+        named = getattr(name, "name", name)  # a constant of pgstash.sql.names, or a string
+        if named == "instructions_labelled" and not release.is_set():
             fetched.set()
             await release.wait()  # the old row is in hand; the move happens now
         return result
 
     monkeypatch.setattr(Postgres, "run", slow)
     read = asyncio.create_task(reader.load("greet", label="production"))
-    await fetched.wait()
+    await asyncio.wait_for(fetched.wait(), timeout=60)  # never forever: fails if the read never came
     await writer.move_label("greet", "production", to=2, expected=1)
     release.set()
     assert await read == "v1"  # it started before the move

@@ -142,6 +142,7 @@ TEMPLATE_SLOTS.update(
             "vectors_delete_ids",
             "vectors_copy_keyed",
             "vectors_rows_by_id",
+            "vectors_ids_by_payload",
             "vectors_ingest_meta",
         )
     }

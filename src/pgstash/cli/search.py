@@ -3,8 +3,9 @@
 The query text is embedded with the embedding the table's rows were ingested with (recorded in
 their meta by `vector ingest`); a table of ready vectors is searched with `--vector` (a JSON array)
 or `--mode text`, never by hashing the text. Output: a table, or `--json` (one JSON object a line:
-id, score, payload); `--fields a,b` keeps those payload fields. The stored vector of a
-`--vector-field` ingest is never shown, and the `--where` fields are shown whole.
+id, score, payload; the id is the `--key-field` value, else the row's id, both as `vector get`
+takes them); `--fields a,b` keeps those payload fields. The stored vector of a `--vector-field`
+ingest is never shown, and the `--where` fields are shown whole.
 """
 
 from __future__ import annotations
@@ -127,11 +128,32 @@ async def search(postgres: Postgres, args: argparse.Namespace, dimension: int) -
         key = lookup(record.payload, key_field) if key_field else _MISSING
         results.append((None if key is _MISSING else key, score, payload, record.payload))
     if args.json:
+        ids = await _row_ids(postgres, args.name, [stored for key, _, _, stored in results if key is None])
         for key, score, payload, _ in results:
+            key = ids.pop(0) if key is None else key
             print(orjson.dumps({"id": key, "score": round(score, 6), "payload": payload}).decode())
         return 0
     print(_as_table(results, paths_of(args.where), fields, key_field is not None))
     return 0
+
+
+async def _row_ids(postgres: Postgres, name: str, payloads: list[dict[str, Any]]) -> list[str | None]:
+    """The row id (a UUID text, as `vector get` takes it) of each found payload that has no key,
+    in order; rows storing the same payload get distinct ids, oldest first. None only for a row
+    no longer stored as it was found (deleted or changed since)."""
+    if not payloads:
+        return []
+    texts = [orjson.dumps(payload).decode() for payload in payloads]
+    statement = compose(names.vectors_ids_by_payload, slots={"table": name}, payloads=texts, most=len(texts))
+    rows = {row["position"]: list(row["ids"]) for row in await postgres.run_statement(statement)}
+    taken: dict[str, int] = {}
+    ids: list[str | None] = []
+    for position, text in enumerate(texts, 1):
+        matching = rows.get(position, [])
+        nth = taken.get(text, 0)
+        taken[text] = nth + 1
+        ids.append(str(matching[nth]) if nth < len(matching) else None)
+    return ids
 
 
 def _text(value: Any) -> str:

@@ -161,6 +161,7 @@ vectors_search_binary = query("vectors_search_binary")
 
 # queries/vectors_cli.sql
 vectors_rows_by_id = query("vectors_rows_by_id")
+vectors_ids_by_payload = query("vectors_ids_by_payload")
 vectors_ingest_meta = query("vectors_ingest_meta")
 vectors_drop = query("vectors_drop")
 
