@@ -31,23 +31,15 @@ from pgstash import Postgres, PostgresConnectionPool
 from tests.pooler import INSTALL_HINT, PgBouncer, Unavailable
 from tests.support.databases import (
     EMPTY_TEMPLATE_DATABASE,
-    TEMPLATE_DATABASE,
     WorkingDatabase,
-    clone,
-    drop,
     drop_templates,
     fresh_database,
     prepare_templates,
-    with_database,
 )
 
 # tests/draive needs Python 3.13 and draive (`make test` runs it in .venv-draive-*): the main
 # suite, on a venv without draive, does not collect it.
 collect_ignore = [] if importlib.util.find_spec("draive") is not None else ["draive"]
-
-__all__ = ["TEMPLATE_DATABASE", "with_database"]  # kept importable for tests written before support/
-
-_clone, _drop = clone, drop  # the names tests used before tests/support existed
 
 DATABASE_FIXTURES = {
     "server_dsn", "template_ready", "database_dsn", "direct_dsn", "pooled_dsn", "pgbouncer", "empty_dsn",

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli_run import pgstash as run_pgstash
+from tests.support.cli import pgstash as run_pgstash
 
 
 def pgstash(
@@ -259,7 +259,7 @@ def test_ctrl_c_prints_one_line_saying_what_was_kept(database_dsn: str) -> None:
     import os
     import signal
 
-    from tests.cli_run import PGSTASH
+    from tests.support.cli import PGSTASH
 
     ok("vector", "create-table", "waiting", "--dsn", database_dsn)
     process = subprocess.Popen(

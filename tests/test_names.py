@@ -19,7 +19,7 @@ from pgstash.sql import names
 from pgstash.sql.catalogue import Query, catalogue, load_catalogue
 from pgstash.sql.show import show
 from pgstash.sql.statements import Statement
-from tests.cli_run import pgstash
+from tests.support.cli import pgstash
 
 ROOT = Path(__file__).resolve().parent.parent
 SOURCE = ROOT / "src" / "pgstash"

@@ -32,11 +32,11 @@ from pgstash import (
     PostgresModelMemory,
     PostgresVectorIndex,
 )
-from tests.caches import drained, sneak
-from tests.cli_run import pgstash as run_pgstash
 from tests.conftest import start_pgbouncer
 from tests.pooler import PgBouncer
-from tests.test_vectors import Chunk, load, unit_rows
+from tests.support.caches import drained, sneak
+from tests.support.cli import pgstash as run_pgstash
+from tests.support.vectors import Chunk, load, unit_rows
 
 TRANSACTION = "pgbouncer-transaction"
 
@@ -472,7 +472,7 @@ async def test_replicas_behind_their_own_pgbouncer() -> None:
     filtered search on the standby returns its full limit."""
     import tempfile
 
-    from tests.replication import ReplicaPair
+    from tests.support.replication import ReplicaPair
 
     with ReplicaPair.start(Path(tempfile.mkdtemp(prefix="pgstash-replicas-"))) as pair:
         primary = start_pgbouncer(pair.primary_dsn)

@@ -10,7 +10,7 @@ import pytest
 
 from pgstash import AttributeRequirement, Postgres, PostgresVectorIndex
 from pgstash.vectors.quantize import check_quantize
-from tests.test_vectors import plan_of
+from tests.support.vectors import plan_of
 
 R = AttributeRequirement
 

@@ -10,7 +10,7 @@ import attrs
 import pytest
 
 from pgstash import AttributeRequirement, ConfigurationError, Page, Postgres, PostgresVectorIndex
-from tests.test_vectors import unit_rows
+from tests.support.vectors import unit_rows
 
 R = AttributeRequirement
 

@@ -12,7 +12,7 @@ import attrs
 import pytest
 
 from pgstash import AttributeRequirement, Postgres, PostgresVectorIndex
-from tests.test_vectors import plan_of, unit_rows
+from tests.support.vectors import plan_of, unit_rows
 
 R = AttributeRequirement
 UTC = dt.UTC
