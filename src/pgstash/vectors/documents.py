@@ -15,15 +15,13 @@ from __future__ import annotations
 import struct
 from collections.abc import AsyncIterator, Iterable, Sequence
 
-import attrs
-
 from pgstash.connection import Postgres
 from pgstash.errors import ConfigurationError
 from pgstash.sql import names
 from pgstash.sql.composer import compose
 from pgstash.vectors.facts import TableFacts, index_name
 from pgstash.vectors.table import VectorTable
-from pgstash.vectors.write.keys import key_text
+from pgstash.vectors.write.keys import key_text, swap_rows
 
 __all__ = ["check_table", "delete", "delete_documents", "document_texts", "framed", "replace_documents"]
 
@@ -55,14 +53,8 @@ async def replace_documents(
     """One transaction (a savepoint inside the caller's): the keyed-ingest lock, the old chunk
     sets of `documents` deleted, the binary COPY of `rows` (`ingest.DOCUMENT_COPY_COLUMNS`).
     Returns the rows copied."""
-    async with postgres.transaction():
-        await postgres.run_statement(compose(names.vectors_keys_lock, slots={"table": name}))
-        await postgres.run_statement(
-            compose(names.vectors_delete_documents, slots={"table": name}, documents=list(documents))
-        )
-        copy = compose(names.vectors_copy_documents, slots={"table": name})
-        copied: int = await postgres.copy(attrs.evolve(copy, kind="copy"), rows)  # aiosql: COPY is "!"
-    return copied
+    delete = compose(names.vectors_delete_documents, slots={"table": name}, documents=list(documents))
+    return await swap_rows(postgres, name, delete, names.vectors_copy_documents, rows)
 
 
 async def delete_documents(postgres: Postgres, name: str, documents: Iterable[object]) -> int:

@@ -23,7 +23,9 @@ from numpy.typing import NDArray
 from pgstash.connection import Postgres
 from pgstash.jsonvalue import dumps_json
 from pgstash.sql import names
+from pgstash.sql.catalogue import Query
 from pgstash.sql.composer import compose
+from pgstash.sql.statements import Statement
 from pgstash.vectors.filters import KeyOf, path_of
 
 __all__ = ["MAX_KEY_LENGTH", "delete_keys", "key_reader", "key_text", "replace_rows", "row_ids", "uuid_texts"]
@@ -118,13 +120,21 @@ async def replace_rows(
     DELETE would not see them and its COPY would fail on the primary key. Returns the rows copied.
     Inside a bulk load's transaction (`bulk.py`) the lock is held already and the indexes are
     built after this, in the same transaction."""
+    delete = compose(names.vectors_delete_ids, slots={"table": name}, ids=uuid_texts(ids))
+    return await swap_rows(postgres, name, delete, names.vectors_copy_keyed, rows)
+
+
+async def swap_rows(
+    postgres: Postgres, name: str, delete: Statement, copy: Query, rows: AsyncIterator[bytes]
+) -> int:
+    """The keyed writes' one transaction (a savepoint inside the caller's): the keys lock, the
+    `delete` of the rows being replaced, the binary COPY of `rows` by `copy`. Returns the rows
+    copied. `replace_rows` (by key) and `documents.replace_documents` (by document) both use it."""
     async with postgres.transaction():
         await postgres.run_statement(compose(names.vectors_keys_lock, slots={"table": name}))
-        await postgres.run_statement(
-            compose(names.vectors_delete_ids, slots={"table": name}, ids=uuid_texts(ids))
-        )
-        copy = compose(names.vectors_copy_keyed, slots={"table": name})
-        copied: int = await postgres.copy(attrs.evolve(copy, kind="copy"), rows)  # aiosql: COPY is "!"
+        await postgres.run_statement(delete)
+        statement = compose(copy, slots={"table": name})
+        copied: int = await postgres.copy(attrs.evolve(statement, kind="copy"), rows)  # aiosql: COPY is "!"
     return copied
 
 
