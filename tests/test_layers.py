@@ -109,3 +109,52 @@ def test_writing_and_searching_do_not_import_each_other() -> None:
         if any(target.startswith(other) for target in graph[module])
     }
     assert crossing == {}
+
+
+TESTS = Path(__file__).resolve().parent
+
+
+def _module_file(module: str) -> Path | None:
+    """The file under tests/ that `module` (dotted, from the repository's root) names, if any."""
+    parts = module.split(".")
+    if parts[0] != TESTS.name:
+        return None
+    base = TESTS.joinpath(*parts[1:])
+    for candidate in (base.with_suffix(".py"), base / "__init__.py"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _imported_files(path: Path) -> set[Path]:
+    """The files under tests/ that the module at `path` imports, anywhere in it (inside functions
+    too); `from package import name` counts the module `package/name.py` when there is one."""
+    package = ".".join(path.relative_to(TESTS.parent).with_suffix("").parts[:-1])
+    found: set[Path] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            modules = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = package.split(".")[: len(package.split(".")) - (node.level - 1)]
+                base = ".".join([*anchor, *([base] if base else [])])
+            modules = [base, *(f"{base}.{alias.name}" for alias in node.names)]
+        else:
+            continue
+        found.update(file for module in modules if (file := _module_file(module)) is not None)
+    return found
+
+
+def test_no_test_imports_a_conftest_or_another_test_module() -> None:
+    """Shared helpers live in tests/support/ (issue 22): a conftest holds fixtures and hooks only,
+    and a test module is never imported, so neither is a helper library by accident."""
+    reaching = {
+        str(path.relative_to(TESTS.parent)): sorted(
+            str(file.relative_to(TESTS.parent))
+            for file in _imported_files(path)
+            if file.name == "conftest.py" or file.name.startswith("test_")
+        )
+        for path in sorted(TESTS.rglob("*.py"))
+    }
+    assert {name: files for name, files in reaching.items() if files} == {}
