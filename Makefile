@@ -44,7 +44,7 @@ POOLER_HINT := the pooler suites did not run: PgBouncer is not installed \
 # `$(BIN)/pytest -m unit` runs the tests that need no database, in seconds.
 test: lint
 	$(BIN)/pytest -q -n 2 --dist loadfile
-	@if [ -n "$$PGSTASH_REQUIRE_POOLER" ] || $(BIN)/python -m tests.pooler; then \
+	@if [ -n "$$PGSTASH_REQUIRE_POOLER" ] || $(BIN)/python -m tests.support.pooler; then \
 		echo "PGSTASH_TEST_POOLER=pgbouncer-transaction $(BIN)/pytest -q -n 2 --dist loadfile $(POOLER_SUITES)"; \
 		PGSTASH_TEST_POOLER=pgbouncer-transaction $(BIN)/pytest -q -n 2 --dist loadfile $(POOLER_SUITES); \
 	else echo "$(POOLER_HINT)"; fi

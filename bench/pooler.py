@@ -3,7 +3,7 @@
     .venv/bin/python -m bench --only pooler [--scale full|tiny]
 
 Debian's PgBouncer (`apt-get install -y pgbouncer`) is started in front of the bench server
-(`tests/pooler.py`). Each row times, interleaved, the same pgstash call three ways: through
+(`tests/support/pooler.py`). Each row times, interleaved, the same pgstash call three ways: through
 PgBouncer with `pooler="pgbouncer-transaction"` (statement cache off: PgBouncer 1.18 keeps no
 prepared statement across transactions), directly with the statement cache off, and directly
 with it on (the default). Columns: "raw" is direct with the cache on, "pinned" direct with it
@@ -64,7 +64,7 @@ def _row(workload: str, stats: list[Stats], note: str) -> Result:
 
 
 async def run(dsn: str, scale: Scale) -> list[Result]:
-    from tests.pooler import PgBouncer, Unavailable
+    from tests.support.pooler import PgBouncer, Unavailable
 
     try:
         bouncer = PgBouncer.start(dsn, "transaction", pool_size=POOL_SIZE)

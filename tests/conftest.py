@@ -28,7 +28,6 @@ import pytest
 
 import pgstash
 from pgstash import Postgres, PostgresConnectionPool
-from tests.pooler import INSTALL_HINT, PgBouncer, Unavailable
 from tests.support.databases import (
     EMPTY_TEMPLATE_DATABASE,
     WorkingDatabase,
@@ -36,6 +35,7 @@ from tests.support.databases import (
     fresh_database,
     prepare_templates,
 )
+from tests.support.pooler import INSTALL_HINT, MISSING, PgBouncer, start_pgbouncer
 
 # tests/draive needs Python 3.13 and draive (`make test` runs it in .venv-draive-*): the main
 # suite, on a venv without draive, does not collect it.
@@ -50,9 +50,6 @@ SLOW_FIRST = ("scale", "process")
 # "pgbouncer-transaction": `database_dsn` and `postgres` go through a real PgBouncer in transaction
 # mode (make test runs the store suites so, after the direct run)
 POOLER_VARIABLE = "PGSTASH_TEST_POOLER"
-# set (CI): a PgBouncer that is missing or cannot start fails the tests that need it, never skips them
-REQUIRE_POOLER = "PGSTASH_REQUIRE_POOLER"
-_POOLER_MISSING: list[str] = []
 
 
 def pooler_mode() -> str | None:
@@ -85,9 +82,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    if _POOLER_MISSING:
+    if MISSING:
         terminalreporter.write_line(
-            f"the pooler tests did not run: {_POOLER_MISSING[0].split(':')[0]}; {INSTALL_HINT}"
+            f"the pooler tests did not run: {MISSING[0].split(':')[0]}; {INSTALL_HINT}"
         )
 
 
@@ -165,20 +162,6 @@ async def direct_dsn(working_database: WorkingDatabase) -> AsyncIterator[str]:
         yield working_database.dsn
     finally:
         await working_database.reset()
-
-
-def start_pgbouncer(server_dsn: str, **settings: str | int) -> PgBouncer:
-    """PgBouncer in transaction mode in front of `server_dsn`. Not installed: the test is skipped
-    (failed when PGSTASH_REQUIRE_POOLER is set, as in CI); installed but failing to start: failed."""
-    try:
-        return PgBouncer.start(server_dsn, "transaction", **settings)  # type: ignore[arg-type]
-    except Unavailable as error:
-        if not error.missing:
-            pytest.fail(f"PgBouncer did not start: {error}")
-        if os.environ.get(REQUIRE_POOLER):
-            pytest.fail(f"PgBouncer is required ({REQUIRE_POOLER} is set): {error}")
-        _POOLER_MISSING.append(str(error))
-        pytest.skip(str(error))
 
 
 @pytest.fixture(scope="session")

@@ -17,7 +17,7 @@ from bench.common import Result, Runner, Scale, main, markdown, raw_asyncpg, rec
 from bench.roundtrips import RoundTripCounter
 
 from pgstash import Postgres, PostgresConfigurationRepository, PostgresConnectionPool
-from tests import pooler
+from tests.support import pooler
 
 pytestmark = pytest.mark.scale
 

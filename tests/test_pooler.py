@@ -32,10 +32,9 @@ from pgstash import (
     PostgresModelMemory,
     PostgresVectorIndex,
 )
-from tests.conftest import start_pgbouncer
-from tests.pooler import PgBouncer
 from tests.support.caches import drained, sneak
 from tests.support.cli import pgstash as run_pgstash
+from tests.support.pooler import PgBouncer, start_pgbouncer
 from tests.support.vectors import Chunk, load, unit_rows
 
 TRANSACTION = "pgbouncer-transaction"

@@ -4,7 +4,7 @@ from collections.abc import Sequence
 from typing import Annotated, Any
 from uuid import uuid4
 
-from tests.draive.conftest import SEED_CHUNK_TABLE, SEEDS, newest_only
+from tests.support.draive import SEED_CHUNK_TABLE, SEEDS, newest_only
 
 pytestmark = newest_only
 

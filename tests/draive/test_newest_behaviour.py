@@ -9,7 +9,7 @@ from uuid import uuid4
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.draive.conftest import SEED_CHUNK_TABLE, SEEDS, newest_only, vector_of
+from tests.support.draive import SEED_CHUNK_TABLE, SEEDS, newest_only, vector_of
 
 pytestmark = newest_only
 

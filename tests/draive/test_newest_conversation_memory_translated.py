@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import uuid4
 
-from tests.draive.conftest import newest_only
+from tests.support.draive import newest_only
 
 pytestmark = newest_only
 

@@ -7,7 +7,7 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.draive.conftest import newest_only
+from tests.support.draive import newest_only
 
 pytestmark = newest_only
 

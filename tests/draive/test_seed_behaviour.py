@@ -12,7 +12,7 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.draive.conftest import SEED_CHUNK_TABLE, SEEDS, answered, said, seed_only
+from tests.support.draive import SEED_CHUNK_TABLE, SEEDS, answered, said, seed_only
 
 pytestmark = seed_only
 
@@ -174,7 +174,7 @@ def test_requirements_select_what_haiways_check_accepts(database_dsn: str) -> No
     from draive import ctx
 
     import pgstash.draive as ours
-    from tests.draive.conftest import vector_of
+    from tests.support.draive import vector_of
 
     rows_strategy = st.lists(
         st.builds(Row, name=NAMES, text=TEXTS, tags=st.lists(WORDS, max_size=3)), min_size=1, max_size=6

@@ -3,7 +3,7 @@ the other way round, for all four stores: a deployment switches by changing the 
 
 from typing import Annotated, Any
 
-from tests.draive.conftest import SEED_CHUNK_TABLE, SEEDS, answered, haiway_pool, said, seed_only, vector_of
+from tests.support.draive import SEED_CHUNK_TABLE, SEEDS, answered, haiway_pool, said, seed_only, vector_of
 
 pytestmark = seed_only
 

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from tests.draive.conftest import SEEDS, seed_only
+from tests.support.draive import SEEDS, seed_only
 
 pytestmark = seed_only
 

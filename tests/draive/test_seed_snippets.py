@@ -4,7 +4,7 @@ server, draive 0.89.x."""
 from collections.abc import Sequence
 from typing import Annotated, Any
 
-from tests.draive.conftest import SEED_CHUNK_TABLE, SEEDS, answered, said, seed_only
+from tests.support.draive import SEED_CHUNK_TABLE, SEEDS, answered, said, seed_only
 
 pytestmark = seed_only
 

