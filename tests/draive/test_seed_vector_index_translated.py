@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from tests.support.draive import DIMENSION, SEED_CHUNK_TABLE, SEEDS, seed_only
+from tests.support.draive import DIMENSION, SEED_CHUNK_TABLE, SEEDS, exact_pool, seed_only
 
 pytestmark = seed_only
 
@@ -53,7 +53,8 @@ async def _embed(values: Sequence[Any], /, attribute: Any = None, **extra: Any) 
     ]
 
 
-def _scope(dsn: str) -> Any:
+def _scope(dsn: str, exact: bool = False) -> Any:
+    """`exact`: searches probe every list of the seed's index (`exact_pool`)."""
     from draive import ctx
     from draive.embedding import TextEmbedding
 
@@ -63,7 +64,7 @@ def _scope(dsn: str) -> Any:
         "vectors",
         ours.PostgresVectorIndex(),
         TextEmbedding(embedding=_embed),
-        disposables=(ours.PostgresConnectionPool.of(dsn=dsn),),
+        disposables=(exact_pool(dsn) if exact else ours.PostgresConnectionPool.of(dsn=dsn),),
     )
 
 
@@ -107,10 +108,10 @@ async def test_index_persists_entries(database_dsn: str) -> None:
 async def test_search_orders_by_similarity(database_dsn: str) -> None:
     """Upstream: a query with a score threshold and a limit orders by the vector distance and
     returns the stored chunk. Here: the nearest chunk first, the limit honoured, and a chunk below
-    the threshold never returned."""
+    the threshold never returned (the first of three: searched exactly)."""
     from draive.utils import VectorIndex
 
-    async with _scope(database_dsn):
+    async with _scope(database_dsn, exact=True):
         await _index("far", "close", "relevant")
         first = await VectorIndex.search(Chunk, query="prompt", limit=1, score_threshold=0.5)
         above = await VectorIndex.search(Chunk, query="prompt", limit=10, score_threshold=0.5)
