@@ -1,10 +1,9 @@
 """The seed's snippets on the newest draive (0.103: the names it has), on pgstash's stores."""
 
-from collections.abc import Sequence
 from typing import Annotated, Any
 from uuid import uuid4
 
-from tests.support.draive import SEED_CHUNK_TABLE, SEEDS, newest_only
+from tests.support.draive import SEEDS, newest_only, the_vector_index_snippet
 
 pytestmark = newest_only
 
@@ -87,29 +86,6 @@ async def test_configurations_templates_and_conversation_memory(database_dsn: st
 async def test_the_vector_index_snippet(
     database_dsn: str, embeddings: tuple[Any, Any], postgres: Any
 ) -> None:
-    await postgres.execute(SEED_CHUNK_TABLE)
-    from draive import VectorIndex, ctx
-    from haiway import AttributeRequirement
+    from draive import VectorIndex
 
-    from pgstash.draive import PostgresConnectionPool, PostgresVectorIndex
-
-    async with ctx.scope(
-        "pgvector-demo",
-        PostgresVectorIndex(),
-        *embeddings,
-        disposables=(PostgresConnectionPool.of(dsn=database_dsn),),
-    ):
-        await VectorIndex.index(
-            Chunk,
-            values=[
-                Chunk(identifier="doc-1", text="hello world"),
-                Chunk(identifier="doc-2", text="cats purr"),
-            ],
-            attribute=Chunk._.text,
-        )
-        results: Sequence[Chunk] = await VectorIndex.search(
-            Chunk, query="hello", limit=3, score_threshold=0.6, rerank=True
-        )
-        assert [chunk.identifier for chunk in results] == ["doc-1"]
-        await VectorIndex.delete(Chunk, requirements=AttributeRequirement.text_match("cats", Chunk._.text))
-        assert [chunk.identifier for chunk in await VectorIndex.search(Chunk)] == ["doc-1"]
+    await the_vector_index_snippet(database_dsn, embeddings, postgres, Chunk, VectorIndex)

@@ -6,10 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 from uuid import uuid4
 
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
-
-from tests.support.draive import SEED_CHUNK_TABLE, SEEDS, newest_only, vector_of
+from tests.support.draive import SEEDS, check_requirements_select_what_haiway_checks, newest_only
 
 pytestmark = newest_only
 
@@ -72,68 +69,5 @@ async def test_six_scopes_at_once(database_dsn: str) -> None:
     assert await asyncio.gather(*(one(index) for index in range(6))) == [3] * 6
 
 
-WORDS = st.sampled_from(["cat", "Cat", "concatenate", "dog", "big", "a", "b_c", "x1"])
-TEXTS = st.lists(WORDS | st.sampled_from([" ", ", ", "-", "!"]), max_size=6).map("".join)
-NAMES = st.sampled_from(["a", "b", "c"])
-
-
-def _requirements() -> Any:
-    from haiway import AttributeRequirement as R
-
-    leaves = st.one_of(
-        st.builds(lambda v: R.equal(v, Item._.name), NAMES),
-        st.builds(lambda v: R.not_equal(v, Item._.name), NAMES),
-        st.builds(lambda v: R.contained_in(v, Item._.name), st.lists(NAMES, max_size=2)),
-        st.builds(lambda v: R.contains(v, Item._.tags), WORDS),
-        st.builds(lambda v: R.contains_any(v, Item._.tags), st.lists(WORDS, max_size=2)),
-        st.builds(lambda v: R.text_match(v, Item._.text), TEXTS),
-    )
-
-    def combined(inner: Any) -> Any:
-        return st.builds(lambda a, b, o: a & b if o else a | b, inner, inner, st.booleans())
-
-    return st.recursive(leaves, combined, max_leaves=4)
-
-
 def test_requirements_select_what_haiways_check_accepts(database_dsn: str) -> None:
-    from draive import ctx
-
-    import pgstash.draive as ours
-    from pgstash.draive.models import requirement_of, state_converter
-    from pgstash.vectors import PostgresVectorIndex as Index
-
-    def scope() -> Any:
-        return ctx.scope("filters", disposables=(ours.PostgresConnectionPool.of(dsn=database_dsn),))
-
-    async def create() -> None:
-        async with scope():
-            await ctx.state(ours.PostgresState).postgres.execute(
-                SEED_CHUNK_TABLE.replace("chunk", "filtered")
-            )
-
-    async def run(items: list[Any], requirement: Any) -> None:
-        async with scope():
-            postgres = ctx.state(ours.PostgresState).postgres
-            await postgres.execute("TRUNCATE filtered")
-            index = Index(postgres, converter=state_converter())
-            await index.index(
-                Item, values=items, attribute=lambda item: vector_of(item.text), table="filtered"
-            )
-            translated = requirement_of(requirement)
-            found = await index.search(Item, requirements=translated, limit=100, table="filtered")
-        expected = sorted(item.to_json() for item in items if requirement.check(item, raise_exception=False))
-        assert sorted(item.to_json() for item in found) == expected
-
-    asyncio.run(create())
-
-    @settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
-    @given(
-        items=st.lists(
-            st.builds(Item, name=NAMES, text=TEXTS, tags=st.lists(WORDS, max_size=3)), min_size=1, max_size=6
-        ),
-        requirement=_requirements(),
-    )
-    def check(items: list[Any], requirement: Any) -> None:
-        asyncio.run(run(items, requirement))
-
-    check()
+    check_requirements_select_what_haiway_checks(database_dsn, Item)

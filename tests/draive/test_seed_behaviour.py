@@ -12,7 +12,13 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.support.draive import SEED_CHUNK_TABLE, SEEDS, answered, said, seed_only
+from tests.support.draive import (
+    SEEDS,
+    answered,
+    check_requirements_select_what_haiway_checks,
+    said,
+    seed_only,
+)
 
 pytestmark = seed_only
 
@@ -143,72 +149,8 @@ async def test_images_reasoning_and_tool_calls_round_trip_as_draive_writes_them(
     assert [row["content"] for row in stored] == [json.loads(element.to_json()) for element in elements]
 
 
-WORDS = st.sampled_from(["cat", "Cat", "concatenate", "dog", "big", "a", "b_c", "x1"])
-TEXTS = st.lists(WORDS | st.sampled_from([" ", ", ", "-", "!"]), max_size=6).map("".join)
-NAMES = st.sampled_from(["a", "b", "c"])
-
-
-def _requirements() -> Any:
-    from haiway import AttributeRequirement as R
-
-    leaves = st.one_of(
-        st.builds(lambda v: R.equal(v, Row._.name), NAMES),
-        st.builds(lambda v: R.not_equal(v, Row._.name), NAMES),
-        st.builds(lambda v: R.contained_in(v, Row._.name), st.lists(NAMES, max_size=2)),
-        st.builds(lambda v: R.contains(v, Row._.tags), WORDS),
-        st.builds(lambda v: R.contains_any(v, Row._.tags), st.lists(WORDS, max_size=2)),
-        st.builds(lambda v: R.text_match(v, Row._.text), TEXTS),
-    )
-    return st.recursive(
-        leaves,
-        lambda inner: st.builds(lambda a, b, o: a & b if o else a | b, inner, inner, st.booleans()),
-        max_leaves=4,
-    )
-
-
-def _matches(requirement: Any, row: Any) -> bool:
-    return bool(requirement.check(row, raise_exception=False))
-
-
 def test_requirements_select_what_haiways_check_accepts(database_dsn: str) -> None:
-    from draive import ctx
-
-    import pgstash.draive as ours
-    from tests.support.draive import vector_of
-
-    rows_strategy = st.lists(
-        st.builds(Row, name=NAMES, text=TEXTS, tags=st.lists(WORDS, max_size=3)), min_size=1, max_size=6
-    )
-
-    async def run(rows: list[Any], requirement: Any) -> None:
-        async with ctx.scope("filters", disposables=(ours.PostgresConnectionPool.of(dsn=database_dsn),)):
-            postgres = ctx.state(ours.PostgresState).postgres
-            await postgres.execute("TRUNCATE filtered")
-            from pgstash.draive.models import requirement_of, state_converter
-            from pgstash.vectors import PostgresVectorIndex as Index
-
-            index = Index(postgres, converter=state_converter())
-            await index.index(Row, values=rows, attribute=lambda row: vector_of(row.text), table="filtered")
-            found = await index.search(
-                Row, requirements=requirement_of(requirement), limit=100, table="filtered"
-            )
-            expected = sorted(row.to_json() for row in rows if _matches(requirement, row))
-            assert sorted(row.to_json() for row in found) == expected
-
-    async def create() -> None:
-        async with ctx.scope("create", disposables=(ours.PostgresConnectionPool.of(dsn=database_dsn),)):
-            await ctx.state(ours.PostgresState).postgres.execute(
-                SEED_CHUNK_TABLE.replace("chunk", "filtered")
-            )
-
-    asyncio.run(create())
-
-    @settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
-    @given(rows=rows_strategy, requirement=_requirements())
-    def check(rows: list[Any], requirement: Any) -> None:
-        asyncio.run(run(rows, requirement))
-
-    check()
+    check_requirements_select_what_haiway_checks(database_dsn, Row)
 
 
 async def test_bad_input_keeps_its_clear_errors(database_dsn: str, embeddings: tuple[Any, Any]) -> None:

@@ -1,10 +1,9 @@
 """The seed's snippets (shared/spec/seed.md) with only the import line changed, on the embedded
 server, draive 0.89.x."""
 
-from collections.abc import Sequence
 from typing import Annotated, Any
 
-from tests.support.draive import SEED_CHUNK_TABLE, SEEDS, answered, said, seed_only
+from tests.support.draive import SEEDS, answered, said, seed_only, the_vector_index_snippet
 
 pytestmark = seed_only
 
@@ -93,47 +92,9 @@ async def test_configurations_instructions_and_memory_through_draive(database_ds
 async def test_the_vector_index_snippet(
     database_dsn: str, embeddings: tuple[Any, Any], postgres: Any
 ) -> None:
-    await postgres.execute(SEED_CHUNK_TABLE)
-    from draive import ctx
     from draive.utils import VectorIndex
 
-    from pgstash.draive import PostgresConnectionPool, PostgresVectorIndex
-
-    async with ctx.scope(
-        "pgvector-demo",
-        PostgresVectorIndex(),
-        *embeddings,
-        disposables=(PostgresConnectionPool.of(dsn=database_dsn),),
-    ):
-        await VectorIndex.index(
-            Chunk,
-            values=[
-                Chunk(identifier="doc-1", text="hello world"),
-                Chunk(identifier="doc-2", text="cats purr"),
-            ],
-            attribute=Chunk._.text,
-        )
-
-        results: Sequence[Chunk] = await VectorIndex.search(
-            Chunk,
-            query="hello",
-            limit=3,
-            score_threshold=0.6,  # optional cosine similarity cutoff
-            rerank=True,
-        )
-        assert [chunk.identifier for chunk in results] == ["doc-1"]
-        newest = await VectorIndex.search(Chunk, limit=5)
-        assert [chunk.identifier for chunk in newest] == ["doc-2", "doc-1"]
-        from haiway import AttributeRequirement
-
-        only = await VectorIndex.search(
-            Chunk, requirements=AttributeRequirement.equal("doc-1", Chunk._.identifier)
-        )
-        assert [chunk.text for chunk in only] == ["hello world"]
-        await VectorIndex.delete(Chunk, requirements=AttributeRequirement.text_match("cats", Chunk._.text))
-        assert [chunk.identifier for chunk in await VectorIndex.search(Chunk)] == ["doc-1"]
-    stored = await postgres.fetch("SELECT payload FROM chunk")
-    assert [row["payload"] for row in stored] == [{"id": "doc-1", "text": "hello world"}]
+    await the_vector_index_snippet(database_dsn, embeddings, postgres, Chunk, VectorIndex)
 
 
 def test_the_docs_bootstrapping_snippet_runs_as_written(database_dsn: str) -> None:

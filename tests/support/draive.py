@@ -1,9 +1,12 @@
 """Helpers for tests/draive (Python 3.13, one draive generation per venv): which generation is
 installed, the seed's vector table, a deterministic embedding, draive's model inputs and outputs,
-and draive.postgres's own pool. tests/draive/conftest.py holds the fixtures."""
+draive.postgres's own pool, and the scenarios both generations run alike (the seed's vector index
+snippet, requirements selected in SQL as haiway's `check()` selects) on the generation's own model
+class and names. tests/draive/conftest.py holds the fixtures."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import re
 from collections.abc import Sequence
@@ -12,6 +15,8 @@ from typing import Any
 import numpy as np
 import pytest
 from draive.embedding import Embedded
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import pgstash.draive
 
@@ -104,3 +109,115 @@ def haiway_pool(dsn: str) -> Any:
         password=parts.password or "",
         ssl="disable",
     )
+
+
+async def the_vector_index_snippet(dsn: str, embeddings: Any, postgres: Any, chunk: Any, index: Any) -> None:
+    """The seed's vector index snippet (`chunk`: the generation's `Chunk` model with an `identifier`
+    aliased "id" and a `text`; `index`: its `VectorIndex`), with what a user reads back: the nearest
+    above the threshold, the newest first, a payload filter, a delete by full-text match."""
+    from draive import ctx
+    from haiway import AttributeRequirement
+
+    from pgstash.draive import PostgresConnectionPool, PostgresVectorIndex
+
+    await postgres.execute(SEED_CHUNK_TABLE)
+    async with ctx.scope(
+        "pgvector-demo",
+        PostgresVectorIndex(),
+        *embeddings,
+        disposables=(PostgresConnectionPool.of(dsn=dsn),),
+    ):
+        await index.index(
+            chunk,
+            values=[
+                chunk(identifier="doc-1", text="hello world"),
+                chunk(identifier="doc-2", text="cats purr"),
+            ],
+            attribute=chunk._.text,
+        )
+        results: Sequence[Any] = await index.search(
+            chunk,
+            query="hello",
+            limit=3,
+            score_threshold=0.6,  # optional cosine similarity cutoff
+            rerank=True,
+        )
+        assert [each.identifier for each in results] == ["doc-1"]
+        newest = await index.search(chunk, limit=5)
+        assert [each.identifier for each in newest] == ["doc-2", "doc-1"]
+        only = await index.search(chunk, requirements=AttributeRequirement.equal("doc-1", chunk._.identifier))
+        assert [each.text for each in only] == ["hello world"]
+        await index.delete(chunk, requirements=AttributeRequirement.text_match("cats", chunk._.text))
+        assert [each.identifier for each in await index.search(chunk)] == ["doc-1"]
+    stored = await postgres.fetch("SELECT payload FROM chunk")
+    assert [row["payload"] for row in stored] == [{"id": "doc-1", "text": "hello world"}]
+
+
+WORDS = st.sampled_from(["cat", "Cat", "concatenate", "dog", "big", "a", "b_c", "x1"])
+TEXTS = st.lists(WORDS | st.sampled_from([" ", ", ", "-", "!"]), max_size=6).map("".join)
+NAMES = st.sampled_from(["a", "b", "c"])
+
+
+def requirements_on(model: Any) -> Any:
+    """haiway's requirements on `model`'s `name`, `tags` and `text`, combined with & and |."""
+    from haiway import AttributeRequirement as R
+
+    leaves = st.one_of(
+        st.builds(lambda v: R.equal(v, model._.name), NAMES),
+        st.builds(lambda v: R.not_equal(v, model._.name), NAMES),
+        st.builds(lambda v: R.contained_in(v, model._.name), st.lists(NAMES, max_size=2)),
+        st.builds(lambda v: R.contains(v, model._.tags), WORDS),
+        st.builds(lambda v: R.contains_any(v, model._.tags), st.lists(WORDS, max_size=2)),
+        st.builds(lambda v: R.text_match(v, model._.text), TEXTS),
+    )
+    return st.recursive(
+        leaves,
+        lambda inner: st.builds(lambda a, b, o: a & b if o else a | b, inner, inner, st.booleans()),
+        max_leaves=4,
+    )
+
+
+def check_requirements_select_what_haiway_checks(dsn: str, model: Any) -> None:
+    """For up to six rows of `model` (name, text, tags) and any requirement of `requirements_on`,
+    pgstash's search with the translated requirement (limit 100, on the seed's table) returns
+    exactly the rows haiway's own `check()` accepts."""
+    from draive import ctx
+
+    import pgstash.draive as ours
+    from pgstash.draive.models import requirement_of, state_converter
+    from pgstash.vectors import PostgresVectorIndex as Index
+
+    def scope() -> Any:
+        return ctx.scope("filters", disposables=(ours.PostgresConnectionPool.of(dsn=dsn),))
+
+    async def create() -> None:
+        async with scope():
+            await ctx.state(ours.PostgresState).postgres.execute(
+                SEED_CHUNK_TABLE.replace("chunk", "filtered")
+            )
+
+    async def run(rows: list[Any], requirement: Any) -> None:
+        async with scope():
+            postgres = ctx.state(ours.PostgresState).postgres
+            await postgres.execute("TRUNCATE filtered")
+            index = Index(postgres, converter=state_converter())
+            await index.index(model, values=rows, attribute=lambda row: vector_of(row.text), table="filtered")
+            found = await index.search(
+                model, requirements=requirement_of(requirement), limit=100, table="filtered"
+            )
+        expected = sorted(row.to_json() for row in rows if requirement.check(row, raise_exception=False))
+        assert sorted(row.to_json() for row in found) == expected
+
+    asyncio.run(create())
+
+    @settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(
+        rows=st.lists(
+            st.builds(model, name=NAMES, text=TEXTS, tags=st.lists(WORDS, max_size=3)), min_size=1, max_size=6
+        ),
+        requirement=requirements_on(model),
+    )
+    def check(rows: list[Any], requirement: Any) -> None:
+        asyncio.run(run(rows, requirement))
+
+    check()
