@@ -16,7 +16,6 @@ import asyncio
 import contextlib
 import sys
 from collections.abc import AsyncIterator
-from urllib.parse import urlsplit
 
 import attrs
 import numpy as np
@@ -64,7 +63,7 @@ def _row(workload: str, stats: list[Stats], note: str) -> Result:
 
 
 async def run(dsn: str, scale: Scale) -> list[Result]:
-    from tests.support.pooler import PgBouncer, Unavailable
+    from tests.support.pooler import PgBouncer, Unavailable, database_of
 
     try:
         bouncer = PgBouncer.start(dsn, "transaction", pool_size=POOL_SIZE)
@@ -72,7 +71,7 @@ async def run(dsn: str, scale: Scale) -> list[Result]:
         print(f"pooler rows skipped: {error}", file=sys.stderr)
         return []
     try:
-        bouncer_dsn = bouncer.dsn(urlsplit(dsn).path.lstrip("/"))
+        bouncer_dsn = bouncer.dsn(database_of(dsn))
         async with three_pools(dsn, bouncer_dsn) as pools:
             await pgstash.migrate(pools[0])
             setup = PostgresConfigurationRepository(pools[0], cache_limit=0)

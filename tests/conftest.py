@@ -21,7 +21,6 @@ import shutil
 import tempfile
 import warnings
 from collections.abc import AsyncIterator, Iterator
-from urllib.parse import urlsplit
 
 import asyncpg
 import pytest
@@ -35,7 +34,7 @@ from tests.support.databases import (
     fresh_database,
     prepare_templates,
 )
-from tests.support.pooler import INSTALL_HINT, MISSING, PgBouncer, start_pgbouncer
+from tests.support.pooler import INSTALL_HINT, MISSING, PgBouncer, database_of, start_pgbouncer
 
 # tests/draive needs Python 3.13 and draive (`make test` runs it in .venv-draive-*): the main
 # suite, on a venv without draive, does not collect it.
@@ -185,13 +184,13 @@ def database_dsn(request: pytest.FixtureRequest, direct_dsn: str) -> Iterator[st
     bouncer: PgBouncer = request.getfixturevalue("pgbouncer")
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("PGSTASH_POOLER", mode)
-        yield bouncer.dsn(urlsplit(direct_dsn).path.lstrip("/"))
+        yield bouncer.dsn(database_of(direct_dsn))
 
 
 @pytest.fixture
 def pooled_dsn(pgbouncer: PgBouncer, direct_dsn: str) -> str:
     """The test's database through PgBouncer (transaction mode)."""
-    return pgbouncer.dsn(urlsplit(direct_dsn).path.lstrip("/"))
+    return pgbouncer.dsn(database_of(direct_dsn))
 
 
 @pytest.fixture

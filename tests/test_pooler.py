@@ -10,7 +10,6 @@ import logging
 import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import asyncpg
 import attrs
@@ -34,7 +33,7 @@ from pgstash import (
 )
 from tests.support.caches import drained, sneak
 from tests.support.cli import pgstash as run_pgstash
-from tests.support.pooler import PgBouncer, start_pgbouncer
+from tests.support.pooler import PgBouncer, database_of, start_pgbouncer
 from tests.support.vectors import Chunk, load, unit_rows
 
 TRANSACTION = "pgbouncer-transaction"
@@ -50,10 +49,6 @@ class Assistant:
 class Doc:
     title: str
     body: str
-
-
-def database_of(dsn: str) -> str:
-    return urlsplit(dsn).path.lstrip("/")
 
 
 @pytest.fixture

@@ -41,6 +41,11 @@ class Unavailable(RuntimeError):
         self.missing = missing
 
 
+def database_of(dsn: str) -> str:
+    """The database a DSN names: the one to ask PgBouncer for (`PgBouncer.dsn(database_of(dsn))`)."""
+    return urlsplit(dsn).path.lstrip("/")
+
+
 def _free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
