@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-import sys
 from collections.abc import Coroutine
 from typing import Any
 
@@ -25,7 +24,7 @@ from pgstash import (
 )
 from pgstash.stores.cache import LRU, MISS, DocumentCache
 from pgstash.stores.listener import CHANNEL, Listener
-from tests.support.caches import drained, eventually, sneak
+from tests.support.caches import cached_behind_a_sneak, define_in_another_process, drained, eventually, sneak
 
 
 async def deafen(postgres: Postgres) -> None:
@@ -178,26 +177,8 @@ async def test_a_define_in_another_process_reaches_this_cache_within_a_second(
     postgres: Postgres, database_dsn: str
 ) -> None:
     repository = PostgresConfigurationRepository(postgres)
-    await repository.define({"from": "parent"}, "shared")
-    await drained(postgres)
-    assert await repository.load_raw("shared") == {"from": "parent"}
-    await sneak(postgres, "shared", {"from": "sneaked"})
-    assert await repository.load_raw("shared") == {"from": "parent"}  # the cache is in use
-
-    child = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-c",
-        "import asyncio, sys\n"
-        "from pgstash import PostgresConfigurationRepository, PostgresConnectionPool\n"
-        "async def main():\n"
-        "    async with PostgresConnectionPool.of(dsn=sys.argv[1]):\n"
-        "        await PostgresConfigurationRepository().define({'from': 'child'}, 'shared')\n"
-        "        print('defined', flush=True)\n"
-        "asyncio.run(main())\n",
-        database_dsn,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
+    await cached_behind_a_sneak(repository, postgres)
+    child = await define_in_another_process(database_dsn)
     assert child.stdout is not None
     line = await asyncio.wait_for(child.stdout.readline(), timeout=60)
     assert line.strip() == b"defined", (line, await child.stderr.read() if child.stderr else b"")

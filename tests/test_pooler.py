@@ -31,7 +31,7 @@ from pgstash import (
     PostgresModelMemory,
     PostgresVectorIndex,
 )
-from tests.support.caches import drained, sneak
+from tests.support.caches import cached_behind_a_sneak, define_in_another_process, eventually, sneak
 from tests.support.cli import pgstash as run_pgstash
 from tests.support.pooler import PgBouncer, database_of, start_pgbouncer
 from tests.support.vectors import Chunk, load, unit_rows
@@ -268,30 +268,15 @@ async def test_a_define_in_another_process_reaches_this_cache_through_listen_dsn
     pooled: Postgres, pooled_dsn: str
 ) -> None:
     repository = PostgresConfigurationRepository(pooled, cache_expiration=600.0)
-    await repository.define({"from": "parent"}, "shared")
-    await drained(pooled)  # the define's own NOTIFY came back through the listener
-    assert await repository.load_raw("shared") == {"from": "parent"}
-    await sneak(pooled, "shared", {"from": "sneaked"})  # behind the cache's back: no NOTIFY
-    assert await repository.load_raw("shared") == {"from": "parent"}  # served from the cache
-    child = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-c",
-        "import asyncio, sys\n"
-        "from pgstash import PostgresConfigurationRepository, PostgresConnectionPool\n"
-        "async def main():\n"
-        "    async with PostgresConnectionPool.of(dsn=sys.argv[1], pooler='pgbouncer-transaction'):\n"
-        "        await PostgresConfigurationRepository().define({'from': 'child'}, 'shared')\n"
-        "asyncio.run(main())\n",
-        pooled_dsn,
-        stderr=asyncio.subprocess.PIPE,
-    )
+    await cached_behind_a_sneak(repository, pooled)  # its own NOTIFY came back through the listener
+    child = await define_in_another_process(pooled_dsn, pooler=TRANSACTION)
     _, errors = await child.communicate()
     assert child.returncode == 0, errors.decode()
-    for _ in range(2_000):  # the NOTIFY arrives on the listener's direct connection
-        if await repository.load_raw("shared") == {"from": "child"}:
-            break
-        await asyncio.sleep(0.01)
-    assert await repository.load_raw("shared") == {"from": "child"}
+
+    async def arrived() -> bool:  # the NOTIFY arrives on the listener's direct connection
+        return await repository.load_raw("shared") == {"from": "child"}
+
+    await eventually(arrived, within=20.0)
 
 
 async def test_without_listen_dsn_one_warning_and_caches_live_by_their_ttl(
