@@ -213,7 +213,15 @@ def test_the_hybrid_benchmark_runs_at_tiny_scale(tiny: TinyBench) -> None:
     for result in results:
         assert result.pgstash.p50 > 0 and (result.raw is None or result.raw.p50 > 0)
     assert all("goal" in result.note for result in results if "ingest" in result.workload)
+    # hybrid against its floor, timed alternately in the same rounds (no raw side)
+    interleaved = [result for result in results if "interleaved" in result.workload]
+    assert len(interleaved) == 2 * len(scale.vectors)
+    for result in interleaved:
+        assert result.raw is None and re.search(r"[0-9.]+x HNSW top-10 \(", result.note), result.note
+        assert "goal < 3x" in result.note and "as one statement (text_timeout=None)" in result.note
     for result in results:
+        if result in interleaved:
+            continue
         if "top-10" in result.workload:  # replayed by raw asyncpg through its pool and on one connection
             assert result.raw is not None and result.pinned is not None, result.workload
         if result.workload.startswith(("text", "hybrid")):

@@ -182,6 +182,42 @@ async def test_hybrid_is_the_rrf_of_the_vector_and_text_searches(
     assert [(note.key, score) for note, score in top] == want[:5]
 
 
+async def test_the_text_arm_ranks_every_matching_row_by_ts_rank_cd(postgres: Postgres) -> None:
+    """Issue 26 item 5 weighed bounding the text arm by a cheaper first pass (the best rows by
+    ts_rank, then ts_rank_cd over those): on this corpus such a shortlist of twice the arm misses
+    rows of the arm's true best (ts_rank saturates, ts_rank_cd sums covers), so it would change the
+    fused result. Hybrid stays the RRF of the vector arm and ts_rank_cd over every match."""
+    store = PostgresVectorIndex(postgres)
+    await store.create_table(Note, dimension=8, index=None, text="body")
+    rng = np.random.default_rng(7)
+    values = [
+        Note(f"n{i}", " ".join(rng.choice(WORDS[:6], size=int(rng.integers(4, 40)))) + f" item{i}")
+        for i in range(1_500)
+    ]
+    vectors = unit_rows(len(values), 8)
+    await store.index(Note, values=values, attribute=lambda note: vectors[int(note.key[1:])])
+    words, candidates = "postgres vacuum", 20
+    ranked = await postgres.fetch(
+        "SELECT payload ->> 'key' AS key, ts_rank_cd(text_vector, q) AS rank, "
+        "row_number() OVER (ORDER BY ts_rank(text_vector, q) DESC, created DESC) AS by_ts_rank "
+        "FROM note, websearch_to_tsquery('english', $1) AS q WHERE text_vector @@ q "
+        "ORDER BY rank DESC, created DESC",
+        words,
+    )
+    assert len(ranked) > 10 * candidates  # a common query: most rows match
+    best = ranked[:candidates]
+    assert max(row["by_ts_rank"] for row in best) > 2 * candidates  # the shortlist would miss some
+    store = attrs.evolve(store, embedding=_constant(unit_rows(1, 8, seed=5)[0]))
+    vector = await store.search_scored(Note, query=words, mode="vector", limit=candidates)
+    text = [(Note(row["key"], ""), row["rank"]) for row in best]
+    hybrid = await store.search_scored(
+        Note, query=words, mode="hybrid", limit=candidates, candidates=candidates
+    )
+    assert [(note.key, score) for note, score in hybrid] == fused(vector, text, 60, (1.0, 1.0))[:candidates]
+    found = await store.search_scored(Note, query=words, mode="text", limit=candidates)
+    assert [(note.key, score) for note, score in found] == [(row["key"], row["rank"]) for row in best]
+
+
 async def test_requirements_apply_in_both_arms(postgres: Postgres) -> None:
     store, values, _ = await loaded(postgres)
     store = attrs.evolve(store, embedding=_constant(unit_rows(1, 8, seed=5)[0]))
