@@ -17,17 +17,21 @@ PYTHON313 ?= $(shell p="$$(pyenv root 2>/dev/null)/versions/3.13.0/bin/python3.1
 	if [ -x "$$p" ]; then echo "$$p"; else command -v python3.13; fi)
 DRAIVE_VERSIONS := 0.89.5 0.103.0
 DRAIVE_STAMPS := $(foreach version,$(DRAIVE_VERSIONS),.venv-draive-$(version)/.installed)
+DRAIVE_TESTS := $(foreach version,$(DRAIVE_VERSIONS),test-draive-$(version))
 
-.PHONY: test test-draive demo demo-draive bench lint clean
+.PHONY: test test-draive $(DRAIVE_TESTS) demo demo-draive bench lint clean
+
+# pip as the venv ships it (no upgrade: a network round trip and a reinstall each time); no .pyc
+# written at install (Python compiles what it imports, once).
+PIP_INSTALL := -m pip install --quiet --no-compile --disable-pip-version-check
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python $(PIP_INSTALL) -e '.[dev]'
 	touch $(STAMP)
 
 lint: $(STAMP)
-	$(BIN)/sqlfluff lint queries/ schema/
+	$(BIN)/sqlfluff lint --processes 2 queries/ schema/
 	$(BIN)/ruff check src tests bench
 	$(BIN)/mypy --strict src
 
@@ -42,26 +46,32 @@ POOLER_HINT := the pooler suites did not run: PgBouncer is not installed \
 # The suite on both cores: two xdist workers, each with its own embedded server (no test sees the
 # other worker's sessions); each test file runs on one worker (loadfile), so a module fixture runs once.
 # `$(BIN)/pytest -m unit` runs the tests that need no database, in seconds.
-test: lint
+# The lint and the two draive venvs first, side by side (-j3; -O keeps each one's output together):
+# building a venv waits on the network and the disk, the lint on one core.
+test: $(STAMP)
+	$(MAKE) --no-print-directory -j3 -O lint $(DRAIVE_STAMPS)
 	$(BIN)/pytest -q -n 2 --dist loadfile
 	@if [ -n "$$PGSTASH_REQUIRE_POOLER" ] || $(BIN)/python -m tests.support.pooler; then \
 		echo "PGSTASH_TEST_POOLER=pgbouncer-transaction $(BIN)/pytest -q -n 2 --dist loadfile $(POOLER_SUITES)"; \
 		PGSTASH_TEST_POOLER=pgbouncer-transaction $(BIN)/pytest -q -n 2 --dist loadfile $(POOLER_SUITES); \
 	else echo "$(POOLER_HINT)"; fi
-	$(MAKE) test-draive
+	$(MAKE) --no-print-directory test-draive
 
 .venv-draive-%/.installed: pyproject.toml
 	@test -n "$(PYTHON313)" || { echo "no Python 3.13: install it (pyenv install 3.13.0) or set PYTHON313=" >&2; exit 1; }
 	test -x .venv-draive-$*/bin/python || $(PYTHON313) -m venv .venv-draive-$*
-	.venv-draive-$*/bin/python -m pip install --quiet --upgrade pip
-	.venv-draive-$*/bin/python -m pip install --quiet -e '.[dev,draive]' 'draive==$*'
+	.venv-draive-$*/bin/python $(PIP_INSTALL) -e '.[test,draive]' 'draive==$*'
 	touch $@
 
+# tests/draive on each draive, the two side by side (each its own embedded server under its own
+# --basetemp); -O prints each run's output whole, after it ends. A static pattern rule: make looks
+# for no implicit rule for a .PHONY target, so a plain `test-draive-%:` would never run.
 test-draive: $(DRAIVE_STAMPS)
-	for version in $(DRAIVE_VERSIONS); do \
-		echo "tests/draive on draive $$version"; \
-		.venv-draive-$$version/bin/pytest -q -p no:cacheprovider tests/draive || exit 1; \
-	done
+	$(MAKE) --no-print-directory -j2 -O $(DRAIVE_TESTS)
+
+$(DRAIVE_TESTS): test-draive-%: .venv-draive-%/.installed
+	@echo "tests/draive on draive $*"
+	.venv-draive-$*/bin/pytest -q -p no:cacheprovider --basetemp=.pytest-draive-$* tests/draive
 
 demo: $(STAMP)
 	$(BIN)/pgstash demo
@@ -73,4 +83,4 @@ bench: $(STAMP)
 	$(BIN)/python -m bench
 
 clean:
-	rm -rf $(VENV) .venv-draive-* .pgstash .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .venv-draive-* .pytest-draive-* .pgstash .pytest_cache .mypy_cache .ruff_cache
