@@ -112,7 +112,9 @@ def follow(dsn: str, first: list[str]) -> tuple[list[dict[str, object]], int]:
         if not following:
             assert result.stderr == "", result.stderr
             return rows, pages  # type: ignore[return-value]
-        assert len(following) == 1 and len(result.stdout.splitlines()) == int(command[command.index("--limit") + 1])
+        assert len(following) == 1 and len(result.stdout.splitlines()) == int(
+            command[command.index("--limit") + 1]
+        )
         words = shlex.split(following[0].removeprefix("next page: "))
         assert words[:4] == ["pgstash", "vector", "list", first[2]] and "--after" in words
         command = words[1:]

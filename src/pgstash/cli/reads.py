@@ -33,7 +33,7 @@ from pgstash.connection import Postgres
 from pgstash.connection.pool import redact
 from pgstash.vectors import PostgresVectorIndex
 from pgstash.vectors.reads import MAX_PAGE, parse_cursor
-from pgstash.vectors.write.keys import row_ids, uuid_texts
+from pgstash.vectors.write.keys import key_text, row_ids, uuid_texts
 
 __all__ = ["DEFAULT_LIMIT", "cursor", "get", "ids", "limit", "page"]
 
@@ -134,6 +134,18 @@ async def get(postgres: Postgres, args: argparse.Namespace) -> int:
     return 0
 
 
+def _key(payload: dict[str, Any], key_field: str | None) -> str | int | None:
+    """The row's key when the table's rows were ingested with `--key-field` and this one holds a
+    key (its row id is then the key's, as keys.py derives it); None: look its id up by payload."""
+    key = lookup(payload, key_field) if key_field else MISSING
+    try:
+        key_text(key, None)
+    except (TypeError, ValueError):
+        return None
+    assert isinstance(key, str | int)
+    return key
+
+
 async def page(postgres: Postgres, args: argparse.Namespace) -> int:
     size = DEFAULT_LIMIT if args.limit is None else args.limit
     index = PostgresVectorIndex(postgres, converter=converter())
@@ -142,13 +154,13 @@ async def page(postgres: Postgres, args: argparse.Namespace) -> int:
     meta = await ingest_meta(postgres, args.name)
     key_field = (meta or {}).get("key_field")
     payloads = [record.payload for record in found.items]
-    keys = [lookup(payload, key_field) if key_field else MISSING for payload in payloads]
-    keyed = [key for key in keys if key is not MISSING]
+    keys = [_key(payload, key_field) for payload in payloads]
+    keyed = [key for key in keys if key is not None]
     by_key = iter(_key_ids(args.name, keyed) if keyed else [])
-    keyless = [payload for payload, key in zip(payloads, keys, strict=True) if key is MISSING]
+    keyless = [payload for payload, key in zip(payloads, keys, strict=True) if key is None]
     by_payload = iter(await payload_ids(postgres, args.name, keyless, parse_cursor(args.after)))
     for payload, key in zip(payloads, keys, strict=True):
-        print(_line(next(by_payload) if key is MISSING else next(by_key), payload, meta))
+        print(_line(next(by_payload) if key is None else next(by_key), payload, meta))
     if found.after is not None:
         print(f"next page: {next_command(args, found.after)}", file=sys.stderr)
     return 0

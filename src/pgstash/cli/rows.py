@@ -61,7 +61,12 @@ def configure(actions: Any, common: argparse.ArgumentParser) -> None:
         help="comma-separated --key-field values (a key of digits: the string key, else the integer)",
     )
     get.add_argument(
-        "--ids", type=reads.ids, action="append", default=[], metavar="ID1,ID2", help="comma-separated row ids"
+        "--ids",
+        type=reads.ids,
+        action="append",
+        default=[],
+        metavar="ID1,ID2",
+        help="comma-separated row ids",
     )
     delete = actions.add_parser("delete", parents=[common], help="delete rows by --where or --keys")
     delete.add_argument("name", help="a vector table")

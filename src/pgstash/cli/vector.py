@@ -173,7 +173,9 @@ async def run(postgres: Postgres, args: argparse.Namespace) -> int:
         return await create_table(postgres, args)
     if args.action == "list" and args.name is None:
         if args.where or args.limit is not None or args.after is not None:
-            raise ValueError("vector list takes --where, --limit and --after with a table: vector list NAME ...")
+            raise ValueError(
+                "vector list takes --where, --limit and --after with a table: vector list NAME ..."
+            )
         return await rows.listing(postgres, args)
     if args.action == "build-index":
         return await build_index(postgres, args)
