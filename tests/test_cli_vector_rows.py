@@ -5,13 +5,16 @@ and a page size out of range refused as usage errors (exit 2), without a traceba
 
 from __future__ import annotations
 
+import argparse
 import json
 import shlex
 import subprocess
 from collections import Counter
+from pathlib import Path
 
 import pytest
 
+from pgstash.cli import reads
 from tests.support.cli import pgstash as run_pgstash
 
 
@@ -175,3 +178,27 @@ def test_list_without_a_name_still_lists_the_tables(keyed: str) -> None:
     assert alone.returncode == 1 and "vector list NAME" in alone.stderr and "Traceback" not in alone.stderr
     missing = pgstash(keyed, "vector", "list", "nope")
     assert missing.returncode == 1 and "no vector table 'nope'" in missing.stderr
+
+
+def test_the_next_command_keeps_the_filters_and_the_connection_without_its_password(tmp_path: Path) -> None:
+    after = "2026-12-07T12:00:00.123456+00:00/0b1f6f5e-8d1c-4c55-9a57-0e8e2f3f1b2a"
+    args = argparse.Namespace(
+        name="docs",
+        where=["lang in (en,de)", "year>2010"],
+        limit=50,
+        dsn="postgresql://u:secret@db/x",
+        data_dir=None,
+    )
+    command = reads.next_command(args, after)
+    assert "secret" not in command
+    assert shlex.split(command) == [
+        "pgstash", "vector", "list", "docs", "--where", "lang in (en,de)", "--where", "year>2010",
+        "--limit", "50", "--after", after, "--dsn", "postgresql://u:***@db/x",
+    ]  # fmt: skip
+    elsewhere = argparse.Namespace(name="docs", where=[], limit=None, dsn=None, data_dir=str(tmp_path / "d"))
+    assert shlex.split(reads.next_command(elsewhere, after))[4:] == [
+        "--after",
+        after,
+        "--data-dir",
+        str(tmp_path / "d"),
+    ]

@@ -18,6 +18,7 @@ shifts a page), and, when the page is full, the command that prints the next one
 from __future__ import annotations
 
 import argparse
+import re
 import shlex
 import sys
 import uuid
@@ -38,6 +39,7 @@ from pgstash.vectors.write.keys import key_text, row_ids, uuid_texts
 __all__ = ["DEFAULT_LIMIT", "cursor", "get", "ids", "limit", "page"]
 
 DEFAULT_LIMIT = 100
+_INTEGER = re.compile(r"-?[0-9]+")
 
 
 def limit(text: str) -> int:
@@ -85,16 +87,16 @@ def _candidates(args: argparse.Namespace) -> tuple[list[str], list[list[str]]]:
     digits the string key's, then the integer key's), then, for the older KEY... form, the text
     as a row id."""
     keys = [k.strip() for group in args.keys_option for k in group.split(",") if k.strip()]
-    given = [form for form in (args.keys, keys, args.ids) if form]
+    asked_ids = [text for group in args.ids for text in group]
+    given = [form for form in (args.keys, keys, asked_ids) if form]
     if len(given) != 1:
         raise ValueError("vector get takes --keys K1,K2, --ids ID1,ID2 or KEY... (one of them)")
-    if args.ids:
-        asked = [text for group in args.ids for text in group]
-        return asked, [[text] for text in asked]
+    if asked_ids:
+        return asked_ids, [[text] for text in asked_ids]
     asked = args.keys or keys
     candidates = []
     for text in asked:
-        forms: list[str | int] = [text, int(text)] if text.lstrip("-").isdigit() else [text]
+        forms: list[str | int] = [text, int(text)] if _INTEGER.fullmatch(text) else [text]
         choices = _key_ids(args.name, forms)
         if args.keys:  # KEY...: a key, else a row id
             try:
