@@ -1,38 +1,73 @@
-"""`pgstash vector list | get NAME KEY... | delete NAME --where/--keys | drop NAME [--yes]`.
+"""`pgstash vector list [NAME ...] | get NAME ... | delete NAME --where/--keys | drop NAME [--yes]`.
 
-`get` takes the `--key-field` values the rows were ingested with (a key of digits also matches
-the integer key) or row ids (UUIDs); `delete --keys` takes key values. `get` prints one JSON object a line.
-`drop` asks on a terminal and refuses elsewhere unless `--yes`.
+`list` without NAME lists the vector tables; `list NAME` and `get` read rows (reads.py).
+`delete --keys` takes key values (a key of digits also matches the integer key). `drop` asks on a
+terminal and refuses elsewhere unless `--yes`.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-import uuid
 from typing import Any
 
-import orjson
-
+from pgstash.cli import reads
 from pgstash.cli.console import human_size, table
 from pgstash.cli.ingest import Record, converter
-from pgstash.cli.search import ingest_meta, shown_payload
+from pgstash.cli.search import ingest_meta
 from pgstash.cli.status import EXACT_BELOW, _count, pgstash_tables
 from pgstash.cli.where import requirements
 from pgstash.connection import Postgres
 from pgstash.sql import names
 from pgstash.sql.composer import compose
 from pgstash.vectors import PostgresVectorIndex
-from pgstash.vectors.write.keys import row_ids, uuid_texts
+from pgstash.vectors.reads import MAX_PAGE
 
-__all__ = ["configure", "delete", "drop", "get", "listing"]
+__all__ = ["configure", "delete", "drop", "listing"]
 
 
 def configure(actions: Any, common: argparse.ArgumentParser) -> None:
-    actions.add_parser("list", parents=[common], help="the vector tables: rows, dimension, embedding, size")
-    get = actions.add_parser("get", parents=[common], help="rows by key or id, one JSON object a line")
+    listed = actions.add_parser(
+        "list",
+        parents=[common],
+        help="the vector tables; with NAME, a table's rows a page at a time",
+        description="Without NAME: the vector tables (rows, dimension, embedding, size). With NAME: "
+        "one page of its rows, oldest first, one JSON object a line (id, key, payload), and, when "
+        "there may be more, the command printing the next page on stderr (... --after CURSOR).",
+    )
+    listed.add_argument("name", nargs="?", help="a vector table: list its rows")
+    listed.add_argument("--where", action="append", default=[], metavar="EXPR", help="as in vector search")
+    listed.add_argument(
+        "--limit", type=reads.limit, help=f"rows a page, 1 to {MAX_PAGE:,} (default {reads.DEFAULT_LIMIT})"
+    )
+    listed.add_argument(
+        "--after", type=reads.cursor, metavar="CURSOR", help="the cursor the previous page printed"
+    )
+    get = actions.add_parser(
+        "get",
+        parents=[common],
+        help="rows by key or id, one JSON object a line in the order asked",
+        description="One line per key or id asked, in the order asked: the row (id, key, payload), "
+        "or null where there is none; the missing ones are then named on stderr (exit status 1).",
+    )
     get.add_argument("name", help="a vector table")
-    get.add_argument("keys", nargs="+", metavar="KEY", help="a --key-field value, or a row id")
+    get.add_argument("keys", nargs="*", metavar="KEY", help="a --key-field value, else a row id")
+    get.add_argument(
+        "--keys",
+        dest="keys_option",
+        action="append",
+        default=[],
+        metavar="K1,K2",
+        help="comma-separated --key-field values (a key of digits: the string key, else the integer)",
+    )
+    get.add_argument(
+        "--ids",
+        type=reads.ids,
+        action="append",
+        default=[],
+        metavar="ID1,ID2",
+        help="comma-separated row ids",
+    )
     delete = actions.add_parser("delete", parents=[common], help="delete rows by --where or --keys")
     delete.add_argument("name", help="a vector table")
     delete.add_argument("--where", action="append", default=[], metavar="EXPR", help="as in vector search")
@@ -50,16 +85,6 @@ def _keys(texts: list[str]) -> list[str | int]:
         if text.lstrip("-").isdigit():
             keys.append(int(text))
     return keys
-
-
-def _ids(table_name: str, texts: list[str]) -> list[str]:
-    ids = uuid_texts(row_ids(table_name, _keys(texts), unique=False))
-    for text in texts:
-        try:
-            ids.append(uuid.UUID(text).hex)
-        except ValueError:
-            pass
-    return ids
 
 
 async def listing(postgres: Postgres, args: argparse.Namespace) -> int:
@@ -81,32 +106,6 @@ async def listing(postgres: Postgres, args: argparse.Namespace) -> int:
         return 0
     print(table(rows, ("table", "rows", "dimension", "precision", "embedding", "size"), right=(1, 2, 5)))
     return 0
-
-
-async def get(postgres: Postgres, args: argparse.Namespace) -> int:
-    statement = compose(names.vectors_rows_by_id, slots={"table": args.name}, ids=_ids(args.name, args.keys))
-    found = await postgres.run_statement(statement)
-    meta = await ingest_meta(postgres, args.name)
-    key_field = (meta or {}).get("key_field")
-    seen: set[str] = set()
-    for row in found:
-        payload = shown_payload(dict(row["payload"]), meta)
-        key = payload.get(key_field) if key_field else None
-        seen.update({str(key), str(row["id"])})
-        line = {"id": str(row["id"]), "key": key, "payload": payload, "created": row["created"].isoformat()}
-        print(orjson.dumps(line).decode())
-    missing = [k for k in args.keys if k not in seen and str(_uuid_or_none(k)) not in seen]
-    if missing:
-        print(f"pgstash vector get: not found in {args.name}: {', '.join(missing)}", file=sys.stderr)
-        return 1
-    return 0
-
-
-def _uuid_or_none(text: str) -> uuid.UUID | None:
-    try:
-        return uuid.UUID(text)
-    except ValueError:
-        return None
 
 
 async def delete(postgres: Postgres, args: argparse.Namespace) -> int:

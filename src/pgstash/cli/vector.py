@@ -1,6 +1,6 @@
 """`pgstash vector create-table NAME [--dimension D] [--precision float16] [--text-field F]`,
-`ingest NAME FILE.jsonl [--key-field K]`, `search` (search.py), `list`, `get`, `delete`, `drop`
-(rows.py) and `build-index NAME [--index M]`.
+`ingest NAME FILE.jsonl [--key-field K]`, `search` (search.py), `list` (the tables), `delete`,
+`drop` (rows.py), `list NAME` and `get` (reads.py) and `build-index NAME [--index M]`.
 
 Ingest is ingest.py (one file, one transaction: every row or none; with `--key-field`, rows whose
 key is already stored replace them). `build-index` rebuilds the index concurrently, printing
@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from pgstash.cli import rows, search
+from pgstash.cli import reads, rows, search
 from pgstash.cli.ingest import Record, converter, ingest, size_of
 from pgstash.connection import Postgres
 from pgstash.embedding_models import EMBED_HINT, wordllama_installed
@@ -171,16 +171,22 @@ async def _existing(postgres: Postgres, name: str, action: str) -> int:
 async def run(postgres: Postgres, args: argparse.Namespace) -> int:
     if args.action == "create-table":
         return await create_table(postgres, args)
-    if args.action == "list":
+    if args.action == "list" and args.name is None:
+        if args.where or args.limit is not None or args.after is not None:
+            raise ValueError(
+                "vector list takes --where, --limit and --after with a table: vector list NAME ..."
+            )
         return await rows.listing(postgres, args)
     if args.action == "build-index":
         return await build_index(postgres, args)
-    if args.action in ("search", "get", "delete", "drop"):
+    if args.action in ("search", "list", "get", "delete", "drop"):
         dimension = await _existing(postgres, args.name, args.action)
         if args.action == "search":
             return await search.search(postgres, args, dimension)
+        if args.action == "list":
+            return await reads.page(postgres, args)
         if args.action == "get":
-            return await rows.get(postgres, args)
+            return await reads.get(postgres, args)
         if args.action == "delete":
             return await rows.delete(postgres, args)
         return await rows.drop(postgres, args, await _rows(postgres, args.name))

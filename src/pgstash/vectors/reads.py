@@ -26,7 +26,7 @@ from pgstash.vectors.gate import custom_plans
 from pgstash.vectors.table import VectorTable
 from pgstash.vectors.write.keys import row_ids, uuid_texts
 
-__all__ = ["MAX_PAGE", "Page", "get", "get_rows", "page", "page_rows", "row_ids_of"]
+__all__ = ["MAX_PAGE", "Page", "get", "get_rows", "page", "page_rows", "parse_cursor", "row_ids_of"]
 
 Model = TypeVar("Model")
 MAX_PAGE = 10_000
@@ -72,7 +72,9 @@ async def get_rows(postgres: Postgres, name: str, ids: list[str]) -> list[Any | 
     return found
 
 
-def _cursor(after: object) -> tuple[dt.datetime | None, uuid.UUID | None]:
+def parse_cursor(after: object) -> tuple[dt.datetime | None, uuid.UUID | None]:
+    """The (created, id) of the row a `Page.after` cursor names, (None, None) for `None`; any
+    other value raises `ValueError` (the command line checks `--after` with it)."""
     if after is None:
         return None, None
     if isinstance(after, str):
@@ -90,7 +92,7 @@ async def page_rows(
     """The payloads of one page and the next cursor (None after the last row)."""
     if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= MAX_PAGE:
         raise ValueError(f"limit is an integer from 1 to {MAX_PAGE:,}, got {limit!r}")
-    created, row = _cursor(after)
+    created, row = parse_cursor(after)
     statement = compose(
         names.vectors_page,
         slots={"table": name},
