@@ -11,7 +11,7 @@ indexes, see `write/tables.py`) and `queries/vectors.sql` (copy, search, newest,
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
 import attrs
@@ -281,11 +281,12 @@ class PostgresVectorIndex:
         own = (self.postgres, self.converter, self.embedding, self.image_embedding)
         return VectorTable.of(self._tables, model, table, *own)
 
-    async def _search(self, model: type, table: str | None, *asked: Any) -> list[tuple[Any, float]]:
+    def _search(self, model: type, table: str | None, *asked: Any) -> Awaitable[list[tuple[Any, float]]]:
         """A search call on its table, its arguments (`asked`: `settings.CALL_FIELDS`) checked
-        with this index's search settings (`settings.INDEX_FIELDS`) by `search_options`."""
+        with this index's search settings (`settings.INDEX_FIELDS`) by `search_options` (the
+        search itself awaited by the caller: one coroutine less)."""
         vectors = self._table(model, table)
         own = (self.mmr_multiplier, self.mmr_diversity, self.text_timeout, self.max_query_terms)
         options = settings.search_options(asked, (*own, self.max_query_characters))
         run = vector_search.search if options.mode == "vector" else text_search.search
-        return await run(vectors, options)
+        return run(vectors, options)

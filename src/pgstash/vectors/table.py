@@ -10,7 +10,7 @@ reaches back into the facade.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import attrs
@@ -83,15 +83,9 @@ class VectorTable:
             self.name, f"`await PostgresVectorIndex().create_table({self.model.__name__}, dimension=...)`"
         )
 
-    @contextlib.contextmanager
-    def required(self) -> Iterator[None]:
+    def required(self) -> contextlib.AbstractContextManager[None]:
         """A missing table inside the block names `create_table` as its remedy."""
-        try:
-            yield
-        except SchemaMissingError as error:
-            if error.table != self.name:
-                raise
-            raise self.missing() from error
+        return _Required(self)
 
     async def facts(self, *, fresh: bool = False) -> TableFacts:
         """The table's facts, at most `FACTS_TTL` seconds old unless `fresh`; `missing()` when
@@ -147,3 +141,20 @@ class VectorTable:
     async def query_vector(self, query: object) -> NDArray[np.float32]:
         """The search's query as one checked float32 vector (a text or image is embedded)."""
         return await query_vector(query, self.embedding, self.image_embedding)
+
+
+class _Required(contextlib.AbstractContextManager[None]):
+    """`VectorTable.required`'s block (a class: a generator-based context manager costs a
+    search more than the rest of its bookkeeping)."""
+
+    __slots__ = ("table",)
+
+    def __init__(self, table: VectorTable) -> None:
+        self.table = table
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: object, error: BaseException | None, traceback: object) -> None:
+        if isinstance(error, SchemaMissingError) and error.table == self.table.name:
+            raise self.table.missing() from error

@@ -121,7 +121,10 @@ async def nearest(
         return await exactly(postgres, search)
     pooled = postgres.lifecycle.pooling.statement_settings  # behind a pooler: nothing set at connect
     settings = scan_settings_for(facts, candidates, filtered, ef_search, probes, pooled=pooled)
-    rows = await _run(postgres, search, settings, contained)
+    if settings is None:  # nothing set inside it: one statement, in or out of a transaction
+        rows: list[asyncpg.Record] = await postgres.run_statement(search.statement())
+    else:
+        rows = await _run(postgres, search, settings, contained)
     if rows[0]["found"] >= candidates:
         return rows
     return await exactly(postgres, search)
