@@ -27,10 +27,11 @@ from typing import Any
 import attrs
 
 from pgstash.sql import names
-from pgstash.sql.composer import Fragment, fragment
+from pgstash.sql.composer import Fragment
 from pgstash.sql.templates import Constant
 from pgstash.vectors.facts import TableFacts, index_name
 from pgstash.vectors.filters import AttributeRequirement, KeyOf, path_of
+from pgstash.vectors.shapes import shaped
 
 __all__ = ["KINDS", "IndexedField", "column_fragment", "existing_fields", "indexed_fields"]
 
@@ -238,5 +239,5 @@ def column_fragment(
     slots = {"field_column": field.column, "field_type": field.kind.cast}
     value = _value(field, requirement.value)
     if requirement.operator == "not_equal":
-        return fragment(template, slots=slots, path=path, value=value)
-    return fragment(template, slots=slots, value=value)
+        return shaped(template, slots, path=path, value=value)
+    return shaped(template, slots, value=value)

@@ -18,7 +18,7 @@ from pgstash.sql import names
 
 __all__ = [
     "FACTS_TTL", "IVFFLAT_COMMENT", "PRECISIONS", "Precision", "TableFacts", "check_precision", "index_name",
-    "read_facts", "table_facts", "tables",
+    "read_facts", "remembered", "table_facts", "tables",
 ]  # fmt: skip
 
 FACTS_TTL = 30.0  # seconds a table's dimension and indexes are remembered between searches
@@ -96,6 +96,14 @@ def tables(postgres: Postgres) -> dict[str, TableFacts]:
     statements are the executor's, so a pool opened before `migrate` keeps working)."""
     known: dict[str, TableFacts] = postgres.shared(_SHARED_KEY, lambda _: {})
     return known
+
+
+def remembered(postgres: Postgres, name: str) -> TableFacts | None:
+    """The table's facts as this pool remembers them, when at most `FACTS_TTL` seconds old."""
+    known = tables(postgres).get(name)
+    if known is not None and time.monotonic() - known.read_at < FACTS_TTL:
+        return known
+    return None
 
 
 async def table_facts(

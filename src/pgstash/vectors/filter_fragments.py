@@ -14,12 +14,14 @@ from pgstash.sql import names
 from pgstash.sql.catalogue import Query
 from pgstash.sql.composer import Fragment, fragment
 from pgstash.vectors.filters import AttributeRequirement, KeyOf, check_size
+from pgstash.vectors.shapes import shaped
 
-__all__ = ["ColumnOf", "requirement_fragment"]
+__all__ = ["EVERYTHING", "ColumnOf", "requirement_fragment"]
 
 # A leaf's SQL from the table's own columns (pgstash.vectors.columns), or None: the JSONB fragment.
 ColumnOf = Callable[[AttributeRequirement, list[str]], Fragment | None]
 
+_NO_SLOTS: dict[str, Any] = {}
 # JSON null as a parameter: a bare None would bind SQL NULL, which no jsonb comparison matches.
 _JSON_NULL = orjson.Fragment(b"null")
 
@@ -41,7 +43,7 @@ _FRAGMENTS: dict[str, Query] = {
     "or": names.filter_or,
     "not": names.filter_not,
 }
-_EVERYTHING = fragment(names.filter_everything)  # no requirement: every row (no values, made once)
+EVERYTHING = fragment(names.filter_everything)  # no requirement: every row (no values, made once)
 
 
 def _joined(template: Query, parts: list[Fragment]) -> Fragment:
@@ -78,7 +80,7 @@ def requirement_fragment(
     comparison from an indexed field's column (`columns.column_fragment`). Anything but an
     `AttributeRequirement` or None raises `TypeError`."""
     if requirement is None:
-        return _EVERYTHING
+        return EVERYTHING
     if not isinstance(requirement, AttributeRequirement):
         raise TypeError(
             f"requirements must be a pgstash AttributeRequirement, not {type(requirement).__name__}"
@@ -103,22 +105,22 @@ def _compiled(
     if column_of is not None and (from_column := column_of(requirement, path)) is not None:
         return from_column
     if operator == "equal":
-        return fragment(template, document=_nested(path, value), path=path, value=_json(value))
+        return shaped(template, _NO_SLOTS, document=_nested(path, value), path=path, value=_json(value))
     if operator == "contains":
-        return fragment(template, document=_nested(path, [value]), path=path, value=_json(value))
+        return shaped(template, _NO_SLOTS, document=_nested(path, [value]), path=path, value=_json(value))
     if operator == "contained_in":
         probes = [_nested(path, candidate) for candidate in value]
-        return fragment(template, documents=probes, path=path, candidates=value)
+        return shaped(template, _NO_SLOTS, documents=probes, path=path, candidates=value)
     if operator == "contains_any":
         probes = [_nested(path, [candidate]) for candidate in value]
-        return fragment(template, documents=probes, path=path, candidates=value)
+        return shaped(template, _NO_SLOTS, documents=probes, path=path, candidates=value)
     parents = _nested(path[:-1], {})
     if operator == "text_match":
-        return fragment(template, parents=parents, path=path, pattern=_like_pattern(value))
+        return shaped(template, _NO_SLOTS, parents=parents, path=path, pattern=_like_pattern(value))
     if operator == "text_words":
         # a word is \w characters only, never a regex metacharacter; bounded by non-word or the ends
         patterns = [f"(^|[^[:alnum:]_]){word}($|[^[:alnum:]_])" for word in value]
-        return fragment(template, parents=parents, path=path, patterns=patterns)
+        return shaped(template, _NO_SLOTS, parents=parents, path=path, patterns=patterns)
     if operator == "exists":
-        return fragment(template, parents=parents, path=path)
-    return fragment(template, parents=parents, path=path, value=_json(value))
+        return shaped(template, _NO_SLOTS, parents=parents, path=path)
+    return shaped(template, _NO_SLOTS, parents=parents, path=path, value=_json(value))

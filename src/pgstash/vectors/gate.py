@@ -5,24 +5,37 @@ depends on the filter's values (see `pgstash.vectors.search.planning`)."""
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 from pgstash.sql.composer import Fragment, fragment
 
-__all__ = ["custom_plans", "gated"]
+__all__ = ["GATE_SETTINGS", "custom_plans", "gate", "gate_values", "gated"]
+
+# The gate's parameters, as `gate_values` binds them.
+GATE_SETTINGS = ("iterative", "ef_search", "probes", "max_scan_tuples", "custom_plans")
+
+
+def gate_values(settings: Mapping[str, int | None]) -> dict[str, Any]:
+    """The gate's parameters for `settings` (iterative, ef_search, probes, max_scan_tuples; None
+    sets nothing), custom plans kept."""
+    return {
+        "iterative": bool(settings.get("iterative")),
+        "ef_search": settings.get("ef_search"),
+        "probes": settings.get("probes"),
+        "max_scan_tuples": settings.get("max_scan_tuples"),
+        "custom_plans": True,
+    }
+
+
+def gate(requirements: Fragment, values: Mapping[str, Any]) -> Fragment:
+    """`requirements` inside `vectors_scan_gate`, its parameters bound to `values` (`gate_values`)."""
+    return fragment("vectors_scan_gate", fragments={"requirements": requirements}, **values)
 
 
 def gated(requirements: Fragment, settings: Mapping[str, int | None]) -> Fragment:
     """`requirements` inside `vectors_scan_gate`: `settings` (iterative, ef_search, probes,
     max_scan_tuples; None sets nothing) set in the statement, and custom plans kept."""
-    return fragment(
-        "vectors_scan_gate",
-        fragments={"requirements": requirements},
-        iterative=bool(settings.get("iterative")),
-        ef_search=settings.get("ef_search"),
-        probes=settings.get("probes"),
-        max_scan_tuples=settings.get("max_scan_tuples"),
-        custom_plans=True,
-    )
+    return gate(requirements, gate_values(settings))
 
 
 def custom_plans(requirements: Fragment, filtered: bool) -> Fragment:

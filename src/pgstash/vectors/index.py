@@ -11,7 +11,7 @@ indexes, see `write/tables.py`) and `queries/vectors.sql` (copy, search, newest,
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
 import attrs
@@ -20,13 +20,12 @@ import cattrs
 from pgstash.connection import Postgres
 from pgstash.embeddings import as_embedding
 from pgstash.vectors import documents as chunk_sets
-from pgstash.vectors import inputs, payloads, reads
+from pgstash.vectors import payloads, reads
 from pgstash.vectors.filters import AttributeRequirement
-from pgstash.vectors.inputs import ImageEmbedding, TextEmbedding, table_name
+from pgstash.vectors.inputs import ImageEmbedding, TextEmbedding
 from pgstash.vectors.search import options as settings
 from pgstash.vectors.search import text as text_search
 from pgstash.vectors.search import vector as vector_search
-from pgstash.vectors.search.options import SearchOptions
 from pgstash.vectors.table import VectorTable
 from pgstash.vectors.write import builds, tables
 from pgstash.vectors.write import loading as batches
@@ -70,6 +69,7 @@ class PostgresVectorIndex:
     max_query_terms: int = attrs.field(default=64, kw_only=True, validator=settings.query_bound)
     max_query_characters: int = attrs.field(default=4_096, kw_only=True, validator=settings.query_bound)
     text_timeout: float | None = attrs.field(default=5.0, kw_only=True, validator=settings.text_timeout)
+    _tables: dict[Any, VectorTable] = attrs.field(factory=dict, init=False, repr=False, eq=False, hash=False)
 
     # -- tables ----------------------------------------------------------------------------------
 
@@ -169,8 +169,8 @@ class PostgresVectorIndex:
         `weights[0] / (rrf_k + vector rank) + weights[1] / (rrf_k + text rank)`, an arm it is
         absent from adding 0, ties going to the better vector rank, then text rank.
         `requirements` apply in both arms; `rerank=True` picks by MMR among the fused rows."""
-        scored = await self._search(self._table(model, table), self._options(locals()))
-        return [found for found, _ in scored]
+        asked = (mode, query, limit, candidates, rrf_k, weights, score_threshold, ef_search, probes, rerank)
+        return [found for found, _ in await self._search(model, table, *asked, requirements)]
 
     async def search_scored(
         self,
@@ -192,7 +192,8 @@ class PostgresVectorIndex:
         """`search` with each model's score, the cosine similarity `1 - (embedding <=> query)`
         (NaN for the newest-first listing, which has no query); with `mode="text"` the
         `ts_rank_cd`, with `mode="hybrid"` the fused score."""
-        return await self._search(self._table(model, table), self._options(locals()))
+        asked = (mode, query, limit, candidates, rrf_k, weights, score_threshold, ef_search, probes, rerank)
+        return await self._search(model, table, *asked, requirements)
 
     # -- delete ----------------------------------------------------------------------------------
 
@@ -275,18 +276,17 @@ class PostgresVectorIndex:
     # -- helpers ---------------------------------------------------------------------------------
 
     def _table(self, model: type, table: str | None) -> VectorTable:
-        """The call's context: the model checked, the table named (`ValueError` for a bad name)."""
-        inputs.check_model(model, self.converter)
-        name = table_name(model, table)
-        return VectorTable(self.postgres, name, model, self.converter, self.embedding, self.image_embedding)
+        """The call's context: the model checked, the table named (`ValueError` for a bad name),
+        remembered by model and `table=` (`VectorTable.of`)."""
+        own = (self.postgres, self.converter, self.embedding, self.image_embedding)
+        return VectorTable.of(self._tables, model, table, *own)
 
-    def _options(self, call: Mapping[str, Any]) -> SearchOptions:
-        """The search call's arguments (`call`: its locals) with this index's search settings."""
-        asked = {name: call[name] for name in settings.CALL_FIELDS}
-        own = {name: getattr(self, name) for name in settings.INDEX_FIELDS}
-        return SearchOptions(**asked, **own)
-
-    @staticmethod
-    async def _search(vectors: VectorTable, options: SearchOptions) -> list[tuple[Any, float]]:
+    def _search(self, model: type, table: str | None, *asked: Any) -> Awaitable[list[tuple[Any, float]]]:
+        """A search call on its table, its arguments (`asked`: `settings.CALL_FIELDS`) checked
+        with this index's search settings (`settings.INDEX_FIELDS`) by `search_options` (the
+        search itself awaited by the caller: one coroutine less)."""
+        vectors = self._table(model, table)
+        own = (self.mmr_multiplier, self.mmr_diversity, self.text_timeout, self.max_query_terms)
+        options = settings.search_options(asked, (*own, self.max_query_characters))
         run = vector_search.search if options.mode == "vector" else text_search.search
-        return await run(vectors, options)
+        return run(vectors, options)

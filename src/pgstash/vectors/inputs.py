@@ -26,6 +26,7 @@ __all__ = [
     "as_stored",
     "check_model",
     "embedded",
+    "given_query",
     "query_vector",
     "refuse_unscorable_rows",
     "selector",
@@ -212,21 +213,37 @@ async def query_vector(
     query: object, text: TextEmbedding | None, image: ImageEmbedding | None
 ) -> NDArray[np.float32]:
     """The search's query as one checked float32 vector (a text or image is embedded)."""
+    ready = given_query(query)
+    if ready is not None:
+        return ready
     if isinstance(query, str):
         vector = (await embedded(text, "embedding", [query]))[0]
-    elif isinstance(query, bytes | bytearray | memoryview):
-        vector = (await embedded(image, "image_embedding", [bytes(query)]))[0]
-    elif isinstance(query, np.ndarray) and query.ndim == 1:
+    else:
+        vector = (await embedded(image, "image_embedding", [bytes(query)]))[0]  # type: ignore[call-overload]
+    return _checked_query(vector)
+
+
+def given_query(query: object) -> NDArray[np.float32] | None:
+    """A query given as a vector, checked, as float32 (without a copy when it is float32
+    already); None for a text or image bytes (to embed: `query_vector`)."""
+    if isinstance(query, str | bytes | bytearray | memoryview):
+        return None
+    if isinstance(query, np.ndarray) and query.ndim == 1:
         vector = query.astype(np.float32, copy=False)
     elif isinstance(query, list | tuple | np.ndarray) or hasattr(query, "to_numpy"):
         vector = ready_vectors([query], None, "query")[0]
     else:
         raise TypeError(f"query is a text, image bytes, a vector or None, not {type(query).__name__}")
+    return _checked_query(vector)
+
+
+def _checked_query(vector: NDArray[np.float32]) -> NDArray[np.float32]:
     if vector.shape[0] < 1:
         raise ValueError("the query vector is empty")
-    refuse_unscorable_rows(vector[None, :], "query vector")
-    result: NDArray[np.float32] = vector
-    return result
+    squared = float(np.dot(vector, vector))  # refuse_unscorable_rows' test of one row
+    if not (math.isfinite(squared) and squared > 0):
+        refuse_unscorable_rows(vector[None, :], "query vector")
+    return vector
 
 
 def ready_vectors(items: list[Any], expected: int | None, name: str) -> NDArray[np.float32]:

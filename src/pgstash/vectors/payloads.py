@@ -23,7 +23,9 @@ from pgstash.converters import make_converter
 from pgstash.errors import StoredDataError
 from pgstash.jsonvalue import dumps_json
 
-__all__ = ["MAX_PAYLOAD_DEPTH", "default_converter", "jsonb_field", "metas", "payload_fields", "read_back"]
+__all__ = [
+    "MAX_PAYLOAD_DEPTH", "default_converter", "jsonb_field", "metas", "payload_fields", "read_back", "reader",
+]  # fmt: skip
 
 MAX_PAYLOAD_DEPTH = 255  # orjson's nesting limit; a deeper payload raises ValueError
 _JSON_NUL = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")  # an escaped NUL, not an escaped backslash + "u0000"
@@ -116,6 +118,30 @@ def read_back(converter: cattrs.Converter, payload: Any, model: type, table: str
         return converter.structure(payload, model)
     except Exception as error:
         raise StoredDataError(_unreadable(error, model, table)) from error
+
+
+_STRUCTURE = cattrs.BaseConverter.structure
+
+
+def reader(converter: cattrs.Converter, model: type, table: str) -> Callable[[list[Any]], list[Any]]:
+    """`read_back` for the payloads of one call's rows, as a list: the model's structure hook is
+    looked up once (what `converter.structure` does for every payload), unless the converter has
+    a `structure` of its own, or no hook for `model` (each payload then goes through
+    `read_back`, which says why)."""
+    if getattr(type(converter), "structure", None) is not _STRUCTURE:
+        return lambda payloads: [read_back(converter, payload, model, table) for payload in payloads]
+    try:
+        hook = converter.get_structure_hook(model)
+    except Exception:
+        return lambda payloads: [read_back(converter, payload, model, table) for payload in payloads]
+
+    def read(payloads: list[Any]) -> list[Any]:
+        try:
+            return [hook(payload, model) for payload in payloads]
+        except Exception as error:
+            raise StoredDataError(_unreadable(error, model, table)) from error
+
+    return read
 
 
 def _unreadable(error: Exception, model: type, table: str) -> str:

@@ -10,7 +10,7 @@ reaches back into the facade.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import attrs
@@ -22,14 +22,16 @@ from pgstash.connection import Postgres, resolve
 from pgstash.errors import SchemaMissingError
 from pgstash.sql.composer import Fragment
 from pgstash.vectors.columns import column_fragment, existing_fields
-from pgstash.vectors.facts import TableFacts, table_facts, tables
+from pgstash.vectors.facts import TableFacts, remembered, table_facts, tables
 from pgstash.vectors.filter_fragments import requirement_fragment
 from pgstash.vectors.filters import AttributeRequirement, KeyOf
-from pgstash.vectors.inputs import ImageEmbedding, TextEmbedding, query_vector
+from pgstash.vectors.inputs import ImageEmbedding, TextEmbedding, check_model, query_vector, table_name
 from pgstash.vectors.payload_keys import payload_key_of
-from pgstash.vectors.payloads import read_back
+from pgstash.vectors.payloads import read_back, reader
 
 __all__ = ["VectorTable"]
+
+_MOST_REMEMBERED = 256  # the tables an index remembers (models x table names)
 
 
 @attrs.frozen(slots=True)
@@ -44,6 +46,32 @@ class VectorTable:
     embedding: TextEmbedding | None = None
     image_embedding: ImageEmbedding | None = None
 
+    @classmethod
+    def of(
+        cls,
+        remembered: dict[Any, VectorTable],
+        model: type,
+        table: str | None,
+        pool: Postgres | None,
+        converter: cattrs.Converter,
+        embedding: TextEmbedding | None,
+        image_embedding: ImageEmbedding | None,
+    ) -> VectorTable:
+        """The call's table: `model` checked (`TypeError`), the table named (`ValueError` for a
+        bad name); remembered in `remembered` (the index's, whose pool, converter and embedders
+        these are) by model and `table=`."""
+        try:
+            return remembered[model, table]
+        except (KeyError, TypeError):  # not yet; or a `table=` that is not a name (ValueError below)
+            pass
+        check_model(model, converter)
+        made = cls(pool, table_name(model, table), model, converter, embedding, image_embedding)
+        if len(remembered) >= _MOST_REMEMBERED:
+            remembered.clear()
+        with contextlib.suppress(TypeError):  # a model class that is not hashable: made every call
+            remembered[model, table] = made
+        return made
+
     @property
     def postgres(self) -> Postgres:
         """The pool the call runs on (`ConfigurationError` when none is given nor current)."""
@@ -55,19 +83,17 @@ class VectorTable:
             self.name, f"`await PostgresVectorIndex().create_table({self.model.__name__}, dimension=...)`"
         )
 
-    @contextlib.contextmanager
-    def required(self) -> Iterator[None]:
+    def required(self) -> contextlib.AbstractContextManager[None]:
         """A missing table inside the block names `create_table` as its remedy."""
-        try:
-            yield
-        except SchemaMissingError as error:
-            if error.table != self.name:
-                raise
-            raise self.missing() from error
+        return _Required(self)
 
     async def facts(self, *, fresh: bool = False) -> TableFacts:
         """The table's facts, at most `FACTS_TTL` seconds old unless `fresh`; `missing()` when
         there is no such table."""
+        if not fresh:
+            known = remembered(self.postgres, self.name)
+            if known is not None:
+                return known
         return await table_facts(self.postgres, self.name, self.missing, fresh=fresh)
 
     def forget(self) -> None:
@@ -75,8 +101,16 @@ class VectorTable:
         tables(self.postgres).pop(self.name, None)
 
     def key_of(self) -> KeyOf:
-        """Each attrs field of the model to the payload key the converter writes for it."""
-        return payload_key_of(self.converter, self.model)
+        """Each attrs field of the model to the payload key the converter writes for it (the
+        model's fields and hooks walked when a path first holds an attrs field, once a call)."""
+        made: list[KeyOf] = []
+
+        def key_of(field: attrs.Attribute[Any]) -> str:
+            if not made:
+                made.append(payload_key_of(self.converter, self.model))
+            return made[0](field)
+
+        return key_of
 
     async def where(self, requirements: AttributeRequirement | None) -> Fragment:
         """The `{requirements}` fragment; the converter's payload keys are read (a walk of the
@@ -95,6 +129,32 @@ class VectorTable:
         """A stored payload as the model (`StoredDataError` naming the table when it does not fit)."""
         return read_back(self.converter, payload, self.model, self.name)
 
+    def scored(self, rows: Sequence[Any]) -> list[tuple[Any, float]]:
+        """Each row's payload as the model, with its score (the rows' `payload` and `score`)."""
+        models = self.reader()([row["payload"] for row in rows])
+        return list(zip(models, [float(row["score"]) for row in rows], strict=True))
+
+    def reader(self) -> Callable[[list[Any]], list[Any]]:
+        """`read` for the payloads of one call's rows (the model's structure hook looked up once)."""
+        return reader(self.converter, self.model, self.name)
+
     async def query_vector(self, query: object) -> NDArray[np.float32]:
         """The search's query as one checked float32 vector (a text or image is embedded)."""
         return await query_vector(query, self.embedding, self.image_embedding)
+
+
+class _Required(contextlib.AbstractContextManager[None]):
+    """`VectorTable.required`'s block (a class: a generator-based context manager costs a
+    search more than the rest of its bookkeeping)."""
+
+    __slots__ = ("table",)
+
+    def __init__(self, table: VectorTable) -> None:
+        self.table = table
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: object, error: BaseException | None, traceback: object) -> None:
+        if isinstance(error, SchemaMissingError) and error.table == self.table.name:
+            raise self.table.missing() from error

@@ -1,16 +1,19 @@
 """`SearchOptions`: one search call's settings (the call's arguments and the index's search
-settings), checked by attrs validators when made, before anything is sent.
+settings), checked by `search_options` when made, before anything is sent.
 
-attrs runs the validators in field order once every field is set, so each one can read the mode:
-a vector search checks `candidates`, `limit`, then the score threshold and scan settings; a text
-or hybrid search its query's words first, then `limit`, then (text) that no vector setting is
-given or (hybrid) the fusion's `candidates`, `rrf_k` and `weights`, then the vector settings.
+The checks run in field order, each one reading the mode: a vector search checks `candidates`,
+`limit`, then the score threshold and scan settings; a text or hybrid search its query's words
+first, then `limit`, then (text) that no vector setting is given or (hybrid) the fusion's
+`candidates`, `rrf_k` and `weights`, then the vector settings. Every check but the query's reads
+only the settings, so a search repeating settings already found valid (the same values of the
+same types) checks only its query's words (text and hybrid): `search_options` remembers them.
 """
 
 from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import attrs
@@ -20,8 +23,8 @@ from pgstash.vectors.filters import AttributeRequirement
 from pgstash.vectors.inputs import MAX_CANDIDATES
 
 __all__ = [
-    "CALL_FIELDS", "INDEX_FIELDS", "MODES", "SearchOptions", "diversity", "multiplier", "query_bound",
-    "text_timeout", "words_of",
+    "CALL_FIELDS", "INDEX_FIELDS", "MODES", "SearchOptions", "check", "diversity", "multiplier",
+    "query_bound", "search_options", "text_timeout", "words_of",
 ]  # fmt: skip
 
 MODES = ("vector", "text", "hybrid")
@@ -158,17 +161,18 @@ def _scan_setting(options: SearchOptions, attribute: attrs.Attribute[int | None]
 @attrs.frozen(slots=True)
 class SearchOptions:
     """What one `search` / `search_scored` call asked for (see `PostgresVectorIndex.search`),
-    with the index's search settings (`mmr_*`, `text_timeout`, `max_query_*`) it runs under."""
+    with the index's search settings (`mmr_*`, `text_timeout`, `max_query_*`) it runs under;
+    made and checked by `search_options`."""
 
-    mode: str = attrs.field(default="vector", validator=_mode)
-    query: object = attrs.field(default=None, validator=_query, eq=False)
-    limit: int = attrs.field(default=8, validator=_limit)
-    candidates: int | None = attrs.field(default=None, validator=_candidates)
-    rrf_k: int = attrs.field(default=60, validator=_rrf_k)
-    weights: tuple[float, float] = attrs.field(default=(1.0, 1.0), validator=_weights)
-    score_threshold: float | None = attrs.field(default=None, validator=_score_threshold)
-    ef_search: int | None = attrs.field(default=None, validator=_scan_setting)
-    probes: int | None = attrs.field(default=None, validator=_scan_setting)
+    mode: str = "vector"
+    query: object = attrs.field(default=None, eq=False)
+    limit: int = 8
+    candidates: int | None = None
+    rrf_k: int = 60
+    weights: tuple[float, float] = (1.0, 1.0)
+    score_threshold: float | None = None
+    ef_search: int | None = None
+    probes: int | None = None
     rerank: bool = False
     requirements: AttributeRequirement | None = None
     # the index's settings
@@ -196,3 +200,62 @@ class SearchOptions:
     def max_distance(self) -> float:
         """The cosine distance `score_threshold` allows (infinite without one)."""
         return math.inf if self.score_threshold is None else 1.0 - float(self.score_threshold)
+
+
+Check = Callable[[SearchOptions, "attrs.Attribute[Any]", Any], None]
+_FIELDS = attrs.fields(SearchOptions)
+# The checks, in field order (each may read the fields before and after it, the mode first).
+_CHECKS: tuple[tuple[attrs.Attribute[Any], Check], ...] = (
+    (_FIELDS.mode, _mode),
+    (_FIELDS.query, _query),
+    (_FIELDS.limit, _limit),
+    (_FIELDS.candidates, _candidates),
+    (_FIELDS.rrf_k, _rrf_k),
+    (_FIELDS.weights, _weights),
+    (_FIELDS.score_threshold, _score_threshold),
+    (_FIELDS.ef_search, _scan_setting),
+    (_FIELDS.probes, _scan_setting),
+)
+_VALID: dict[tuple[Any, ...], bool] = {}  # settings already found valid (their values and types)
+_MOST_REMEMBERED = 1024
+
+
+def check(options: SearchOptions) -> None:
+    """Every check of `options`, in field order (`ValueError` / `TypeError` from the first that fails)."""
+    for attribute, checked in _CHECKS:
+        checked(options, attribute, getattr(options, attribute.name))
+
+
+def _settings_key(asked: Sequence[Any], own: Sequence[Any]) -> tuple[Any, ...] | None:
+    """What every check but the query's reads (`asked` but the query and the requirements, and
+    the index's settings `own`), with the type of each value (`True` is not `1`, nor `1.0`);
+    None when a value is not hashable (the checks then run every time)."""
+    read = (asked[0], *asked[2:10])
+    weights = asked[5]
+    key = (read, tuple(map(type, read)), tuple(map(type, weights)) if type(weights) is tuple else None, own)
+    try:
+        hash(key)
+    except TypeError:
+        return None
+    return key
+
+
+def search_options(asked: Sequence[Any], own: Sequence[Any]) -> SearchOptions:
+    """The call's `SearchOptions` from its arguments (`asked`, in `CALL_FIELDS` order) and the
+    index's settings (`own`, in `INDEX_FIELDS` order), checked (`check`): settings already found
+    valid are not checked again, only a text or hybrid query's words are (`words_of`), as
+    `check` would."""
+    options = SearchOptions(*asked, *own)
+    try:
+        key = _settings_key(asked, own)
+    except Exception:  # a value whose truth or type cannot be read: the checks say what is wrong
+        key = None
+    if key is None or key not in _VALID:
+        check(options)
+        if key is not None:
+            if len(_VALID) >= _MOST_REMEMBERED:
+                _VALID.clear()
+            _VALID[key] = True
+    elif options.mode != "vector":
+        words_of(options.query, options.max_query_terms, options.max_query_characters)
+    return options

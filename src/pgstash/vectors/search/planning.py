@@ -28,11 +28,11 @@ import attrs
 from pgstash.connection import Postgres
 from pgstash.sql import names
 from pgstash.sql.catalogue import Query
-from pgstash.sql.composer import Fragment, compose
+from pgstash.sql.composer import Fragment
 from pgstash.sql.statements import Statement
 from pgstash.sql.templates import SlotValue
 from pgstash.vectors.facts import TableFacts
-from pgstash.vectors.gate import gated
+from pgstash.vectors.search import plans
 
 __all__ = ["Search", "exactly", "nearest", "rolled_back", "scan_settings_for"]
 
@@ -61,13 +61,11 @@ class Search:
         self, *, exact: bool = False, settings: Mapping[str, int | None] | None = None
     ) -> Statement:
         """The statement to send: exact or not; with `settings` (ef_search, probes,
-        max_scan_tuples) set inside it by `vectors_scan_gate` around the requirements."""
-        requirements = self.requirements if settings is None else gated(self.requirements, settings)
+        max_scan_tuples) set inside it by `vectors_scan_gate` around the requirements. Composed
+        once per shape (`plans.py`); the exact statement may take fewer slots and values (a
+        binary search's dimension, pool)."""
         template = self.exact if exact and self.exact is not None else self.query
-        # the exact statement may take fewer slots and values (a binary search's dimension, pool)
-        slots = {point: value for point, value in self.slots.items() if point in template.splice_points}
-        values = {name: value for name, value in self.values.items() if name in template.parameters}
-        return compose(template, slots=slots, fragments={"requirements": requirements}, **values)
+        return plans.statement(template, self.slots, self.requirements, self.values, settings)
 
 
 def scan_settings_for(
@@ -123,7 +121,10 @@ async def nearest(
         return await exactly(postgres, search)
     pooled = postgres.lifecycle.pooling.statement_settings  # behind a pooler: nothing set at connect
     settings = scan_settings_for(facts, candidates, filtered, ef_search, probes, pooled=pooled)
-    rows = await _run(postgres, search, settings, contained)
+    if settings is None:  # nothing set inside it: one statement, in or out of a transaction
+        rows: list[asyncpg.Record] = await postgres.run_statement(search.statement())
+    else:
+        rows = await _run(postgres, search, settings, contained)
     if rows[0]["found"] >= candidates:
         return rows
     return await exactly(postgres, search)

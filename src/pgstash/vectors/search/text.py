@@ -76,7 +76,7 @@ async def search(table: VectorTable, options: SearchOptions) -> list[tuple[Any, 
         )
         with table.required():
             rows = await bounded(postgres, options.text_timeout, lambda pg: pg.run_statement(statement))
-        return [(table.read(row["payload"]), float(row["score"])) for row in rows]
+        return table.scored(rows)
     vector = await table.query_vector(options.query)
     facts = await table.facts()
     search = planning.Search(
@@ -114,4 +114,4 @@ async def search(table: VectorTable, options: SearchOptions) -> list[tuple[Any, 
     found: list[asyncpg.Record] = [row for row in rows if row["payload"] is not None]
     if options.rerank:
         found = reranked(vector, found, options.limit, options.mmr_diversity)
-    return [(table.read(row["payload"]), float(row["score"])) for row in found]
+    return table.scored(found)

@@ -13,8 +13,9 @@ from pgstash.errors import DimensionMismatchError
 from pgstash.sql import names
 from pgstash.sql.composer import Fragment, compose
 from pgstash.vectors import quantize
+from pgstash.vectors.filter_fragments import EVERYTHING
 from pgstash.vectors.gate import custom_plans
-from pgstash.vectors.inputs import as_stored
+from pgstash.vectors.inputs import as_stored, given_query
 from pgstash.vectors.search import planning
 from pgstash.vectors.search.mmr import reranked
 from pgstash.vectors.search.options import SearchOptions
@@ -26,18 +27,24 @@ __all__ = ["newest", "search"]
 async def search(table: VectorTable, options: SearchOptions) -> list[tuple[Any, float]]:
     """The `limit` rows nearest to the query (as `PostgresVectorIndex.search_scored`); the newest
     rows, scored NaN, when there is no query."""
-    where = await table.where(options.requirements)
-    postgres = table.postgres
+    requirements = options.requirements
+    where = EVERYTHING if requirements is None else await table.where(requirements)
+    postgres = table.postgres  # no pool: ConfigurationError before the query is looked at
     if options.query is None:
         if options.score_threshold is not None or options.rerank:
             raise ValueError("score_threshold and rerank need a query to compare rows with")
         return await newest(table, options, where)
-    vector = await table.query_vector(options.query)
+    vector = given_query(options.query)  # a vector as it is; a text or image embedded
+    if vector is None:
+        vector = await table.query_vector(options.query)
     facts = await table.facts()
     if facts.dimension is not None and vector.shape[0] != facts.dimension:
         raise DimensionMismatchError(facts.dimension, vector.shape[0], f'query for table "{table.name}"')
+    stored = vector  # the vector as stored: float16 for halfvec
+    if facts.precision == "float16":
+        stored = as_stored(vector[None, :], facts.precision, "query vector")[0]
     values = {
-        "query_vector": as_stored(vector[None, :], facts.precision, "query vector")[0],
+        "query_vector": stored,
         "candidates": options.fetched,
         "max_distance": options.max_distance,
         "with_embeddings": options.rerank,
@@ -53,20 +60,17 @@ async def search(table: VectorTable, options: SearchOptions) -> list[tuple[Any, 
         )
     else:
         search = planning.Search(
-            names.vectors_search,
-            names.vectors_search_exact,
-            slots={"table": table.name},
-            requirements=where,
-            values=values,
+            names.vectors_search, names.vectors_search_exact, {"table": table.name}, where, values
         )
     with table.required():
         rows = await planning.nearest(
-            postgres, facts, search, scanned, options.filtered, options.ef_search, options.probes
-        )
+            postgres, facts, search, scanned, requirements is not None, options.ef_search,
+            options.probes,
+        )  # fmt: skip
     found: list[asyncpg.Record] = [row for row in rows if row["payload"] is not None]
     if options.rerank:
         found = reranked(vector, found, options.limit, options.mmr_diversity)
-    return [(table.read(row["payload"]), float(row["score"])) for row in found]
+    return table.scored(found)
 
 
 async def newest(table: VectorTable, options: SearchOptions, where: Fragment) -> list[tuple[Any, float]]:
@@ -82,4 +86,4 @@ async def newest(table: VectorTable, options: SearchOptions, where: Fragment) ->
     )
     with table.required():
         rows = await postgres.run_statement(statement)
-    return [(table.read(row["payload"]), math.nan) for row in rows]
+    return [(found, math.nan) for found in table.reader()([row["payload"] for row in rows])]

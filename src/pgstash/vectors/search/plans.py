@@ -1,0 +1,99 @@
+"""A search statement remembered by its shape: composed once, then each call binds its values.
+
+`compose` puts a statement together from its template, its slots and its fragments on every
+call (its text is remembered per shape, but the fragments' values are gathered, the splice
+points and parameters checked and the scan gate composed around the requirements each time).
+A search repeats a handful of shapes: its template (`vectors_search`, its exact twin, hybrid,
+binary), the table, the requirements' SQL (their values bound, never spliced) and whether the
+scan gate (`gate.py`) wraps them. `statement` composes a shape once with markers in place of its
+values, notes where each `$n` comes from (a named value, the n-th value of the requirements, a
+setting of the gate), and afterwards only binds: the same SQL text and the same arguments, in the
+same order, as composing it again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import attrs
+
+from pgstash.sql.catalogue import Query
+from pgstash.sql.composer import Fragment, compose
+from pgstash.sql.statements import Statement
+from pgstash.sql.templates import SlotValue
+from pgstash.vectors.gate import GATE_SETTINGS, gate, gate_values
+from pgstash.vectors.shapes import Marker
+
+__all__ = ["statement"]
+
+_VALUE, _REQUIRED, _GATE = 0, 1, 2  # where a `$n` comes from: a named value, the requirements, the gate
+_MOST_PLANS = 4096
+
+
+@attrs.frozen(slots=True)
+class _Plan:
+    """One composed shape: the statement's name, kind, text and route, and each `$n`'s source."""
+
+    name: str
+    kind: str
+    sql: str
+    read: bool
+    sources: tuple[tuple[int, Any], ...]
+
+    def bind(
+        self, values: Mapping[str, Any], required: Sequence[Any], gate: Mapping[str, Any] | None
+    ) -> Statement:
+        args = [
+            values[key] if source == _VALUE else required[key] if source == _REQUIRED else gate[key]  # type: ignore[index]
+            for source, key in self.sources
+        ]
+        return Statement(self.name, self.kind, self.sql, args, self.read)
+
+
+_PLANS: dict[tuple[Any, ...], _Plan] = {}
+
+
+def statement(
+    template: Query,
+    slots: Mapping[str, SlotValue],
+    requirements: Fragment,
+    values: Mapping[str, Any],
+    settings: Mapping[str, int | None] | None,
+) -> Statement:
+    """`template` composed with `slots` (those it has), `requirements` at its `{requirements}`
+    point (inside the scan gate with `settings` when given) and the `values` it takes, as
+    `compose` would: composed once per shape, bound every call."""
+    required = requirements.args
+    key = (
+        template.name, tuple(slots.items()), requirements.sql, len(required), tuple(values), settings is None,
+    )  # fmt: skip
+    plan = _PLANS.get(key)
+    if plan is None:
+        plan = _plan(template, slots, requirements, values, gated=settings is not None)
+        if len(_PLANS) >= _MOST_PLANS:
+            _PLANS.clear()
+        _PLANS[key] = plan
+    return plan.bind(values, required, None if settings is None else gate_values(settings))
+
+
+def _plan(
+    template: Query,
+    slots: Mapping[str, SlotValue],
+    requirements: Fragment,
+    values: Mapping[str, Any],
+    *,
+    gated: bool,
+) -> _Plan:
+    places = range(len(requirements.args))
+    marked = Fragment(requirements.sql, [Marker(_REQUIRED, place) for place in places])
+    if gated:
+        marked = gate(marked, {name: Marker(_GATE, name) for name in GATE_SETTINGS})
+    composed = compose(
+        template,
+        slots={point: value for point, value in slots.items() if point in template.splice_points},
+        fragments={"requirements": marked},
+        **{name: Marker(_VALUE, name) for name in values if name in template.parameters},
+    )
+    sources = tuple((marker.source, marker.key) for marker in composed.args)
+    return _Plan(composed.name, composed.kind, composed.sql, composed.read, sources)
