@@ -90,11 +90,16 @@ def test_sigterm_or_ctrl_c_of_a_command_stops_the_server(tmp_path: Path, stop: s
     )
     try:
         wait_for(lambda: process.pid in server.holders() and server.running_dsn() is not None)
-        time.sleep(1.0)  # past the connect, into the read
+        assert process.stderr is not None
+        said = line = b""
+        while not line.startswith(b"ingest docs: reading"):  # past the connect, into the read
+            line = process.stderr.readline()
+            assert line, said  # it exited before reading
+            said += line
         process.send_signal(stop)
         assert process.wait(timeout=60) == 128 + stop
-        assert process.stderr is not None
-        assert process.stderr.read().endswith(b"\n")  # the prompt starts on a line of its own
+        said += process.stderr.read()
+        assert said.endswith(b"\n"), said  # the prompt starts on a line of its own
     finally:
         process.kill()
         process.communicate()

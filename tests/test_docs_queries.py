@@ -48,7 +48,9 @@ from tests.support.statements import logged
 ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "queries.md"
 
-QUERY_REF = re.compile(r"`([a-z_][a-z0-9_]*)\(((?:[a-z_][a-z0-9_]*(?:, )?)*)\)`")
+# parameters as NAME(, NAME)*: a name repeated with an optional ", " could split a long name
+# in exponentially many ways, each tried before a cell's fullmatch fails (8 s of this file)
+QUERY_REF = re.compile(r"`([a-z_][a-z0-9_]*)\(((?:[a-z_][a-z0-9_]*(?:, [a-z_][a-z0-9_]*)*(?:, )?)?)\)`")
 INDEX_REF = re.compile(r"`([a-z_][a-z0-9_]*_(?:pkey|idx))`")
 TEST_REF = re.compile(r"`(?:(tests/[\w/]+\.py)::)?(test_\w+)`|`(tests/[\w/]+\.py)`")
 METHOD_REF = re.compile(r"^`(\w+)\.(\w+)`")  # then, optionally, the case the row describes

@@ -20,7 +20,9 @@ import asyncio
 import functools
 import hashlib
 import inspect
+import itertools
 import re
+from collections import Counter
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from typing import Any
 
@@ -121,11 +123,12 @@ def as_embedding(
 
 
 _WORD = re.compile(r"\w+")
+_NON_WORD = re.compile(r"\W")
 _EMPTY = "\x00empty"  # the one feature of a text without words
-
-
 _CACHED = 64  # features and words up to this length are cached; longer ones are hashed each time
-_CHUNK = 1 << 16  # features hashed and added to the vector at a time: memory stays bounded
+_CHUNK = 1 << 16  # distinct features hashed and added to the vector at a time: memory stays bounded
+_SEGMENT = 1 << 20  # characters of text whose words and word pairs are counted at a time
+_NUMBERED = 1 << 12  # words of a segment from which its pairs are counted by number
 
 
 def _hash_uncached(feature: str) -> int:
@@ -140,61 +143,117 @@ def _hash(feature: str) -> int:
     return _hash_cached(feature) if len(feature) <= _CACHED else _hash_uncached(feature)
 
 
-def _grams(word: str) -> Iterator[tuple[str, float]]:
-    """A word's features in order: the word (weight 1), then its character 3- and 4-grams (0.25)."""
-    yield f"w:{word}", 1.0
-    padded = f"<{word}>"
-    for size in (3, 4):
-        for start in range(max(1, len(padded) - size + 1)):
-            yield f"c{size}:{padded[start : start + size]}", 0.25
-
-
 @functools.lru_cache(maxsize=1 << 14)
 def _word_hashes(word: str) -> tuple[tuple[int, ...], tuple[float, ...]]:
-    pairs = [(_hash(feature), weight) for feature, weight in _grams(word)]
-    return tuple(h for h, _ in pairs), tuple(w for _, w in pairs)
+    """A short word's features, hashed: the word (weight 1), its character 3- and 4-grams (0.25)."""
+    padded = f"<{word}>"
+    grams = [
+        f"c{size}:{padded[start : start + size]}"
+        for size in (3, 4)
+        for start in range(max(1, len(padded) - size + 1))  # "<a>" is its own 4-gram
+    ]
+    return (_hash(f"w:{word}"), *map(_hash, grams)), (1.0, *[0.25] * len(grams))
 
 
-def _chunks(text: str) -> Iterator[tuple[list[int], list[float]]]:
-    """The text's hashed features and weights in a fixed order, about `_CHUNK` at a time, never
-    all at once: words and their character n-grams, then word pairs (0.5); a text without words
-    has one fixed feature. Memory is bounded by the text plus one chunk, whatever the text."""
-    lowered = text.lower()
-    hashes: list[int] = []
-    weights: list[float] = []
-    any_word = False
-    for match in _WORD.finditer(lowered):
-        any_word = True
-        word = match.group()
-        if len(word) <= _CACHED:
-            some_hashes, some_weights = _word_hashes(word)
-            hashes += some_hashes
-            weights += some_weights
-        else:
-            for feature, weight in _grams(word):
-                hashes.append(_hash(feature))
-                weights.append(weight)
-                if len(hashes) >= _CHUNK:
-                    yield hashes, weights
-                    hashes, weights = [], []
-        if len(hashes) >= _CHUNK:
-            yield hashes, weights
-            hashes, weights = [], []
-    if not any_word:
-        yield [_hash(_EMPTY)], [1.0]
-        return
-    previous = None
-    for match in _WORD.finditer(lowered):
-        word = match.group()
+def _segments(lowered: str) -> Iterator[str]:
+    """The text in pieces of about `_SEGMENT` characters, each cut at a non-word character, so
+    that every word lies whole in one piece, and in the text's order."""
+    start = 0
+    while len(lowered) - start > _SEGMENT:
+        cut = _NON_WORD.search(lowered, start + _SEGMENT)
+        if cut is None:
+            break
+        yield lowered[start : cut.start()]
+        start = cut.end()
+    yield lowered[start:]
+
+
+class _Sum:
+    """The signed sum of hashed features (the hashing trick), each with its weight times its count,
+    added `_CHUNK` at a time. Every term is a multiple of 0.25 and every sum far below 2**51, so
+    each sum is exact: weight * count once per distinct feature, in any order, gives the bits of
+    the weight once per occurrence in the text's order."""
+
+    def __init__(self, dimension: int) -> None:
+        self.vector = np.zeros(dimension, dtype=np.float64)
+        self.hashes: list[int] = []
+        self.weights: list[float] = []
+        self.counts: list[int] = []
+
+    def add(self, hashes: Sequence[int], weights: Sequence[float], counts: Sequence[int]) -> None:
+        self.hashes += hashes
+        self.weights += weights
+        self.counts += counts
+        if len(self.hashes) >= _CHUNK:
+            self.flush()
+
+    def flush(self) -> NDArray[np.float64]:
+        hashed = np.array(self.hashes, dtype=np.uint64)
+        signs = np.where(hashed >> np.uint64(63), 1.0, -1.0)
+        terms = signs * np.asarray(self.weights) * np.asarray(self.counts, dtype=np.float64)
+        buckets = (hashed % np.uint64(len(self.vector))).astype(np.intp)
+        self.vector += np.bincount(buckets, weights=terms, minlength=len(self.vector))
+        self.hashes, self.weights, self.counts = [], [], []
+        return self.vector
+
+
+def _add_long_word(word: str, count: int, total: _Sum) -> None:
+    """A word too long to cache: the word, and its character 3- and 4-grams `_CHUNK` at a time."""
+    total.add([_hash(f"w:{word}")], [1.0], [count])
+    padded = f"<{word}>"
+    for size in (3, 4):
+        last = len(padded) - size + 1
+        for start in range(0, last, _CHUNK):
+            stop = min(start + _CHUNK, last)
+            grams = Counter(
+                map(padded.__getitem__, map(slice, range(start, stop), range(start + size, stop + size)))
+            )
+            hashes = [_hash(f"c{size}:{gram}") for gram in grams]
+            total.add(hashes, [0.25] * len(hashes), [count * times for times in grams.values()])
+
+
+def _counted(words: list[str]) -> tuple[dict[str, int], dict[tuple[str, str], int]]:
+    """How many times each word, and each pair of neighbouring words, occurs in `words`. A long
+    list's words are numbered first, so that its pairs are counted as numbers, not tuples."""
+    if len(words) < _NUMBERED:
+        return Counter(words), Counter(itertools.pairwise(words))
+    index = {word: number for number, word in enumerate(dict.fromkeys(words))}
+    distinct = list(index)
+    ids = np.fromiter(map(index.__getitem__, words), dtype=np.int64, count=len(words))
+    codes, counts = np.unique(ids[:-1] * len(distinct) + ids[1:], return_counts=True)
+    firsts, seconds = (map(distinct.__getitem__, part.tolist()) for part in np.divmod(codes, len(distinct)))
+    return (
+        dict(zip(distinct, np.bincount(ids).tolist(), strict=True)),
+        dict(zip(zip(firsts, seconds, strict=True), counts.tolist(), strict=True)),
+    )
+
+
+def _add_text(text: str, total: _Sum) -> None:
+    """Adds the text's words and their character n-grams (the word 1, an n-gram 0.25) and its
+    pairs of neighbouring words (0.5); a text without words is one fixed feature. The text is
+    read a segment at a time, each distinct word and pair of a segment hashed once, with how many
+    times it occurs there: memory is bounded by the text plus one segment, whatever the text."""
+    previous: str | None = None  # the last word before this segment: a pair straddles the cut
+    for segment in _segments(text.lower()):
+        words = _WORD.findall(segment)
+        if not words:
+            continue
         if previous is not None:
-            hashes.append(_hash(f"b:{previous} {word}"))
-            weights.append(0.5)
-            if len(hashes) >= _CHUNK:
-                yield hashes, weights
-                hashes, weights = [], []
-        previous = word
-    if hashes:
-        yield hashes, weights
+            total.add([_hash(f"b:{previous} {words[0]}")], [0.5], [1])
+        previous = words[-1]
+        word_counts, pair_counts = _counted(words)
+        for word, count in word_counts.items():
+            if len(word) <= _CACHED:
+                hashes, weights = _word_hashes(word)
+                total.add(hashes, weights, [count] * len(hashes))
+            else:
+                _add_long_word(word, count, total)
+        pairs = iter(pair_counts.items())
+        while batch := list(itertools.islice(pairs, _CHUNK)):
+            pair_hashes = [_hash(f"b:{first} {second}") for (first, second), _ in batch]
+            total.add(pair_hashes, [0.5] * len(batch), [count for _, count in batch])
+    if previous is None:
+        total.add([_hash(_EMPTY)], [1.0], [1])
 
 
 @attrs.frozen(slots=True)
@@ -220,15 +279,11 @@ class HashingEmbedding:
         positive_int(value, "HashingEmbedding's dimension")
 
     def embed(self, text: str) -> NDArray[np.float32]:
-        """One text's unit vector. Features are hashed and added a chunk at a time, so memory
-        stays bounded by the text plus the dimension (a 25 MB text needs no list of its words)."""
-        vector = np.zeros(self.dimension, dtype=np.float64)
-        for hashes, weights in _chunks(text):
-            hashed = np.array(hashes, dtype=np.uint64)
-            signs = np.where(hashed >> np.uint64(63), 1.0, -1.0)
-            np.add.at(
-                vector, (hashed % np.uint64(self.dimension)).astype(np.intp), signs * np.asarray(weights)
-            )
+        """One text's unit vector. The text is read a segment at a time, so memory stays bounded by
+        the text plus one segment (a 25 MB text needs no list of all its words)."""
+        total = _Sum(self.dimension)
+        _add_text(text, total)
+        vector = total.flush()
         norm = np.linalg.norm(vector)
         if norm == 0.0:  # every feature cancelled out: fall back to the empty text's vector
             return self.embed("")
