@@ -23,7 +23,7 @@ from typing import Any, Generic, Protocol, TypeVar
 import asyncpg
 import attrs
 
-__all__ = ["LRU", "MISS", "DocumentCache", "Miss", "immutable"]
+__all__ = ["LRU", "MISS", "PASS", "DocumentCache", "Miss", "immutable"]
 
 _K = TypeVar("_K", bound=Hashable)
 _V = TypeVar("_V")
@@ -31,9 +31,11 @@ _V = TypeVar("_V")
 
 class Miss(enum.Enum):
     MISS = enum.auto()
+    PASS = enum.auto()
 
 
-MISS = Miss.MISS
+MISS = Miss.MISS  # not cached
+PASS = Miss.PASS  # no cache can serve: read the database itself (`VersionedStore._cached`)
 
 
 class LRU(Generic[_K, _V]):
@@ -141,6 +143,12 @@ class DocumentCache:
         # key -> connections of open transactions that wrote it: nothing is cached while any
         # is open, as the write may yet commit (then a NOTIFY follows) or roll back.
         self._pending: dict[str, list[asyncpg.Connection]] = {}
+
+    @property
+    def holds(self) -> bool:
+        """Whether this cache can hold a document at all (`cache_limit=0` or an expiration of 0
+        holds none: every read goes to the database, and get, ticket and put do nothing)."""
+        return self.entries.limit > 0 and self.entries.expiration > 0
 
     def get(self, key: str) -> Any:
         """The cached document of `key` (None when it has none), or `MISS`."""

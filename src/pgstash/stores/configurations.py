@@ -18,7 +18,7 @@ from pgstash.errors import ConfigurationError
 from pgstash.jsonvalue import dumps_json
 from pgstash.sql import names
 from pgstash.stores.cache import immutable
-from pgstash.stores.versioned import MISS, VersionedQueries, VersionedStore
+from pgstash.stores.versioned import MISS, PASS, VersionedQueries, VersionedStore
 
 __all__ = ["ConfigurationSnapshot", "PostgresConfigurationRepository", "converter"]
 
@@ -117,29 +117,37 @@ class PostgresConfigurationRepository(VersionedStore):
         if structure is None:
             structure = self._hook(config_type)
         key = config_type.__name__ if identifier is None else self._key(identifier)
-        stored = self._cached(self._pool(), key)
-        if stored is MISS:
-            stored = await self._read(key, self._fetch_newest(key))
-        if stored is None:
-            return default
-        loaded = stored.typed.get(config_type, MISS)
-        if type(loaded) is _Once:
-            first = loaded.value
-            loaded = stored.typed[config_type] = first if immutable(first) else _FRESH
-        if loaded is MISS or loaded is _FRESH:
-            try:
-                value = structure(orjson.loads(stored.json), config_type)
-            except Exception as error:
-                raise _misfit(key, config_type, error) from error
-            if loaded is MISS:
-                stored.typed[config_type] = _Once(value)
-            return value
-        return loaded
+        postgres = self.postgres if self.postgres is not None else self._pool()
+        stored = self._cached(postgres, key)
+        if stored is PASS:  # no cache serves (cache_limit=0, a transaction): the text, decoded once
+            json = await postgres.run(names.configurations_newest, identifier=key)
+            if json is None:
+                return default
+            loaded: Any = _FRESH
+        else:
+            if stored is MISS:
+                stored = await self._read(postgres, key, _fetch_newest)
+            if stored is None:
+                return default
+            loaded = stored.typed.get(config_type, MISS)
+            if type(loaded) is _Once:
+                first = loaded.value
+                loaded = stored.typed[config_type] = first if immutable(first) else _FRESH
+            if loaded is not MISS and loaded is not _FRESH:
+                return loaded
+            json = stored.json
+        try:
+            value = structure(orjson.loads(json), config_type)
+        except Exception as error:
+            raise _misfit(key, config_type, error) from error
+        if loaded is MISS:
+            stored.typed[config_type] = _Once(value)
+        return value
 
     async def load_raw(self, identifier: str) -> Mapping[str, Any] | None:
         """The newest snapshot of `identifier` as stored (a fresh copy each call), or None."""
         key = self._key(identifier)
-        stored = await self._read(key, self._fetch_newest(key))
+        stored = await self._read(self._pool(), key, _fetch_newest)
         return None if stored is None else orjson.loads(stored.json)
 
     async def define(self, config: Any, identifier: str | None = None, *, kind: str | None = None) -> None:
@@ -202,19 +210,15 @@ class PostgresConfigurationRepository(VersionedStore):
         return hook
 
     @staticmethod
-    def _fetch_newest(key: str) -> Any:
-        """Reads the newest snapshot (None when there is none) as the cache holds it."""
-
-        async def fetch(postgres: Postgres) -> _Stored | None:
-            content = await postgres.run(names.configurations_newest, identifier=key)
-            return None if content is None else _Stored(content)
-
-        return fetch
-
-    @staticmethod
     async def _fetch_identifiers(postgres: Postgres) -> tuple[str, ...]:
         rows = await postgres.run(names.configurations_identifiers)
         return tuple(sorted(row["identifier"] for row in rows))
+
+
+async def _fetch_newest(postgres: Postgres, key: str) -> _Stored | None:
+    """The newest snapshot of `key` (None when there is none) as the cache holds it."""
+    content = await postgres.run(names.configurations_newest, identifier=key)
+    return None if content is None else _Stored(content)
 
 
 _UNNAMED = (
