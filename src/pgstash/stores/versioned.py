@@ -105,24 +105,24 @@ class VersionedStore:
         await listener.subscribe(cache)
         return cache
 
+    def _cached(self, postgres: Postgres, key: str) -> Any:
+        """The cached document of `key` on `postgres`; `MISS` when the cache may hold it but does
+        not (or is not bound yet): read it through `_read`; `PASS` when no cache can serve (a
+        transaction in scope, or a cache that holds nothing: `cache_limit=0`): read the database
+        itself. The synchronous fast path in front of `_read` (a cached load is little more)."""
+        cache = self._cache
+        if postgres is not self._bound or cache is None:
+            return PASS if postgres.in_transaction else MISS
+        if not cache.holds or postgres.in_transaction:
+            return PASS
+        return cache.get(key)
+
     def _passes(self, postgres: Postgres) -> bool:
-        """Whether no cache can serve a read on `postgres`: a transaction is in scope, or this
-        repository's cache there holds nothing (`cache_limit=0`): read the database itself."""
+        """Whether no cache can serve a read on `postgres` (`_cached` would say `PASS`)."""
         if postgres.in_transaction:
             return True
         cache = self._cache
         return postgres is self._bound and cache is not None and not cache.holds
-
-    def _cached(self, postgres: Postgres, key: str) -> Any:
-        """The cached document of `key` on `postgres`; `MISS` when the cache may hold it but does
-        not (or is not bound yet): read it through `_read`; `PASS` when no cache can serve
-        (`_passes`). The synchronous fast path in front of `_read`."""
-        if self._passes(postgres):
-            return PASS
-        cache = self._cache
-        if postgres is not self._bound or cache is None:
-            return MISS
-        return cache.get(key)
 
     def _read(
         self, postgres: Postgres, key: str, fetch: Callable[[Postgres, str], Awaitable[_T]]
