@@ -1,5 +1,5 @@
 """Acquiring a pooled connection: the timer of `acquire_timeout` is set only when the acquire has
-to wait (lifecycle._acquired); a waiting acquire still gets the connection released to it, and
+to wait (Lifecycle.acquire); a waiting acquire still gets the connection released to it, and
 one that waits too long still says the pool is exhausted, leaving the pool usable."""
 
 from __future__ import annotations

@@ -11,10 +11,12 @@ import contextvars
 from collections.abc import Coroutine
 from typing import Any
 
+import attrs
 import pytest
 
 import pgstash.stores.cache
 from pgstash import (
+    ConfigurationError,
     InstructionsArgumentDeclaration,
     InstructionsDeclaration,
     Postgres,
@@ -130,6 +132,38 @@ async def test_cache_limit_zero_reads_the_database_every_time(postgres: Postgres
     await sneak(postgres, "b", {"v": 1})
     assert await repository.load_raw("a") == {"v": 2}
     assert list(await repository.configurations()) == ["a", "b"]
+
+
+@attrs.frozen
+class Frozen:
+    v: int
+    tags: tuple[str, ...] = ()
+
+
+@attrs.frozen
+class WithList:
+    v: int
+    tags: list[str] = attrs.Factory(list)
+
+
+async def test_an_uncached_load_reads_every_time_and_decodes_a_snapshot_text_once(postgres: Postgres) -> None:
+    """cache_limit=0: every load reads the database (a sneaked snapshot is seen at once); while
+    the text read is the same, its decoded snapshot is reused: an immutable instance is shared
+    as a cached snapshot's is, one with a list is made afresh on every load."""
+    repository = PostgresConfigurationRepository(postgres, cache_limit=0)
+    await sneak(postgres, "a", {"v": 1, "tags": ["x"]})
+    first = await repository.load(Frozen, "a")
+    assert first == Frozen(1, ("x",))
+    assert await repository.load(Frozen, "a") is await repository.load(Frozen, "a") == first
+    mutable = await repository.load(WithList, "a")
+    assert mutable == WithList(1, ["x"]) and await repository.load(WithList, "a") is not mutable
+    await sneak(postgres, "a", {"v": 2})
+    assert await repository.load(Frozen, "a") == Frozen(2)
+    await sneak(postgres, "a", {"v": "two"})
+    with pytest.raises(ConfigurationError, match="does not fit"):
+        await repository.load(Frozen, "a")
+    with pytest.raises(ConfigurationError, match="does not fit"):
+        await repository.load(Frozen, "a")  # a misfit is never remembered
 
 
 async def test_instructions_are_cached_and_invalidated_alike(postgres: Postgres) -> None:

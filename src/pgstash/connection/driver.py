@@ -15,10 +15,16 @@ from pgstash.connection.pooler import explain
 from pgstash.errors import DatabaseError, PgstashError, SchemaMissingError
 from pgstash.sql.statements import Statement
 
-__all__ = ["ConnectTimeout", "call", "classify", "lost", "rows_of"]
+__all__ = ["DIRECT", "ConnectTimeout", "call", "classify", "lost", "rows_of"]
 
 _T = TypeVar("_T")
 _MISSING_RELATION = re.compile(r'relation "(?:[^"]+\.)?([^"]+)" does not exist')
+
+
+# The kinds that are one public method of the connection (by name), called as `method(sql,
+# *args, timeout=...)` by `Sender.send` itself: one coroutine frame fewer per statement (each
+# frame of the chain is entered again whenever the call resumes). `call` runs the same for them.
+DIRECT = {"fetch": "fetch", "fetch_one": "fetchrow", "fetch_value": "fetchval", "execute": "execute"}
 
 
 async def call(

@@ -19,7 +19,7 @@ from pgstash.connection.driver import rows_of
 from pgstash.connection.lifecycle import Lifecycle
 from pgstash.connection.replicas import ReplicaReads, Replicas
 from pgstash.connection.scope import Scopes, Session, Transaction
-from pgstash.connection.sender import Sender
+from pgstash.connection.sender import Logs, Sender
 from pgstash.errors import ConfigurationError, DatabaseError
 from pgstash.sql import names
 from pgstash.sql.catalogue import Query, query
@@ -57,8 +57,8 @@ class Postgres:
             shown=shown,
             where=where,
         )
-        # `self.log` looked up per statement: a test may replace `Postgres.log`
-        self.sender = _sender(self.lifecycle, lambda name, rows, seconds: self.log(name, rows, seconds))
+        # the sender looks `self.log` up per statement: a test may replace `Postgres.log`
+        self.sender = _sender(self.lifecycle, self)
         self.scopes = Scopes(self.sender)
         self._shared: dict[str, Any] = {}
         self._closers: list[Callable[[], Awaitable[None]]] = []
@@ -142,17 +142,18 @@ class Postgres:
 
     # -- where a statement runs ----------------------------------------------------------------
 
-    async def _run(
+    def _run(
         self, statement: Statement, *, source: Any = None, caller: bool = False, read: bool = False
-    ) -> Any:
+    ) -> Awaitable[Any]:
+        """Where `statement` runs: the scope in force, a replica, else a pooled connection to the
+        primary. Returns that path's awaitable (a dispatch, not a coroutine of its own: every
+        frame in the chain is entered again each time the call resumes)."""
         scope = self.scopes.current.get()
         if scope is not None:
-            return await self.scopes.run(scope, statement, extra=source, caller=caller)
+            return self.scopes.run(scope, statement, extra=source, caller=caller)
         if self.replicas is not None and (read or statement.read):
-            return await self.replicas.read(
-                statement, caller, lambda: self.on_primary(statement, caller=caller)
-            )
-        return await self.on_primary(statement, source=source, caller=caller, write=not read)
+            return self.replicas.read(statement, caller, lambda: self.on_primary(statement, caller=caller))
+        return self.on_primary(statement, source=source, caller=caller, write=not read)
 
     async def on_primary(
         self, statement: Statement, *, source: Any = None, caller: bool = False, write: bool = False
@@ -171,7 +172,10 @@ class Postgres:
                 await self.committed(connection)
             return result
         finally:
-            await lifecycle.release(pool, proxy, statement.name)
+            try:  # Lifecycle.release, inline
+                await pool.release(proxy)
+            except Exception as error:  # asyncpg terminated it; the statement's outcome stands
+                lifecycle.dropped(statement.name, error)
 
     async def committed(self, connection: asyncpg.Connection) -> None:
         """After a commit on the primary: with replicas, the WAL position reads must reach (one
@@ -261,15 +265,15 @@ class Postgres:
             await self._pool.close()
 
 
-def _sender(lifecycle: Lifecycle, log: Callable[[str, int, float], None]) -> Sender:
+def _sender(lifecycle: Lifecycle, logs: Logs) -> Sender:
     """The plain `Sender`, or `tracing`'s when the application configured OpenTelemetry."""
     if importlib.util.find_spec("opentelemetry") is not None:
         from pgstash.connection.tracing import traced
 
-        sender = traced(lifecycle, log)
+        sender = traced(lifecycle, logs)
         if sender is not None:
             return sender
-    return Sender(lifecycle, log)
+    return Sender(lifecycle, logs)
 
 
 CURRENT: ContextVar[Postgres | None] = ContextVar("pgstash_current_pool", default=None)

@@ -108,8 +108,7 @@ class Lifecycle:
         self.sessions = Sessions(self.pooling)  # where session() blocks get their connection
 
     def behind(self, pooling: Pooling) -> Sessions:
-        """`dsn` reaches a pooler (`pooler.Pooling`); its `Sessions`, to attach a pool on
-        `listen_dsn` to."""
+        """`dsn` reaches a pooler (`pooler.Pooling`); its `Sessions` (for a pool on `listen_dsn`)."""
         self.pooling, self.sessions = pooling, Sessions(pooling)
         return self.sessions
 
@@ -125,8 +124,8 @@ class Lifecycle:
         (a temporary table would shadow pgstash's table of its name for the next user) for a
         connection that ran the caller's SQL or a session; nothing for one that ran only
         pgstash's own."""
-        direct = _direct(connection)
-        if not direct.callers:
+        direct = connection if isinstance(connection, PgstashConnection) else _direct(connection)
+        if not direct.callers:  # asyncpg passes its connection (not a proxy): no lookup, every release
             return
         direct.callers = False
         reset = connection.get_reset_query() + _DISCARD_TEMP  # asyncpg's reset, then pgstash's
@@ -176,10 +175,20 @@ class Lifecycle:
     async def acquire(self, pool: asyncpg.Pool, name: str) -> tuple[PgstashConnection, Any]:
         """A connection from `pool` (the primary's or a replica's) and its pool proxy, to release
         it, found open before anything is sent on it; failing to get one raises `DatabaseError`
-        naming `name`."""
+        naming `name`. One coroutine frame when a connection is free (the usual path)."""
         for _ in range(self.max_size + 1):
             try:
-                proxy = await _acquired(pool, self.acquire_timeout)
+                # `await pool.acquire()`, timed only when it waits (a free connection is taken
+                # without yielding: asyncio.timeout would cost ~4 us for nothing; acquire(timeout=)
+                # is wait_for on Python 3.11, a task per call)
+                steps = pool.acquire().__await__()
+                try:
+                    waiting_on = steps.send(None)
+                except StopIteration as done:
+                    proxy = done.value
+                else:
+                    async with asyncio.timeout(self.acquire_timeout):
+                        proxy = await _Resumed(steps, waiting_on)
             except ConnectTimeout as error:
                 raise DatabaseError(name, "08001", str(error)) from None
             except TimeoutError:
@@ -197,14 +206,12 @@ class Lifecycle:
                 if mapped is None:
                     raise
                 raise mapped from error
-            connection = _direct(proxy)
-            if await _closed_before_use(connection):  # released: asyncpg puts its slot back
-                await self.release(pool, proxy, name)
-                logger.warning(
-                    "query %s: a pooled connection had closed; nothing was sent, using another", name
-                )
-                continue
-            return connection, proxy
+            connection: PgstashConnection = proxy.direct()
+            idle = _idle(connection)
+            if idle or (idle is None and await _settled(connection)):  # readable: asyncpg reads it
+                return connection, proxy
+            await self.release(pool, proxy, name)  # released: asyncpg puts its slot back
+            logger.warning("query %s: a pooled connection had closed; nothing was sent, using another", name)
         raise DatabaseError(name, "08006", "every pooled connection was found closed")
 
     @staticmethod
@@ -212,7 +219,11 @@ class Lifecycle:
         try:
             await pool.release(proxy)
         except Exception as error:  # asyncpg terminated it; the statement's outcome stands
-            logger.warning("query %s: connection dropped on release (%s)", name, error)
+            Lifecycle.dropped(name, error)
+
+    @staticmethod
+    def dropped(name: str, error: Exception) -> None:  # releasing it raised: asyncpg terminated it
+        logger.warning("query %s: connection dropped on release (%s)", name, error)
 
     async def connect(self, dsn: str | None = None, **options: Any) -> PgstashConnection:
         """A new connection to `dsn` (the primary's when None, or a replica's) outside any pool
@@ -233,20 +244,6 @@ class Lifecycle:
                 raise
             raise mapped from None
         return connection
-
-
-async def _acquired(pool: asyncpg.Pool, timeout: float | None) -> Any:
-    """`await pool.acquire()` within `timeout` seconds (`TimeoutError` past it). The timer is set
-    only when the acquire has to wait: with a connection free, asyncpg's acquire completes
-    without yielding to the loop, and `asyncio.timeout` would cost ~4 us per call for nothing.
-    (asyncio.timeout, not acquire(timeout=): on Python 3.11 that is wait_for, a task per call.)"""
-    steps = pool.acquire().__await__()
-    try:
-        waiting_on = steps.send(None)
-    except StopIteration as done:
-        return done.value
-    async with asyncio.timeout(timeout):
-        return await _Resumed(steps, waiting_on)
 
 
 class _Resumed:
@@ -277,24 +274,27 @@ def _direct(connection: Any) -> PgstashConnection:
     return direct
 
 
-async def _closed_before_use(connection: PgstashConnection) -> bool:
-    """Whether an idle pooled connection is closed, checked before anything is sent on it: a
-    backend that ended while the connection sat in the pool left its goodbye (or EOF) on the
-    socket, unread. One poll(0) per acquire; only a readable idle socket yields to the loop so
-    that asyncpg reads it."""
+def _idle(connection: PgstashConnection) -> bool | None:
+    """Whether an idle pooled connection is open (True) or closed (False), checked before anything
+    is sent on it: a backend that ended while the connection sat in the pool left its goodbye (or
+    EOF) on the socket, unread. One poll(0) per acquire; None when the socket is readable (then
+    `_settled` lets asyncpg read it)."""
     if connection.is_closed():
-        return True
+        return False
     poller = connection.poller
     if poller is None:
         sock = connection.socket
         if sock is None:
-            return False
+            return True
         poller = connection.poller = select.poll()
         poller.register(sock.fileno(), select.POLLIN)
-    if not poller.poll(0):
-        return False
+    return None if poller.poll(0) else True
+
+
+async def _settled(connection: PgstashConnection) -> bool:
+    """Whether a connection whose idle socket was readable is open once asyncpg has read it."""
     for _ in range(4):
         await asyncio.sleep(0)
         if connection.is_closed():
-            return True
-    return False
+            return False
+    return True

@@ -11,25 +11,32 @@ replaced at acquire, see `lifecycle`.) Anything else raises `DatabaseError`.
 from __future__ import annotations
 
 import contextlib
-import time
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import Iterator
+from time import perf_counter
+from typing import Any, Protocol
 
 import asyncpg
 
-from pgstash.connection.driver import call, classify, rows_of
+from pgstash.connection.driver import DIRECT, call, classify, rows_of
 from pgstash.connection.lifecycle import Lifecycle
 from pgstash.sql.statements import Statement
 
-__all__ = ["Sender"]
+__all__ = ["Logs", "Sender"]
+
+
+class Logs(Protocol):
+    """Who is told about each statement sent (the `Postgres` facade: `log` is looked up per
+    statement, so that replacing `Postgres.log` takes effect on open pools too)."""
+
+    def log(self, name: str, rows: int, seconds: float) -> None: ...
 
 
 class Sender:
-    """Sends statements on connections; `log(name, rows, seconds)` is told about each one."""
+    """Sends statements on connections; `logs.log(name, rows, seconds)` is told about each one."""
 
-    def __init__(self, lifecycle: Lifecycle, log: Callable[[str, int, float], None]) -> None:
+    def __init__(self, lifecycle: Lifecycle, logs: Logs) -> None:
         self.lifecycle = lifecycle
-        self.log = log
+        self.logs = logs
 
     async def send(
         self,
@@ -42,24 +49,29 @@ class Sender:
     ) -> Any:
         """Sends `statement` on `connection` (`extra`: COPY's source, LISTEN's callback): named in
         errors and in the log, timed."""
-        name, kind = statement.name, statement.kind
-        started = time.perf_counter()
+        kind = statement.kind
+        started = perf_counter()
         encoded_again = False
         while True:
             try:
-                result = await call(connection, statement, extra, timeout)
+                method = DIRECT.get(kind)  # the usual kinds without `call`'s frame: see DIRECT
+                if method is not None:
+                    sql, args = statement.sql, statement.args
+                    result = await getattr(connection, method)(sql, *args, timeout=timeout)
+                else:
+                    result = await call(connection, statement, extra, timeout)
                 break
             except Exception as error:
                 if not encoded_again and await self.lifecycle.codecs_were_missing(connection, error):
                     encoded_again = True  # the argument failed to encode here: nothing was sent
                     continue
-                mapped = classify(name, error)
+                mapped = classify(statement.name, error)
                 if mapped is None:
                     raise
                 self.lifecycle.failed(connection, error)
                 raise mapped from error
         if not quiet:
-            self.log(name, rows_of(kind, result), time.perf_counter() - started)
+            self.logs.log(statement.name, rows_of(kind, result), perf_counter() - started)
         return result
 
     @staticmethod

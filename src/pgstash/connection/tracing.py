@@ -11,7 +11,6 @@ every statement goes through the plain `Sender`, at no cost.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import asyncpg
@@ -20,26 +19,26 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from pgstash.connection.driver import rows_of
 from pgstash.connection.lifecycle import Lifecycle
-from pgstash.connection.sender import Sender
+from pgstash.connection.sender import Logs, Sender
 from pgstash.sql.statements import Statement
 
 __all__ = ["TracingSender", "traced"]
 
 
-def traced(lifecycle: Lifecycle, log: Callable[[str, int, float], None]) -> Sender | None:
+def traced(lifecycle: Lifecycle, logs: Logs) -> Sender | None:
     """A `TracingSender` when the application configured a tracer provider, else None."""
     provider = trace.get_tracer_provider()
     if isinstance(provider, trace.ProxyTracerProvider | trace.NoOpTracerProvider):
         return None
-    return TracingSender(lifecycle, log, provider.get_tracer("pgstash"))
+    return TracingSender(lifecycle, logs, provider.get_tracer("pgstash"))
 
 
 class TracingSender(Sender):
     """`Sender` with a span around each statement (not around the quiet ones of the pool's own
     bookkeeping, such as the WAL position read after a commit with replicas)."""
 
-    def __init__(self, lifecycle: Lifecycle, log: Callable[[str, int, float], None], tracer: Any) -> None:
-        super().__init__(lifecycle, log)
+    def __init__(self, lifecycle: Lifecycle, logs: Logs, tracer: Any) -> None:
+        super().__init__(lifecycle, logs)
         self._tracer = tracer
 
     async def send(

@@ -34,7 +34,7 @@ from aiosql.query_loader import QueryLoader
 from aiosql.types import SQLOperationType
 
 from pgstash.sql.resources import resource_dir
-from pgstash.sql.statements import Statement
+from pgstash.sql.statements import Statement, checked
 from pgstash.sql.templates import Parameter, Slot, bound_inside_literals, named, pieces
 
 __all__ = ["Query", "catalogue", "load_catalogue", "query"]
@@ -100,16 +100,20 @@ class Query:
     def bind(self, **values: Any) -> Statement:
         """This statement with its parameters bound by name, ready to run. A fragment, or a
         statement with splice points, raises `TypeError` (use `pgstash.sql.composer`)."""
-        if not self._bindable:
-            raise TypeError(f"{self.name} has splice points or is a fragment: use pgstash.sql.composer")
-        if len(values) != len(self.parameters):
+        parameters = self.parameters
+        if not self._bindable or len(values) != len(parameters):
+            if not self._bindable:
+                raise TypeError(f"{self.name} has splice points or is a fragment: use pgstash.sql.composer")
             self.arguments(values)  # raises TypeError naming what is missing or unexpected
         try:
-            args = tuple([values[name] for name in self.parameters])
+            if len(parameters) == 1:
+                args: tuple[Any, ...] = (values[parameters[0]],)
+            else:
+                args = tuple([values[name] for name in parameters])
         except KeyError:
             self.arguments(values)
             raise
-        return Statement(self.name, self.kind, self.sql, args, self.read)
+        return checked(self.name, self.kind, self.sql, args, self.read)
 
 
 def load_catalogue(folder: Path, *, name_statements: bool = False) -> dict[str, Query]:

@@ -23,7 +23,7 @@ from typing import Any, Generic, Protocol, TypeVar
 import asyncpg
 import attrs
 
-__all__ = ["LRU", "MISS", "DocumentCache", "Miss", "immutable"]
+__all__ = ["LRU", "MISS", "PASS", "DocumentCache", "Miss", "immutable"]
 
 _K = TypeVar("_K", bound=Hashable)
 _V = TypeVar("_V")
@@ -31,9 +31,11 @@ _V = TypeVar("_V")
 
 class Miss(enum.Enum):
     MISS = enum.auto()
+    PASS = enum.auto()
 
 
-MISS = Miss.MISS
+MISS = Miss.MISS  # not cached
+PASS = Miss.PASS  # no cache can serve: read the database itself (`VersionedStore._cached`)
 
 
 class LRU(Generic[_K, _V]):
@@ -130,7 +132,7 @@ class DocumentCache:
     """One store's cache on one pool: the newest document per key (an LRU of `limit` entries)
     and the listing of every key (one entry), both with a TTL of `expiration` seconds."""
 
-    __slots__ = ("__weakref__", "_pending", "entries", "generation", "listener", "listing", "store")
+    __slots__ = ("__weakref__", "_pending", "entries", "generation", "holds", "listener", "listing", "store")
 
     def __init__(self, store: str, limit: int, expiration: float, listener: Listening) -> None:
         self.store = store
@@ -138,6 +140,9 @@ class DocumentCache:
         self.entries: LRU[str, Any] = LRU(limit, expiration)
         self.listing: LRU[None, Any] = LRU(min(limit, 1), expiration)
         self.generation = 0
+        # whether it can hold a document at all (`cache_limit=0` or an expiration of 0 holds
+        # none: every read goes to the database, and get, ticket and put do nothing)
+        self.holds = limit > 0 and expiration > 0
         # key -> connections of open transactions that wrote it: nothing is cached while any
         # is open, as the write may yet commit (then a NOTIFY follows) or roll back.
         self._pending: dict[str, list[asyncpg.Connection]] = {}

@@ -18,7 +18,7 @@ from pgstash.errors import ConfigurationError
 from pgstash.jsonvalue import dumps_json
 from pgstash.sql import names
 from pgstash.stores.cache import immutable
-from pgstash.stores.versioned import MISS, VersionedQueries, VersionedStore
+from pgstash.stores.versioned import MISS, PASS, VersionedQueries, VersionedStore
 
 __all__ = ["ConfigurationSnapshot", "PostgresConfigurationRepository", "converter"]
 
@@ -40,6 +40,7 @@ class ConfigurationSnapshot:
     created: datetime
 
 
+_DECODED = 32  # keys whose last uncached snapshot is remembered (`_decoded`)
 _FRESH = object()  # this type's instances are not immutable: structured afresh on every load
 
 
@@ -47,7 +48,8 @@ class _Stored:
     """A snapshot as the cache holds it: its JSON text, from which loads decode objects of their
     own, and per configuration type either the one instance every load shares (when nothing
     about it can be changed: `caching.immutable`) or `_FRESH`; until a second load of the type,
-    `_Once(value)` (a snapshot read once, as an uncached load's is, is never checked)."""
+    `_Once(value)` (a snapshot loaded once is never checked). An uncached load's snapshot is
+    kept by `_decoded` while the database returns the same text."""
 
     __slots__ = ("json", "typed")
 
@@ -86,6 +88,7 @@ class PostgresConfigurationRepository(VersionedStore):
     key_parameter = "identifier"
 
     _hooks: dict[type, Any] = attrs.field(factory=dict, init=False, repr=False)
+    _last: dict[str, _Stored] = attrs.field(factory=dict, init=False, repr=False)  # see _decoded
 
     async def configurations(self, *, kind: str | None = None) -> Sequence[str]:
         """Every identifier with a snapshot, sorted; cached as one entry (a tuple). With `kind`
@@ -112,14 +115,18 @@ class PostgresConfigurationRepository(VersionedStore):
         `config_type`; `default` when there is none. A snapshot that does not fit raises
         `ConfigurationError` naming the identifier and the fields. An instance nothing can change
         (a frozen class whose fields are all immutable) is made once per cached snapshot and
-        shared; any other is structured afresh on every call."""
+        shared (an uncached load's too, while the database returns the same snapshot text);
+        any other is structured afresh on every call."""
         structure = self._hooks.get(config_type) if isinstance(config_type, type) else None
         if structure is None:
             structure = self._hook(config_type)
         key = config_type.__name__ if identifier is None else self._key(identifier)
-        stored = self._cached(self._pool(), key)
-        if stored is MISS:
-            stored = await self._read(key, self._fetch_newest(key))
+        postgres = self.postgres if self.postgres is not None else self._pool()
+        stored = self._cached(postgres, key)
+        if stored is PASS:  # no cache serves (cache_limit=0, a transaction): read it every call
+            stored = self._decoded(key, await postgres.run(names.configurations_newest, identifier=key))
+        elif stored is MISS:
+            stored = await self._read(postgres, key, _fetch_newest)
         if stored is None:
             return default
         loaded = stored.typed.get(config_type, MISS)
@@ -139,7 +146,7 @@ class PostgresConfigurationRepository(VersionedStore):
     async def load_raw(self, identifier: str) -> Mapping[str, Any] | None:
         """The newest snapshot of `identifier` as stored (a fresh copy each call), or None."""
         key = self._key(identifier)
-        stored = await self._read(key, self._fetch_newest(key))
+        stored = await self._read(self._pool(), key, _fetch_newest)
         return None if stored is None else orjson.loads(stored.json)
 
     async def define(self, config: Any, identifier: str | None = None, *, kind: str | None = None) -> None:
@@ -190,6 +197,21 @@ class PostgresConfigurationRepository(VersionedStore):
 
     # -- internals -------------------------------------------------------------------------------
 
+    def _decoded(self, key: str, json: str | None) -> _Stored | None:
+        """The snapshot text an uncached read of `key` returned, as a `_Stored`: the one of the
+        previous read of `key` when the text is the same (what it structured is reused as a
+        cached snapshot's is: the database was still read), else a new one. The last
+        `_DECODED` keys are remembered."""
+        if json is None:
+            return None
+        last = self._last.get(key)
+        if last is not None and last.json == json:
+            return last
+        if len(self._last) >= _DECODED:
+            del self._last[next(iter(self._last))]
+        stored = self._last[key] = _Stored(json)
+        return stored
+
     def _hook(self, config_type: type) -> Any:
         """The type's structure hook (`TypeError` for a type that is not a configuration)."""
         if not _is_configuration_type(config_type):
@@ -202,19 +224,15 @@ class PostgresConfigurationRepository(VersionedStore):
         return hook
 
     @staticmethod
-    def _fetch_newest(key: str) -> Any:
-        """Reads the newest snapshot (None when there is none) as the cache holds it."""
-
-        async def fetch(postgres: Postgres) -> _Stored | None:
-            content = await postgres.run(names.configurations_newest, identifier=key)
-            return None if content is None else _Stored(content)
-
-        return fetch
-
-    @staticmethod
     async def _fetch_identifiers(postgres: Postgres) -> tuple[str, ...]:
         rows = await postgres.run(names.configurations_identifiers)
         return tuple(sorted(row["identifier"] for row in rows))
+
+
+async def _fetch_newest(postgres: Postgres, key: str) -> _Stored | None:
+    """The newest snapshot of `key` (None when there is none) as the cache holds it."""
+    content = await postgres.run(names.configurations_newest, identifier=key)
+    return None if content is None else _Stored(content)
 
 
 _UNNAMED = (

@@ -8,7 +8,7 @@ stores are `instruction_values.py` (re-exported here).
 from __future__ import annotations
 
 import bisect
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Mapping, Sequence
 from typing import Any, TypeVar, overload
 
 import attrs
@@ -276,15 +276,16 @@ class PostgresInstructionsRepository(LabelledStore):
     def _declaration_of(self, row: Mapping[str, Any]) -> InstructionsDeclaration:
         return _declaration(row)
 
-    async def _newest(self, key: str) -> InstructionsRevision | None:
-        async def fetch(postgres: Postgres) -> InstructionsRevision | None:
-            row = await postgres.run(names.instructions_newest, name=key)
-            return None if row is None else _revision(row)
-
-        revision: InstructionsRevision | None = await self._read(key, fetch)
-        return revision
+    def _newest(self, key: str) -> Awaitable[InstructionsRevision | None]:
+        return self._read(self._pool(), key, _fetch_newest)
 
     @staticmethod
     async def _fetch_declarations(postgres: Postgres) -> tuple[InstructionsDeclaration, ...]:
         rows = await postgres.run(names.instructions_declarations)
         return tuple(sorted((_declaration(row) for row in rows), key=lambda declaration: declaration.name))
+
+
+async def _fetch_newest(postgres: Postgres, key: str) -> InstructionsRevision | None:
+    """The newest revision of `key` (None when there is none), by the seed's statement."""
+    row = await postgres.run(names.instructions_newest, name=key)
+    return None if row is None else _revision(row)

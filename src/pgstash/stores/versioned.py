@@ -25,11 +25,11 @@ import attrs
 
 from pgstash.connection import Postgres, resolve
 from pgstash.sql.catalogue import Query
-from pgstash.stores.cache import MISS, DocumentCache
+from pgstash.stores.cache import MISS, PASS, DocumentCache
 from pgstash.stores.listener import Listener
-from pgstash.validators import cutoff, positive_int, require_key
+from pgstash.validators import MAX_KEY_LENGTH, cutoff, positive_int, require_key
 
-__all__ = ["MISS", "VersionedQueries", "VersionedStore"]
+__all__ = ["MISS", "PASS", "VersionedQueries", "VersionedStore"]
 
 _T = TypeVar("_T")
 
@@ -81,6 +81,11 @@ class VersionedStore:
     _cache: DocumentCache | None = attrs.field(default=None, init=False, repr=False)
 
     def _key(self, value: object) -> str:
+        """`require_key(value, ...)`; an ASCII str of 1 to MAX_KEY_LENGTH characters without NUL
+        (what it accepts at once) is taken here, without its two calls (it is on every call)."""
+        if type(value) is str and 0 < len(value) <= MAX_KEY_LENGTH and value.isascii():
+            if "\x00" not in value:
+                return value
         return require_key(value, self.key_parameter)
 
     def _keyed(self, key: str) -> dict[str, Any]:
@@ -101,27 +106,47 @@ class VersionedStore:
         return cache
 
     def _cached(self, postgres: Postgres, key: str) -> Any:
-        """The cached document of `key` on `postgres`, or `MISS` (also whenever the cache may not
-        serve): the synchronous fast path in front of `_read`."""
+        """The cached document of `key` on `postgres`; `MISS` when the cache may hold it but does
+        not (or is not bound yet): read it through `_read`; `PASS` when no cache can serve (a
+        transaction in scope, or a cache that holds nothing: `cache_limit=0`): read the database
+        itself. The synchronous fast path in front of `_read` (a cached load is little more)."""
         cache = self._cache
-        if postgres is not self._bound or cache is None or postgres.in_transaction:
-            return MISS
+        if postgres is not self._bound or cache is None:
+            return PASS if postgres.in_transaction else MISS
+        if not cache.holds or postgres.in_transaction:
+            return PASS
         return cache.get(key)
 
-    async def _read(self, key: str, fetch: Callable[[Postgres], Awaitable[Any]]) -> Any:
-        """The newest document of `key` as `fetch` returns it, from the cache when it can."""
-        postgres = self._pool()
+    def _passes(self, postgres: Postgres) -> bool:
+        """Whether no cache can serve a read on `postgres` (`_cached` would say `PASS`)."""
         if postgres.in_transaction:
-            return await fetch(postgres)
+            return True
+        cache = self._cache
+        return postgres is self._bound and cache is not None and not cache.holds
+
+    def _read(
+        self, postgres: Postgres, key: str, fetch: Callable[[Postgres, str], Awaitable[_T]]
+    ) -> Awaitable[_T]:
+        """The newest document of `key` as `fetch(postgres, key)` returns it, from the cache when
+        it can. Where no cache can serve (`_passes`) this is `fetch`'s own awaitable: no frame of
+        its own around the round trip."""
+        if self._passes(postgres):
+            return fetch(postgres, key)
+        return self._read_through(postgres, key, fetch)
+
+    async def _read_through(
+        self, postgres: Postgres, key: str, fetch: Callable[[Postgres, str], Awaitable[_T]]
+    ) -> _T:
         cache = self._cache
         if postgres is not self._bound or cache is None:
             cache = await self._bind(postgres)
-        value = cache.get(key)
+        value: Any = cache.get(key)
         if value is MISS:
             ticket = cache.ticket()
-            value = await fetch(postgres)
+            value = await fetch(postgres, key)
             cache.put(key, value, ticket)
-        return value
+        result: _T = value
+        return result
 
     async def _read_listing(self, fetch: Callable[[Postgres], Awaitable[Any]]) -> Any:
         postgres = self._pool()
