@@ -125,7 +125,7 @@ async def nearest(
         rows: list[asyncpg.Record] = await postgres.run_statement(search.statement())
     else:
         rows = await _run(postgres, search, settings, contained)
-    if rows[0]["found"] >= candidates:
+    if rows and rows[0]["found"] >= candidates:  # no row: nothing met the requirements
         return rows
     return await exactly(postgres, search)
 
