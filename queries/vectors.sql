@@ -171,11 +171,11 @@ COPY {table} (embedding, created, meta, payload) FROM STDIN WITH BINARY;
 
 -- name: vectors_search(query_vector, candidates, max_distance, with_embeddings)
 -- route: read
--- The rows meeting the requirements nearest to the query by cosine distance, and on each row how
--- many candidates the scan found; a candidate beyond :max_distance comes back with a NULL
--- payload (no row at all when nothing meets the requirements). HNSW/IVFFlat on embedding serve
--- the ORDER BY ... LIMIT. One level of subquery and a window count, not a materialised CTE read
--- twice and a join: the same scan, planned and run in 50-80 us less (docs/benchmarks.md).
+-- The candidates meeting the requirements nearest to the query by cosine distance, each a row
+-- (how many the scan found: their count), one beyond :max_distance with a NULL payload.
+-- HNSW/IVFFlat on embedding serve the ORDER BY ... LIMIT. One level of subquery, not a
+-- materialised CTE read twice, a count and a join: the same scan, planned and run in ~80 us
+-- less (docs/benchmarks.md, "Third pass").
 -- :query_vector has no cast: PostgreSQL infers it as the column's type (vector or halfvec), so
 -- one text serves both precisions.
 SELECT
@@ -183,7 +183,6 @@ SELECT
     CASE
         WHEN nearest.distance <= :max_distance::FLOAT8 THEN nearest.payload
     END AS payload,
-    pg_catalog.count(*) OVER () AS found,
     1::FLOAT8 - nearest.distance AS score
 FROM (
     SELECT
@@ -209,7 +208,6 @@ SELECT
     CASE
         WHEN nearest.distance <= :max_distance::FLOAT8 THEN nearest.payload
     END AS payload,
-    pg_catalog.count(*) OVER () AS found,
     1::FLOAT8 - nearest.distance AS score
 FROM (
     SELECT
