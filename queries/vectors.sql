@@ -174,7 +174,7 @@ COPY {table} (embedding, created, meta, payload) FROM STDIN WITH BINARY;
 -- The candidates meeting the requirements nearest to the query by cosine distance, each a row
 -- (how many the scan found: their count), one beyond :max_distance with a NULL payload.
 -- HNSW/IVFFlat on embedding serve the ORDER BY ... LIMIT. One level of subquery, not a
--- materialised CTE read twice, a count and a join: the same scan, planned and run in ~80 us
+-- materialised CTE read twice, a count and a join: the same scan, planned and run in 30-80 us
 -- less (docs/benchmarks.md, "Third pass").
 -- :query_vector has no cast: PostgreSQL infers it as the column's type (vector or halfvec), so
 -- one text serves both precisions.
