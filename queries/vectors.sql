@@ -171,11 +171,20 @@ COPY {table} (embedding, created, meta, payload) FROM STDIN WITH BINARY;
 
 -- name: vectors_search(query_vector, candidates, max_distance, with_embeddings)
 -- route: read
--- The rows meeting the requirements nearest to the query by cosine distance, within max_distance,
--- and how many candidates the scan found; HNSW/IVFFlat on embedding serve the ORDER BY ... LIMIT.
+-- The candidates meeting the requirements nearest to the query by cosine distance, each a row
+-- (how many the scan found: their count), one beyond :max_distance with a NULL payload.
+-- HNSW/IVFFlat on embedding serve the ORDER BY ... LIMIT. One level of subquery, not a
+-- materialised CTE read twice, a count and a join: the same scan, planned and run in 30-80 us
+-- less (docs/benchmarks.md, "Third pass").
 -- :query_vector has no cast: PostgreSQL infers it as the column's type (vector or halfvec), so
 -- one text serves both precisions.
-WITH nearest AS MATERIALIZED (
+SELECT
+    nearest.embedding,
+    CASE
+        WHEN nearest.distance <= :max_distance::FLOAT8 THEN nearest.payload
+    END AS payload,
+    1::FLOAT8 - nearest.distance AS score
+FROM (
     SELECT
         payload,
         embedding <=> :query_vector AS distance,
@@ -185,16 +194,8 @@ WITH nearest AS MATERIALIZED (
     WHERE {requirements}
     ORDER BY embedding <=> :query_vector
     LIMIT :candidates::BIGINT
-)
-
-SELECT
-    within.payload,
-    scanned.found,
-    within.embedding,
-    1::FLOAT8 - within.distance AS score
-FROM (SELECT pg_catalog.count(*) AS found FROM nearest) AS scanned
-LEFT JOIN nearest AS within ON within.distance <= :max_distance::FLOAT8
-ORDER BY within.distance;
+) AS nearest
+ORDER BY nearest.distance;
 
 -- name: vectors_search_exact(query_vector, candidates, max_distance, with_embeddings)
 -- route: read
@@ -202,7 +203,13 @@ ORDER BY within.distance;
 -- so the rows meeting the requirements (GIN on payload for equality and contains, else a scan)
 -- are sorted top-N. Run when an index scan came back with fewer rows than asked. No cast on
 -- :query_vector, as in vectors_search: vector or halfvec.
-WITH nearest AS MATERIALIZED (
+SELECT
+    nearest.embedding,
+    CASE
+        WHEN nearest.distance <= :max_distance::FLOAT8 THEN nearest.payload
+    END AS payload,
+    1::FLOAT8 - nearest.distance AS score
+FROM (
     SELECT
         payload,
         embedding <=> :query_vector AS distance,
@@ -212,16 +219,8 @@ WITH nearest AS MATERIALIZED (
     WHERE {requirements}
     ORDER BY (embedding <=> :query_vector) + 0::FLOAT8
     LIMIT :candidates::BIGINT
-)
-
-SELECT
-    within.payload,
-    scanned.found,
-    within.embedding,
-    1::FLOAT8 - within.distance AS score
-FROM (SELECT pg_catalog.count(*) AS found FROM nearest) AS scanned
-LEFT JOIN nearest AS within ON within.distance <= :max_distance::FLOAT8
-ORDER BY within.distance;
+) AS nearest
+ORDER BY nearest.distance;
 
 -- name: vectors_newest(candidates)
 -- route: read

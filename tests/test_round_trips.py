@@ -290,7 +290,7 @@ async def test_filtered_searches_keep_custom_plans_and_each_shape_is_prepared_on
     assert [tuple(row) for row in listings] == [(0, 8)]
     plans = await postgres.fetch(
         "SELECT statement, generic_plans, custom_plans FROM pg_prepared_statements "
-        "WHERE statement LIKE 'WITH /* pgstash:% */ nearest AS MATERIALIZED%'"
+        "WHERE statement LIKE 'SELECT /* pgstash:vectors_search */%'"
     )
     filtered = [row for row in plans if "set_config" in row["statement"]]
     plain = [row for row in plans if "set_config" not in row["statement"]]

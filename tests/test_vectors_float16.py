@@ -331,7 +331,8 @@ async def test_the_search_takes_the_columns_type_and_its_index(postgres: Postgre
     )
     async with postgres.connection() as connection:
         prepared = await connection.prepare(search.sql)
-        assert prepared.get_parameters()[0].name == "halfvec"
+        place = next(n for n, value in enumerate(search.args) if isinstance(value, np.ndarray))
+        assert prepared.get_parameters()[place].name == "halfvec"  # the query vector's $n
     async with postgres.transaction(rollback=True):
         await postgres.execute("SET LOCAL enable_seqscan = off")
         plan = await postgres.fetch_value(f"EXPLAIN (FORMAT JSON) {search.sql}", *search.args)

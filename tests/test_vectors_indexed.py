@@ -6,13 +6,16 @@ missing key, a value of another type); bad input is refused before any SQL."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 from typing import Any
 
 import attrs
 import pytest
 
 from pgstash import AttributeRequirement, Postgres, PostgresVectorIndex
-from tests.support.vectors import plan_of, unit_rows
+from tests.support.plans import plan_nodes
+from tests.support.statements import sent
+from tests.support.vectors import Chunk, brute_force, chunks_for, plan_of, unit_rows
 
 R = AttributeRequirement
 UTC = dt.UTC
@@ -167,3 +170,47 @@ async def test_fields_are_added_to_a_table_holding_rows(postgres: Postgres) -> N
     await store.create_table(Paper, dimension=8, table="papers_later", index=None, indexed={"year": int})
     with pytest.raises(ValueError, match="indexes 'year' as number, not text"):
         await store.create_table(Paper, dimension=8, table="papers_later", index=None, indexed={"year": str})
+
+
+def _scans(plan: str) -> set[str]:
+    """The indexes a JSON plan's scans read."""
+    return {node["Index Name"] for node in plan_nodes(json.loads(plan)[0]["Plan"]) if "Index Name" in node}
+
+
+async def test_a_range_search_at_scale_scans_as_its_filter_needs_in_one_statement(postgres: Postgres) -> None:
+    """20,000 rows with HNSW and a B-tree on an indexed field: vectors_search (one subquery, the
+    count a window, no materialised CTE) still lets each call's custom plan pick its scan, under
+    the scan gate: the B-tree and a top-N sort for a range keeping 0.1% of the rows (the exact
+    answer, one statement, no re-run), the HNSW walk for one keeping 95%; a score threshold drops
+    the farther candidates while the count still counts them (no exact re-run)."""
+    store = PostgresVectorIndex(postgres)
+    await store.create_table(Chunk, dimension=8, table="ranked", indexed={"rank": int})
+    vectors = unit_rows(20_000, 8)
+    chunks = chunks_for(vectors)
+    await store.index(Chunk, values=chunks, attribute=lambda chunk: vectors[chunk.rank], table="ranked")
+    await postgres.execute("VACUUM ANALYZE ranked")
+    query = unit_rows(1, 8, seed=5)[0]
+    btree, hnsw = "ranked_field_rank_idx", "ranked_embedding_idx"
+
+    def search(requirement: AttributeRequirement, **options: Any) -> Any:
+        return store.search_scored(
+            Chunk, query=query, limit=10, requirements=requirement, table="ranked", **options
+        )
+
+    rare = R.greater("rank", 19_979)  # 20 rows
+    assert _scans(await plan_of(postgres, lambda: search(rare))) == {btree}
+    with sent(postgres) as statements:
+        found = await search(rare)
+    assert [statement.name for statement in statements] == ["vectors_search"]
+    expected = brute_force(vectors, query, 10, [i > 19_979 for i in range(20_000)])
+    assert [(chunk.identifier, round(score, 5)) for chunk, score in found] == [
+        (identifier, round(score, 5)) for identifier, score in expected
+    ]
+    common = R.greater("rank", 999)  # 95% of the rows
+    assert _scans(await plan_of(postgres, lambda: search(common))) == {hnsw}
+    assert len(await search(common)) == 10
+    threshold = expected[4][1] - 1e-6  # the five nearest pass, the other five scanned do not
+    with sent(postgres) as statements:
+        found = await search(rare, score_threshold=threshold)
+    assert [statement.name for statement in statements] == ["vectors_search"]
+    assert [chunk.identifier for chunk, _ in found] == [identifier for identifier, _ in expected[:5]]

@@ -49,13 +49,16 @@ class Search:
     """A vector search before its requirements are spliced: `query` (`vectors_search` or
     `vectors_hybrid`: the ANN index serves its ORDER BY ... LIMIT), `exact` (the same rows by an
     exact plan, one statement; None: `query` again under `enable_indexscan = off`), the table
-    slot, the requirements fragment and the values of its parameters."""
+    slot, the requirements fragment and the values of its parameters. `counted`: `query`'s rows
+    say how many candidates its scan found (`found`); else each candidate is a row
+    (`vectors_search`)."""
 
     query: Query
     exact: Query | None
     slots: Mapping[str, SlotValue]
     requirements: Fragment
     values: Mapping[str, Any]
+    counted: bool = True
 
     def statement(
         self, *, exact: bool = False, settings: Mapping[str, int | None] | None = None
@@ -125,7 +128,11 @@ async def nearest(
         rows: list[asyncpg.Record] = await postgres.run_statement(search.statement())
     else:
         rows = await _run(postgres, search, settings, contained)
-    if rows[0]["found"] >= candidates:
+    if search.counted:
+        found = rows[0]["found"] if rows else 0
+    else:
+        found = len(rows)  # no row: nothing met the requirements
+    if found >= candidates:
         return rows
     return await exactly(postgres, search)
 

@@ -60,8 +60,9 @@ async def search(table: VectorTable, options: SearchOptions) -> list[tuple[Any, 
         )
     else:
         search = planning.Search(
-            names.vectors_search, names.vectors_search_exact, {"table": table.name}, where, values
-        )
+            names.vectors_search, names.vectors_search_exact, {"table": table.name}, where, values,
+            counted=False,
+        )  # fmt: skip
     with table.required():
         rows = await planning.nearest(
             postgres, facts, search, scanned, requirements is not None, options.ef_search,
