@@ -72,6 +72,15 @@ _TOKEN = re.compile(
     re.DOTALL,
 )
 _LITERALS = ("block_comment", "escape_string", "string", "quoted", "dollar")
+# A run of whole `_TOKEN` tokens that are plain text: words (not an `E'` opening), runs of other
+# characters holding no `;`, and a `-` or `/` that opens no comment. Skipping these a run at a time
+# rather than a word at a time makes the catalogue, which reads every query at import, ~3x cheaper;
+# anywhere this does not match, `_TOKEN` reads one token as before.
+_PLAIN = re.compile(
+    r"(?:(?![eE]')[A-Za-z_\x80-\uffff][\w$\x80-\uffff]*"
+    r"|[^-/eE'\"$\{};A-Za-z_\x80-\uffff]+(?![^-/eE'\"$\{}A-Za-z_\x80-\uffff])"
+    r"|-(?!-)|/(?!\*))+"
+)
 _ESCAPE_BODY = re.compile(r"(?:[^'\\]|\\.|'')*'", re.DOTALL)
 _STRING_BODY = re.compile(r"(?:[^']|'')*'", re.DOTALL)
 _QUOTED_BODY = re.compile(r'(?:[^"]|"")*"', re.DOTALL)
@@ -85,6 +94,11 @@ def pieces(sql: str) -> tuple[Piece, ...]:
     text: list[str] = []
     position = 0
     while position < len(sql):
+        plain = _PLAIN.match(sql, position)
+        if plain is not None:
+            position = plain.end()
+            text.append(plain.group())
+            continue
         match = _TOKEN.match(sql, position)
         assert match is not None  # `.` matches any character
         kind = match.lastgroup or "other"
@@ -117,6 +131,10 @@ def bound_inside_literals(sql: str) -> list[str]:
     found: list[str] = []
     position = 0
     while position < len(sql):
+        plain = _PLAIN.match(sql, position)
+        if plain is not None:
+            position = plain.end()
+            continue
         match = _TOKEN.match(sql, position)
         assert match is not None
         kind = match.lastgroup or "other"
@@ -140,6 +158,11 @@ def named(sql: str, name: str) -> str:
     out: list[str] = []
     starting, position = True, 0  # at the start of a statement (before its first word)
     while position < len(sql):
+        plain = None if starting else _PLAIN.match(sql, position)  # starting: find the first token
+        if plain is not None:
+            position = plain.end()
+            out.append(plain.group())
+            continue
         match = _TOKEN.match(sql, position)
         assert match is not None
         kind = match.lastgroup or "other"
