@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from pgstash import Postgres
 from pgstash.sql.catalogue import Query, load_catalogue
 from pgstash.sql.composer import Fragment, compose, fragment
-from pgstash.sql.templates import Parameter, Slot, pieces
+from pgstash.sql.templates import Parameter, Slot, bound_inside_literals, named, pieces
 
 # As aiosql hands it over ($n for :name); composed directly, since aiosql itself would bind a :x
 # inside E'...' or $$...$$ (the catalogue refuses such files) and drops /* */ comments.
@@ -218,6 +218,24 @@ def test_braces_outside_literals_must_be_slots() -> None:
         with pytest.raises(ValueError):
             pieces(bad)
     assert pieces("SELECT a$1, $1, {t}") == ("SELECT a$1, ", Parameter(1), ", ", Slot("t"))
+
+
+def test_words_literals_and_parameters_are_told_apart_at_every_boundary() -> None:
+    """Identifiers may hold non-ASCII letters and `$`; `E'` opens an escape string only where no
+    word character precedes it; a `-` or `/` alone is text."""
+    assert pieces("SELECT é$1, $é$ {x} $1 $é$, 1E'{y}', - a / b, \U0001d400$2 {z}") == (
+        "SELECT é$1, $é$ {x} $1 $é$, 1E'{y}', - a / b, \U0001d400",
+        Parameter(2),
+        " ",
+        Slot("z"),
+    )
+    assert pieces("x — ;E'{a}' 😀{b}") == ("x — ;E'{a}' 😀", Slot("b"))
+    hidden = bound_inside_literals("SELECT :a, E':b', x; -- :c\n-- :d\nSELECT $t$ :e $t$ — :f")
+    assert hidden == ["b", "c", "e"]
+    assert named("SELECT 1 — é;\nSELECT 'a;b' — x; 1E'c;' ;é;", "q") == (
+        "SELECT /* pgstash:q */ 1 — é;\nSELECT /* pgstash:q */ 'a;b' — x; 1E /* pgstash:q */'c;' ;"
+        "é /* pgstash:q */;"
+    )
 
 
 @given(st.text(alphabet="ab'\"$:{}-/*\\E1 \n", max_size=40))

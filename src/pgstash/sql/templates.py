@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import functools
 import re
+import string
 
 import attrs
 
@@ -55,6 +56,27 @@ class Slot:
 
 Piece = str | Parameter | Slot
 
+# The non-ASCII characters of the Basic Multilingual Plane (identifier characters, as in
+# PostgreSQL's lexer). Not the range `\x80-\uffff` inside a class: re.compile fills a map of
+# 65536 entries in Python for each such class, ~3 ms apiece, paid by every import of pgstash.
+_BMP = r"[^\x00-\x7f\U00010000-\U0010ffff]"
+_START = rf"(?:[A-Za-z_]|{_BMP})"  # what starts a word or a dollar-quote tag
+
+
+_ASCII_START = string.ascii_letters + "_"
+
+
+def _others(special: str) -> str:
+    """The class of the characters that are not in `special`, not A-Za-z_ and not `_BMP`: the
+    other ASCII characters, listed, and those beyond the BMP."""
+    listed = (c for c in map(chr, range(128)) if c not in special and c not in _ASCII_START)
+    return "[" + "".join(map(re.escape, listed)) + r"\U00010000-\U0010ffff]"
+
+
+_SPECIAL = "-/eE'\"${}"  # what may open a comment, a literal, a parameter or a slot
+_OTHER = _others(_SPECIAL)
+
+
 # One token each: comment, quoted text, parameter, slot, a word (identifiers may hold `$`), or
 # one other character. Literal bodies are scanned by `_end_of` (dollar tags and nesting).
 _TOKEN = re.compile(
@@ -64,14 +86,23 @@ _TOKEN = re.compile(
     r"|(?P<string>')"
     r"|(?P<quoted>\")"
     r"|(?P<parameter>\$(?P<number>\d+))"
-    r"|(?P<dollar>\$(?:[A-Za-z_\x80-\uffff][\w\x80-\uffff]*)?\$)"
+    rf"|(?P<dollar>\$(?:{_START}\w*(?:{_BMP}\w*)*)?\$)"
     r"|(?P<slot>\{(?P<name>[a-z_][a-z0-9_]*)\})"
     r"|(?P<brace>[{}])"
-    r"|(?P<word>[A-Za-z_\x80-\uffff][\w$\x80-\uffff]*)"
-    r"|(?P<other>[^-/eE'\"$\{}A-Za-z_\x80-\uffff]+|.)",
+    rf"|(?P<word>{_START}[\w$]*(?:{_BMP}[\w$]*)*)"
+    rf"|(?P<other>{_OTHER}+|.)",
     re.DOTALL,
 )
 _LITERALS = ("block_comment", "escape_string", "string", "quoted", "dollar")
+# A run of whole `_TOKEN` tokens that are plain text: words (not an `E'` opening), runs of other
+# characters holding no `;`, and a `-` or `/` that opens no comment. Skipping these a run at a time
+# rather than a word at a time makes the catalogue, which reads every query at import, ~3x cheaper;
+# anywhere this does not match, `_TOKEN` reads one token as before.
+_PLAIN = re.compile(
+    rf"(?:(?![eE]'){_START}[\w$]*(?:{_BMP}[\w$]*)*"
+    rf"|{_others(_SPECIAL + ';')}+(?!{_OTHER})"
+    r"|-(?!-)|/(?!\*))+"
+)
 _ESCAPE_BODY = re.compile(r"(?:[^'\\]|\\.|'')*'", re.DOTALL)
 _STRING_BODY = re.compile(r"(?:[^']|'')*'", re.DOTALL)
 _QUOTED_BODY = re.compile(r'(?:[^"]|"")*"', re.DOTALL)
@@ -85,6 +116,11 @@ def pieces(sql: str) -> tuple[Piece, ...]:
     text: list[str] = []
     position = 0
     while position < len(sql):
+        plain = _PLAIN.match(sql, position)
+        if plain is not None:
+            position = plain.end()
+            text.append(plain.group())
+            continue
         match = _TOKEN.match(sql, position)
         assert match is not None  # `.` matches any character
         kind = match.lastgroup or "other"
@@ -117,6 +153,10 @@ def bound_inside_literals(sql: str) -> list[str]:
     found: list[str] = []
     position = 0
     while position < len(sql):
+        plain = _PLAIN.match(sql, position)
+        if plain is not None:
+            position = plain.end()
+            continue
         match = _TOKEN.match(sql, position)
         assert match is not None
         kind = match.lastgroup or "other"
@@ -140,6 +180,11 @@ def named(sql: str, name: str) -> str:
     out: list[str] = []
     starting, position = True, 0  # at the start of a statement (before its first word)
     while position < len(sql):
+        plain = None if starting else _PLAIN.match(sql, position)  # starting: find the first token
+        if plain is not None:
+            position = plain.end()
+            out.append(plain.group())
+            continue
         match = _TOKEN.match(sql, position)
         assert match is not None
         kind = match.lastgroup or "other"
