@@ -19,7 +19,7 @@ DRAIVE_VERSIONS := 0.89.5 0.103.0
 DRAIVE_STAMPS := $(foreach version,$(DRAIVE_VERSIONS),.venv-draive-$(version)/.installed)
 DRAIVE_TESTS := $(foreach version,$(DRAIVE_VERSIONS),test-draive-$(version))
 
-.PHONY: test test-draive $(DRAIVE_TESTS) demo demo-draive bench lint clean
+.PHONY: test test-pooler test-draive $(DRAIVE_TESTS) demo demo-draive bench lint clean
 
 # pip as the venv ships it (no upgrade: a network round trip and a reinstall each time), writing
 # each package's .pyc at install: where PYTHONDONTWRITEBYTECODE is set (as on these machines) Python
@@ -52,17 +52,20 @@ POOLER_HINT := the pooler suites did not run: PgBouncer is not installed \
 # The suite on both cores: two xdist workers, each with its own embedded server (no test sees the
 # other worker's sessions); each test file runs on one worker (loadfile), so a module fixture runs once.
 # `$(BIN)/pytest -m unit` runs the tests that need no database, in seconds.
-# The lint and the two draive venvs first, side by side (-j3; -O keeps each one's output together):
-# building a venv waits on the network and the disk, the lint on one core.
-test: $(STAMP)
+# First the three venvs side by side, the lint as soon as .venv is built (-j3; -O keeps each
+# one's output together): pip waits on the disk as much as on a core. Last, the pooler suites and
+# tests/draive side by side (neither keeps both cores busy alone).
+test:
 	$(MAKE) --no-print-directory -j3 -O lint $(DRAIVE_STAMPS)
 	$(BIN)/python $(COMPILE)
 	$(BIN)/pytest -q -n 2 --dist loadfile
+	$(MAKE) --no-print-directory -j2 -O test-pooler test-draive
+
+test-pooler: $(STAMP)
 	@if [ -n "$$PGSTASH_REQUIRE_POOLER" ] || $(BIN)/python -m tests.support.pooler; then \
 		echo "PGSTASH_TEST_POOLER=pgbouncer-transaction $(BIN)/pytest -q -n 2 --dist loadfile $(POOLER_SUITES)"; \
 		PGSTASH_TEST_POOLER=pgbouncer-transaction $(BIN)/pytest -q -n 2 --dist loadfile $(POOLER_SUITES); \
 	else echo "$(POOLER_HINT)"; fi
-	$(MAKE) --no-print-directory test-draive
 
 .venv-draive-%/.installed: pyproject.toml
 	@test -n "$(PYTHON313)" || { echo "no Python 3.13: install it (pyenv install 3.13.0) or set PYTHON313=" >&2; exit 1; }
