@@ -13,13 +13,11 @@ FROM {table}
 WHERE id = ANY(:ids::UUID[])
 ORDER BY created;
 
--- name: vectors_ids_by_payload(payloads, most, after_created, after_id)
+-- name: vectors_ids_by_payload(payloads, most)
 -- For each payload given (JSON texts, numbered in order), the ids of the first `most` rows
--- storing exactly it, in (created, id) order, after the cursor (created, id) when one is given:
--- pgstash vector search --json names the rows it found that have no key (no cursor), and vector
--- list those of a page (after its cursor: twins on earlier pages are not this page's). GIN
--- (jsonb_path_ops) on payload serves the containment (@>) in a nested loop over the few payloads
--- given; the equality keeps only exact rows. A payload no row stores is absent.
+-- storing exactly it, oldest first: pgstash vector search --json names the rows it found that
+-- have no key. GIN (jsonb_path_ops) on payload serves the containment (@>) in a nested loop over
+-- the few payloads given; the equality keeps only exact rows. A payload no row stores is absent.
 -- On the primary, as the other reads here: a row a replica's search found is there unless deleted.
 WITH given AS (
     SELECT
@@ -34,14 +32,7 @@ matched AS (
         t.id,
         pg_catalog.row_number() OVER (PARTITION BY given.n ORDER BY t.created, t.id) AS nth
     FROM given
-    INNER JOIN {table} AS t
-        ON
-            given.payload <@ t.payload
-            AND given.payload = t.payload
-            AND (
-                :after_created::TIMESTAMPTZ IS NULL
-                OR (t.created, t.id) > (:after_created::TIMESTAMPTZ, :after_id::UUID)
-            )
+    INNER JOIN {table} AS t ON given.payload <@ t.payload AND given.payload = t.payload
 )
 
 SELECT

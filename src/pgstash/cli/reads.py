@@ -1,6 +1,7 @@
 """`pgstash vector get NAME --keys K1,K2 | --ids ID1,ID2 | KEY...` and `pgstash vector list NAME
 [--where EXPR] [--limit N] [--after CURSOR]`: a table's rows back, through
-`PostgresVectorIndex.get` and `.page` (vectors/reads.py).
+`PostgresVectorIndex.get` and the rows `.page` reads, with their ids (vectors/reads.py,
+`page_records`).
 
 Both print one JSON object a line, `{"id": ROW ID, "key": KEY, "payload": {...}}` (`key` is the
 `--key-field` value the rows were ingested with, null without one; the stored vector of a
@@ -28,13 +29,14 @@ import orjson
 
 from pgstash import embedded
 from pgstash.cli.ingest import Record, converter
-from pgstash.cli.search import MISSING, ingest_meta, lookup, payload_ids, shown_payload
+from pgstash.cli.search import MISSING, ingest_meta, lookup, shown_payload
 from pgstash.cli.where import requirements
 from pgstash.connection import Postgres
 from pgstash.connection.pool import redact
 from pgstash.vectors import PostgresVectorIndex
-from pgstash.vectors.reads import MAX_PAGE, parse_cursor
-from pgstash.vectors.write.keys import key_text, row_ids, uuid_texts
+from pgstash.vectors.reads import MAX_PAGE, page_records, parse_cursor
+from pgstash.vectors.table import VectorTable
+from pgstash.vectors.write.keys import row_ids, uuid_texts
 
 __all__ = ["DEFAULT_LIMIT", "cursor", "get", "ids", "limit", "page"]
 
@@ -136,35 +138,15 @@ async def get(postgres: Postgres, args: argparse.Namespace) -> int:
     return 0
 
 
-def _key(payload: dict[str, Any], key_field: str | None) -> str | int | None:
-    """The row's key when the table's rows were ingested with `--key-field` and this one holds a
-    key (its row id is then the key's, as keys.py derives it); None: look its id up by payload."""
-    key = lookup(payload, key_field) if key_field else MISSING
-    try:
-        key_text(key, None)
-    except (TypeError, ValueError):
-        return None
-    assert isinstance(key, str | int)
-    return key
-
-
 async def page(postgres: Postgres, args: argparse.Namespace) -> int:
     size = DEFAULT_LIMIT if args.limit is None else args.limit
-    index = PostgresVectorIndex(postgres, converter=converter())
-    where = requirements(args.where)
-    found = await index.page(Record, where, after=args.after, limit=size, table=args.name)
+    table = VectorTable.of({}, Record, args.name, postgres, converter(), None, None)  # as the index's
+    rows, after = await page_records(table, requirements(args.where), args.after, size)
     meta = await ingest_meta(postgres, args.name)
-    key_field = (meta or {}).get("key_field")
-    payloads = [record.payload for record in found.items]
-    keys = [_key(payload, key_field) for payload in payloads]
-    keyed = [key for key in keys if key is not None]
-    by_key = iter(_key_ids(args.name, keyed) if keyed else [])
-    keyless = [payload for payload, key in zip(payloads, keys, strict=True) if key is None]
-    by_payload = iter(await payload_ids(postgres, args.name, keyless, parse_cursor(args.after)))
-    for payload, key in zip(payloads, keys, strict=True):
-        print(_line(next(by_payload) if key is None else next(by_key), payload, meta))
-    if found.after is not None:
-        print(f"next page: {next_command(args, found.after)}", file=sys.stderr)
+    for row in rows:
+        print(_line(str(row["id"]), row["payload"], meta))
+    if after is not None:
+        print(f"next page: {next_command(args, after)}", file=sys.stderr)
     return 0
 
 

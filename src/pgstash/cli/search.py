@@ -29,7 +29,7 @@ from pgstash.sql import names
 from pgstash.sql.composer import compose
 from pgstash.vectors import PostgresVectorIndex
 
-__all__ = ["MISSING", "configure", "ingest_meta", "lookup", "payload_ids", "search", "shown_payload"]
+__all__ = ["MISSING", "configure", "ingest_meta", "lookup", "search", "shown_payload"]
 
 MISSING = object()
 
@@ -128,7 +128,7 @@ async def search(postgres: Postgres, args: argparse.Namespace, dimension: int) -
         key = lookup(record.payload, key_field) if key_field else MISSING
         results.append((None if key is MISSING else key, score, payload, record.payload))
     if args.json:
-        ids = await payload_ids(postgres, args.name, [stored for key, _, _, stored in results if key is None])
+        ids = await _row_ids(postgres, args.name, [stored for key, _, _, stored in results if key is None])
         for key, score, payload, _ in results:
             key = ids.pop(0) if key is None else key
             print(orjson.dumps({"id": key, "score": round(score, 6), "payload": payload}).decode())
@@ -137,24 +137,14 @@ async def search(postgres: Postgres, args: argparse.Namespace, dimension: int) -
     return 0
 
 
-async def payload_ids(
-    postgres: Postgres, name: str, payloads: list[dict[str, Any]], after: tuple[Any, Any] = (None, None)
-) -> list[str | None]:
+async def _row_ids(postgres: Postgres, name: str, payloads: list[dict[str, Any]]) -> list[str | None]:
     """The row id (a UUID text, as `vector get` takes it) of each found payload that has no key,
-    in order; rows storing the same payload get distinct ids, oldest first (after the cursor
-    `after`, (created, id), for a page of `vector list`). None only for a row no longer stored as
-    it was found (deleted or changed since)."""
+    in order; rows storing the same payload get distinct ids, oldest first. None only for a row
+    no longer stored as it was found (deleted or changed since)."""
     if not payloads:
         return []
     texts = [orjson.dumps(payload).decode() for payload in payloads]
-    statement = compose(
-        names.vectors_ids_by_payload,
-        slots={"table": name},
-        payloads=texts,
-        most=len(texts),
-        after_created=after[0],
-        after_id=after[1],
-    )
+    statement = compose(names.vectors_ids_by_payload, slots={"table": name}, payloads=texts, most=len(texts))
     rows = {row["position"]: list(row["ids"]) for row in await postgres.run_statement(statement)}
     taken: dict[str, int] = {}
     ids: list[str | None] = []

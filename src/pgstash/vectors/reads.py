@@ -26,7 +26,9 @@ from pgstash.vectors.gate import custom_plans
 from pgstash.vectors.table import VectorTable
 from pgstash.vectors.write.keys import row_ids, uuid_texts
 
-__all__ = ["MAX_PAGE", "Page", "get", "get_rows", "page", "page_rows", "parse_cursor", "row_ids_of"]
+__all__ = [
+    "MAX_PAGE", "Page", "get", "get_rows", "page", "page_records", "page_rows", "parse_cursor", "row_ids_of",
+]  # fmt: skip
 
 Model = TypeVar("Model")
 MAX_PAGE = 10_000
@@ -89,7 +91,7 @@ def parse_cursor(after: object) -> tuple[dt.datetime | None, uuid.UUID | None]:
 async def page_rows(
     postgres: Postgres, name: str, where: Fragment, after: object, limit: int
 ) -> tuple[list[Any], str | None]:
-    """The payloads of one page and the next cursor (None after the last row)."""
+    """The rows (`id`, `created`, `payload`) of one page and the next cursor (None after the last row)."""
     if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= MAX_PAGE:
         raise ValueError(f"limit is an integer from 1 to {MAX_PAGE:,}, got {limit!r}")
     created, row = parse_cursor(after)
@@ -103,9 +105,9 @@ async def page_rows(
     )
     rows = await postgres.run_statement(statement)
     if len(rows) < limit:
-        return [record["payload"] for record in rows], None
+        return list(rows), None
     last = rows[-1]
-    return [record["payload"] for record in rows], f"{last['created'].isoformat()}/{last['id']}"
+    return list(rows), f"{last['created'].isoformat()}/{last['id']}"
 
 
 async def get(table: VectorTable, keys: Iterable[object] | None, ids: Iterable[object] | None) -> list[Any]:
@@ -116,11 +118,19 @@ async def get(table: VectorTable, keys: Iterable[object] | None, ids: Iterable[o
     return [None if payload is None else table.read(payload) for payload in found]
 
 
+async def page_records(
+    table: VectorTable, requirements: AttributeRequirement | None, after: object, limit: int
+) -> tuple[list[Any], str | None]:
+    """`page`'s rows as stored (`id`, `created`, `payload`) and its cursor: the command line prints
+    each row's id beside its payload."""
+    where = await table.where(requirements)
+    with table.required():
+        return await page_rows(table.postgres, table.name, where, after, limit)
+
+
 async def page(
     table: VectorTable, requirements: AttributeRequirement | None, after: object, limit: int
 ) -> Page[Any]:
     """`PostgresVectorIndex.page` on `table`."""
-    where = await table.where(requirements)
-    with table.required():
-        found, cursor = await page_rows(table.postgres, table.name, where, after, limit)
-    return Page([table.read(payload) for payload in found], cursor)
+    rows, cursor = await page_records(table, requirements, after, limit)
+    return Page([table.read(row["payload"]) for row in rows], cursor)
