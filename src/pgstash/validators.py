@@ -56,7 +56,10 @@ def surrogate_at(value: str) -> int | None:
 def require_key(value: object, what: str, max_length: int = MAX_KEY_LENGTH) -> str:
     """`value` if it is a non-empty str of at most `max_length` characters without NUL or lone
     surrogates, else
-    `TypeError`/`ValueError` naming `what`."""
+    `TypeError`/`ValueError` naming `what`. A plain ASCII str (every store call's key) is taken
+    after one test, without `no_nul`'s call."""
+    if type(value) is str and 0 < len(value) <= max_length and value.isascii() and "\x00" not in value:
+        return value
     if not isinstance(value, str):
         raise TypeError(f"{what} must be a str, got {type(value).__name__}")
     if not value:

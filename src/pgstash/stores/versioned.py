@@ -27,7 +27,7 @@ from pgstash.connection import Postgres, resolve
 from pgstash.sql.catalogue import Query
 from pgstash.stores.cache import MISS, PASS, DocumentCache
 from pgstash.stores.listener import Listener
-from pgstash.validators import MAX_KEY_LENGTH, cutoff, positive_int, require_key
+from pgstash.validators import cutoff, positive_int, require_key
 
 __all__ = ["MISS", "PASS", "VersionedQueries", "VersionedStore"]
 
@@ -81,11 +81,6 @@ class VersionedStore:
     _cache: DocumentCache | None = attrs.field(default=None, init=False, repr=False)
 
     def _key(self, value: object) -> str:
-        """`require_key(value, ...)`; an ASCII str of 1 to MAX_KEY_LENGTH characters without NUL
-        (what it accepts at once) is taken here, without its two calls (it is on every call)."""
-        if type(value) is str and 0 < len(value) <= MAX_KEY_LENGTH and value.isascii():
-            if "\x00" not in value:
-                return value
         return require_key(value, self.key_parameter)
 
     def _keyed(self, key: str) -> dict[str, Any]:
@@ -110,11 +105,11 @@ class VersionedStore:
         not (or is not bound yet): read it through `_read`; `PASS` when no cache can serve (a
         transaction in scope, or a cache that holds nothing: `cache_limit=0`): read the database
         itself. The synchronous fast path in front of `_read` (a cached load is little more)."""
+        if self._passes(postgres):
+            return PASS
         cache = self._cache
         if postgres is not self._bound or cache is None:
-            return PASS if postgres.in_transaction else MISS
-        if not cache.holds or postgres.in_transaction:
-            return PASS
+            return MISS
         return cache.get(key)
 
     def _passes(self, postgres: Postgres) -> bool:

@@ -111,8 +111,8 @@ async def table_facts(
 ) -> TableFacts:
     """The facts of a vector table that must exist (`missing()` is raised otherwise), at most
     `FACTS_TTL` seconds old unless `fresh`."""
-    known = tables(postgres).get(name)
-    if known is not None and not fresh and time.monotonic() - known.read_at < FACTS_TTL:
+    known = None if fresh else remembered(postgres, name)
+    if known is not None:
         return known
     facts = await read_facts(postgres, name)
     if not facts.present:
