@@ -20,7 +20,7 @@ import attrs
 
 from pgstash.sql.catalogue import Query
 from pgstash.sql.composer import Fragment, compose
-from pgstash.sql.statements import Statement
+from pgstash.sql.statements import Statement, checked
 from pgstash.sql.templates import SlotValue
 from pgstash.vectors.gate import GATE_SETTINGS, gate, gate_values
 from pgstash.vectors.shapes import Marker
@@ -44,11 +44,11 @@ class _Plan:
     def bind(
         self, values: Mapping[str, Any], required: Sequence[Any], gate: Mapping[str, Any] | None
     ) -> Statement:
-        args = [
+        args = tuple([
             values[key] if source == _VALUE else required[key] if source == _REQUIRED else gate[key]  # type: ignore[index]
             for source, key in self.sources
-        ]
-        return Statement(self.name, self.kind, self.sql, args, self.read)
+        ])  # fmt: skip
+        return checked(self.name, self.kind, self.sql, args, self.read)
 
 
 _PLANS: dict[tuple[Any, ...], _Plan] = {}
