@@ -82,7 +82,7 @@ def refuse_unscorable_rows(matrix: NDArray[np.float32], what: str) -> None:
     component, only zeros, or a squared norm that is 0 or infinite in float32 (components of
     1e-30 square to 0 there, as they do in pgvector, which then scored them 1.0 against anything)."""
     if matrix.shape[0] == 1:  # a query: one float32 dot product, a fraction of einsum's cost
-        one = float(np.dot(matrix[0], matrix[0]))
+        one = float(np.vdot(matrix[0], matrix[0]))  # vdot: no RuntimeWarning on overflow
         if math.isfinite(one) and one > 0:
             return
     squared = np.einsum("ij,ij->i", matrix, matrix)  # float32, as pgvector sums them
@@ -240,7 +240,7 @@ def given_query(query: object) -> NDArray[np.float32] | None:
 def _checked_query(vector: NDArray[np.float32]) -> NDArray[np.float32]:
     if vector.shape[0] < 1:
         raise ValueError("the query vector is empty")
-    squared = float(np.dot(vector, vector))  # refuse_unscorable_rows' test of one row
+    squared = float(np.vdot(vector, vector))  # refuse_unscorable_rows' test of one row
     if not (math.isfinite(squared) and squared > 0):
         refuse_unscorable_rows(vector[None, :], "query vector")
     return vector
