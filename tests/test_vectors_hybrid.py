@@ -148,7 +148,8 @@ async def test_a_text_table_keeps_rows_of_up_to_4_kb_whole_in_the_heap(postgres:
     vectors = unit_rows(len(values), 384)
     store = PostgresVectorIndex(postgres, embedding=_constant(unit_rows(1, 384, seed=5)[0]))
     for table, later in (("note", False), ("note_later", True)):
-        await store.create_table(Note, dimension=384, index="hnsw", text=None if later else "body", table=table)
+        text = None if later else "body"
+        await store.create_table(Note, dimension=384, index="hnsw", text=text, table=table)
         await store.index(Note, values=values, attribute=lambda note: vectors[int(note.key[1:])], table=table)
         if later:
             await store.create_table(Note, dimension=384, index="hnsw", text="body", table=table)  # a rewrite
@@ -157,11 +158,12 @@ async def test_a_text_table_keeps_rows_of_up_to_4_kb_whole_in_the_heap(postgres:
         assert await postgres.fetch_value(toasted.format(table)) == 0
 
     async def results() -> list[object]:
-        return [
-            [(note.key, score) for note, score in await store.search_scored(Note, query=words, mode=mode, limit=20)]
-            for words in ("vacuum checkpoint", "item7", "wal OR replica")
-            for mode in ("text", "hybrid")
-        ]
+        found = []
+        for words in ("vacuum checkpoint", "item7", "wal OR replica"):
+            for mode in ("text", "hybrid"):
+                scored = await store.search_scored(Note, query=words, mode=mode, limit=20)
+                found.append([(note.key, score) for note, score in scored])
+        return found
 
     before = await results()
     assert all(before)

@@ -97,7 +97,7 @@ ON {table} (created);
 -- under an ACCESS EXCLUSIVE lock: reads and writes wait until it is done.
 -- toast_tuple_target = 4096: a row of up to 4 kB stays whole in the heap (the default, 2 kB, moved
 -- the tsvector of a 384-dimension row with its payload to TOAST: a text search then read every
--- matching row's tsvector through the TOAST index, 0.3-0.5 ms of a 1.6 ms two-word search over
+-- matching row's tsvector through the TOAST index, 0.35 ms of a 1.6 ms two-word search over
 -- 200,000 rows; docs/benchmarks.md). Longer rows are TOASTed as before. It holds for rows written
 -- from then on, and for every row here, as ADD COLUMN rewrites them; a table given its text
 -- column before keeps its rows where they are until ALTER TABLE ... SET (toast_tuple_target =
