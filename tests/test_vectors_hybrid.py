@@ -132,6 +132,51 @@ async def test_text_added_to_a_populated_table_covers_its_rows(postgres: Postgre
         await store.create_table(Note, dimension=8, index="hnsw", text="topic")
 
 
+async def test_a_text_table_keeps_rows_of_up_to_4_kb_whole_in_the_heap(postgres: Postgres) -> None:
+    """Issue 26 item 5: the text arm reads the tsvector of every row that matches; with the
+    default toast_tuple_target (2 kB) a 384-dimension row's tsvector or payload went to TOAST, a
+    TOAST index probe per matching row. The text column comes with toast_tuple_target = 4096, on
+    a new table and on one given the column later (the ADD COLUMN rewrite moves its rows in); a
+    table given it before moves in with the documented ALTER TABLE and a rewrite. The results
+    are the same rows and scores wherever the values are kept."""
+    toasted = (
+        "SELECT count(*) FILTER (WHERE pg_column_toast_chunk_id(text_vector) IS NOT NULL "
+        "OR pg_column_toast_chunk_id(payload) IS NOT NULL) FROM {}"
+    )
+    rng = np.random.default_rng(3)
+    values = [Note(f"n{i}", " ".join(rng.choice(WORDS, size=90)) + f" item{i}") for i in range(300)]
+    vectors = unit_rows(len(values), 384)
+    store = PostgresVectorIndex(postgres, embedding=_constant(unit_rows(1, 384, seed=5)[0]))
+    for table, later in (("note", False), ("note_later", True)):
+        text = None if later else "body"
+        await store.create_table(Note, dimension=384, index="hnsw", text=text, table=table)
+        await store.index(Note, values=values, attribute=lambda note: vectors[int(note.key[1:])], table=table)
+        if later:
+            await store.create_table(Note, dimension=384, index="hnsw", text="body", table=table)  # a rewrite
+        options = await postgres.fetch_value("SELECT reloptions FROM pg_class WHERE relname = $1", table)
+        assert options == ["toast_tuple_target=4096"]
+        assert await postgres.fetch_value(toasted.format(table)) == 0
+
+    async def results() -> list[object]:
+        found = []
+        for words in ("vacuum checkpoint", "item7", "wal OR replica"):
+            for mode in ("text", "hybrid"):
+                scored = await store.search_scored(Note, query=words, mode=mode, limit=20)
+                found.append([(note.key, score) for note, score in scored])
+        return found
+
+    before = await results()
+    assert all(before)
+    await postgres.execute("ALTER TABLE note RESET (toast_tuple_target)")  # a text table made before
+    await postgres.execute("VACUUM FULL note")
+    assert await postgres.fetch_value(toasted.format("note")) > 100
+    assert await results() == before
+    await postgres.execute("ALTER TABLE note SET (toast_tuple_target = 4096)")  # README: the migration
+    await postgres.execute("VACUUM FULL note")
+    assert await postgres.fetch_value(toasted.format("note")) == 0
+    assert await results() == before
+
+
 # -- text and hybrid search -------------------------------------------------------------------------
 
 
