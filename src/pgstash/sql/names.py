@@ -113,6 +113,8 @@ filter_and = query("filter_and")
 filter_or = query("filter_or")
 filter_not = query("filter_not")
 vectors_scan_gate = query("vectors_scan_gate")
+vectors_bound_gate = query("vectors_bound_gate")
+vectors_plans_gate = query("vectors_plans_gate")
 
 # queries/connection.sql
 vector_types = query("vector_types")
