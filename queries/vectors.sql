@@ -197,6 +197,33 @@ FROM (
 ) AS nearest
 ORDER BY nearest.distance;
 
+-- name: vectors_search_relaxed(query_vector, candidates, max_distance, with_embeddings)
+-- route: read
+-- vectors_search on a table with an IVFFlat index, whose iterative scans (relaxed_order, set at
+-- connect) return each further list's rows after the rows found before, not in distance order:
+-- the candidates are sorted again by their distance plus 0. vectors_search's outer ORDER BY
+-- is the subquery's own, so the planner drops it (the scan "is" ordered); this one's it cannot,
+-- so a sort of the few candidates puts them in order, as the materialised CTE before the
+-- third pass did (docs/benchmarks.md, "Fourth pass"). No cast on :query_vector, as there.
+SELECT
+    nearest.embedding,
+    CASE
+        WHEN nearest.distance <= :max_distance::FLOAT8 THEN nearest.payload
+    END AS payload,
+    1::FLOAT8 - nearest.distance AS score
+FROM (
+    SELECT
+        payload,
+        embedding <=> :query_vector AS distance,
+        -- only MMR reads the vectors: the top-N sort then carries narrow rows
+        CASE WHEN :with_embeddings::BOOLEAN THEN embedding END AS embedding
+    FROM {table}
+    WHERE {requirements}
+    ORDER BY embedding <=> :query_vector
+    LIMIT :candidates::BIGINT
+) AS nearest
+ORDER BY nearest.distance + 0::FLOAT8;
+
 -- name: vectors_search_exact(query_vector, candidates, max_distance, with_embeddings)
 -- route: read
 -- vectors_search with an exact plan: ordered by the distance plus 0, which no index matches,

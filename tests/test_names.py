@@ -121,6 +121,7 @@ def test_the_reads_are_marked_in_their_files() -> None:
         "memory_recall",
         "vectors_search",
         "vectors_search_exact",
+        "vectors_search_relaxed",
         "vectors_newest",
         "vectors_text_search",
         "vectors_hybrid",

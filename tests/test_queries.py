@@ -67,6 +67,7 @@ async def test_every_query_prepares_against_the_real_schema(postgres: Postgres) 
     assert hosts == {
         "vectors_search",
         "vectors_search_exact",  # the exact re-run of a search that came back short
+        "vectors_search_relaxed",  # a search on IVFFlat, its candidates sorted again
         "vectors_newest",
         "vectors_delete",
         "vectors_text_search",  # full text: queries/vectors_text.sql

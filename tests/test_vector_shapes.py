@@ -58,7 +58,9 @@ def values(candidates: int, vector: list[float]) -> dict[str, object]:
 @pytest.mark.parametrize("filtered", [False, True])
 def test_a_search_statement_binds_as_compose_would(exact: bool, filtered: bool) -> None:
     template = names.vectors_search_exact if exact else names.vectors_search
-    for round_, (bound, gate) in enumerate([(10, None), (20, {"max_scan_tuples": 500}), (30, {})]):
+    tuned = {"ef_search": 64, "max_scan_tuples": 500}
+    shapes = [(10, None), (20, {"max_scan_tuples": 500}), (30, {}), (40, tuned)]
+    for round_, (bound, gate) in enumerate(shapes):  # no gate, the bound's, the plans', the whole one
         requirement = (
             AttributeRequirement.equal("topic", f"t{round_}") | AttributeRequirement.greater("rank", round_)
         ) & ~AttributeRequirement.exists("gone")

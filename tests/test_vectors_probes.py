@@ -10,9 +10,10 @@ ivfflat.probes = 1) cannot return them, whichever way k-means drew the lists."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from numpy.typing import NDArray
 
-from pgstash import Postgres, PostgresConnectionPool, PostgresVectorIndex
+from pgstash import AttributeRequirement, Postgres, PostgresConnectionPool, PostgresVectorIndex
 from tests.support.bulk import Chunk, chunks
 
 CENTRES = np.eye(8, dtype=np.float32)[:5]
@@ -77,3 +78,23 @@ async def test_a_short_ivfflat_scan_after_the_load_that_built_it_runs_exactly(da
         found = await index.search(Chunk, query=QUERY, limit=1500)
         assert len(found) == 1500  # one list holds 1,000 (deeper down, float32 near-ties reorder)
         assert [chunk.identifier for chunk in found][:10] == nearest(vectors, 10)
+
+
+async def test_a_filtered_ivfflat_search_returns_its_rows_nearest_first(postgres: Postgres) -> None:
+    """IVFFlat's iterative scans (relaxed_order, on for every connection) return the rows of each
+    further list after those found before, not in distance order. Three rows of each cluster
+    match, so ten of them take four lists at probes=1: the search sorts them again
+    (`vectors_search_relaxed`), nearest first, as a brute force over the matching rows does."""
+    index = PostgresVectorIndex(postgres)
+    await index.create_table(Chunk, dimension=8, index="ivfflat")
+    vectors = clusters()
+    await index.index(Chunk, values=chunks(5000), attribute=lambda c: vectors[c.rank])
+    assert await lists(postgres) == ["lists=5"]
+    matching = [cluster * 1000 + offset for cluster in range(5) for offset in range(3)]
+    requirement = AttributeRequirement.contained_in("rank", matching)
+    found = await index.search_scored(Chunk, query=QUERY, limit=10, requirements=requirement, probes=1)
+    scores = [score for _, score in found]
+    assert len(found) == 10 and scores == sorted(scores, reverse=True)
+    similarity = vectors[matching].astype(np.float64) @ QUERY.astype(np.float64)
+    assert {chunk.rank for chunk, _ in found} <= set(matching)
+    assert scores[0] == pytest.approx(float(similarity.max()), abs=1e-6)

@@ -64,3 +64,39 @@ AND CASE
     )
 END
 AND {requirements}
+
+-- fragment: vectors_bound_gate(max_scan_tuples, custom_plans)
+-- vectors_scan_gate when the bound on a filtered HNSW walk is its only setting (a filtered search
+-- on HNSW outside a transaction pooler, no ef_search or probes given: the common case): the same
+-- one-time filter run before the index scan starts, setting hnsw.max_scan_tuples alone, and the
+-- same branch only a generic plan keeps. The four CASEs vectors_scan_gate would fold to NULL are
+-- not written, so each call's custom plan is made ~10 us sooner (docs/benchmarks.md, "Fourth
+-- pass"); the rows and the plan chosen are the same.
+(
+    SELECT
+        pg_catalog.set_config(
+            'hnsw.max_scan_tuples', :max_scan_tuples::INTEGER::TEXT, TRUE
+        )
+) IS NOT NULL
+AND CASE
+    WHEN :custom_plans::BOOLEAN THEN TRUE
+    ELSE (
+        SELECT pg_catalog.count(*) > 0
+        FROM pg_catalog.generate_series(1::BIGINT, 1000000000000::BIGINT)
+    )
+END
+AND {requirements}
+
+-- fragment: vectors_plans_gate(custom_plans)
+-- vectors_scan_gate with nothing to set (a filtered listing, text search, page or delete; a
+-- filtered search on IVFFlat outside a pooler): only the branch that a custom plan folds away and
+-- a generic plan keeps (estimated at 10^12 rows, never run), so the server keeps planning each
+-- call for its values; no one-time filter, which would set nothing.
+CASE
+    WHEN :custom_plans::BOOLEAN THEN TRUE
+    ELSE (
+        SELECT pg_catalog.count(*) > 0
+        FROM pg_catalog.generate_series(1::BIGINT, 1000000000000::BIGINT)
+    )
+END
+AND {requirements}

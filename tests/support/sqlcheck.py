@@ -133,6 +133,7 @@ TEMPLATE_SLOTS.update(
         for name in (
             "vectors_search",
             "vectors_search_exact",
+            "vectors_search_relaxed",
             "vectors_newest",
             "vectors_delete",
             "vectors_table_rows",

@@ -4,11 +4,11 @@
 call (its text is remembered per shape, but the fragments' values are gathered, the splice
 points and parameters checked and the scan gate composed around the requirements each time).
 A search repeats a handful of shapes: its template (`vectors_search`, its exact twin, hybrid,
-binary), the table, the requirements' SQL (their values bound, never spliced) and whether the
-scan gate (`gate.py`) wraps them. `statement` composes a shape once with markers in place of its
-values, notes where each `$n` comes from (a named value, the n-th value of the requirements, a
-setting of the gate), and afterwards only binds: the same SQL text and the same arguments, in the
-same order, as composing it again.
+binary), the table, the requirements' SQL (their values bound, never spliced) and which scan gate
+(`gate.py`: by the settings the call sets), if any, wraps them. `statement` composes a shape once
+with markers in place of its values, notes where each `$n` comes from (a named value, the n-th
+value of the requirements, a setting of the gate), and afterwards only binds: the same SQL text
+and the same arguments, in the same order, as composing it again.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from pgstash.sql.catalogue import Query
 from pgstash.sql.composer import Fragment, compose
 from pgstash.sql.statements import Statement, checked
 from pgstash.sql.templates import SlotValue
-from pgstash.vectors.gate import GATE_SETTINGS, gate, gate_values
+from pgstash.vectors.gate import GATE_SETTINGS, gate, gate_shape, gate_values
 from pgstash.vectors.shapes import Marker
 
 __all__ = ["statement"]
@@ -65,12 +65,14 @@ def statement(
     point (inside the scan gate with `settings` when given) and the `values` it takes, as
     `compose` would: composed once per shape, bound every call."""
     required = requirements.args
+    shape = None if settings is None else gate_shape(settings)
     key = (
-        template.name, tuple(slots.items()), requirements.sql, len(required), tuple(values), settings is None,
+        template.name, tuple(slots.items()), requirements.sql, len(required), tuple(values),
+        None if shape is None else shape.name,
     )  # fmt: skip
     plan = _PLANS.get(key)
     if plan is None:
-        plan = _plan(template, slots, requirements, values, gated=settings is not None)
+        plan = _plan(template, slots, requirements, values, shape)
         if len(_PLANS) >= _MOST_PLANS:
             _PLANS.clear()
         _PLANS[key] = plan
@@ -82,13 +84,12 @@ def _plan(
     slots: Mapping[str, SlotValue],
     requirements: Fragment,
     values: Mapping[str, Any],
-    *,
-    gated: bool,
+    shape: Query | None,
 ) -> _Plan:
     places = range(len(requirements.args))
     marked = Fragment(requirements.sql, [Marker(_REQUIRED, place) for place in places])
-    if gated:
-        marked = gate(marked, {name: Marker(_GATE, name) for name in GATE_SETTINGS})
+    if shape is not None:  # the gate that sets the call's settings (`gate_shape`)
+        marked = gate(marked, {name: Marker(_GATE, name) for name in GATE_SETTINGS}, shape)
     composed = compose(
         template,
         slots={point: value for point, value in slots.items() if point in template.splice_points},

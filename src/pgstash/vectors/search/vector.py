@@ -59,9 +59,10 @@ async def search(table: VectorTable, options: SearchOptions) -> list[tuple[Any, 
             'quantize="binary" table; vector search takes limit'
         )
     else:
+        # IVFFlat's iterative scans return rows out of distance order: that statement sorts them
+        ordered = names.vectors_search_relaxed if "ivfflat" in facts.methods else names.vectors_search
         search = planning.Search(
-            names.vectors_search, names.vectors_search_exact, {"table": table.name}, where, values,
-            counted=False,
+            ordered, names.vectors_search_exact, {"table": table.name}, where, values, counted=False,
         )  # fmt: skip
     with table.required():
         rows = await planning.nearest(
