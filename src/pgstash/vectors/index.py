@@ -278,6 +278,10 @@ class PostgresVectorIndex:
     def _table(self, model: type, table: str | None) -> VectorTable:
         """The call's context: the model checked, the table named (`ValueError` for a bad name),
         remembered by model and `table=` (`VectorTable.of`)."""
+        try:
+            return self._tables[model, table]
+        except (KeyError, TypeError):  # not yet (or not hashable): VectorTable.of checks and says
+            pass
         own = (self.postgres, self.converter, self.embedding, self.image_embedding)
         return VectorTable.of(self._tables, model, table, *own)
 

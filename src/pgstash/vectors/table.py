@@ -87,6 +87,10 @@ class VectorTable:
         """A missing table inside the block names `create_table` as its remedy."""
         return _Required(self)
 
+    def remembered(self) -> TableFacts | None:
+        """The table's facts when read at most `FACTS_TTL` seconds ago, else None (`facts()`)."""
+        return remembered(self.postgres, self.name)
+
     async def facts(self, *, fresh: bool = False) -> TableFacts:
         """The table's facts, at most `FACTS_TTL` seconds old unless `fresh`; `missing()` when
         there is no such table."""

@@ -37,7 +37,9 @@ async def search(table: VectorTable, options: SearchOptions) -> list[tuple[Any, 
     vector = given_query(options.query)  # a vector as it is; a text or image embedded
     if vector is None:
         vector = await table.query_vector(options.query)
-    facts = await table.facts()
+    facts = table.remembered()  # the facts read in the last 30 s: no coroutine to await
+    if facts is None:
+        facts = await table.facts()
     if facts.dimension is not None and vector.shape[0] != facts.dimension:
         raise DimensionMismatchError(facts.dimension, vector.shape[0], f'query for table "{table.name}"')
     stored = vector  # the vector as stored: float16 for halfvec
