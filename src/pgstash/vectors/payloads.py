@@ -11,6 +11,7 @@ with `ValueError`.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import typing
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -136,6 +137,10 @@ def reader(converter: cattrs.Converter, model: type, table: str) -> Callable[[li
         hook = converter.get_structure_hook(model)
     except Exception:
         return lambda payloads: [read_back(converter, payload, model, table) for payload in payloads]
+    try:
+        return _READERS[hook, model, table]  # what follows depends on these alone
+    except (KeyError, TypeError):
+        pass
     build = plain_builder(converter, model, hook)
 
     def read(payloads: list[Any]) -> list[Any]:
@@ -149,7 +154,15 @@ def reader(converter: cattrs.Converter, model: type, table: str) -> Callable[[li
         except Exception as error:
             raise StoredDataError(_unreadable(error, model, table)) from error
 
+    if len(_READERS) >= _MOST_READERS:
+        _READERS.clear()
+    with contextlib.suppress(TypeError):  # a hook or model that is not hashable: made every call
+        _READERS[hook, model, table] = read
     return read
+
+
+_MOST_READERS = 1024
+_READERS: dict[tuple[Any, type, str], Callable[[list[Any]], list[Any]]] = {}
 
 
 def _unreadable(error: Exception, model: type, table: str) -> str:

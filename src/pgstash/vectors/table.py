@@ -45,6 +45,10 @@ class VectorTable:
     converter: cattrs.Converter
     embedding: TextEmbedding | None = None
     image_embedding: ImageEmbedding | None = None
+    _required: _Required = attrs.field(
+        default=attrs.Factory(lambda table: _Required(table), takes_self=True),
+        init=False, eq=False, hash=False, repr=False,
+    )  # fmt: skip
 
     @classmethod
     def of(
@@ -84,8 +88,9 @@ class VectorTable:
         )
 
     def required(self) -> contextlib.AbstractContextManager[None]:
-        """A missing table inside the block names `create_table` as its remedy."""
-        return _Required(self)
+        """A missing table inside the block names `create_table` as its remedy (one guard per
+        table: it keeps no state between blocks)."""
+        return self._required
 
     def remembered(self) -> TableFacts | None:
         """The table's facts when read at most `FACTS_TTL` seconds ago, else None (`facts()`)."""
