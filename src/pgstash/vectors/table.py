@@ -138,9 +138,12 @@ class VectorTable:
         """A stored payload as the model (`StoredDataError` naming the table when it does not fit)."""
         return read_back(self.converter, payload, self.model, self.name)
 
-    def scored(self, rows: Sequence[Any]) -> list[tuple[Any, float]]:
-        """Each row's payload as the model, with its score (the rows' `payload` and `score`)."""
+    def scored(self, rows: Sequence[Any], scores: bool = True) -> list[Any]:
+        """Each row's payload as the model, with its score (the rows' `payload` and `score`);
+        the models alone when not `scores` (`search`: no pairs made to be taken apart again)."""
         models = self.reader()([row["payload"] for row in rows])
+        if not scores:
+            return models
         return list(zip(models, [float(row["score"]) for row in rows], strict=True))
 
     def reader(self) -> Callable[[list[Any]], list[Any]]:
