@@ -70,6 +70,8 @@ async def search(table: VectorTable, options: SearchOptions, scores: bool = True
             postgres, facts, search, scanned, requirements is not None, options.ef_search,
             options.probes,
         )  # fmt: skip
+    if not (scores or options.rerank):  # the models alone: each row's payload read once
+        return table.reader()([payload for row in rows if (payload := row["payload"]) is not None])
     found: list[asyncpg.Record] = [row for row in rows if row["payload"] is not None]
     if options.rerank:
         found = reranked(vector, found, options.limit, options.mmr_diversity)
