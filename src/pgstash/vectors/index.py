@@ -170,7 +170,8 @@ class PostgresVectorIndex:
         absent from adding 0, ties going to the better vector rank, then text rank.
         `requirements` apply in both arms; `rerank=True` picks by MMR among the fused rows."""
         asked = (mode, query, limit, candidates, rrf_k, weights, score_threshold, ef_search, probes, rerank)
-        return [found for found, _ in await self._search(model, table, *asked, requirements)]
+        found: list[Model] = await self._search(model, table, *asked, requirements, scores=False)
+        return found
 
     async def search_scored(
         self,
@@ -193,7 +194,8 @@ class PostgresVectorIndex:
         (NaN for the newest-first listing, which has no query); with `mode="text"` the
         `ts_rank_cd`, with `mode="hybrid"` the fused score."""
         asked = (mode, query, limit, candidates, rrf_k, weights, score_threshold, ef_search, probes, rerank)
-        return await self._search(model, table, *asked, requirements)
+        scored: list[tuple[Model, float]] = await self._search(model, table, *asked, requirements)
+        return scored
 
     # -- delete ----------------------------------------------------------------------------------
 
@@ -278,15 +280,19 @@ class PostgresVectorIndex:
     def _table(self, model: type, table: str | None) -> VectorTable:
         """The call's context: the model checked, the table named (`ValueError` for a bad name),
         remembered by model and `table=` (`VectorTable.of`)."""
+        try:
+            return self._tables[model, table]
+        except (KeyError, TypeError):  # not yet (or not hashable): VectorTable.of checks and says
+            pass
         own = (self.postgres, self.converter, self.embedding, self.image_embedding)
         return VectorTable.of(self._tables, model, table, *own)
 
-    def _search(self, model: type, table: str | None, *asked: Any) -> Awaitable[list[tuple[Any, float]]]:
+    def _search(self, model: type, table: str | None, *asked: Any, scores: bool = True) -> Awaitable[Any]:
         """A search call on its table, its arguments (`asked`: `settings.CALL_FIELDS`) checked
         with this index's search settings (`settings.INDEX_FIELDS`) by `search_options` (the
-        search itself awaited by the caller: one coroutine less)."""
+        search itself awaited by the caller: one coroutine less); models alone unless `scores`."""
         vectors = self._table(model, table)
         own = (self.mmr_multiplier, self.mmr_diversity, self.text_timeout, self.max_query_terms)
         options = settings.search_options(asked, (*own, self.max_query_characters))
         run = vector_search.search if options.mode == "vector" else text_search.search
-        return run(vectors, options)
+        return run(vectors, options, scores)

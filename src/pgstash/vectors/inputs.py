@@ -223,9 +223,14 @@ async def query_vector(
     return _checked_query(vector)
 
 
+_FLOAT32 = np.dtype(np.float32)
+
+
 def given_query(query: object) -> NDArray[np.float32] | None:
     """A query given as a vector, checked, as float32 (without a copy when it is float32
     already); None for a text or image bytes (to embed: `query_vector`)."""
+    if type(query) is np.ndarray and query.dtype is _FLOAT32 and query.ndim == 1:
+        return _checked_query(query)  # what `astype(np.float32, copy=False)` returns: itself
     if isinstance(query, str | bytes | bytearray | memoryview):
         return None
     if isinstance(query, np.ndarray) and query.ndim == 1:

@@ -45,6 +45,10 @@ class VectorTable:
     converter: cattrs.Converter
     embedding: TextEmbedding | None = None
     image_embedding: ImageEmbedding | None = None
+    _required: _Required = attrs.field(
+        default=attrs.Factory(lambda table: _Required(table), takes_self=True),
+        init=False, eq=False, hash=False, repr=False,
+    )  # fmt: skip
 
     @classmethod
     def of(
@@ -84,8 +88,13 @@ class VectorTable:
         )
 
     def required(self) -> contextlib.AbstractContextManager[None]:
-        """A missing table inside the block names `create_table` as its remedy."""
-        return _Required(self)
+        """A missing table inside the block names `create_table` as its remedy (one guard per
+        table: it keeps no state between blocks)."""
+        return self._required
+
+    def remembered(self) -> TableFacts | None:
+        """The table's facts when read at most `FACTS_TTL` seconds ago, else None (`facts()`)."""
+        return remembered(self.postgres, self.name)
 
     async def facts(self, *, fresh: bool = False) -> TableFacts:
         """The table's facts, at most `FACTS_TTL` seconds old unless `fresh`; `missing()` when
@@ -129,9 +138,12 @@ class VectorTable:
         """A stored payload as the model (`StoredDataError` naming the table when it does not fit)."""
         return read_back(self.converter, payload, self.model, self.name)
 
-    def scored(self, rows: Sequence[Any]) -> list[tuple[Any, float]]:
-        """Each row's payload as the model, with its score (the rows' `payload` and `score`)."""
+    def scored(self, rows: Sequence[Any], scores: bool = True) -> list[Any]:
+        """Each row's payload as the model, with its score (the rows' `payload` and `score`);
+        the models alone when not `scores` (`search`: no pairs made to be taken apart again)."""
         models = self.reader()([row["payload"] for row in rows])
+        if not scores:
+            return models
         return list(zip(models, [float(row["score"]) for row in rows], strict=True))
 
     def reader(self) -> Callable[[list[Any]], list[Any]]:

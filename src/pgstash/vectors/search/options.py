@@ -229,10 +229,11 @@ def check(options: SearchOptions) -> None:
 def _settings_key(asked: Sequence[Any], own: Sequence[Any]) -> tuple[Any, ...] | None:
     """What every check but the query's reads (`asked` but the query and the requirements, and
     the index's settings `own`), with the type of each value (`True` is not `1`, nor `1.0`);
-    None when a value is not hashable (the checks then run every time)."""
+    None when a value is not hashable (the checks then run every time). One flat tuple (its
+    parts but the last of fixed length: the weights' types, or None when not a tuple)."""
     read = (asked[0], *asked[2:10])
     weights = asked[5]
-    key = (read, tuple(map(type, read)), tuple(map(type, weights)) if type(weights) is tuple else None, own)
+    key = (*read, *own, *map(type, read), *(map(type, weights) if type(weights) is tuple else (None,)))
     try:
         hash(key)
     except TypeError:
@@ -240,12 +241,41 @@ def _settings_key(asked: Sequence[Any], own: Sequence[Any]) -> tuple[Any, ...] |
     return key
 
 
+def _slot_setter() -> Callable[..., SearchOptions]:
+    """`SearchOptions(*values)` through its slots, one line a field (as attrs writes `__init__`)."""
+    names = [field.name for field in _FIELDS]
+    scope: dict[str, Any] = {f"_set_{name}": SearchOptions.__dict__[name].__set__ for name in names}
+    scope.update(_new=object.__new__, _cl=SearchOptions)
+    source = "\n".join([
+        f"def made({', '.join(names)}):",
+        "    options = _new(_cl)",
+        *(f"    _set_{name}(options, {name})" for name in names),
+        "    return options",
+    ])  # fmt: skip
+    exec(compile(source, "<pgstash SearchOptions through its slots>", "exec"), scope)
+    made: Callable[..., SearchOptions] = scope["made"]
+    return made
+
+
+_THROUGH_SLOTS = _slot_setter()
+_ASKED, _OWN = len(CALL_FIELDS), len(INDEX_FIELDS)
+
+
+def _made(asked: Sequence[Any], own: Sequence[Any]) -> SearchOptions:
+    """`SearchOptions(*asked, *own)` (a class without validators, converters or hooks: its
+    `__init__` only sets its slots), made through its slots: one per search call, and the frozen
+    class's `__init__` costs about twice as much (issue 22 item 7)."""
+    if len(asked) != _ASKED or len(own) != _OWN:
+        return SearchOptions(*asked, *own)  # TypeError, as the class says it
+    return _THROUGH_SLOTS(*asked, *own)
+
+
 def search_options(asked: Sequence[Any], own: Sequence[Any]) -> SearchOptions:
     """The call's `SearchOptions` from its arguments (`asked`, in `CALL_FIELDS` order) and the
     index's settings (`own`, in `INDEX_FIELDS` order), checked (`check`): settings already found
     valid are not checked again, only a text or hybrid query's words are (`words_of`), as
     `check` would."""
-    options = SearchOptions(*asked, *own)
+    options = _made(asked, own)
     try:
         key = _settings_key(asked, own)
     except Exception:  # a value whose truth or type cannot be read: the checks say what is wrong

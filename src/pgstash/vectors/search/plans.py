@@ -13,7 +13,8 @@ and the same arguments, in the same order, as composing it again.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import operator
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import attrs
@@ -31,6 +32,12 @@ _VALUE, _REQUIRED, _GATE = 0, 1, 2  # where a `$n` comes from: a named value, th
 _MOST_PLANS = 4096
 
 
+def _named(plan: _Plan) -> Callable[[Mapping[str, Any]], tuple[Any, ...]] | None:
+    if len(plan.sources) < 2 or any(source != _VALUE for source, _ in plan.sources):
+        return None
+    return operator.itemgetter(*(key for _, key in plan.sources))
+
+
 @attrs.frozen(slots=True)
 class _Plan:
     """One composed shape: the statement's name, kind, text and route, and each `$n`'s source."""
@@ -40,10 +47,16 @@ class _Plan:
     sql: str
     read: bool
     sources: tuple[tuple[int, Any], ...]
+    # every `$n` a named value (two or more): their tuple in one C call (an unfiltered search)
+    named: Callable[[Mapping[str, Any]], tuple[Any, ...]] | None = attrs.field(
+        default=attrs.Factory(_named, takes_self=True), init=False, eq=False, repr=False
+    )
 
     def bind(
         self, values: Mapping[str, Any], required: Sequence[Any], gate: Mapping[str, Any] | None
     ) -> Statement:
+        if self.named is not None:
+            return checked(self.name, self.kind, self.sql, self.named(values), self.read)
         args = tuple([
             values[key] if source == _VALUE else required[key] if source == _REQUIRED else gate[key]  # type: ignore[index]
             for source, key in self.sources

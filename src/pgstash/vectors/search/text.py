@@ -59,8 +59,9 @@ async def bounded(postgres: Postgres, timeout: float | None, run: Callable[[Post
         ) from error
 
 
-async def search(table: VectorTable, options: SearchOptions) -> list[tuple[Any, float]]:
-    """`mode="text"` or `"hybrid"` search, as `PostgresVectorIndex.search_scored`."""
+async def search(table: VectorTable, options: SearchOptions, scores: bool = True) -> list[Any]:
+    """`mode="text"` or `"hybrid"` search, as `PostgresVectorIndex.search_scored` (the models
+    alone when not `scores`: `search`)."""
     where = await table.where(options.requirements)
     postgres = table.postgres
     words = options.query
@@ -76,7 +77,7 @@ async def search(table: VectorTable, options: SearchOptions) -> list[tuple[Any, 
         )
         with table.required():
             rows = await bounded(postgres, options.text_timeout, lambda pg: pg.run_statement(statement))
-        return table.scored(rows)
+        return table.scored(rows, scores)
     vector = await table.query_vector(options.query)
     facts = await table.facts()
     search = planning.Search(
@@ -114,4 +115,4 @@ async def search(table: VectorTable, options: SearchOptions) -> list[tuple[Any, 
     found: list[asyncpg.Record] = [row for row in rows if row["payload"] is not None]
     if options.rerank:
         found = reranked(vector, found, options.limit, options.mmr_diversity)
-    return table.scored(found)
+    return table.scored(found, scores)

@@ -24,20 +24,22 @@ from pgstash.vectors.table import VectorTable
 __all__ = ["newest", "search"]
 
 
-async def search(table: VectorTable, options: SearchOptions) -> list[tuple[Any, float]]:
+async def search(table: VectorTable, options: SearchOptions, scores: bool = True) -> list[Any]:
     """The `limit` rows nearest to the query (as `PostgresVectorIndex.search_scored`); the newest
-    rows, scored NaN, when there is no query."""
+    rows, scored NaN, when there is no query; the models alone when not `scores` (`search`)."""
     requirements = options.requirements
     where = EVERYTHING if requirements is None else await table.where(requirements)
     postgres = table.postgres  # no pool: ConfigurationError before the query is looked at
     if options.query is None:
         if options.score_threshold is not None or options.rerank:
             raise ValueError("score_threshold and rerank need a query to compare rows with")
-        return await newest(table, options, where)
+        return await newest(table, options, where, scores)
     vector = given_query(options.query)  # a vector as it is; a text or image embedded
     if vector is None:
         vector = await table.query_vector(options.query)
-    facts = await table.facts()
+    facts = table.remembered()  # the facts read in the last 30 s: no coroutine to await
+    if facts is None:
+        facts = await table.facts()
     if facts.dimension is not None and vector.shape[0] != facts.dimension:
         raise DimensionMismatchError(facts.dimension, vector.shape[0], f'query for table "{table.name}"')
     stored = vector  # the vector as stored: float16 for halfvec
@@ -69,15 +71,19 @@ async def search(table: VectorTable, options: SearchOptions) -> list[tuple[Any, 
             postgres, facts, search, scanned, requirements is not None, options.ef_search,
             options.probes,
         )  # fmt: skip
+    if not (scores or options.rerank):  # the models alone: each row's payload read once
+        return table.reader()([payload for row in rows if (payload := row["payload"]) is not None])
     found: list[asyncpg.Record] = [row for row in rows if row["payload"] is not None]
     if options.rerank:
         found = reranked(vector, found, options.limit, options.mmr_diversity)
-    return table.scored(found)
+    return table.scored(found, scores)
 
 
-async def newest(table: VectorTable, options: SearchOptions, where: Fragment) -> list[tuple[Any, float]]:
+async def newest(
+    table: VectorTable, options: SearchOptions, where: Fragment, scores: bool = True
+) -> list[Any]:
     """The newest `limit` rows meeting the requirements (`where`), each scored NaN (no query to
-    score by)."""
+    score by); the models alone when not `scores`."""
     postgres = table.postgres
     statement = compose(
         names.vectors_newest,
@@ -88,4 +94,5 @@ async def newest(table: VectorTable, options: SearchOptions, where: Fragment) ->
     )
     with table.required():
         rows = await postgres.run_statement(statement)
-    return [(found, math.nan) for found in table.reader()([row["payload"] for row in rows])]
+    models = table.scored(rows, scores=False)
+    return [(found, math.nan) for found in models] if scores else models
