@@ -11,7 +11,6 @@ with `ValueError`.
 
 from __future__ import annotations
 
-import contextlib
 import re
 import typing
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -23,7 +22,6 @@ import orjson
 from pgstash.converters import make_converter
 from pgstash.errors import StoredDataError
 from pgstash.jsonvalue import dumps_json
-from pgstash.vectors.builders import plain_builder
 
 __all__ = [
     "MAX_PAYLOAD_DEPTH", "default_converter", "jsonb_field", "metas", "payload_fields", "read_back", "reader",
@@ -129,40 +127,21 @@ def reader(converter: cattrs.Converter, model: type, table: str) -> Callable[[li
     """`read_back` for the payloads of one call's rows, as a list: the model's structure hook is
     looked up once (what `converter.structure` does for every payload), unless the converter has
     a `structure` of its own, or no hook for `model` (each payload then goes through
-    `read_back`, which says why); where the hook is cattrs' own for a plain attrs class, its
-    objects are built directly (`builders.py`: the same objects, the hook's errors)."""
+    `read_back`, which says why)."""
     if getattr(type(converter), "structure", None) is not _STRUCTURE:
         return lambda payloads: [read_back(converter, payload, model, table) for payload in payloads]
     try:
         hook = converter.get_structure_hook(model)
     except Exception:
         return lambda payloads: [read_back(converter, payload, model, table) for payload in payloads]
-    try:
-        return _READERS[hook, model, table]  # what follows depends on these alone
-    except (KeyError, TypeError):
-        pass
-    build = plain_builder(converter, model, hook)
 
     def read(payloads: list[Any]) -> list[Any]:
-        if build is not None:
-            try:
-                return build(payloads)
-            except Exception:  # a payload it does not fit: the hook says what it makes of them
-                pass
         try:
             return [hook(payload, model) for payload in payloads]
         except Exception as error:
             raise StoredDataError(_unreadable(error, model, table)) from error
 
-    if len(_READERS) >= _MOST_READERS:
-        _READERS.clear()
-    with contextlib.suppress(TypeError):  # a hook or model that is not hashable: made every call
-        _READERS[hook, model, table] = read
     return read
-
-
-_MOST_READERS = 1024
-_READERS: dict[tuple[Any, type, str], Callable[[list[Any]], list[Any]]] = {}
 
 
 def _unreadable(error: Exception, model: type, table: str) -> str:
