@@ -32,7 +32,9 @@ EMPTY_TEMPLATE_DATABASE = f"pgstash_empty_template_{_RUN}"
 WORKING_DATABASE = f"pgstash_test_{_RUN}"
 
 # Everything a test could change in its database but rows and tables of its own: one text, compared
-# with the template's after each reset. Object identities are by name, not oid.
+# with the template's after each reset. Object identities are by name, not oid. The fingerprinting
+# session's own temporary function and view (pgstash_test_seeded) are left out: they live in its
+# pg_temp_N, whose N differs from one session to the next.
 FINGERPRINT = """
 SELECT md5(string_agg(line, E'\\n' ORDER BY line)) FROM (
     SELECT format('class %s.%s %s %s %s %s %s', n.nspname, c.relname, c.relkind, c.relowner::regrole,
@@ -70,10 +72,11 @@ SELECT md5(string_agg(line, E'\\n' ORDER BY line)) FROM (
                   p.proacl, p.proconfig)
     FROM pg_proc AS p
     WHERE p.pronamespace NOT IN ('pg_catalog'::regnamespace, 'information_schema'::regnamespace)
+      AND p.pronamespace <> pg_my_temp_schema()
     UNION ALL
     SELECT format('type %s %s', t.oid::regtype, t.typowner::regrole) FROM pg_type AS t
     WHERE t.typnamespace NOT IN ('pg_catalog'::regnamespace, 'information_schema'::regnamespace)
-      AND t.typrelid = 0 AND t.typelem = 0
+      AND t.typnamespace <> pg_my_temp_schema() AND t.typrelid = 0 AND t.typelem = 0
     UNION ALL
     SELECT format('enum %s %s', enumtypid::regtype, enumlabel) FROM pg_enum
     UNION ALL
@@ -233,14 +236,16 @@ class WorkingDatabase:
         finally:
             await connection.close()
 
-    async def reset(self) -> None:
-        """Back to the template's state; cloned anew when a cheap reset cannot prove it."""
+    async def reset(self) -> bool:
+        """Back to the template's state; cloned anew when a cheap reset cannot prove it. True when
+        the cheap reset sufficed, False when the database was cloned again."""
         try:
             if await self._reset():
-                return
+                return True
         except Exception:  # a session that would not end, a lock that would not come: start afresh
             pass
         await self.create()
+        return False
 
     async def _reset(self) -> bool:
         connection = await asyncpg.connect(self.dsn, server_settings={"lock_timeout": "10s"})
