@@ -34,7 +34,15 @@ from tests.support.databases import (
     fresh_database,
     prepare_templates,
 )
-from tests.support.pooler import INSTALL_HINT, MISSING, PgBouncer, database_of, start_pgbouncer
+from tests.support.pooler import (
+    INSTALL_HINT,
+    MISSING,
+    PgBouncer,
+    database_of,
+    pooled,
+    pooler_mode,
+    start_pgbouncer,
+)
 
 # tests/draive needs Python 3.13 and draive (`make test` runs it in .venv-draive-*): the main
 # suite, on a venv without draive, does not collect it.
@@ -45,15 +53,6 @@ DATABASE_FIXTURES = {
     "postgres",
 }
 SLOW_FIRST = ("scale", "process")
-
-# "pgbouncer-transaction": `database_dsn` and `postgres` go through a real PgBouncer in transaction
-# mode (make test runs the store suites so, after the direct run)
-POOLER_VARIABLE = "PGSTASH_TEST_POOLER"
-
-
-def pooler_mode() -> str | None:
-    return os.environ.get(POOLER_VARIABLE) or None
-
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
@@ -177,14 +176,8 @@ def pgbouncer(template_ready: str) -> Iterator[PgBouncer]:
 def database_dsn(request: pytest.FixtureRequest, direct_dsn: str) -> Iterator[str]:
     """The test's database: direct, or through PgBouncer when PGSTASH_TEST_POOLER is set (the
     pool then takes its pooler= from PGSTASH_POOLER)."""
-    mode = pooler_mode()
-    if mode is None:
-        yield direct_dsn
-        return
-    bouncer: PgBouncer = request.getfixturevalue("pgbouncer")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("PGSTASH_POOLER", mode)
-        yield bouncer.dsn(database_of(direct_dsn))
+    with pooled(request, direct_dsn) as dsn:
+        yield dsn
 
 
 @pytest.fixture
