@@ -10,12 +10,14 @@ import json
 import shlex
 import subprocess
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from pgstash.cli import reads
 from tests.support.cli import pgstash as run_pgstash
+from tests.support.databases import copy_of, filled_template
 
 
 def pgstash(dsn: str, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
@@ -53,10 +55,19 @@ def make_table(dsn: str, name: str, rows: list[dict[str, object]], *key_field: s
 KEYED = [{"k": k, "n": n, "vec": [1, n, 0]} for n, k in enumerate(["a", "b", "c", "d"])]
 
 
+@pytest.fixture(scope="module")
+def keyed_template(template_ready: str) -> Iterator[str]:
+    """A migrated database with KEYED in `keyed`, as the commands made it: once, not once a test."""
+    with filled_template(template_ready, lambda dsn: make_table(dsn, "keyed", KEYED, "k")) as name:
+        yield name
+
+
 @pytest.fixture
-def keyed(database_dsn: str) -> str:
-    make_table(database_dsn, "keyed", KEYED, "k")
-    return database_dsn
+def keyed(template_ready: str, keyed_template: str) -> Iterator[str]:
+    """The DSN of a database of the test's own with KEYED in `keyed` (create-table, then ingest
+    keyed by k)."""
+    with copy_of(template_ready, keyed_template) as dsn:
+        yield dsn
 
 
 def test_get_by_keys_and_ids_in_one_statement_in_the_order_asked(keyed: str) -> None:

@@ -7,15 +7,17 @@ test created dropped, the template's empty tables truncated, planner statistics 
 that changed anything else (a function, a trigger, a setting of the database, a grant, a schema)
 leaves a catalog that no longer matches the template's fingerprint, and the working database is
 then dropped and cloned again, as every test used to get. Tests that need a database of their own
-(an empty one, or one they keep for a module) clone it with `fresh_database`.
+(an empty one, or one they keep for a module) clone it with `fresh_database`; a module whose tests
+each start from the same rows fills a template once (`filled_template`) and clones it (`copy_of`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
@@ -175,6 +177,29 @@ async def fresh_database(server: str, template: str = TEMPLATE_DATABASE) -> Asyn
         yield with_database(server, name)
     finally:
         await drop(server, name)
+
+
+@contextmanager
+def filled_template(server: str, fill: Callable[[str], object]) -> Iterator[str]:
+    """A database cloned from the migrated template and filled once by `fill(its DSN)` (say, by
+    `pgstash` commands), for a module whose tests each start from a copy of it (`copy_of`): the
+    fill runs once, not once a test. Its name; dropped afterwards."""
+    name = asyncio.run(clone(server, TEMPLATE_DATABASE))
+    try:
+        fill(with_database(server, name))
+        yield name
+    finally:
+        asyncio.run(drop(server, name))
+
+
+@contextmanager
+def copy_of(server: str, template: str) -> Iterator[str]:
+    """`fresh_database` for a test outside an event loop: the DSN of a clone of `template`."""
+    name = asyncio.run(clone(server, template))
+    try:
+        yield with_database(server, name)
+    finally:
+        asyncio.run(drop(server, name))
 
 
 async def prepare_templates(server: str) -> None:
