@@ -31,7 +31,7 @@ from pgstash import (
 from pgstash.sql.statements import Statement
 from pgstash.vectors import table_name
 from tests.support.databases import TEMPLATE_DATABASE, clone, drop, with_database
-from tests.support.pooler import pooled
+from tests.support.pooler import PgBouncer, pooled
 from tests.support.statements import sent
 from tests.support.vectors import Chunk, brute_force, chunks_for, load, plan_of, unit_rows
 
@@ -440,10 +440,10 @@ def large_database(template_ready: str) -> Iterator[str]:
 
 
 @pytest.fixture
-async def large_postgres(request: pytest.FixtureRequest, large_database: str) -> AsyncIterator[Postgres]:
+async def large_postgres(bouncer: PgBouncer | None, large_database: str) -> AsyncIterator[Postgres]:
     """A pool of the test's own on `large_database`, active as the current pool (through PgBouncer
     when PGSTASH_TEST_POOLER is set, as `postgres` is)."""
-    with pooled(request, large_database) as dsn:
+    with pooled(bouncer, large_database) as dsn:
         async with PostgresConnectionPool.of(dsn=dsn) as pool:
             yield pool
 

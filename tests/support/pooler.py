@@ -53,14 +53,14 @@ def pooler_mode() -> str | None:
 
 
 @contextlib.contextmanager
-def pooled(request: pytest.FixtureRequest, direct_dsn: str) -> Iterator[str]:
-    """`direct_dsn`, or the same database through the `pgbouncer` fixture when PGSTASH_TEST_POOLER
-    is set (PGSTASH_POOLER then set to its mode meanwhile, for the pool's pooler=)."""
+def pooled(bouncer: PgBouncer | None, direct_dsn: str) -> Iterator[str]:
+    """`direct_dsn`, or the same database through `bouncer` (the `bouncer` fixture: PgBouncer when
+    PGSTASH_TEST_POOLER is set, else None), PGSTASH_POOLER then set to its mode meanwhile, for the
+    pool's pooler=."""
     mode = pooler_mode()
-    if mode is None:
+    if bouncer is None or mode is None:
         yield direct_dsn
         return
-    bouncer: PgBouncer = request.getfixturevalue("pgbouncer")
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("PGSTASH_POOLER", mode)
         yield bouncer.dsn(database_of(direct_dsn))
