@@ -5,6 +5,7 @@ the template again; one that changed the catalog otherwise is cloned afresh."""
 from __future__ import annotations
 
 import asyncpg
+import pytest
 
 from tests.support.databases import WorkingDatabase
 
@@ -15,6 +16,12 @@ async def test_rows_and_a_table_of_the_tests_own_are_undone_without_cloning(
     connection = await asyncpg.connect(direct_dsn)
     try:
         await connection.execute("INSERT INTO configurations (identifier, content) VALUES ('x', '{}')")
+        with pytest.raises(asyncpg.UniqueViolationError):  # an insert rolled back still wrote the heap
+            await connection.execute(
+                "INSERT INTO instructions (name, content, created) "
+                "VALUES ('y', 'a', '2026-01-01'), ('y', 'a', '2026-01-01')"
+            )
+        assert await connection.fetchval("SELECT pg_relation_size('instructions')") > 0
         await connection.execute("CREATE TABLE scratch (id int)")
     finally:
         await connection.close()
@@ -23,6 +30,8 @@ async def test_rows_and_a_table_of_the_tests_own_are_undone_without_cloning(
     connection = await asyncpg.connect(direct_dsn)
     try:
         assert await connection.fetchval("SELECT count(*) FROM configurations") == 0
+        for table in ("configurations", "instructions"):  # truncated: no page left of either
+            assert await connection.fetchval("SELECT pg_relation_size($1::regclass)", table) == 0
         assert await connection.fetchval("SELECT to_regclass('scratch')") is None
     finally:
         await connection.close()
