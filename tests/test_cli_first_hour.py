@@ -15,6 +15,8 @@ import pytest
 from tests.support.cli import pgstash as run_pgstash
 from tests.support.databases import copy_of, filled_template
 
+pytestmark = pytest.mark.process  # every test runs `pgstash` subprocesses
+
 
 def pgstash(
     *args: str, stdin: str | None = None, cwd: Path | None = None, env: dict[str, str] | None = None
