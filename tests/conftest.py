@@ -34,7 +34,15 @@ from tests.support.databases import (
     fresh_database,
     prepare_templates,
 )
-from tests.support.pooler import INSTALL_HINT, MISSING, PgBouncer, database_of, start_pgbouncer
+from tests.support.pooler import (
+    INSTALL_HINT,
+    MISSING,
+    PgBouncer,
+    database_of,
+    pooled,
+    pooler_mode,
+    start_pgbouncer,
+)
 
 # tests/draive needs Python 3.13 and draive (`make test` runs it in .venv-draive-*): the main
 # suite, on a venv without draive, does not collect it.
@@ -42,17 +50,12 @@ collect_ignore = [] if importlib.util.find_spec("draive") is not None else ["dra
 
 DATABASE_FIXTURES = {
     "server_dsn", "template_ready", "database_dsn", "direct_dsn", "pooled_dsn", "pgbouncer", "empty_dsn",
-    "postgres",
+    "postgres", "bouncer",
 }
+# A test reaches PgBouncer through these alone (database_dsn and postgres through `bouncer`): one
+# that uses neither runs through the pooler exactly as it ran in the direct run, and is skipped then.
+REACHES_POOLER = {"bouncer", "pgbouncer"}
 SLOW_FIRST = ("scale", "process")
-
-# "pgbouncer-transaction": `database_dsn` and `postgres` go through a real PgBouncer in transaction
-# mode (make test runs the store suites so, after the direct run)
-POOLER_VARIABLE = "PGSTASH_TEST_POOLER"
-
-
-def pooler_mode() -> str | None:
-    return os.environ.get(POOLER_VARIABLE) or None
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -66,8 +69,9 @@ def pytest_configure(config: pytest.Config) -> None:
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Marks each test `db` or `unit` by its fixtures (a test that starts programs is `process`,
     never `unit`), and runs the slow tiers first, so that two workers finish together. Through the
-    pooler (PGSTASH_TEST_POOLER), a `direct_only` test is skipped with its reason."""
-    pooled = pooler_mode() is not None
+    pooler (PGSTASH_TEST_POOLER), a `direct_only` test is skipped with its reason, and a test that
+    reaches no pooler (none of REACHES_POOLER among its fixtures) as a repeat of the direct run."""
+    through_pooler = pooler_mode() is not None
     for item in items:
         names = set(getattr(item, "fixturenames", ()))
         if names & DATABASE_FIXTURES:
@@ -75,8 +79,10 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         elif not any(item.get_closest_marker(tier) for tier in SLOW_FIRST):
             item.add_marker(pytest.mark.unit)
         marker = item.get_closest_marker("direct_only")
-        if pooled and marker is not None:
+        if through_pooler and marker is not None:
             item.add_marker(pytest.mark.skip(reason=f"direct only: {marker.args[0]}"))
+        elif through_pooler and not names & REACHES_POOLER:
+            item.add_marker(pytest.mark.skip(reason="reaches no pooler: the direct run ran it as it is"))
     items.sort(key=lambda item: not any(item.get_closest_marker(tier) for tier in SLOW_FIRST))
 
 
@@ -174,17 +180,21 @@ def pgbouncer(template_ready: str) -> Iterator[PgBouncer]:
 
 
 @pytest.fixture
-def database_dsn(request: pytest.FixtureRequest, direct_dsn: str) -> Iterator[str]:
+def bouncer(request: pytest.FixtureRequest) -> PgBouncer | None:
+    """The `pgbouncer` fixture when PGSTASH_TEST_POOLER is set, else None: what a fixture passes
+    to tests.support.pooler.pooled to reach its database as `database_dsn` does."""
+    if pooler_mode() is None:
+        return None
+    started: PgBouncer = request.getfixturevalue("pgbouncer")
+    return started
+
+
+@pytest.fixture
+def database_dsn(bouncer: PgBouncer | None, direct_dsn: str) -> Iterator[str]:
     """The test's database: direct, or through PgBouncer when PGSTASH_TEST_POOLER is set (the
     pool then takes its pooler= from PGSTASH_POOLER)."""
-    mode = pooler_mode()
-    if mode is None:
-        yield direct_dsn
-        return
-    bouncer: PgBouncer = request.getfixturevalue("pgbouncer")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("PGSTASH_POOLER", mode)
-        yield bouncer.dsn(database_of(direct_dsn))
+    with pooled(bouncer, direct_dsn) as dsn:
+        yield dsn
 
 
 @pytest.fixture

@@ -7,11 +7,15 @@ from __future__ import annotations
 
 import json
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.support.cli import pgstash as run_pgstash
+from tests.support.databases import copy_of, filled_template
+
+pytestmark = pytest.mark.process  # every test runs `pgstash` subprocesses
 
 
 def pgstash(
@@ -49,24 +53,31 @@ def one_line_error(*args: str, stdin: str | None = None) -> str:
     return lines[0]
 
 
-@pytest.fixture
-def notes(database_dsn: str, tmp_path: Path) -> tuple[str, Path]:
-    source = tmp_path / "notes.jsonl"
+def write_notes(source: Path) -> Path:
     source.write_text("".join(json.dumps(row) + "\n" for row in ROWS))
-    ok("vector", "create-table", "notes", "--dsn", database_dsn)
-    ok(
-        "vector",
-        "ingest",
-        "notes",
-        str(source),
-        "--text-field",
-        "text",
-        "--key-field",
-        "id",
-        "--dsn",
-        database_dsn,
-    )
-    return database_dsn, source
+    return source
+
+
+def create_and_ingest_notes(dsn: str, source: Path) -> None:
+    ok("vector", "create-table", "notes", "--dsn", dsn)
+    ok("vector", "ingest", "notes", str(source), "--text-field", "text", "--key-field", "id", "--dsn", dsn)
+
+
+@pytest.fixture(scope="module")
+def notes_template(template_ready: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A migrated database with ROWS in `notes` as the commands made it: two commands once, not
+    once a test."""
+    source = write_notes(tmp_path_factory.mktemp("notes") / "notes.jsonl")
+    with filled_template(template_ready, lambda dsn: create_and_ingest_notes(dsn, source)) as name:
+        yield name
+
+
+@pytest.fixture
+def notes(template_ready: str, notes_template: str, tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    """A database of the test's own with ROWS in `notes` (ingested from the file given beside it,
+    keyed by id), as `vector create-table notes` and `vector ingest notes FILE` left it."""
+    with copy_of(template_ready, notes_template) as dsn:
+        yield dsn, write_notes(tmp_path / "notes.jsonl")
 
 
 def test_search_by_meaning_with_json_fields_and_range_filters(notes: tuple[str, Path]) -> None:

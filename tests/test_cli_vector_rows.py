@@ -10,12 +10,14 @@ import json
 import shlex
 import subprocess
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from pgstash.cli import reads
 from tests.support.cli import pgstash as run_pgstash
+from tests.support.databases import copy_of, filled_template
 
 
 def pgstash(dsn: str, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
@@ -53,12 +55,22 @@ def make_table(dsn: str, name: str, rows: list[dict[str, object]], *key_field: s
 KEYED = [{"k": k, "n": n, "vec": [1, n, 0]} for n, k in enumerate(["a", "b", "c", "d"])]
 
 
+@pytest.fixture(scope="module")
+def keyed_template(template_ready: str) -> Iterator[str]:
+    """A migrated database with KEYED in `keyed`, as the commands made it: once, not once a test."""
+    with filled_template(template_ready, lambda dsn: make_table(dsn, "keyed", KEYED, "k")) as name:
+        yield name
+
+
 @pytest.fixture
-def keyed(database_dsn: str) -> str:
-    make_table(database_dsn, "keyed", KEYED, "k")
-    return database_dsn
+def keyed(template_ready: str, keyed_template: str) -> Iterator[str]:
+    """The DSN of a database of the test's own with KEYED in `keyed` (create-table, then ingest
+    keyed by k)."""
+    with copy_of(template_ready, keyed_template) as dsn:
+        yield dsn
 
 
+@pytest.mark.process
 def test_get_by_keys_and_ids_in_one_statement_in_the_order_asked(keyed: str) -> None:
     dsn = keyed
     result = pgstash(dsn, "vector", "get", "keyed", "--keys", "c,a,zz", "--keys", "b", "--slow-query-ms", "0")
@@ -85,6 +97,7 @@ def test_get_by_keys_and_ids_in_one_statement_in_the_order_asked(keyed: str) -> 
     assert [row["key"] for row in lines(older)] == ["d", "a"]  # type: ignore[index]
 
 
+@pytest.mark.process
 def test_get_refuses_a_bad_id_and_two_forms_at_once(keyed: str) -> None:
     assert "--ids: takes row ids (UUIDs), got 'nope'" in usage_error(
         keyed, "vector", "get", "keyed", "--ids", "nope"
@@ -96,6 +109,7 @@ def test_get_refuses_a_bad_id_and_two_forms_at_once(keyed: str) -> None:
     )
 
 
+@pytest.mark.process
 def test_a_key_of_digits_is_the_string_key_else_the_integer_key(database_dsn: str) -> None:
     dsn = database_dsn
     make_table(dsn, "numbered", [{"k": 7, "vec": [1, 0, 0]}, {"k": "8", "vec": [0, 1, 0]}], "k")
@@ -124,6 +138,7 @@ def follow(dsn: str, first: list[str]) -> tuple[list[dict[str, object]], int]:
         assert pages < 50
 
 
+@pytest.mark.process
 def test_list_pages_through_a_table_once_each_row_following_the_printed_command(database_dsn: str) -> None:
     dsn = database_dsn
     plain = [{"n": n % 7, "vec": [1, n, 1]} for n in range(23)]  # keyless, twins of every n
@@ -147,6 +162,7 @@ def test_list_pages_through_a_table_once_each_row_following_the_printed_command(
     assert [row["id"] for row in whole] == [row["id"] for row in rows]
 
 
+@pytest.mark.process
 def test_a_keyed_table_lists_its_keys_and_ids_as_get_prints_them(keyed: str) -> None:
     listed = ok(keyed, "vector", "list", "keyed")
     got = ok(keyed, "vector", "get", "keyed", "--keys", "a,b,c,d")
@@ -154,6 +170,7 @@ def test_a_keyed_table_lists_its_keys_and_ids_as_get_prints_them(keyed: str) -> 
     assert "vec" not in listed  # the stored vector of a --vector-field ingest is not shown
 
 
+@pytest.mark.process
 def test_a_full_last_page_prints_a_next_command_that_prints_nothing(keyed: str) -> None:
     result = pgstash(keyed, "vector", "list", "keyed", "--limit", "4")
     assert len(result.stdout.splitlines()) == 4
@@ -162,6 +179,7 @@ def test_a_full_last_page_prints_a_next_command_that_prints_nothing(keyed: str) 
     assert (after.returncode, after.stdout, after.stderr) == (0, "", "")
 
 
+@pytest.mark.process
 def test_a_bad_cursor_and_a_page_size_out_of_range_are_usage_errors(keyed: str) -> None:
     dsn = keyed
     for cursor in ("garbage", "2026-01-01T00:00:00+00:00/not-a-uuid", "/", ""):
@@ -171,6 +189,7 @@ def test_a_bad_cursor_and_a_page_size_out_of_range_are_usage_errors(keyed: str) 
         assert "argument --limit" in usage_error(dsn, "vector", "list", "keyed", "--limit", size), size
 
 
+@pytest.mark.process
 def test_list_without_a_name_still_lists_the_tables(keyed: str) -> None:
     listed = ok(keyed, "vector", "list")
     assert "keyed" in listed and "dimension" in listed.splitlines()[0]

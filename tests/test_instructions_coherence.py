@@ -69,6 +69,7 @@ async def sneak_label(postgres: Postgres, name: str, label: str, revision: int) 
     )
 
 
+@pytest.mark.process
 async def test_a_label_move_in_another_process_reaches_this_cache(
     postgres: Postgres, database_dsn: str
 ) -> None:
@@ -91,6 +92,7 @@ async def test_a_label_move_in_another_process_reaches_this_cache(
     await eventually(arrived, within=5.0)
 
 
+@pytest.mark.process
 async def test_a_removed_label_is_never_served_from_any_cache(postgres: Postgres, database_dsn: str) -> None:
     async with PostgresConnectionPool.of(dsn=database_dsn) as other:
         here = PostgresInstructionsRepository(postgres)
@@ -118,6 +120,7 @@ async def test_a_removed_label_is_never_served_from_any_cache(postgres: Postgres
         assert await here.resolve("greet") == "v1"  # latest is still there
 
 
+@pytest.mark.process
 async def test_two_processes_moving_one_label_at_once_exactly_one_wins(
     postgres: Postgres, database_dsn: str
 ) -> None:

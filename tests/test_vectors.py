@@ -7,7 +7,7 @@ import dataclasses
 import itertools
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from typing import Any
 
 import asyncpg
@@ -30,6 +30,8 @@ from pgstash import (
 )
 from pgstash.sql.statements import Statement
 from pgstash.vectors import table_name
+from tests.support.databases import TEMPLATE_DATABASE, clone, drop, with_database
+from tests.support.pooler import PgBouncer, pooled
 from tests.support.statements import sent
 from tests.support.vectors import Chunk, brute_force, chunks_for, load, plan_of, unit_rows
 
@@ -414,49 +416,77 @@ async def test_a_seed_table_with_its_ivfflat_index_works(postgres: Postgres) -> 
 # -- indexes that serve the queries -----------------------------------------------------------------
 
 
+async def _fill_large(dsn: str) -> None:
+    async with PostgresConnectionPool.of(dsn=dsn) as postgres:
+        index = PostgresVectorIndex(postgres)
+        await index.create_table(Chunk, dimension=16, index=None)
+        await load(index, unit_rows(20_000, 16), topics=[f"topic-{i}" for i in range(200)])
+        await index.create_table(Chunk, dimension=16)  # adds the indexes to the loaded table
+        await postgres.execute("ANALYZE chunk")
+
+
+@pytest.fixture(scope="module")
+def large_database(template_ready: str) -> Iterator[str]:
+    """A migrated database of the module's own with 20,000 rows of dimension 16 in 200 topics, every
+    index built and analysed: built once, for the tests below, which only read it (EXPLAIN without
+    ANALYZE, searches, SET LOCAL). Its DSN, direct."""
+    name = asyncio.run(clone(template_ready, TEMPLATE_DATABASE))
+    try:
+        dsn = with_database(template_ready, name)
+        asyncio.run(_fill_large(dsn))
+        yield dsn
+    finally:
+        asyncio.run(drop(template_ready, name))
+
+
 @pytest.fixture
-async def large(postgres: Postgres) -> PostgresVectorIndex:
-    """20,000 rows of dimension 16 in 200 topics, with every index built and analysed."""
-    index = PostgresVectorIndex(postgres)
-    await index.create_table(Chunk, dimension=16, index=None)
-    await load(index, unit_rows(20_000, 16), topics=[f"topic-{i}" for i in range(200)])
-    await index.create_table(Chunk, dimension=16)  # adds the indexes to the loaded table
-    await postgres.execute("ANALYZE chunk")
-    return index
+async def large_postgres(bouncer: PgBouncer | None, large_database: str) -> AsyncIterator[Postgres]:
+    """A pool of the test's own on `large_database`, active as the current pool (through PgBouncer
+    when PGSTASH_TEST_POOLER is set, as `postgres` is)."""
+    with pooled(bouncer, large_database) as dsn:
+        async with PostgresConnectionPool.of(dsn=dsn) as pool:
+            yield pool
+
+
+@pytest.fixture
+def large(large_postgres: Postgres) -> PostgresVectorIndex:
+    return PostgresVectorIndex(large_postgres)
 
 
 @pytest.mark.scale
 async def test_explain_shows_the_indexes_serving_the_queries(
-    postgres: Postgres, large: PostgresVectorIndex
+    large_postgres: Postgres, large: PostgresVectorIndex
 ) -> None:
     query = unit_rows(1, 16, seed=7)[0]
-    topk = await plan_of(postgres, lambda: large.search(Chunk, query=query, limit=10))
+    topk = await plan_of(large_postgres, lambda: large.search(Chunk, query=query, limit=10))
     assert '"Index Name": "chunk_embedding_idx"' in topk and '"Node Type": "Index Scan"' in topk
     equal = await plan_of(
-        postgres, lambda: large.search(Chunk, limit=10, requirements=R.equal("topic", "topic-7"))
+        large_postgres, lambda: large.search(Chunk, limit=10, requirements=R.equal("topic", "topic-7"))
     )
     assert '"Index Name": "chunk_payload_idx"' in equal and "Bitmap Index Scan" in equal
-    deleting = await plan_of(postgres, lambda: large.delete(Chunk, requirements=R.contains("tags", "x")))
+    deleting = await plan_of(
+        large_postgres, lambda: large.delete(Chunk, requirements=R.contains("tags", "x"))
+    )
     assert '"Index Name": "chunk_payload_idx"' in deleting
-    newest = await plan_of(postgres, lambda: large.search(Chunk, limit=10))
+    newest = await plan_of(large_postgres, lambda: large.search(Chunk, limit=10))
     assert '"Index Name": "chunk_created_idx"' in newest
 
 
 @pytest.mark.scale
 async def test_filtered_hnsw_search_still_returns_limit_rows(
-    postgres: Postgres, large: PostgresVectorIndex
+    large_postgres: Postgres, large: PostgresVectorIndex
 ) -> None:
     query = unit_rows(1, 16, seed=8)[0]
     selective = R.greater_or_equal("rank", 19_900)  # 100 of 20,000 rows (0.5%), a filter no index serves
     plan = await plan_of(
-        postgres,
+        large_postgres,
         lambda: large.search(Chunk, query=query, limit=10, requirements=selective),
         name="vectors_search",
     )
     assert '"Index Name": "chunk_embedding_idx"' in plan  # HNSW serves it, the filter runs during the scan
-    async with postgres.transaction():  # the pool's connections iterate: turned off for the premise
-        await postgres.execute("SET LOCAL hnsw.iterative_scan = off")
-        plain = await postgres.fetch(
+    async with large_postgres.transaction():  # the pool's connections iterate: turned off for the premise
+        await large_postgres.execute("SET LOCAL hnsw.iterative_scan = off")
+        plain = await large_postgres.fetch(
             "SELECT payload FROM chunk WHERE (payload ->> 'rank')::INT >= 19900 "
             "ORDER BY embedding <=> $1 LIMIT 10",
             query,
@@ -478,18 +508,17 @@ async def test_filtered_hnsw_search_still_returns_limit_rows(
 
 @pytest.mark.scale
 async def test_without_iterative_scans_the_fallback_is_exact(
-    postgres: Postgres, large: PostgresVectorIndex
+    large_postgres: Postgres, large: PostgresVectorIndex
 ) -> None:
     from pgstash.vectors.facts import tables as remembered
 
-    tables = remembered(postgres)
+    tables = remembered(large_postgres)
     query = unit_rows(1, 16, seed=9)[0]
     await large.search(Chunk, query=query, limit=1)  # reads the table's facts
     tables["chunk"] = attrs.evolve(tables["chunk"], iterative=False)  # as on pgvector < 0.8
     found = await large.search_scored(Chunk, query=query, limit=10, requirements=R.equal("topic", "topic-5"))
-    vectors = np.stack(
-        [row["embedding"] for row in await postgres.fetch("SELECT embedding FROM chunk ORDER BY created")]
-    )
+    rows = await large_postgres.fetch("SELECT embedding FROM chunk ORDER BY created")
+    vectors = np.stack([row["embedding"] for row in rows])
     expected = brute_force(vectors, query, 10, allowed=[i % 200 == 5 for i in range(20_000)])
     assert [chunk.identifier for chunk, _ in found] == [identifier for identifier, _ in expected]
 

@@ -177,6 +177,7 @@ def _scans(plan: str) -> set[str]:
     return {node["Index Name"] for node in plan_nodes(json.loads(plan)[0]["Plan"]) if "Index Name" in node}
 
 
+@pytest.mark.scale
 async def test_a_range_search_at_scale_scans_as_its_filter_needs_in_one_statement(postgres: Postgres) -> None:
     """20,000 rows with HNSW and a B-tree on an indexed field: vectors_search (one subquery, the
     count a window, no materialised CTE) still lets each call's custom plan pick its scan, under

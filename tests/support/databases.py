@@ -7,15 +7,17 @@ test created dropped, the template's empty tables truncated, planner statistics 
 that changed anything else (a function, a trigger, a setting of the database, a grant, a schema)
 leaves a catalog that no longer matches the template's fingerprint, and the working database is
 then dropped and cloned again, as every test used to get. Tests that need a database of their own
-(an empty one, or one they keep for a module) clone it with `fresh_database`.
+(an empty one, or one they keep for a module) clone it with `fresh_database`; a module whose tests
+each start from the same rows fills a template once (`filled_template`) and clones it (`copy_of`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
@@ -32,7 +34,9 @@ EMPTY_TEMPLATE_DATABASE = f"pgstash_empty_template_{_RUN}"
 WORKING_DATABASE = f"pgstash_test_{_RUN}"
 
 # Everything a test could change in its database but rows and tables of its own: one text, compared
-# with the template's after each reset. Object identities are by name, not oid.
+# with the template's after each reset. Object identities are by name, not oid. The fingerprinting
+# session's own temporary function and view (pgstash_test_seeded) are left out: they live in its
+# pg_temp_N, whose N differs from one session to the next.
 FINGERPRINT = """
 SELECT md5(string_agg(line, E'\\n' ORDER BY line)) FROM (
     SELECT format('class %s.%s %s %s %s %s %s', n.nspname, c.relname, c.relkind, c.relowner::regrole,
@@ -70,10 +74,11 @@ SELECT md5(string_agg(line, E'\\n' ORDER BY line)) FROM (
                   p.proacl, p.proconfig)
     FROM pg_proc AS p
     WHERE p.pronamespace NOT IN ('pg_catalog'::regnamespace, 'information_schema'::regnamespace)
+      AND p.pronamespace <> pg_my_temp_schema()
     UNION ALL
     SELECT format('type %s %s', t.oid::regtype, t.typowner::regrole) FROM pg_type AS t
     WHERE t.typnamespace NOT IN ('pg_catalog'::regnamespace, 'information_schema'::regnamespace)
-      AND t.typrelid = 0 AND t.typelem = 0
+      AND t.typnamespace <> pg_my_temp_schema() AND t.typrelid = 0 AND t.typelem = 0
     UNION ALL
     SELECT format('enum %s %s', enumtypid::regtype, enumlabel) FROM pg_enum
     UNION ALL
@@ -174,6 +179,29 @@ async def fresh_database(server: str, template: str = TEMPLATE_DATABASE) -> Asyn
         await drop(server, name)
 
 
+@contextmanager
+def filled_template(server: str, fill: Callable[[str], object]) -> Iterator[str]:
+    """A database cloned from the migrated template and filled once by `fill(its DSN)` (say, by
+    `pgstash` commands), for a module whose tests each start from a copy of it (`copy_of`): the
+    fill runs once, not once a test. Its name; dropped afterwards."""
+    name = asyncio.run(clone(server, TEMPLATE_DATABASE))
+    try:
+        fill(with_database(server, name))
+        yield name
+    finally:
+        asyncio.run(drop(server, name))
+
+
+@contextmanager
+def copy_of(server: str, template: str) -> Iterator[str]:
+    """`fresh_database` for a test outside an event loop: the DSN of a clone of `template`."""
+    name = asyncio.run(clone(server, template))
+    try:
+        yield with_database(server, name)
+    finally:
+        asyncio.run(drop(server, name))
+
+
 async def prepare_templates(server: str) -> None:
     """The migrated template and the empty one, made anew."""
     admin = await asyncpg.connect(server)
@@ -233,14 +261,16 @@ class WorkingDatabase:
         finally:
             await connection.close()
 
-    async def reset(self) -> None:
-        """Back to the template's state; cloned anew when a cheap reset cannot prove it."""
+    async def reset(self) -> bool:
+        """Back to the template's state; cloned anew when a cheap reset cannot prove it. True when
+        the cheap reset sufficed, False when the database was cloned again."""
         try:
             if await self._reset():
-                return
+                return True
         except Exception:  # a session that would not end, a lock that would not come: start afresh
             pass
         await self.create()
+        return False
 
     async def _reset(self) -> bool:
         connection = await asyncpg.connect(self.dsn, server_settings={"lock_timeout": "10s"})

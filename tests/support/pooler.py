@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import os
 import pwd
 import shutil
@@ -20,6 +21,7 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import parse_qsl, urlsplit
 
@@ -39,6 +41,29 @@ class Unavailable(RuntimeError):
     def __init__(self, message: str, missing: bool = False) -> None:
         super().__init__(message)
         self.missing = missing
+
+
+# "pgbouncer-transaction": `database_dsn` and `postgres` go through a real PgBouncer in transaction
+# mode (make test runs the store suites so, after the direct run)
+POOLER_VARIABLE = "PGSTASH_TEST_POOLER"
+
+
+def pooler_mode() -> str | None:
+    return os.environ.get(POOLER_VARIABLE) or None
+
+
+@contextlib.contextmanager
+def pooled(bouncer: PgBouncer | None, direct_dsn: str) -> Iterator[str]:
+    """`direct_dsn`, or the same database through `bouncer` (the `bouncer` fixture: PgBouncer when
+    PGSTASH_TEST_POOLER is set, else None), PGSTASH_POOLER then set to its mode meanwhile, for the
+    pool's pooler=."""
+    mode = pooler_mode()
+    if bouncer is None or mode is None:
+        yield direct_dsn
+        return
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("PGSTASH_POOLER", mode)
+        yield bouncer.dsn(database_of(direct_dsn))
 
 
 def database_of(dsn: str) -> str:
