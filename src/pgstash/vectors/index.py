@@ -282,7 +282,7 @@ class PostgresVectorIndex:
         remembered by model and `table=` (`VectorTable.of`)."""
         try:
             return self._tables[model, table]
-        except (KeyError, TypeError):  # not yet (or not hashable): VectorTable.of checks and says
+        except (KeyError, TypeError):  # not yet (or not hashable): VectorTable.of checks, makes, remembers
             pass
         own = (self.postgres, self.converter, self.embedding, self.image_embedding)
         return VectorTable.of(self._tables, model, table, *own)

@@ -61,13 +61,9 @@ class VectorTable:
         embedding: TextEmbedding | None,
         image_embedding: ImageEmbedding | None,
     ) -> VectorTable:
-        """The call's table: `model` checked (`TypeError`), the table named (`ValueError` for a
+        """A new call's table: `model` checked (`TypeError`), the table named (`ValueError` for a
         bad name); remembered in `remembered` (the index's, whose pool, converter and embedders
-        these are) by model and `table=`."""
-        try:
-            return remembered[model, table]
-        except (KeyError, TypeError):  # not yet; or a `table=` that is not a name (ValueError below)
-            pass
+        these are) by model and `table=`, where the index looks it up first."""
         check_model(model, converter)
         made = cls(pool, table_name(model, table), model, converter, embedding, image_embedding)
         if len(remembered) >= _MOST_REMEMBERED:
@@ -99,10 +95,6 @@ class VectorTable:
     async def facts(self, *, fresh: bool = False) -> TableFacts:
         """The table's facts, at most `FACTS_TTL` seconds old unless `fresh`; `missing()` when
         there is no such table."""
-        if not fresh:
-            known = remembered(self.postgres, self.name)
-            if known is not None:
-                return known
         return await table_facts(self.postgres, self.name, self.missing, fresh=fresh)
 
     def forget(self) -> None:
