@@ -38,10 +38,16 @@ from pgstash.vectors.reads import MAX_PAGE, page_records, parse_cursor
 from pgstash.vectors.table import VectorTable
 from pgstash.vectors.write.keys import row_ids, uuid_texts
 
-__all__ = ["DEFAULT_LIMIT", "cursor", "get", "ids", "limit", "page"]
+__all__ = ["DEFAULT_LIMIT", "cursor", "get", "ids", "key_forms", "limit", "page"]
 
 DEFAULT_LIMIT = 100
 _INTEGER = re.compile(r"-?[0-9]+")
+
+
+def key_forms(text: str) -> list[str | int]:
+    """The keys a key typed on the command line may be: the text, and for a whole number (an
+    optional minus and ASCII digits) the integer too (a row ingested with an integer key)."""
+    return [text, int(text)] if _INTEGER.fullmatch(text) else [text]
 
 
 def limit(text: str) -> int:
@@ -98,8 +104,7 @@ def _candidates(args: argparse.Namespace) -> tuple[list[str], list[list[str]]]:
     asked = args.keys or keys
     candidates = []
     for text in asked:
-        forms: list[str | int] = [text, int(text)] if _INTEGER.fullmatch(text) else [text]
-        choices = _key_ids(args.name, forms)
+        choices = _key_ids(args.name, key_forms(text))
         if args.keys:  # KEY...: a key, else a row id
             try:
                 choices.append(str(uuid.UUID(text)))

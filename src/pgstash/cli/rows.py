@@ -78,13 +78,8 @@ def configure(actions: Any, common: argparse.ArgumentParser) -> None:
 
 
 def _keys(texts: list[str]) -> list[str | int]:
-    """Each key as typed, plus the integer for a key of digits."""
-    keys: list[str | int] = []
-    for text in texts:
-        keys.append(text)
-        if text.lstrip("-").isdigit():
-            keys.append(int(text))
-    return keys
+    """Each key as typed, plus the integer for a whole number (`reads.key_forms`, as `get`)."""
+    return [key for text in texts for key in reads.key_forms(text)]
 
 
 async def listing(postgres: Postgres, args: argparse.Namespace) -> int:
