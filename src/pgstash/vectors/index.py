@@ -283,16 +283,18 @@ class PostgresVectorIndex:
         try:
             return self._tables[model, table]
         except (KeyError, TypeError):  # not yet (or not hashable): VectorTable.of checks, makes, remembers
-            pass
-        own = (self.postgres, self.converter, self.embedding, self.image_embedding)
+            own = (self.postgres, self.converter, self.embedding, self.image_embedding)
         return VectorTable.of(self._tables, model, table, *own)
 
     def _search(self, model: type, table: str | None, *asked: Any, scores: bool = True) -> Awaitable[Any]:
-        """A search call on its table, its arguments (`asked`: `settings.CALL_FIELDS`) checked
-        with this index's search settings (`settings.INDEX_FIELDS`) by `search_options` (the
-        search itself awaited by the caller: one coroutine less); models alone unless `scores`."""
+        """A search call on its table: by its `Ready` (the default flow, planned once), else its arguments
+        (`asked`: `settings.CALL_FIELDS`) checked with the index's settings (`settings.INDEX_FIELDS`)
+        by `search_options`. Awaited by the caller (a coroutine less); models alone unless `scores`."""
         vectors = self._table(model, table)
+        ready = vector_search.ready(vectors, asked)  # the default flow, planned once
+        if ready is not None:
+            return ready.run(asked[1], scores)
         own = (self.mmr_multiplier, self.mmr_diversity, self.text_timeout, self.max_query_terms)
         options = settings.search_options(asked, (*own, self.max_query_characters))
-        run = vector_search.search if options.mode == "vector" else text_search.search
+        run = vector_search.run if options.mode == "vector" else text_search.search
         return run(vectors, options, scores)

@@ -45,6 +45,8 @@ class VectorTable:
     converter: cattrs.Converter
     embedding: TextEmbedding | None = None
     image_embedding: ImageEmbedding | None = None
+    # the default flow's searches planned once, by limit (`search/vector.py`, `Ready`)
+    ready: dict[int, Any] = attrs.field(factory=dict, init=False, eq=False, hash=False, repr=False)
     _required: _Required = attrs.field(
         default=attrs.Factory(lambda table: _Required(table), takes_self=True),
         init=False, eq=False, hash=False, repr=False,

@@ -34,7 +34,7 @@ from pgstash.sql.templates import SlotValue
 from pgstash.vectors.facts import TableFacts
 from pgstash.vectors.search import plans
 
-__all__ = ["Search", "exactly", "nearest", "rolled_back", "scan_settings_for"]
+__all__ = ["Search", "exactly", "nearest", "rolled_back", "route", "scan_settings_for"]
 
 HNSW_DEFAULT_EF_SEARCH = 40  # an HNSW scan without iterative scans yields at most ef_search rows
 # A filtered iterative HNSW scan visits at most this many tuples per candidate asked for: a filter
@@ -94,6 +94,30 @@ def scan_settings_for(
     return {"iterative": int(iterative), "ef_search": ef_search, "probes": probes, "max_scan_tuples": bound}
 
 
+def route(
+    facts: TableFacts,
+    candidates: int,
+    filtered: bool,
+    ef_search: int | None,
+    probes: int | None,
+    pooled: bool,
+) -> tuple[str, dict[str, int | None] | None]:
+    """How `nearest` runs a search on a table in the state `facts` describe: `("exact", tuned)`
+    on a table without an ANN index (the search is exact: one statement, with the caller's
+    ef_search / probes when given, should an index have been built since the facts were read:
+    a given probes= never silently drops); `("exactly", None)`: the exact plan from the start
+    (pgvector before 0.8, no iterative scans, and a search that could come back short);
+    `("scan", settings)`: the index scan with `settings` set inside it (`scan_settings_for`,
+    None: nothing to set), run again exactly when it found fewer candidates than asked."""
+    if not facts.methods and not facts.quantized:
+        tuned = {"ef_search": ef_search, "probes": probes}
+        return "exact", tuned if any(tuned.values()) else None
+    demanding = filtered or "ivfflat" in facts.methods or candidates > HNSW_DEFAULT_EF_SEARCH
+    if demanding and not facts.iterative:
+        return "exactly", None
+    return "scan", scan_settings_for(facts, candidates, filtered, ef_search, probes, pooled=pooled)
+
+
 async def nearest(
     postgres: Postgres,
     facts: TableFacts,
@@ -105,8 +129,8 @@ async def nearest(
     *,
     contained: bool = False,
 ) -> list[asyncpg.Record]:
-    """Runs the search in one statement, its per-call settings (`scan_settings_for`) set inside
-    it; inside a caller's transaction those settings would outlast the statement, so there it runs
+    """Runs the search (by its `route`) in one statement, its per-call settings set inside it;
+    inside a caller's transaction those settings would outlast the statement, so there it runs
     in a savepoint that is rolled back (not when `contained`: the caller runs it in a transaction
     of its own that is rolled back after it, as a text search's timeout is). When the
     approximate scan found fewer candidates than asked (a filter the bounded HNSW walk did not
@@ -114,20 +138,16 @@ async def nearest(
     exactly, so it returns `limit` rows whenever that many rows match. Without an ANN index the
     search is exact and one statement; with pgvector before 0.8 (no iterative scans) a search
     that could come back short starts exact."""
-    if not facts.methods and not facts.quantized:
-        # exact; the caller's ef_search / probes still go with it, should an index have been built
-        # (by another pool) since these facts were read: a given probes= never silently drops
-        tuned = {"ef_search": ef_search, "probes": probes}
-        return await _run(postgres, search, tuned if any(tuned.values()) else None, contained)
-    demanding = filtered or "ivfflat" in facts.methods or candidates > HNSW_DEFAULT_EF_SEARCH
-    if demanding and not facts.iterative:
-        return await exactly(postgres, search)
     pooled = postgres.lifecycle.pooling.statement_settings  # behind a pooler: nothing set at connect
-    settings = scan_settings_for(facts, candidates, filtered, ef_search, probes, pooled=pooled)
+    way, settings = route(facts, candidates, filtered, ef_search, probes, pooled)
+    if way == "exactly":
+        return await exactly(postgres, search)
     if settings is None:  # nothing set inside it: one statement, in or out of a transaction
         rows: list[asyncpg.Record] = await postgres.run_statement(search.statement())
     else:
         rows = await _run(postgres, search, settings, contained)
+    if way == "exact":
+        return rows
     if search.counted:
         found = rows[0]["found"] if rows else 0
     else:

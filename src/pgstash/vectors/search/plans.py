@@ -26,20 +26,20 @@ from pgstash.sql.templates import SlotValue
 from pgstash.vectors.gate import GATE_SETTINGS, gate, gate_shape, gate_values
 from pgstash.vectors.shapes import Marker
 
-__all__ = ["statement"]
+__all__ = ["Plan", "shaped", "statement"]
 
 _VALUE, _REQUIRED, _GATE = 0, 1, 2  # where a `$n` comes from: a named value, the requirements, the gate
 _MOST_PLANS = 4096
 
 
-def _named(plan: _Plan) -> Callable[[Mapping[str, Any]], tuple[Any, ...]] | None:
+def _named(plan: Plan) -> Callable[[Mapping[str, Any]], tuple[Any, ...]] | None:
     if len(plan.sources) < 2 or any(source != _VALUE for source, _ in plan.sources):
         return None
     return operator.itemgetter(*(key for _, key in plan.sources))
 
 
 @attrs.frozen(slots=True)
-class _Plan:
+class Plan:
     """One composed shape: the statement's name, kind, text and route, and each `$n`'s source."""
 
     name: str
@@ -64,7 +64,7 @@ class _Plan:
         return checked(self.name, self.kind, self.sql, args, self.read)
 
 
-_PLANS: dict[tuple[Any, ...], _Plan] = {}
+_PLANS: dict[tuple[Any, ...], Plan] = {}
 
 
 def statement(
@@ -77,10 +77,21 @@ def statement(
     """`template` composed with `slots` (those it has), `requirements` at its `{requirements}`
     point (inside the scan gate with `settings` when given) and the `values` it takes, as
     `compose` would: composed once per shape, bound every call."""
-    required = requirements.args
+    plan = shaped(template, slots, requirements, values, settings)
+    return plan.bind(values, requirements.args, None if settings is None else gate_values(settings))
+
+
+def shaped(
+    template: Query,
+    slots: Mapping[str, SlotValue],
+    requirements: Fragment,
+    values: Mapping[str, Any],
+    settings: Mapping[str, int | None] | None,
+) -> Plan:
+    """The plan of `statement`'s shape (composed the first time): its `bind` makes the statement."""
     shape = None if settings is None else gate_shape(settings)
     key = (
-        template.name, tuple(slots.items()), requirements.sql, len(required), tuple(values),
+        template.name, tuple(slots.items()), requirements.sql, len(requirements.args), tuple(values),
         None if shape is None else shape.name,
     )  # fmt: skip
     plan = _PLANS.get(key)
@@ -89,7 +100,7 @@ def statement(
         if len(_PLANS) >= _MOST_PLANS:
             _PLANS.clear()
         _PLANS[key] = plan
-    return plan.bind(values, required, None if settings is None else gate_values(settings))
+    return plan
 
 
 def _plan(
@@ -98,7 +109,7 @@ def _plan(
     requirements: Fragment,
     values: Mapping[str, Any],
     shape: Query | None,
-) -> _Plan:
+) -> Plan:
     places = range(len(requirements.args))
     marked = Fragment(requirements.sql, [Marker(_REQUIRED, place) for place in places])
     if shape is not None:  # the gate that sets the call's settings (`gate_shape`)
@@ -110,4 +121,4 @@ def _plan(
         **{name: Marker(_VALUE, name) for name in values if name in template.parameters},
     )
     sources = tuple((marker.source, marker.key) for marker in composed.args)
-    return _Plan(composed.name, composed.kind, composed.sql, composed.read, sources)
+    return Plan(composed.name, composed.kind, composed.sql, composed.read, sources)
