@@ -155,30 +155,28 @@ class Recorded:
         """Statements plus BEGIN and ROLLBACK (pgstash sends no pool reset after its own SQL)."""
         return len(self.statements) + (2 if self.transaction else 0)
 
-    async def replay(self, connection: Any) -> Any:
-        """Runs the statements again; returns the last one's result (its rows, for a fetch)."""
-        result = None
+    async def replay(self, connection: Any) -> None:
         if not self.transaction:
             for statement in self.statements:
-                result = await _send(connection, statement)
-            return result
+                await _send(connection, statement)
+            return
         transaction = connection.transaction()
         await transaction.start()
         try:
             for statement in self.statements:
-                result = await _send(connection, statement)
+                await _send(connection, statement)
         finally:
             await transaction.rollback()
-        return result
 
 
-async def _send(connection: Any, statement: Statement) -> Any:
+async def _send(connection: Any, statement: Statement) -> None:
     """What pgstash's driver runs for `statement`, by its kind (a connection or a pool's proxy)."""
     sql, args = statement.sql, statement.args
     if statement.kind == "execute_many":
-        return await connection.executemany(sql, args)
+        await connection.executemany(sql, args)
+        return
     method = {"fetch": "fetch", "fetch_one": "fetchrow", "fetch_value": "fetchval", "execute": "execute"}
-    return await getattr(connection, method[statement.kind])(sql, *args)
+    await getattr(connection, method[statement.kind])(sql, *args)
 
 
 @contextlib.contextmanager
@@ -243,13 +241,10 @@ async def noop_reset(connection: asyncpg.Connection) -> None:
 
 @attrs.frozen
 class Raw:
-    """Raw asyncpg: a pool of pgstash's size with a no-op reset, one pinned connection, and a
-    second pool like the first (`versus_raw`'s raw caller that builds models: a backend of its own,
-    as each side has)."""
+    """Raw asyncpg: a pool of pgstash's size with a no-op reset, and one pinned connection."""
 
     pool: asyncpg.Pool
     pinned: asyncpg.Connection
-    spare: asyncpg.Pool
 
 
 @contextlib.asynccontextmanager
@@ -270,16 +265,14 @@ async def raw_asyncpg(dsn: str, postgres: Postgres, *, max_size: int) -> AsyncIt
                 await connection.execute("SELECT set_config($1, $2, false)", row["name"], wanted[row["name"]])
 
     pool = await asyncpg.create_pool(dsn, min_size=1, max_size=max_size, init=init, reset=noop_reset)
-    spare = await asyncpg.create_pool(dsn, min_size=1, max_size=max_size, init=init, reset=noop_reset)
     try:
         pinned = await asyncpg.connect(dsn)
         try:
             await init(pinned)
-            yield Raw(pool, pinned, spare)
+            yield Raw(pool, pinned)
         finally:
             await pinned.close()
     finally:
-        await spare.close()
         await pool.close()
 
 
@@ -307,16 +300,10 @@ async def versus_raw(
     *,
     goal: float | None = None,
     trips: str | None = None,
-    built: Callable[[Any], object] | None = None,
 ) -> Result:
     """pgstash's `call` against its recorded statements replayed by raw asyncpg through the pool
     and on the pinned connection, interleaved. The note says the round trips per call (`trips`
-    where counted on the wire, else counted from the recording) and the goal met or missed.
-    `built`: what a raw caller does with the rows to return what `call` returns (the models):
-    timed apart, after, as raw's replay through its second pool and `built` of its rows, against
-    the pool's replay and `call`, interleaved the same way (three calls, each on a backend of its
-    own, as above: a call run more often than the others finds its backend warmer); the note
-    gives it."""
+    where counted on the wire, else counted from the recording) and the goal met or missed."""
     recorded = await record(postgres, call)
 
     async def pooled() -> None:
@@ -332,17 +319,6 @@ async def versus_raw(
     parts = [trips or f"{recorded.round_trips} round trip(s) per call, each side"]
     if goal is not None:
         parts.append(verdict(our_stats.p50 / pool_stats.p50, goal))
-    if built is not None:
-
-        async def building() -> None:
-            async with raw.spare.acquire() as connection:
-                built(await recorded.replay(connection))
-
-        plain, models, ours = await alternating((pooled, building, call), rounds)
-        parts.append(
-            f"raw building the same models from its rows (the converter's hook on each payload) "
-            f"{models.p50 / plain.p50:.2f}x of raw, pgstash {ours.p50 / models.p50:.2f}x of that"
-        )
     if note:
         parts.append(note)
     return Result(store, workload, pool_stats, our_stats, "; ".join(parts), pinned_stats)

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
 
 import attrs
 import numpy as np
@@ -147,11 +146,6 @@ async def searches(
             Chunk, query=query, limit=10, requirements=requirements, rerank=rerank, table=HNSW
         )
 
-    hook = index.converter.get_structure_hook(Chunk)
-
-    def models(rows: list[Any]) -> list[Chunk]:  # what search returns, as a raw caller makes it
-        return [hook(row["payload"], Chunk) for row in rows if row["payload"] is not None]
-
     results = [
         await versus_raw(
             postgres,
@@ -161,9 +155,7 @@ async def searches(
             lambda: index.search(Chunk, query=query, limit=10, table=EXACT),
             exact_rounds,
         ),
-        await versus_raw(
-            postgres, raw, STORE, f"search HNSW top-10 {size}", hnsw(), scale.rounds, goal=GOAL, built=models
-        ),
+        await versus_raw(postgres, raw, STORE, f"search HNSW top-10 {size}", hnsw(), scale.rounds, goal=GOAL),
     ]
     for label, requirement, kept in selective(count):
 

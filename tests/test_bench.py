@@ -227,3 +227,17 @@ def test_the_hybrid_benchmark_runs_at_tiny_scale(tiny: TinyBench) -> None:
         if result.workload.startswith(("text", "hybrid")):
             assert "the goal <= 1.1x of the raw pool" in result.note, result.note
     assert markdown(results).count("| hybrid |") == len(results)
+
+
+def test_the_split_benchmark_runs_each_layer_against_the_same_raw_replay(tiny: TinyBench) -> None:
+    """`bench.split`: the HNSW top-10 search in three layers, each against raw asyncpg replaying
+    the statement the search sends (one turn in `make bench`)."""
+    results = tiny.results["split"]
+    assert [result.workload for result in results] == [
+        "HNSW top-10 (500): statement",
+        "HNSW top-10 (500): models",
+        "HNSW top-10 (500): search",
+    ]
+    for result in results:
+        assert result.raw is not None and result.pinned is not None and result.pgstash.p50 > 0
+        assert result.note.startswith("1 turn(s): ") and "gap over raw p50 median" in result.note
