@@ -8,8 +8,9 @@ the pinned connection's, the call; rotated every round), several turns, the laye
   returns the models (raw asyncpg included) must add to the replay;
 - `search`: `PostgresVectorIndex.search` itself (options, table facts, query check, plan, models).
 
-One turn of one layer is one `versus_raw`, so its ratio carries that turn's machine noise; the
-median over turns is what the split reads. The gap column is microseconds over raw, p50.
+One turn of one layer is one `versus_raw` of `scale.call_rounds` rounds (2,000), so its ratio
+carries that turn's machine noise; the median over turns is what the split reads, and the note
+gives the gap over raw at p50 in microseconds.
 
 Run: `.venv/bin/python -m bench.split [--turns N]` (embedded server in a temporary folder), or
 `python -m bench --only split` with the rest (one turn there).
@@ -28,7 +29,6 @@ from pgstash import PostgresVectorIndex
 
 STORE = "split"
 TURNS = 5
-ROUNDS = 2_000  # per turn and layer (the tiny scale's own rounds there): 300 leave a turn at +-10%
 
 
 async def run(dsn: str, scale: Scale, turns: int = 1) -> list[Result]:
@@ -58,10 +58,9 @@ async def run(dsn: str, scale: Scale, turns: int = 1) -> list[Result]:
                 "search": search,
             }
             seen: dict[str, list[Result]] = {name: [] for name in layers}
-            rounds = scale.rounds if scale.name == "tiny" else max(scale.rounds, ROUNDS)
             for _ in range(turns):
                 for name, call in layers.items():
-                    seen[name].append(await versus_raw(postgres, raw, STORE, name, call, rounds))
+                    seen[name].append(await versus_raw(postgres, raw, STORE, name, call, scale.call_rounds))
         finally:
             await postgres.execute(f"DROP TABLE IF EXISTS {HNSW}, {EXACT}")
     return [_median(name, found, count) for name, found in seen.items()]

@@ -155,7 +155,9 @@ async def searches(
             lambda: index.search(Chunk, query=query, limit=10, table=EXACT),
             exact_rounds,
         ),
-        await versus_raw(postgres, raw, STORE, f"search HNSW top-10 {size}", hnsw(), scale.rounds, goal=GOAL),
+        await versus_raw(
+            postgres, raw, STORE, f"search HNSW top-10 {size}", hnsw(), scale.call_rounds, goal=GOAL
+        ),
     ]
     for label, requirement, kept in selective(count):
 
