@@ -17,6 +17,7 @@ import asyncpg
 import pytest
 
 from pgstash import DatabaseError, Postgres, PostgresConnectionPool, PostgresVectorIndex
+from pgstash.vectors.facts import read_facts
 from pgstash.vectors.write import bulk, tables
 from tests.support.bulk import Chunk, chunks
 from tests.support.cli import pgstash
@@ -132,6 +133,63 @@ async def test_a_running_load_is_not_repaired_and_create_table_or_build_index_re
             await index.build_index(Chunk)
         assert await ann_indexes(postgres) == [("chunk_embedding_idx", True)], repair
         assert await comment(postgres) is None, repair
+
+
+async def _lock_seen(postgres: Postgres, granted: bool) -> None:
+    """Waits until another backend holds (`granted`) or waits for the bulk lock on chunk."""
+    seen = (
+        "SELECT count(*) FROM pg_locks WHERE relation = 'chunk'::regclass "
+        "AND mode = 'ShareUpdateExclusiveLock' AND granted = $1 AND pid <> pg_backend_pid()"
+    )
+    for _ in range(6000):
+        if await postgres.fetch_value(seen, granted):
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"no backend {'held' if granted else 'waited for'} the bulk lock in 60 s")
+
+
+async def test_a_repair_meeting_a_live_load_between_its_two_transactions_leaves_one_valid_index(
+    postgres: Postgres, database_dsn: str
+) -> None:
+    """A load between its drop's commit and its load transaction looks like a killed one (the
+    record is there, nobody holds the bulk lock), and another caller's index() repairs then. The
+    repair builds holding the bulk lock, so the load waits for it, then writes into that index:
+    both land, one valid index, no record. (A concurrent build there, once it held the table,
+    waited for the load's snapshot while the load waited for its lock: a deadlock, which left the
+    index invalid or failed the load; eight concurrent loads met it.) A writer's open transaction
+    holds the repair's build while the load comes to wait."""
+    index = PostgresVectorIndex(postgres)
+    await index.create_table(Chunk, dimension=8)
+    vectors = unit_rows(300, 8, seed=12)
+    await index.index(Chunk, values=chunks(300), attribute=lambda c: vectors[c.rank])
+    planned = await bulk.plan(postgres, "chunk", 1_000, 8)  # a batch large next to the table
+    assert planned is not None and await bulk.drop_indexes(postgres, planned)  # its first transaction
+    writer = await asyncpg.connect(database_dsn)
+    try:
+        writing = writer.transaction()
+        await writing.start()
+        await writer.execute("DELETE FROM chunk WHERE payload->>'identifier' = 'c1'")
+        async with PostgresConnectionPool.of(database_dsn) as other:
+            repairing = asyncio.ensure_future(bulk.repair(other, "chunk", await read_facts(other, "chunk")))
+            await _lock_seen(postgres, granted=True)  # the repair holds the table, its build waits
+
+            async def load() -> None:  # the load's second transaction: the bulk lock, its rows
+                async with bulk.rebuilt(other, planned) as written:
+                    copied = "INSERT INTO chunk (embedding, payload, meta) SELECT embedding, payload, meta "
+                    await other.execute(copied + "FROM chunk")
+                    written.rows += 300
+
+            loading = asyncio.ensure_future(load())
+            await _lock_seen(postgres, granted=False)  # the load waits for the bulk lock
+            await writing.rollback()
+            assert await repairing is True
+            await loading
+    finally:
+        await writer.close()
+    assert await ann_indexes(postgres) == [("chunk_embedding_idx", True)]
+    assert await comment(postgres) is None
+    assert await postgres.fetch_value("SELECT count(*) FROM chunk") == 600
+    assert len(await index.search(Chunk, query=vectors[7], limit=5)) == 5
 
 
 # -- item 5: an invalid index of the standard name ---------------------------------------------

@@ -40,7 +40,7 @@ from pgstash.jsonvalue import dumps_json
 from pgstash.sql import names
 from pgstash.sql.composer import compose
 from pgstash.sql.templates import Constant, SlotValue
-from pgstash.vectors.facts import TableFacts, index_name
+from pgstash.vectors.facts import TableFacts, index_name, read_facts, tables
 from pgstash.vectors.write.builds import AnnIndex, BuildProgress, ann_indexes, build_settings, lists_for
 
 __all__ = [
@@ -161,7 +161,7 @@ async def rebuilt(postgres: Postgres, load: Load) -> AsyncIterator[Written]:
     rows, adding them to the yielded `Written`), then the build settings, each index built from
     the data, and the table's comment (the drop's record, or create_table's IVFFlat note)
     cleared; commit. On any failure the rows are rolled back and the dropped indexes built again
-    concurrently before the error goes on."""
+    (`_restore`) before the error goes on."""
     written = Written()
     try:
         opclass = load.builds[0].opclass if load.builds else "vector_cosine_ops"
@@ -183,15 +183,15 @@ async def rebuilt(postgres: Postgres, load: Load) -> AsyncIterator[Written]:
 
 
 async def _restore(postgres: Postgres, table: str, indexes: tuple[AnnIndex, ...], rows: int) -> bool:
-    """The indexes as they were, built concurrently on a fresh connection, then the drop's record
-    cleared. If that fails (the server is gone), the table stays without them, searched exactly,
-    its comment still recording them for `repair`; the load's own error is what is raised."""
+    """After a failed load: the bulk lock (waited for, as a load waits), then the indexes as they
+    were (`_rebuild`). If that fails (the server is gone), the table stays without them, searched
+    exactly, its comment still recording them for `repair`; the load's own error is what is raised."""
     if not indexes:
         return True
     try:
-        for index in indexes:
-            await postgres.run_statement(index.build(table, rows, concurrently=True))
-        await postgres.run_statement(compose(names.vectors_comment_clear, slots={"table": table}))
+        async with postgres.transaction():
+            await _bulk_lock(postgres, table)
+            return await _rebuild(postgres, table, indexes)
     except (PgstashError, OSError) as error:
         logger.warning(
             "vector table %s: its ANN index was not rebuilt after a failed load (%s); searches are "
@@ -200,38 +200,56 @@ async def _restore(postgres: Postgres, table: str, indexes: tuple[AnnIndex, ...]
             error,
         )
         return False
+
+
+async def _rebuild(postgres: Postgres, table: str, indexes: tuple[AnnIndex, ...]) -> bool:
+    """Inside a transaction holding the bulk lock: the dropped `indexes` built again from the rows
+    and the drop's record cleared, if the table, read again under the lock, still records them and
+    has no ANN index pgstash could rebuild (a load that committed meanwhile cleared the record,
+    `build_index` built one: never two). Built in the transaction, not concurrently: a concurrent
+    build waits for every older transaction, and a load waiting for the bulk lock is one, which
+    waits for the build's lock in turn (a deadlock, which left the index invalid); here a load
+    waits for the commit instead, then writes into the index this built. Writers wait for the
+    build, readers do not. An invalid index of the name (a concurrent build cut short) is dropped
+    first, which keeps readers out until the commit. Whether it built."""
+    now = await read_facts(postgres, table)  # the record and the indexes as they are, under the lock
+    if not dropped_of(now.comment):
+        return False
+    found = await ann_indexes(postgres, table, 1 << 62)
+    if any(index.rebuildable for index in found.indexes):
+        await postgres.run_statement(compose(names.vectors_comment_clear, slots={"table": table}))
+        return False
+    for index in indexes:
+        if index.name in now.invalid_indexes:  # a concurrent build of its name was cut short
+            await postgres.run_statement(compose(names.vectors_drop_index, slots={"index": index.name}))
+        await postgres.run_statement(index.build(table, found.rows, concurrently=False))
+    await postgres.run_statement(compose(names.vectors_comment_clear, slots={"table": table}))
+    tables(postgres).pop(table, None)  # the facts read above lack the index: read them again
     return True
 
 
 async def repair(postgres: Postgres, table: str, facts: TableFacts) -> bool:
-    """Builds again (concurrently) the ANN indexes the table's comment records as dropped by a
-    bulk load that never committed, then clears the record. Nothing while a load holds the bulk
-    lock (its commit clears the record), inside a transaction, or without one. Whether it built."""
+    """Builds again the ANN indexes the table's comment records as dropped by a bulk load that
+    never committed, then clears the record (`_rebuild`, holding the bulk lock). Nothing while a
+    load holds the bulk lock (its commit clears the record), inside a transaction, or without
+    one. Whether it built."""
     dropped = dropped_of(facts.comment)
     if not dropped or postgres.in_transaction:
         return False
     try:
         async with postgres.transaction():
             await postgres.run_statement(compose(names.vectors_bulk_lock_nowait, slots={"table": table}))
+            logger.warning(
+                "vector table %s: a bulk load that never committed left it without its ANN index (%s); "
+                "building it again",
+                table,
+                ", ".join(index.name for index in dropped),
+            )
+            return await _rebuild(postgres, table, dropped)
     except DatabaseError as error:
         if error.sqlstate == "55P03":
             return False  # a load (or VACUUM, or a concurrent build) holds the table: not now
         raise
-    found = await ann_indexes(postgres, table, 1 << 62)
-    if any(index.rebuildable for index in found.indexes):  # built meanwhile (build_index): never two
-        await postgres.run_statement(compose(names.vectors_comment_clear, slots={"table": table}))
-        return False
-    logger.warning(
-        "vector table %s: a bulk load that never committed left it without its ANN index (%s); "
-        "building it again concurrently",
-        table,
-        ", ".join(index.name for index in dropped),
-    )
-    drop = names.vectors_drop_index_concurrently
-    for index in dropped:
-        if index.name in facts.invalid_indexes:  # a concurrent build that was cut short
-            await postgres.run_statement(compose(drop, slots={"index": index.name}))
-    return await _restore(postgres, table, dropped, found.rows)
 
 
 async def ingest(
