@@ -169,13 +169,13 @@ class Ready:
         facts = table.remembered()
         if facts is not None and facts is not self.facts:
             self._plan(facts)
-        plan = self.plan
+        plan, approximate = self.plan, self.approximate  # another call may plan again meanwhile
         if vector is None or facts is None or plan is None:
             return await search(table, attrs.evolve(self.options, query=query), scores)
         values = {**self.values, "query_vector": _stored(table, facts, vector)}
         with table.required():
             rows: list[asyncpg.Record] = await postgres.run_statement(plan.bind(values, (), None))
-            if self.approximate and len(rows) < self.options.limit:  # short: exactly, as `nearest`
+            if approximate and len(rows) < self.options.limit:  # short: exactly, as `nearest`
                 found, _ = _search(table, self.options, facts, EVERYTHING, values["query_vector"])
                 rows = await planning.exactly(postgres, found)
         return _read(table, rows, scores)
