@@ -178,21 +178,73 @@ async def rebuilt(postgres: Postgres, load: Load) -> AsyncIterator[Written]:
                 await postgres.run_statement(build)
             await postgres.run_statement(compose(names.vectors_comment_clear, slots={"table": load.table}))
     except BaseException:
-        await _restore(postgres, load.table, load.drops, load.rows)
+        await _restore(postgres, load.table, load.drops)
         raise
 
 
-async def _restore(postgres: Postgres, table: str, indexes: tuple[AnnIndex, ...], rows: int) -> bool:
-    """After a failed load: the bulk lock (waited for, as a load waits), then the indexes as they
-    were (`_rebuild`). If that fails (the server is gone), the table stays without them, searched
+async def _restore(postgres: Postgres, table: str, indexes: tuple[AnnIndex, ...]) -> bool:
+    """After a failed load: the indexes as they were (`_rebuild`, waiting for the bulk lock as a
+    load waits). If that fails (the server is gone), the table stays without them, searched
     exactly, its comment still recording them for `repair`; the load's own error is what is raised."""
-    if not indexes:
-        return True
+    return not indexes or await _rebuild(postgres, table, indexes, repairing=False)
+
+
+async def repair(postgres: Postgres, table: str, facts: TableFacts) -> bool:
+    """Builds again the ANN indexes the table's comment records as dropped by a bulk load that
+    never committed, then clears the record (`_rebuild`). Nothing while a load holds the bulk lock
+    (its commit clears the record), inside a transaction, or without one. Whether it built."""
+    dropped = dropped_of(facts.comment)
+    if not dropped or postgres.in_transaction:
+        return False
+    return await _rebuild(postgres, table, dropped, repairing=True)
+
+
+async def _rebuild(postgres: Postgres, table: str, indexes: tuple[AnnIndex, ...], *, repairing: bool) -> bool:
+    """In one transaction holding the bulk lock (`repairing`: taken only if free, else nothing is
+    done; else waited for): the dropped `indexes` built again from the rows and the drop's record
+    cleared, if the table, read again under the lock, still records them and has no ANN index
+    pgstash could rebuild (a load that committed meanwhile cleared the record, `build_index` built
+    one: never two). Built in the transaction, not concurrently: a concurrent build waits for
+    every older transaction, and a load waiting for the bulk lock is one, which waits for the
+    build's lock in turn (a deadlock, which left the index invalid); here a load waits for the
+    commit instead, then writes into the index this built. Writers wait for the build, readers do
+    not. An invalid index of the name (a concurrent build cut short) is dropped first, which keeps
+    readers out until the commit. A failure once the lock is held is logged, not raised. Whether
+    it built."""
+    locked = False
+    clear = compose(names.vectors_comment_clear, slots={"table": table})
     try:
         async with postgres.transaction():
-            await _bulk_lock(postgres, table)
-            return await _rebuild(postgres, table, indexes)
+            if repairing:
+                await postgres.run_statement(compose(names.vectors_bulk_lock_nowait, slots={"table": table}))
+            else:
+                await _bulk_lock(postgres, table)
+            locked = True
+            now = await read_facts(postgres, table)  # the record and the indexes as they are, under the lock
+            if not dropped_of(now.comment):
+                return False
+            found = await ann_indexes(postgres, table, 1 << 62)
+            if any(index.rebuildable for index in found.indexes):
+                await postgres.run_statement(clear)
+                return False
+            if repairing:
+                logger.warning(
+                    "vector table %s: a bulk load that never committed left it without its ANN index "
+                    "(%s); building it again",
+                    table,
+                    ", ".join(index.name for index in indexes),
+                )
+            for index in indexes:
+                if index.name in now.invalid_indexes:  # a concurrent build of its name was cut short
+                    drop = compose(names.vectors_drop_index, slots={"index": index.name})
+                    await postgres.run_statement(drop)
+                await postgres.run_statement(index.build(table, found.rows, concurrently=False))
+            await postgres.run_statement(clear)
     except (PgstashError, OSError) as error:
+        if repairing and not locked:
+            if isinstance(error, DatabaseError) and error.sqlstate == "55P03":
+                return False  # a load (or VACUUM, or a concurrent build) holds the table: not now
+            raise
         logger.warning(
             "vector table %s: its ANN index was not rebuilt after a failed load (%s); searches are "
             "exact until the next index(), create_table or build_index rebuilds it",
@@ -200,56 +252,8 @@ async def _restore(postgres: Postgres, table: str, indexes: tuple[AnnIndex, ...]
             error,
         )
         return False
-
-
-async def _rebuild(postgres: Postgres, table: str, indexes: tuple[AnnIndex, ...]) -> bool:
-    """Inside a transaction holding the bulk lock: the dropped `indexes` built again from the rows
-    and the drop's record cleared, if the table, read again under the lock, still records them and
-    has no ANN index pgstash could rebuild (a load that committed meanwhile cleared the record,
-    `build_index` built one: never two). Built in the transaction, not concurrently: a concurrent
-    build waits for every older transaction, and a load waiting for the bulk lock is one, which
-    waits for the build's lock in turn (a deadlock, which left the index invalid); here a load
-    waits for the commit instead, then writes into the index this built. Writers wait for the
-    build, readers do not. An invalid index of the name (a concurrent build cut short) is dropped
-    first, which keeps readers out until the commit. Whether it built."""
-    now = await read_facts(postgres, table)  # the record and the indexes as they are, under the lock
-    if not dropped_of(now.comment):
-        return False
-    found = await ann_indexes(postgres, table, 1 << 62)
-    if any(index.rebuildable for index in found.indexes):
-        await postgres.run_statement(compose(names.vectors_comment_clear, slots={"table": table}))
-        return False
-    for index in indexes:
-        if index.name in now.invalid_indexes:  # a concurrent build of its name was cut short
-            await postgres.run_statement(compose(names.vectors_drop_index, slots={"index": index.name}))
-        await postgres.run_statement(index.build(table, found.rows, concurrently=False))
-    await postgres.run_statement(compose(names.vectors_comment_clear, slots={"table": table}))
     tables(postgres).pop(table, None)  # the facts read above lack the index: read them again
     return True
-
-
-async def repair(postgres: Postgres, table: str, facts: TableFacts) -> bool:
-    """Builds again the ANN indexes the table's comment records as dropped by a bulk load that
-    never committed, then clears the record (`_rebuild`, holding the bulk lock). Nothing while a
-    load holds the bulk lock (its commit clears the record), inside a transaction, or without
-    one. Whether it built."""
-    dropped = dropped_of(facts.comment)
-    if not dropped or postgres.in_transaction:
-        return False
-    try:
-        async with postgres.transaction():
-            await postgres.run_statement(compose(names.vectors_bulk_lock_nowait, slots={"table": table}))
-            logger.warning(
-                "vector table %s: a bulk load that never committed left it without its ANN index (%s); "
-                "building it again",
-                table,
-                ", ".join(index.name for index in dropped),
-            )
-            return await _rebuild(postgres, table, dropped)
-    except DatabaseError as error:
-        if error.sqlstate == "55P03":
-            return False  # a load (or VACUUM, or a concurrent build) holds the table: not now
-        raise
 
 
 async def ingest(
